@@ -1,0 +1,39 @@
+// CPU implementation of the backend ops. Kernels for the per-type dot products live in
+// quants*.cpp; this layer splits work across the thread pool and owns scratch memory
+// (grown on demand, reused across calls, so the per-token path does not allocate).
+#pragma once
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/thread_pool.h"
+
+namespace tessera::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int n_threads);
+  const char* name() const override { return "cpu"; }
+  int n_threads() const { return pool_.n_threads(); }
+
+  float* alloc(int64_t n_floats) override;
+  void free_buffer(float* p) override;
+
+  void get_rows(const Tensor& emb, const int32_t* ids, int n, float* out) override;
+  void matmul(const Tensor& w, const float* x, float* y, int n, const Tensor* bias) override;
+  void rms_norm(const float* x, const float* weight, float* y, int n, int d, float eps) override;
+  void rope(float* x, int n, int n_head, int head_dim, const int32_t* pos,
+            const RopeParams& p) override;
+  void silu_mul(float* gate, const float* up, int n, int d) override;
+  void add(float* x, const float* y, int n, int d) override;
+  void store_kv(const KVLayer& kv, const float* k, const float* v, int kv_dim,
+                const AttentionBatch& b) override;
+  void attention(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
+                 int head_dim, float scale, const AttentionBatch& b) override;
+
+ private:
+  ThreadPool pool_;
+  std::vector<uint8_t> xq_;                  // activations in the weight's vec dot type
+  std::vector<std::vector<float>> scratch_;  // per-thread attention scores
+};
+
+}  // namespace tessera::cpu

@@ -1,0 +1,61 @@
+// Architecture registry: general.architecture -> the builder of its family.
+#include "models/model.h"
+
+#include <functional>
+#include <map>
+
+#include "core/error.h"
+#include "loader/gguf.h"
+#include "models/llama.h"
+
+namespace tessera {
+
+namespace {
+
+using Builder = std::function<std::unique_ptr<Model>(std::unique_ptr<gguf::File>,
+                                                     const std::string&, const ModelOptions&)>;
+
+const std::map<std::string, Builder>& registry() {
+  static const std::map<std::string, Builder> r = {
+      {"llama", make_llama_model},
+      {"mistral", make_llama_model},
+      {"qwen2", make_llama_model},
+  };
+  return r;
+}
+
+}  // namespace
+
+std::vector<std::string> supported_architectures() {
+  std::vector<std::string> v;
+  for (const auto& [name, _] : registry()) v.push_back(name);
+  return v;
+}
+
+std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& opts) {
+  std::unique_ptr<gguf::File> f = gguf::File::open(path);
+  const std::string arch = f->get_string("general.architecture").value_or("");
+  if (arch.empty()) throw Error(path + ": missing general.architecture");
+  auto it = registry().find(arch);
+  if (it == registry().end()) {
+    std::string known;
+    for (const auto& n : supported_architectures()) known += (known.empty() ? "" : ", ") + n;
+    throw Error(path + ": unsupported architecture '" + arch + "' (supported: " + known + ")");
+  }
+  try {
+    return it->second(std::move(f), arch, opts);
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+}
+
+std::unique_ptr<KVCache> Model::make_kv_cache(int n_blocks, int block_size) {
+  return std::make_unique<KVCache>(*backend_, config_.n_layer, config_.kv_dim(), n_blocks,
+                                   block_size);
+}
+
+}  // namespace tessera
+
+namespace tessera {
+Model::~Model() = default;
+}  // namespace tessera

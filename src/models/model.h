@@ -1,0 +1,64 @@
+// A loaded model: weights (views into the GGUF mapping), its tokenizer, and a forward
+// pass over a batch of tokens from one or more sequences.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "kv/kv_cache.h"
+#include "models/config.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tessera {
+namespace gguf {
+class File;
+}
+
+// One forward step. Token i of the batch is tokens[i] at position pos[i] of sequence
+// seq_of[i]; its K/V are written to slots[i] and it attends through block_tables.
+// Logits are produced for the batch rows listed in out_rows, in that order.
+struct ForwardBatch {
+  int n_tokens = 0;
+  const int32_t* tokens = nullptr;
+  const int32_t* pos = nullptr;
+  const int32_t* seq_of = nullptr;
+  const int32_t* slots = nullptr;
+  const int32_t* const* block_tables = nullptr;
+  int n_out = 0;
+  const int32_t* out_rows = nullptr;
+};
+
+struct ModelOptions {
+  int n_threads = 0;  // <= 0: automatic
+};
+
+class Model {
+ public:
+  virtual ~Model();
+  const ModelConfig& config() const { return config_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  Backend& backend() { return *backend_; }
+  const gguf::File& file() const { return *file_; }
+
+  // logits: [batch.n_out, n_vocab]
+  virtual void forward(const ForwardBatch& batch, KVCache& kv, float* logits) = 0;
+  // A KV cache of n_blocks blocks of block_size tokens for this model.
+  std::unique_ptr<KVCache> make_kv_cache(int n_blocks, int block_size);
+
+ protected:
+  ModelConfig config_;
+  std::unique_ptr<gguf::File> file_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Backend> backend_;
+};
+
+// Opens a GGUF file and builds the model for its architecture. Throws tessera::Error
+// for unreadable files, unknown architectures and missing or mis-shaped tensors.
+std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& opts = {});
+
+// Architectures load_model accepts.
+std::vector<std::string> supported_architectures();
+
+}  // namespace tessera

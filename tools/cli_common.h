@@ -1,0 +1,18 @@
+// Shared pieces of the `tessera` subcommands.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace tessera::cli {
+
+// Each subcommand registers its options on `app` and returns the function to run.
+using Runner = std::function<int()>;
+Runner add_run(CLI::App& app);
+Runner add_perplexity(CLI::App& app);
+Runner add_tokenize(CLI::App& app);
+Runner add_info(CLI::App& app);
+
+// Reads a whole file; throws tessera::Error naming the path when it cannot.
+std::string read_file(const std::string& path);
+
+}  // namespace tessera::cli

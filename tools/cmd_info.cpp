@@ -1,0 +1,73 @@
+// tessera info: what a GGUF model file holds.
+#include <cstdio>
+#include <map>
+
+#include "cli_common.h"
+#include "loader/gguf.h"
+#include "models/model.h"
+
+namespace tessera::cli {
+
+namespace {
+
+std::string token_desc(const Tokenizer& tok, int32_t id) {
+  if (id < 0 || id >= tok.n_vocab()) return "none";
+  return std::to_string(id) + " '" + tok.token_text(id) + "'";
+}
+
+}  // namespace
+
+Runner add_info(CLI::App& app) {
+  auto path = std::make_shared<std::string>();
+  app.add_option("-m,--model", *path, "GGUF model file")->required();
+  return [path] {
+    ModelOptions mo;
+    mo.n_threads = 1;
+    auto model = load_model(*path, mo);
+    const ModelConfig& c = model->config();
+    const gguf::File& f = model->file();
+    const Tokenizer& tok = model->tokenizer();
+
+    int64_t n_params = 0;
+    size_t n_bytes = 0;
+    std::map<std::string, int> types;
+    for (const auto& t : f.tensors()) {
+      n_params += t.n_elements();
+      n_bytes += t.n_bytes;
+      ++types[dtype_name(t.type)];
+    }
+    std::printf("file:             %s (GGUF v%u)\n", path->c_str(), f.version());
+    std::printf("name:             %s\n", c.name.c_str());
+    std::printf("architecture:     %s\n", c.arch.c_str());
+    std::printf("parameters:       %lld (%.2f M)\n", static_cast<long long>(n_params),
+                n_params / 1e6);
+    std::printf("tensor data:      %.2f MiB in %zu tensors\n", n_bytes / 1048576.0,
+                f.tensors().size());
+    std::printf("tensor types:    ");
+    for (const auto& [name, count] : types) std::printf(" %s x%d", name.c_str(), count);
+    std::printf("\n");
+    std::printf("context length:   %d\n", c.n_ctx_train);
+    std::printf("layers:           %d\n", c.n_layer);
+    std::printf("embedding:        %d\n", c.n_embd);
+    std::printf("feed-forward:     %d\n", c.n_ff);
+    std::printf("heads:            %d (kv %d, head dim %d)\n", c.n_head, c.n_head_kv, c.head_dim);
+    std::printf("rope:             %s, base %.1f, %d dims, scaling x%.2f\n",
+                c.rope_neox ? "neox" : "normal", c.rope_freq_base, c.n_rot,
+                c.rope_scaling_factor);
+    std::printf("rms norm eps:     %g\n", c.rms_eps);
+    std::printf("tokenizer:        %s%s%s, %d tokens\n", tok.kind(),
+                tok.pre().empty() ? "" : ", pre ", tok.pre().c_str(), tok.n_vocab());
+    std::printf("bos:              %s%s\n", token_desc(tok, tok.bos_id()).c_str(),
+                tok.add_bos() ? " (added)" : "");
+    std::printf("eos:              %s\n", token_desc(tok, tok.eos_id()).c_str());
+    std::printf("eot:              %s\n", token_desc(tok, tok.eot_id()).c_str());
+    std::printf("chat template:    %s\n",
+                f.get_string("tokenizer.chat_template") ? "yes" : "no");
+    std::printf("supported archs: ");
+    for (const auto& a : supported_architectures()) std::printf(" %s", a.c_str());
+    std::printf("\n");
+    return 0;
+  };
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,47 @@
+// tessera perplexity: llama.cpp-compatible perplexity of a text file.
+#include <chrono>
+#include <cstdio>
+
+#include "cli_common.h"
+#include "engine/perplexity.h"
+#include "models/model.h"
+
+namespace tessera::cli {
+
+Runner add_perplexity(CLI::App& app) {
+  struct Opts {
+    std::string model, file;
+    int n_ctx = 512, n_batch = 0, n_threads = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  app.add_option("-m,--model", o->model, "GGUF model file")->required();
+  app.add_option("-f,--file", o->file, "text file")->required();
+  app.add_option("-c,--ctx-size", o->n_ctx, "tokens per chunk")->check(CLI::Range(4, 1 << 20));
+  app.add_option("-b,--batch-size", o->n_batch, "tokens per forward pass (default: ctx size)")
+      ->check(CLI::Range(0, 1 << 20));
+  app.add_option("-t,--threads", o->n_threads, "threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
+  return [o] {
+    ModelOptions mo;
+    mo.n_threads = o->n_threads;
+    auto model = load_model(o->model, mo);
+    const std::string text = read_file(o->file);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<int32_t> tokens = model->tokenizer().encode(text, true, false);
+    std::fprintf(stderr, "tokenized %zu tokens; %zu chunks of %d\n", tokens.size(),
+                 tokens.size() / o->n_ctx, o->n_ctx);
+    PerplexityResult r = compute_perplexity(
+        *model, tokens, o->n_ctx, o->n_batch > 0 ? o->n_batch : o->n_ctx, [](int i, double ppl) {
+          std::printf("[%d]%.4f,", i + 1, ppl);
+          std::fflush(stdout);
+        });
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "%d chunks, %lld tokens scored, %.2f s; estimate %.4f +/- %.5f\n",
+                 r.n_chunks, static_cast<long long>(r.n_scored), secs, r.ppl, r.ppl_stderr);
+    std::printf("\nPPL = %.4f\n", r.ppl);
+    return 0;
+  };
+}
+
+}  // namespace tessera::cli

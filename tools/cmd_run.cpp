@@ -1,0 +1,133 @@
+// tessera run: prompt in, prompt + continuation out.
+#include <chrono>
+#include <cstdio>
+
+#include "cli_common.h"
+#include "core/error.h"
+#include "engine/sequence_runner.h"
+#include "models/model.h"
+#include "sampling/sampler.h"
+#include "tokenizer/utf8.h"
+
+namespace tessera::cli {
+
+namespace {
+
+struct RunOptions {
+  std::string model, prompt, prompt_file;
+  bool has_prompt = false;
+  int n_predict = 128;
+  int n_ctx = 0;
+  int n_batch = 512;
+  int n_threads = 0;
+  bool ignore_eos = false;
+  SamplingParams sp;
+  int64_t seed = -1;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int run(const RunOptions& o) {
+  ModelOptions mo;
+  mo.n_threads = o.n_threads;
+  auto model = load_model(o.model, mo);
+  const Tokenizer& tok = model->tokenizer();
+  const ModelConfig& cfg = model->config();
+
+  std::string prompt = o.prompt;
+  if (!o.prompt_file.empty()) prompt = read_file(o.prompt_file);
+  std::vector<int32_t> tokens;
+  if (o.has_prompt || !o.prompt_file.empty()) {
+    tokens = tok.encode(prompt, /*add_special=*/true, /*parse_special=*/true);
+  }
+  if (tokens.empty()) {
+    if (tok.bos_id() < 0) throw Error("no prompt given and the vocabulary has no BOS token");
+    tokens.push_back(tok.bos_id());
+  }
+  const int n_ctx = o.n_ctx > 0 ? o.n_ctx : std::min(cfg.n_ctx_train, 4096);
+  if (static_cast<int>(tokens.size()) >= n_ctx)
+    throw Error("the prompt has " + std::to_string(tokens.size()) +
+                " tokens, which does not fit the context of " + std::to_string(n_ctx));
+
+  SamplingParams sp = o.sp;
+  if (o.seed >= 0) {
+    sp.seed = static_cast<uint64_t>(o.seed);
+    sp.has_seed = true;
+  }
+  Sampler sampler(sp, cfg.n_vocab);
+  SequenceRunner runner(*model, n_ctx);
+  std::vector<float> logits(cfg.n_vocab);
+
+  std::fputs(prompt.c_str(), stdout);
+  std::fflush(stdout);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  runner.eval(tokens, {static_cast<int32_t>(tokens.size()) - 1}, logits.data(), o.n_batch);
+  const double t_prompt = seconds_since(t0);
+  const size_t n_prompt = tokens.size();
+
+  std::string pending;  // bytes not yet printed (an incomplete UTF-8 sequence)
+  int n_gen = 0;
+  const auto t1 = std::chrono::steady_clock::now();
+  while (n_gen < o.n_predict && runner.n_past() < n_ctx) {
+    const int32_t next = sampler.sample(logits.data(), tokens);
+    if (!o.ignore_eos && tok.is_eog(next)) break;
+    tokens.push_back(next);
+    ++n_gen;
+    pending += tok.token_to_piece(next);
+    const size_t k = utf8_complete_prefix(pending);
+    std::fwrite(pending.data(), 1, k, stdout);
+    std::fflush(stdout);
+    pending.erase(0, k);
+    if (n_gen == o.n_predict || runner.n_past() >= n_ctx) break;
+    runner.eval({next}, {0}, logits.data(), 1);
+  }
+  std::fwrite(pending.data(), 1, pending.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  const double t_gen = seconds_since(t1);
+  std::fprintf(stderr,
+               "prompt: %zu tokens in %.3f s (%.2f tokens/s) | generation: %d tokens in %.3f s "
+               "(%.2f tokens/s)\n",
+               n_prompt, t_prompt, n_prompt / t_prompt, n_gen, t_gen,
+               n_gen > 0 ? n_gen / t_gen : 0.0);
+  return 0;
+}
+
+}  // namespace
+
+Runner add_run(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  app.add_option("-m,--model", o->model, "GGUF model file")->required();
+  auto* p = app.add_option("-p,--prompt", o->prompt, "prompt (default: start from BOS alone)");
+  app.add_option("-f,--file", o->prompt_file, "read the prompt from a file");
+  app.add_option("-n,--n-predict", o->n_predict, "tokens to generate")->check(CLI::Range(0, 1 << 24));
+  app.add_option("-c,--ctx-size", o->n_ctx, "context size (default: the model's, at most 4096)")
+      ->check(CLI::Range(0, 1 << 24));
+  app.add_option("-b,--batch-size", o->n_batch, "prompt tokens per forward pass")
+      ->check(CLI::Range(1, 1 << 16));
+  app.add_option("-t,--threads", o->n_threads, "threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--temp", o->sp.temperature, "temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
+  app.add_option("--top-k", o->sp.top_k, "top-k (0: off)")->check(CLI::Range(0, 1 << 24));
+  app.add_option("--top-p", o->sp.top_p, "top-p (1: off)")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--min-p", o->sp.min_p, "min-p (0: off)")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--repeat-penalty", o->sp.repetition_penalty, "repetition penalty (1: off)")
+      ->check(CLI::Range(0.0, 100.0));
+  app.add_option("--repeat-last-n", o->sp.penalty_last_n, "tokens the penalties look at (-1: all)")
+      ->check(CLI::Range(-1, 1 << 24));
+  app.add_option("--presence-penalty", o->sp.presence_penalty, "presence penalty")
+      ->check(CLI::Range(-2.0, 2.0));
+  app.add_option("--frequency-penalty", o->sp.frequency_penalty, "frequency penalty")
+      ->check(CLI::Range(-2.0, 2.0));
+  app.add_option("--seed", o->seed, "RNG seed (default: random)")->check(CLI::Range(int64_t{-1}, INT64_MAX));
+  app.add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-generation tokens");
+  return [o, p] {
+    o->has_prompt = p->count() > 0;
+    return run(*o);
+  };
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,54 @@
+// `tessera`: one binary, one subcommand per job. stdout carries only results; logs,
+// progress and timings go to stderr. Bad input ends with a message and exit code 1.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "cli_common.h"
+#include "core/error.h"
+
+namespace tessera::cli {
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error("cannot read '" + path + "'");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace tessera::cli
+
+int main(int argc, char** argv) {
+  using namespace tessera;
+  CLI::App app{"Tessera: LLM inference and serving engine"};
+  app.require_subcommand(1);
+  std::map<CLI::App*, cli::Runner> runners;
+  auto sub = [&](const char* name, const char* desc, cli::Runner (*add)(CLI::App&)) {
+    CLI::App* s = app.add_subcommand(name, desc);
+    runners[s] = add(*s);
+  };
+  sub("run", "generate text from a prompt", cli::add_run);
+  sub("perplexity", "perplexity of a text file (llama.cpp's method)", cli::add_perplexity);
+  sub("tokenize", "print the token ids of a text", cli::add_tokenize);
+  sub("info", "describe a model file", cli::add_info);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [s, run] : runners)
+      if (s->parsed()) return run();
+  } catch (const Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory\n");
+    return 1;
+  }
+  return 0;
+}
