@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/dtype.h"
@@ -107,6 +108,9 @@ class File {
   size_t alignment_ = 32;
   std::vector<std::pair<std::string, Value>> kv_;
   std::vector<TensorInfo> tensors_;
+  // Name -> index; the views point into kv_ / tensors_, which never change after parse.
+  std::unordered_map<std::string_view, size_t> kv_index_;
+  std::unordered_map<std::string_view, size_t> tensor_index_;
   void* map_ = nullptr;  // mmap base when opened from a path
   size_t map_size_ = 0;
 };
