@@ -8,7 +8,7 @@ APT_DEPS   := cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev l
               libutf8proc-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev python3-jinja2 unzip
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build model serve run test unit golden fuzz clean
+.PHONY: all deps venv build model serve test clean
 
 all: build
 
@@ -26,13 +26,20 @@ $(BUILD)/build.ninja: CMakeLists.txt | deps
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
+# Python tools for the end-to-end tests (pytest; the openai client for server tests).
+venv: .venv/.stamp
+.venv/.stamp: requirements-test.txt
+	python3 -m venv .venv
+	.venv/bin/pip install -q -r requirements-test.txt
+	touch $@
+
 model:
 	scripts/fetch_model.sh smollm2
 
 serve: build model
 	$(BUILD)/tessera serve -m $(MODEL) --host $(HOST) --port $(PORT)
 
-test: build model
+test: build model venv
 	scripts/run_tests.sh $(BUILD)
 
 clean:
