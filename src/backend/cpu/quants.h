@@ -39,7 +39,18 @@ uint16_t fp32_to_fp16(float f);
 float bf16_to_fp32(uint16_t h);
 uint16_t fp32_to_bf16(float f);
 
-// Which SIMD level the dispatcher picked: "avx512", "avx2" or "scalar".
+// Which SIMD level the dispatcher picked: "avx512", "avx2" or "scalar". The environment
+// variable TESSERA_SIMD=scalar|avx2|avx512 caps it (it never raises it above what the CPU has).
 const char* simd_level();
+
+// Testing / benchmarking hooks: the kernel that SIMD level `level` ("scalar", "avx2",
+// "avx512") would use for type t, ignoring TESSERA_SIMD. nullptr when this CPU lacks the
+// level or t has no such kernel. A level without its own kernel for t returns the next
+// lower level's kernel.
+using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
+using QuantizeRowFn = void (*)(const float* x, void* dst, int64_t n);
+VecDotFn vec_dot_fn_for(DType t, const char* level);
+DequantizeRowFn dequantize_row_fn_for(DType t, const char* level);
+QuantizeRowFn quantize_row_fn_for(DType t, const char* level);
 
 }  // namespace tessera::cpu

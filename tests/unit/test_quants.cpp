@@ -1,0 +1,437 @@
+// Tests of the CPU quantization kernels (src/backend/cpu/quants.h):
+//  - scalar references against vectors written by gguf-py's gguf.quants
+//    (scripts/gen_quant_vectors.py -> tests/data/quants/), bit for bit;
+//  - every SIMD level this CPU has against the scalar references;
+//  - the reference dot products against a double-precision dot of the dequantized rows.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/quants.h"
+#include "core/error.h"
+
+namespace tessera::cpu {
+namespace {
+
+const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
+                              DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K,
+                              DType::Q4_K, DType::Q5_K, DType::Q6_K};
+const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
+                           DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q8_1, DType::Q2_K,
+                           DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K};
+const DType kActivationTypes[] = {DType::F32,  DType::F16,  DType::BF16,
+                                  DType::Q8_0, DType::Q8_1, DType::Q8_K};
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+// SIMD levels present on this CPU (besides "scalar").
+std::vector<const char*> simd_levels() {
+  std::vector<const char*> levels;
+  for (const char* l : {"avx2", "avx512"}) {
+    if (vec_dot_fn_for(DType::F32, l) != nullptr) levels.push_back(l);
+  }
+  return levels;
+}
+
+// ------------------------------------------------------------------ gguf-py vectors
+
+struct Vector {
+  uint32_t kind = 0, type = 0, n = 0, n_bytes = 0;
+  std::vector<uint8_t> bytes;
+  std::vector<float> floats;
+};
+
+// Reads tests/data/quants/<name> (layout documented in scripts/gen_quant_vectors.py).
+Vector read_vector(const std::string& name) {
+  const std::string path = std::string(TESSERA_TEST_DATA) + "/quants/" + name;
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("missing test vector " + path);
+  char magic[4];
+  uint32_t hdr[4];
+  f.read(magic, 4);
+  f.read(reinterpret_cast<char*>(hdr), sizeof(hdr));
+  if (std::memcmp(magic, "TQV1", 4) != 0) throw std::runtime_error("bad magic in " + path);
+  Vector v{hdr[0], hdr[1], hdr[2], hdr[3], {}, {}};
+  v.bytes.resize(v.n_bytes);
+  v.floats.resize(v.n);
+  if (v.kind == 0) {
+    f.read(reinterpret_cast<char*>(v.bytes.data()), v.n_bytes);
+    f.read(reinterpret_cast<char*>(v.floats.data()), v.n * sizeof(float));
+  } else {
+    f.read(reinterpret_cast<char*>(v.floats.data()), v.n * sizeof(float));
+    f.read(reinterpret_cast<char*>(v.bytes.data()), v.n_bytes);
+  }
+  if (!f) throw std::runtime_error("truncated test vector " + path);
+  return v;
+}
+
+TEST(QuantsGguf, DequantizeRefMatchesGgufBitExact) {
+  const DType types[] = {DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
+                         DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K,
+                         DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+  for (DType t : types) {
+    SCOPED_TRACE(dtype_name(t));
+    const Vector v = read_vector(std::string("deq_") + dtype_name(t) + ".bin");
+    ASSERT_EQ(v.kind, 0u);
+    ASSERT_EQ(v.type, static_cast<uint32_t>(t));
+    ASSERT_EQ(v.n_bytes, row_size(t, v.n));
+    std::vector<float> y(v.n, -12345.f);
+    dequantize_row_ref(t, v.bytes.data(), y.data(), v.n);
+    int mismatches = 0;
+    for (uint32_t i = 0; i < v.n; ++i) {
+      if (bits(y[i]) != bits(v.floats[i]) && ++mismatches <= 5) {
+        ADD_FAILURE() << "element " << i << ": got " << y[i] << " want " << v.floats[i];
+      }
+    }
+    EXPECT_EQ(mismatches, 0);
+  }
+}
+
+TEST(QuantsGguf, QuantizeRefMatchesGgufBytes) {
+  const DType types[] = {DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
+                         DType::Q5_0, DType::Q5_1, DType::Q8_0};
+  for (DType t : types) {
+    SCOPED_TRACE(dtype_name(t));
+    const Vector v = read_vector(std::string("q_") + dtype_name(t) + ".bin");
+    ASSERT_EQ(v.kind, 1u);
+    ASSERT_EQ(v.type, static_cast<uint32_t>(t));
+    ASSERT_EQ(v.n_bytes, row_size(t, v.n));
+    std::vector<uint8_t> q(v.n_bytes, 0xAA);
+    quantize_row_ref(t, v.floats.data(), q.data(), v.n);
+    int diff = 0;
+    for (uint32_t i = 0; i < v.n_bytes; ++i) diff += q[i] != v.bytes[i];
+    EXPECT_EQ(diff, 0) << "bytes differing from gguf.quants";
+  }
+}
+
+// ------------------------------------------------------------------ fp16 / bf16
+
+TEST(QuantsFp16, RoundTripsEveryNonNanHalf) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff) != 0) continue;  // NaN
+    const float f = fp16_to_fp32(static_cast<uint16_t>(h));
+    ASSERT_EQ(fp32_to_fp16(f), h) << "h=" << h;
+  }
+}
+
+TEST(QuantsFp16, RoundsHalfwayToEven) {
+  // 1 + 2^-11 lies halfway between 1 and 1 + 2^-10: even mantissa (1.0) wins.
+  EXPECT_EQ(fp32_to_fp16(1.0f + 0x1p-11f), 0x3c00);
+  EXPECT_EQ(fp32_to_fp16(1.0f + 3 * 0x1p-11f), 0x3c02);
+  EXPECT_EQ(fp32_to_fp16(0x1p-25f), 0x0000);      // halfway to the smallest subnormal
+  EXPECT_EQ(fp32_to_fp16(3 * 0x1p-25f), 0x0002);  // halfway between 1 and 2 subnormal steps
+  EXPECT_EQ(fp32_to_fp16(65520.f), 0x7c00);       // halfway to 65536 -> inf
+  EXPECT_EQ(fp32_to_fp16(65519.f), 0x7bff);
+  EXPECT_EQ(fp32_to_fp16(-INFINITY), 0xfc00);
+  EXPECT_TRUE(std::isnan(fp16_to_fp32(fp32_to_fp16(NAN))));
+  EXPECT_EQ(fp32_to_bf16(1.0f + 0x1p-8f), 0x3f80);
+  EXPECT_EQ(fp32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3f82);
+  EXPECT_EQ(bf16_to_fp32(0xc040), -3.0f);
+}
+
+// ------------------------------------------------------------------ random rows
+
+// Random weight/raw row of type t: random bytes with every fp16 scale field replaced by a
+// finite value of magnitude 1e-4..4 (random bytes there could be NaN/Inf).
+std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
+  std::vector<uint8_t> row(row_size(t, n));
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : row) b = static_cast<uint8_t>(byte(rng));
+  std::uniform_real_distribution<float> lg(std::log(1e-4f), std::log(4.f));
+  std::normal_distribution<float> normal(0.f, 1.f);
+  auto scale = [&] { return (byte(rng) & 1 ? -1.f : 1.f) * std::exp(lg(rng)); };
+  auto put16 = [&](uint8_t* p, uint16_t h) { std::memcpy(p, &h, 2); };
+  if (t == DType::F32 || t == DType::F16 || t == DType::BF16) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = normal(rng);
+      if (t == DType::F32) std::memcpy(row.data() + 4 * i, &v, 4);
+      if (t == DType::F16) put16(row.data() + 2 * i, fp32_to_fp16(v));
+      if (t == DType::BF16) put16(row.data() + 2 * i, fp32_to_bf16(v));
+    }
+    return row;
+  }
+  std::vector<int> fields;
+  switch (t) {
+    case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: fields = {0}; break;
+    case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: fields = {0, 2}; break;
+    case DType::Q2_K: fields = {80, 82}; break;
+    case DType::Q3_K: fields = {108}; break;
+    case DType::Q6_K: fields = {208}; break;
+    default: ADD_FAILURE() << "no random rows for " << dtype_name(t);
+  }
+  const size_t bs = dtype_info(t).type_size;
+  for (size_t off = 0; off < row.size(); off += bs) {
+    for (int f : fields) put16(row.data() + off + f, fp32_to_fp16(scale()));
+  }
+  return row;
+}
+
+std::vector<float> random_floats(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::uniform_real_distribution<float> lg(std::log(1e-3f), std::log(10.f));
+  std::vector<float> x(n);
+  // Vary the magnitude every 32 elements, as real activations do across channels.
+  float s = 1.f;
+  for (int64_t i = 0; i < n; ++i) {
+    if (i % 32 == 0) s = std::exp(lg(rng));
+    x[i] = s * normal(rng);
+  }
+  return x;
+}
+
+std::vector<int64_t> test_sizes(DType t) {
+  const int64_t bs = dtype_info(t).block_size;
+  if (bs == 1) return {1, 7, 15, 16, 17, 31, 33, 64, 100, 255, 4096, 4103};
+  if (bs == 32) return {32, 64, 96, 128, 160, 256, 288, 1024, 32 * 37, 4096};
+  return {256, 512, 768, 1024, 256 * 7, 4096};
+}
+
+std::vector<double> dequantized(DType t, const void* row, int64_t n) {
+  std::vector<float> f(n);
+  dequantize_row_ref(t, row, f.data(), n);
+  return {f.begin(), f.end()};
+}
+
+// ------------------------------------------------------------------ reference dot
+
+// Q8_1 stores s = fp16(d * sum(q)) and the Q4_1/Q5_1 dots use it for the min term, so their
+// exact value differs from the dot of the dequantized rows by sum_b m_b * (s_b - d_b*sum q_b).
+double q8_1_min_correction(DType t, const uint8_t* w, const uint8_t* x, int64_t n) {
+  if (t != DType::Q4_1 && t != DType::Q5_1) return 0.0;
+  const size_t wbs = dtype_info(t).type_size, xbs = dtype_info(DType::Q8_1).type_size;
+  double c = 0.0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    uint16_t m, d, s;
+    std::memcpy(&m, w + b * wbs + 2, 2);  // Q4_1/Q5_1: d at 0, m at 2
+    std::memcpy(&d, x + b * xbs, 2);      // Q8_1: d at 0, s at 2, qs at 4
+    std::memcpy(&s, x + b * xbs + 2, 2);
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) sum += static_cast<int8_t>(x[b * xbs + 4 + j]);
+    c += double(fp16_to_fp32(m)) * (double(fp16_to_fp32(s)) - double(fp16_to_fp32(d)) * sum);
+  }
+  return c;
+}
+
+TEST(QuantsRef, VecDotMatchesDoubleDotOfDequantizedRows) {
+  std::mt19937 rng(1234);
+  for (DType t : kWeightTypes) {
+    const DType xt = vec_dot_type(t);
+    for (int64_t n : test_sizes(t)) {
+      SCOPED_TRACE(std::string(dtype_name(t)) + " n=" + std::to_string(n));
+      for (int rep = 0; rep < 4; ++rep) {
+        const std::vector<uint8_t> w = random_row(t, n, rng);
+        const std::vector<float> xf = random_floats(n, rng);
+        std::vector<uint8_t> x(row_size(xt, n));
+        quantize_row_ref(xt, xf.data(), x.data(), n);
+        const std::vector<double> wd = dequantized(t, w.data(), n), xd = dequantized(xt, x.data(), n);
+        double exact = 0.0, mag = 0.0;
+        for (int64_t i = 0; i < n; ++i) {
+          exact += wd[i] * xd[i];
+          mag += std::fabs(wd[i] * xd[i]);
+        }
+        exact += q8_1_min_correction(t, w.data(), x.data(), n);
+        const double got = vec_dot_ref(t, n, w.data(), x.data());
+        EXPECT_NEAR(got, exact, 1e-4 * mag + 1e-30);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ activation quantizers
+
+TEST(QuantsRef, Q8_1BlocksAreRoundedAndCarryTheirSum) {
+  std::mt19937 rng(7);
+  const int64_t n = 1024;
+  const std::vector<float> x = random_floats(n, rng);
+  std::vector<uint8_t> q(row_size(DType::Q8_1, n));
+  quantize_row_ref(DType::Q8_1, x.data(), q.data(), n);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const uint8_t* blk = q.data() + b * 36;
+    float amax = 0.f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    int sum = 0, qmax = 0;
+    for (int j = 0; j < 32; ++j) {
+      const int v = static_cast<int8_t>(blk[4 + j]);
+      sum += v;
+      qmax = std::max(qmax, std::abs(v));
+      EXPECT_LE(std::fabs(v - double(x[b * 32 + j]) * 127.0 / amax), 0.5 + 1e-4);
+    }
+    EXPECT_EQ(qmax, 127);
+    uint16_t d, s;
+    std::memcpy(&d, blk, 2);
+    std::memcpy(&s, blk + 2, 2);
+    // fp16 rounding: half an ulp relative, or half the subnormal step 2^-24 absolute.
+    EXPECT_NEAR(fp16_to_fp32(d), amax / 127.0, amax / 127.0 * 0x1p-11 + 0x1p-25);
+    EXPECT_NEAR(fp16_to_fp32(s), sum * (amax / 127.0),
+                std::fabs(sum * amax / 127.0) * 0x1p-11 + 0x1p-25);
+  }
+}
+
+TEST(QuantsRef, Q8_KBlocksAreRoundedAndCarryBlockSums) {
+  std::mt19937 rng(8);
+  const int64_t n = 2048;
+  std::vector<float> x = random_floats(n, rng);
+  std::fill(x.begin() + 256, x.begin() + 512, 0.f);  // an all-zero super-block
+  std::vector<uint8_t> q(row_size(DType::Q8_K, n));
+  quantize_row_ref(DType::Q8_K, x.data(), q.data(), n);
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* blk = q.data() + b * 292;
+    float d;
+    std::memcpy(&d, blk, 4);
+    const auto* qs = reinterpret_cast<const int8_t*>(blk + 4);
+    float max = 0.f;
+    for (int j = 0; j < 256; ++j) {
+      if (std::fabs(x[b * 256 + j]) > std::fabs(max)) max = x[b * 256 + j];
+    }
+    if (max == 0.f) {
+      EXPECT_EQ(d, 0.f);
+      for (int j = 0; j < 256; ++j) EXPECT_EQ(qs[j], 0);
+      continue;
+    }
+    EXPECT_NEAR(d, max / -127.0, std::fabs(max / 127.0) * 1e-6);
+    for (int j = 0; j < 256; ++j) {
+      EXPECT_LE(std::fabs(qs[j] - double(x[b * 256 + j]) * -127.0 / max), 0.5 + 1e-4);
+      EXPECT_GE(qs[j], -127);
+    }
+    for (int g = 0; g < 16; ++g) {
+      int sum = 0;
+      for (int j = 0; j < 16; ++j) sum += qs[16 * g + j];
+      int16_t bsum;
+      std::memcpy(&bsum, blk + 4 + 256 + 2 * g, 2);
+      EXPECT_EQ(bsum, sum);
+    }
+  }
+}
+
+TEST(QuantsDispatch, TypesAndErrors) {
+  EXPECT_EQ(vec_dot_type(DType::Q4_0), DType::Q8_0);
+  EXPECT_EQ(vec_dot_type(DType::Q4_1), DType::Q8_1);
+  EXPECT_EQ(vec_dot_type(DType::Q5_1), DType::Q8_1);
+  EXPECT_EQ(vec_dot_type(DType::Q6_K), DType::Q8_K);
+  EXPECT_EQ(vec_dot_type(DType::BF16), DType::BF16);
+  EXPECT_THROW(vec_dot_type(DType::Q8_K), Error);
+  EXPECT_THROW(vec_dot_fn(DType::Q8_1), Error);
+  std::vector<float> x(256, 1.f);
+  std::vector<uint8_t> q(256);
+  EXPECT_THROW(quantize_row(DType::Q4_K, x.data(), q.data(), 256), Error);
+  EXPECT_THROW(quantize_row_ref(DType::Q6_K, x.data(), q.data(), 256), Error);
+  const std::string level = simd_level();
+  EXPECT_TRUE(level == "scalar" || level == "avx2" || level == "avx512") << level;
+  for (DType t : kWeightTypes) EXPECT_NE(vec_dot_fn(t), nullptr) << dtype_name(t);
+  EXPECT_EQ(vec_dot_fn_for(DType::Q4_0, "sse9"), nullptr);
+  EXPECT_NE(vec_dot_fn_for(DType::Q4_0, "scalar"), nullptr);
+}
+
+// ------------------------------------------------------------------ SIMD vs reference
+
+TEST(QuantsSimd, DequantizeMatchesRefExactly) {
+  std::mt19937 rng(99);
+  for (const char* level : simd_levels()) {
+    for (DType t : kAllTypes) {
+      const DequantizeRowFn f = dequantize_row_fn_for(t, level);
+      ASSERT_NE(f, nullptr);
+      for (int64_t n : test_sizes(t)) {
+        SCOPED_TRACE(std::string(level) + " " + dtype_name(t) + " n=" + std::to_string(n));
+        std::vector<uint8_t> row;
+        if (t == DType::Q8_1 || t == DType::Q8_K) {
+          const std::vector<float> xf = random_floats(n, rng);
+          row.resize(row_size(t, n));
+          quantize_row_ref(t, xf.data(), row.data(), n);
+        } else {
+          row = random_row(t, n, rng);
+        }
+        std::vector<float> want(n), got(n, -1.f);
+        dequantize_row_ref(t, row.data(), want.data(), n);
+        f(row.data(), got.data(), n);
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(got[i]), bits(want[i])) << "i=" << i;
+      }
+    }
+  }
+}
+
+// The SIMD quantizers compute the same scale and the same products x * (1/d) in fp32 and
+// round with the same rule, so their bytes equal the reference's exactly.
+TEST(QuantsSimd, QuantizeMatchesRefExactly) {
+  std::mt19937 rng(5);
+  for (const char* level : simd_levels()) {
+    for (DType t : kActivationTypes) {
+      const QuantizeRowFn f = quantize_row_fn_for(t, level);
+      ASSERT_NE(f, nullptr);
+      for (int64_t n : test_sizes(t)) {
+        SCOPED_TRACE(std::string(level) + " " + dtype_name(t) + " n=" + std::to_string(n));
+        std::vector<float> x = random_floats(n, rng);
+        if (n >= 64) std::fill(x.begin(), x.begin() + 32, 0.f);  // zero block
+        std::vector<uint8_t> want(row_size(t, n)), got(row_size(t, n), 0xAA);
+        quantize_row_ref(t, x.data(), want.data(), n);
+        f(x.data(), got.data(), n);
+        int diff = 0;
+        for (size_t i = 0; i < want.size(); ++i) diff += got[i] != want[i];
+        EXPECT_EQ(diff, 0);
+      }
+    }
+  }
+}
+
+TEST(QuantsSimd, VecDotMatchesRef) {
+  std::mt19937 rng(4321);
+  for (const char* level : simd_levels()) {
+    for (DType t : kWeightTypes) {
+      const DType xt = vec_dot_type(t);
+      const VecDotFn f = vec_dot_fn_for(t, level);
+      ASSERT_NE(f, nullptr);
+      for (int64_t n : test_sizes(t)) {
+        SCOPED_TRACE(std::string(level) + " " + dtype_name(t) + " n=" + std::to_string(n));
+        for (int rep = 0; rep < 8; ++rep) {
+          const std::vector<uint8_t> w = random_row(t, n, rng);
+          const std::vector<float> xf = random_floats(n, rng);
+          std::vector<uint8_t> x(row_size(xt, n));
+          quantize_row_ref(xt, xf.data(), x.data(), n);
+          const std::vector<double> wd = dequantized(t, w.data(), n),
+                                    xd = dequantized(xt, x.data(), n);
+          double mag = 0.0;
+          for (int64_t i = 0; i < n; ++i) mag += std::fabs(wd[i] * xd[i]);
+          const float want = vec_dot_ref(t, n, w.data(), x.data());
+          const float got = f(n, w.data(), x.data());
+          ASSERT_NEAR(got, want, 1e-5 * mag + 1e-30);
+        }
+      }
+    }
+  }
+}
+
+// The public entry points use the active level's kernels.
+TEST(QuantsSimd, PublicEntryPointsAgreeWithRef) {
+  std::mt19937 rng(77);
+  for (DType t : kWeightTypes) {
+    SCOPED_TRACE(dtype_name(t));
+    const int64_t n = 1024;
+    const DType xt = vec_dot_type(t);
+    const std::vector<uint8_t> w = random_row(t, n, rng);
+    const std::vector<float> xf = random_floats(n, rng);
+    std::vector<uint8_t> x(row_size(xt, n)), x_ref(row_size(xt, n));
+    quantize_row(xt, xf.data(), x.data(), n);
+    quantize_row_ref(xt, xf.data(), x_ref.data(), n);
+    EXPECT_EQ(x, x_ref);
+    std::vector<float> a(n), b(n);
+    dequantize_row(t, w.data(), a.data(), n);
+    dequantize_row_ref(t, w.data(), b.data(), n);
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), n * sizeof(float)));
+    const std::vector<double> wd = dequantized(t, w.data(), n), xd = dequantized(xt, x.data(), n);
+    double mag = 0.0;
+    for (int64_t i = 0; i < n; ++i) mag += std::fabs(wd[i] * xd[i]);
+    EXPECT_NEAR(vec_dot(t, n, w.data(), x.data()), vec_dot_ref(t, n, w.data(), x.data()),
+                1e-5 * mag + 1e-30);
+  }
+}
+
+}  // namespace
+}  // namespace tessera::cpu
