@@ -1,0 +1,145 @@
+// The serving engine: one engine thread owns the model, the KV cache and the scheduler;
+// any thread may submit or abort requests. Results flow back through one RequestStream
+// per request (token ids, logprobs, finish reason); detokenization, stop strings and
+// HTTP framing happen on the consumer's side.
+//
+//   submit() --> [input queue] --> engine thread: schedule -> forward -> sample
+//                                        |
+//   RequestStream::next() <-- [per-request queue] <--+
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/error.h"
+#include "models/model.h"
+#include "sampling/sampler.h"
+
+namespace tessera {
+
+struct EngineConfig {
+  int max_num_seqs = 64;             // sequences per step
+  int max_num_batched_tokens = 512;  // tokens per step (decodes + prefill chunks)
+  int block_size = 16;               // tokens per KV block
+  int64_t kv_cache_bytes = 0;        // KV pool size; 0: kv_cache_fraction of available RAM
+  double kv_cache_fraction = 0.25;
+  int max_model_len = 0;             // prompt + output limit; 0: the model's context (<= 8192)
+  bool enable_prefix_caching = true;
+  int max_waiting = 256;             // submit() beyond this many queued requests is refused
+};
+
+// Refusal because the engine is at capacity (HTTP 429) or shutting down (HTTP 503).
+class EngineBusy : public Error {
+ public:
+  EngineBusy(const std::string& msg, bool shutting_down)
+      : Error(msg), shutting_down(shutting_down) {}
+  bool shutting_down;
+};
+
+struct GenerateParams {
+  SamplingParams sampling;
+  int max_tokens = 16;
+  bool ignore_eos = false;
+  int logprobs = -1;  // -1: none; 0: the chosen token's; k > 0: also the top k (k <= 20)
+};
+
+enum class FinishReason { NONE, STOP, LENGTH, ABORT };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "abort"
+
+struct TokenLogprob {
+  int32_t token;
+  float logprob;
+};
+
+struct GeneratedToken {
+  int32_t token;
+  float logprob = 0.0f;           // of the chosen token (when logprobs >= 0)
+  std::vector<TokenLogprob> top;  // k most likely (when logprobs > 0)
+};
+
+struct RequestUpdate {
+  std::vector<GeneratedToken> tokens;  // new since the previous update
+  FinishReason finish = FinishReason::NONE;
+  int n_prompt_tokens = 0;
+  int n_cached_tokens = 0;  // prompt tokens served by the prefix cache
+};
+
+// Consumer end of one request. Thread safe.
+class RequestStream {
+ public:
+  explicit RequestStream(uint64_t id) : id_(id) {}
+  uint64_t id() const { return id_; }
+  // Waits up to `timeout` for updates; merges everything pending into `out`.
+  // Returns false on timeout with nothing pending.
+  bool next(RequestUpdate& out, std::chrono::milliseconds timeout);
+  void push(RequestUpdate u);  // engine side
+
+ private:
+  uint64_t id_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<RequestUpdate> queue_;
+};
+
+struct EngineMetrics {
+  int n_running = 0, n_waiting = 0;
+  int kv_blocks_used = 0, kv_blocks_total = 0, block_size = 0;
+  int64_t prefix_query_tokens = 0, prefix_hit_tokens = 0;
+  int64_t prompt_tokens_total = 0, generation_tokens_total = 0;
+  int64_t requests_finished = 0, preemptions_total = 0, steps_total = 0;
+};
+
+class Engine {
+ public:
+  Engine(Model& model, const EngineConfig& cfg);  // sizes the KV pool, starts the thread
+  ~Engine();                                      // aborts what is left and joins
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Thread safe. Throws Error for an invalid request (empty prompt, too long, bad token
+  // ids) and EngineBusy when the waiting queue is full or the engine is shutting down.
+  std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const GenerateParams& p);
+  // Thread safe; the stream receives a final update with FinishReason::ABORT (if it was
+  // still running). Unknown or finished ids are ignored.
+  void abort(uint64_t id);
+
+  // Offline batch generation (like vLLM's LLM.generate): every prompt with the same
+  // parameters, run concurrently; results in prompt order.
+  struct Result {
+    std::vector<GeneratedToken> tokens;
+    FinishReason finish = FinishReason::NONE;
+    int n_prompt_tokens = 0, n_cached_tokens = 0;
+  };
+  std::vector<Result> generate(const std::vector<std::vector<int32_t>>& prompts,
+                               const GenerateParams& p);
+
+  // Stop accepting new requests (submit throws EngineBusy with shutting_down).
+  void stop_accepting() { accepting_ = false; }
+  int n_inflight() const { return n_inflight_.load(); }
+
+  EngineMetrics metrics() const;
+  int max_model_len() const { return max_model_len_; }
+  const Model& model() const { return model_; }
+  const EngineConfig& config() const { return cfg_; }
+
+ private:
+  struct Impl;
+  void loop();
+
+  Model& model_;
+  EngineConfig cfg_;
+  int max_model_len_ = 0;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> accepting_{true};
+  std::atomic<int> n_inflight_{0};
+  std::thread thread_;
+};
+
+}  // namespace tessera
