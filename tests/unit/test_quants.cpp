@@ -161,12 +161,28 @@ std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
   }
   std::vector<int> fields;
   switch (t) {
-    case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: fields = {0}; break;
-    case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: fields = {0, 2}; break;
-    case DType::Q2_K: fields = {80, 82}; break;
-    case DType::Q3_K: fields = {108}; break;
-    case DType::Q6_K: fields = {208}; break;
-    default: ADD_FAILURE() << "no random rows for " << dtype_name(t);
+    case DType::Q4_0:
+    case DType::Q5_0:
+    case DType::Q8_0:
+      fields = {0};
+      break;
+    case DType::Q4_1:
+    case DType::Q5_1:
+    case DType::Q4_K:
+    case DType::Q5_K:
+      fields = {0, 2};
+      break;
+    case DType::Q2_K:
+      fields = {80, 82};
+      break;
+    case DType::Q3_K:
+      fields = {108};
+      break;
+    case DType::Q6_K:
+      fields = {208};
+      break;
+    default:
+      ADD_FAILURE() << "no random rows for " << dtype_name(t);
   }
   const size_t bs = dtype_info(t).type_size;
   for (size_t off = 0; off < row.size(); off += bs) {
@@ -232,7 +248,8 @@ TEST(QuantsRef, VecDotMatchesDoubleDotOfDequantizedRows) {
         const std::vector<float> xf = random_floats(n, rng);
         std::vector<uint8_t> x(row_size(xt, n));
         quantize_row_ref(xt, xf.data(), x.data(), n);
-        const std::vector<double> wd = dequantized(t, w.data(), n), xd = dequantized(xt, x.data(), n);
+        const std::vector<double> wd = dequantized(t, w.data(), n),
+                                  xd = dequantized(xt, x.data(), n);
         double exact = 0.0, mag = 0.0;
         for (int64_t i = 0; i < n; ++i) {
           exact += wd[i] * xd[i];
@@ -370,6 +387,24 @@ TEST(QuantsSimd, QuantizeMatchesRefExactly) {
         SCOPED_TRACE(std::string(level) + " " + dtype_name(t) + " n=" + std::to_string(n));
         std::vector<float> x = random_floats(n, rng);
         if (n >= 64) std::fill(x.begin(), x.begin() + 32, 0.f);  // zero block
+        if (n >= 96) {
+          // With -127 the largest magnitude the scale is exactly 1, so these are exact
+          // rounding ties for Q8_0/Q8_1 (away from zero) and Q8_K (to even); 1 + 2^-11 and
+          // 1 + 3 * 2^-11 are fp16 ties.
+          const float ties[] = {-127.f,
+                                0.5f,
+                                1.5f,
+                                2.5f,
+                                -0.5f,
+                                -1.5f,
+                                -2.5f,
+                                126.5f,
+                                -126.5f,
+                                1.f + 0x1p-11f,
+                                1.f + 3 * 0x1p-11f,
+                                3.5f};
+          std::copy(std::begin(ties), std::end(ties), x.begin() + 64);
+        }
         std::vector<uint8_t> want(row_size(t, n)), got(row_size(t, n), 0xAA);
         quantize_row_ref(t, x.data(), want.data(), n);
         f(x.data(), got.data(), n);

@@ -20,8 +20,7 @@ Level cpu_level() {
                     __builtin_cpu_supports("f16c");
   if (!avx2) return kScalar;
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vl") &&
-                      __builtin_cpu_supports("avx512vnni");
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   return avx512 ? kAvx512 : kAvx2;
 }
 
@@ -63,7 +62,9 @@ Level active_level() {
   return level;
 }
 
-const KernelTable& active() { return tables().level[active_level()]; }
+const KernelTable& active() {
+  return tables().level[active_level()];
+}
 
 // Table for a named level; nullptr when unknown or above what the CPU has.
 const KernelTable* table_for(const char* level) {
@@ -81,24 +82,33 @@ inline int slot_of(DType t) {
 
 DType vec_dot_type(DType t) {
   switch (t) {
-    case DType::F32: return DType::F32;
-    case DType::F16: return DType::F16;
-    case DType::BF16: return DType::BF16;
+    case DType::F32:
+      return DType::F32;
+    case DType::F16:
+      return DType::F16;
+    case DType::BF16:
+      return DType::BF16;
     case DType::Q4_0:
     case DType::Q5_0:
-    case DType::Q8_0: return DType::Q8_0;
+    case DType::Q8_0:
+      return DType::Q8_0;
     case DType::Q4_1:
-    case DType::Q5_1: return DType::Q8_1;
+    case DType::Q5_1:
+      return DType::Q8_1;
     case DType::Q2_K:
     case DType::Q3_K:
     case DType::Q4_K:
     case DType::Q5_K:
-    case DType::Q6_K: return DType::Q8_K;
-    default: throw_unsupported("vec_dot_type", t);
+    case DType::Q6_K:
+      return DType::Q8_K;
+    default:
+      throw_unsupported("vec_dot_type", t);
   }
 }
 
-const char* simd_level() { return kLevelNames[active_level()]; }
+const char* simd_level() {
+  return kLevelNames[active_level()];
+}
 
 void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
   const int s = slot_of(t);

@@ -70,7 +70,9 @@ uint16_t fp32_to_fp16(float f) {
   return sign | static_cast<uint16_t>(x >> 13);
 }
 
-float bf16_to_fp32(uint16_t h) { return bits_f32(static_cast<uint32_t>(h) << 16); }
+float bf16_to_fp32(uint16_t h) {
+  return bits_f32(static_cast<uint32_t>(h) << 16);
+}
 
 uint16_t fp32_to_bf16(float f) {
   const uint32_t x = f32_bits(f);
@@ -80,11 +82,15 @@ uint16_t fp32_to_bf16(float f) {
 
 namespace {
 
-inline float h2f(uint16_t h) { return fp16_to_fp32(h); }
+inline float h2f(uint16_t h) {
+  return fp16_to_fp32(h);
+}
 
 // ---------------------------------------------------------------- dequantize
 
-void deq_f32(const void* src, float* y, int64_t n) { std::memcpy(y, src, n * sizeof(float)); }
+void deq_f32(const void* src, float* y, int64_t n) {
+  std::memcpy(y, src, n * sizeof(float));
+}
 void deq_f16(const void* src, float* y, int64_t n) {
   const auto* x = static_cast<const uint16_t*>(src);
   for (int64_t i = 0; i < n; ++i) y[i] = h2f(x[i]);
@@ -255,7 +261,9 @@ void deq_q8_k(const void* src, float* y, int64_t n) {
 
 // ---------------------------------------------------------------- quantize
 
-void q_f32(const float* x, void* dst, int64_t n) { std::memcpy(dst, x, n * sizeof(float)); }
+void q_f32(const float* x, void* dst, int64_t n) {
+  std::memcpy(dst, x, n * sizeof(float));
+}
 void q_f16(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<uint16_t*>(dst);
   for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
@@ -335,8 +343,8 @@ void q_q4_1(const float* x, void* dst, int64_t n) {
     y[i].m = fp32_to_fp16(min);
     for (int j = 0; j < QK4_1 / 2; ++j) {
       const int q0 = std::min(15, static_cast<int>(static_cast<int8_t>((x[j] - min) * id + 0.5f)));
-      const int q1 = std::min(
-          15, static_cast<int>(static_cast<int8_t>((x[j + QK4_1 / 2] - min) * id + 0.5f)));
+      const int q1 =
+          std::min(15, static_cast<int>(static_cast<int8_t>((x[j + QK4_1 / 2] - min) * id + 0.5f)));
       y[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
     }
   }
@@ -639,7 +647,9 @@ float dot_q6_k(int64_t n, const void* vw, const void* vx) {
   return sumf;
 }
 
-inline int slot(DType t) { return static_cast<int>(t); }
+inline int slot(DType t) {
+  return static_cast<int>(t);
+}
 
 }  // namespace
 
