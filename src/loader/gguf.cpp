@@ -29,6 +29,11 @@ constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian u32
 constexpr size_t kDefaultAlignment = 32;
 constexpr int kMaxArrayDepth = 8;  // arrays of arrays ... deeper than this are refused
 constexpr int kMaxDims = 4;
+// Each metadata value costs a Value (~100 bytes) however small its encoding, so a
+// u8 array would take ~100x its file bytes. Real files hold about a million values
+// at most (vocabularies of 256k tokens with scores, types and merges); this cap keeps
+// a crafted file from demanding gigabytes.
+constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 24;
 
 // Smallest encoding of one record, used to bound counts before walking them:
 // a key/value pair is at least key length (8) + value type (4) + a 1-byte value,
@@ -146,8 +151,12 @@ uint64_t read_array_header(Cursor& c, ValueType* elem_type, int depth) {
   return n;
 }
 
-// Pass 1: walks one value of type t without allocating.
-void skip_value(Cursor& c, ValueType t, int depth) {
+// Pass 1: walks one value of type t without allocating; adds the number of Values it
+// will take to *n_values.
+void skip_value(Cursor& c, ValueType t, int depth, uint64_t* n_values) {
+  if (++*n_values > kMaxMetadataValues) {
+    fail("metadata holds more than " + std::to_string(kMaxMetadataValues) + " values");
+  }
   switch (t) {
     case ValueType::STRING:
       c.read_string("string value");
@@ -156,16 +165,21 @@ void skip_value(Cursor& c, ValueType t, int depth) {
       ValueType et;
       uint64_t n = read_array_header(c, &et, depth);
       if (et == ValueType::STRING || et == ValueType::ARRAY) {
-        for (uint64_t k = 0; k < n; ++k) skip_value(c, et, depth + 1);
+        for (uint64_t k = 0; k < n; ++k) skip_value(c, et, depth + 1, n_values);
       } else {
+        if (n > kMaxMetadataValues - *n_values) {
+          fail("metadata holds more than " + std::to_string(kMaxMetadataValues) + " values");
+        }
+        *n_values += n;
         c.skip(n * scalar_size(et), "array data");  // n * size <= remaining, checked above
       }
       return;
     }
     case ValueType::BOOL: {
       uint8_t b = c.read<uint8_t>("bool value");
-      if (b > 1)
+      if (b > 1) {
         fail("bool value " + std::to_string(b) + " at offset " + std::to_string(c.pos() - 1));
+      }
       return;
     }
     default:
@@ -221,8 +235,9 @@ void read_value(Cursor& c, ValueType t, int depth, Value* v) {
       break;
     case ValueType::BOOL: {
       uint8_t b = c.read<uint8_t>("bool value");
-      if (b > 1)
+      if (b > 1) {
         fail("bool value " + std::to_string(b) + " at offset " + std::to_string(c.pos() - 1));
+      }
       v->b = b != 0;
       break;
     }
@@ -431,11 +446,12 @@ void File::parse(const uint8_t* data, size_t size) {
   const size_t kv_start = c.pos();
 
   // Pass 1: validate the metadata and tensor-info structure without allocating.
+  uint64_t n_values = 0;
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string_view key = c.read_string("metadata key");
     if (key.empty()) fail("metadata key " + std::to_string(k) + " is empty");
     ValueType t = read_value_type(c, "metadata value type");
-    skip_value(c, t, 0);
+    skip_value(c, t, 0, &n_values);
   }
   for (uint64_t k = 0; k < n_tensors; ++k) read_tensor_info(c, k);
 

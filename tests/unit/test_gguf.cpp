@@ -398,6 +398,8 @@ TEST(GgufError, BadMagic) {
   bytes[0] = 'X';
   expect_error(bytes, "bad magic");
   expect_error(Bytes{'G', 'G'}, "too small");
+  bytes[0] = 'F', bytes[1] = 'U', bytes[2] = 'G', bytes[3] = 'G';  // magic read big-endian
+  expect_error(bytes, "byte-swapped");
   expect_error(Bytes{}, "too small");
 }
 
@@ -468,6 +470,26 @@ TEST(GgufError, StringAndArrayLengthsBeyondData) {
   Writer{b.ti}.put<uint64_t>(~0ull).put<uint64_t>(0).put<uint64_t>(0).put<uint64_t>(0);
   b.data.assign(64, 0);
   expect_error(b.build(), "tensor name");
+}
+
+TEST(GgufError, MetadataValueCountCapped) {
+  // 2^24 + 1 one-byte values would cost ~1.7 GB as Values; refused before allocating.
+  const uint64_t n = (uint64_t{1} << 24) + 1;
+  Builder b;
+  b.add("many", ValueType::ARRAY, [&](Writer& w) {
+    w.put<uint32_t>(static_cast<uint32_t>(ValueType::UINT8)).put<uint64_t>(n);
+    w.b.resize(w.b.size() + n, 0);
+  });
+  expect_error(b.build(), "more than 16777216 values");
+  // The count spans keys: two arrays just under the cap each.
+  b = Builder();
+  for (const char* key : {"a", "b"}) {
+    b.add(key, ValueType::ARRAY, [&](Writer& w) {
+      w.put<uint32_t>(static_cast<uint32_t>(ValueType::INT8)).put<uint64_t>(n / 2 + 1);
+      w.b.resize(w.b.size() + n / 2 + 1, 0);
+    });
+  }
+  expect_error(b.build(), "more than 16777216 values");
 }
 
 TEST(GgufError, NestingDepthCapped) {
