@@ -25,7 +25,7 @@ Runner add_info(CLI::App& app) {
     mo.n_threads = 1;
     auto model = load_model(*path, mo);
     const ModelConfig& c = model->config();
-    const gguf::File& f = model->file();
+    const gguf::Source& f = model->file();
     const Tokenizer& tok = model->tokenizer();
 
     int64_t n_params = 0;
@@ -36,7 +36,7 @@ Runner add_info(CLI::App& app) {
       n_bytes += t.n_bytes;
       ++types[dtype_name(t.type)];
     }
-    std::printf("file:             %s (GGUF v%u)\n", path->c_str(), f.version());
+    std::printf("file:             %s (%s)\n", path->c_str(), f.format().c_str());
     std::printf("name:             %s\n", c.name.c_str());
     std::printf("architecture:     %s\n", c.arch.c_str());
     std::printf("parameters:       %lld (%.2f M)\n", static_cast<long long>(n_params),

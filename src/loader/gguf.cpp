@@ -581,35 +581,35 @@ double as_double(const Value& v) {
 
 }  // namespace
 
-std::optional<std::string> File::get_string(std::string_view key) const {
+std::optional<std::string> Source::get_string(std::string_view key) const {
   const Value* v = find(key);
   if (v == nullptr) return std::nullopt;
   if (v->type != ValueType::STRING) type_mismatch(key, *v, "string");
   return v->str;
 }
 
-std::optional<int64_t> File::get_int(std::string_view key) const {
+std::optional<int64_t> Source::get_int(std::string_view key) const {
   const Value* v = find(key);
   if (v == nullptr) return std::nullopt;
   if (!v->is_int()) type_mismatch(key, *v, "an integer");
   return as_int(key, *v);
 }
 
-std::optional<double> File::get_float(std::string_view key) const {
+std::optional<double> Source::get_float(std::string_view key) const {
   const Value* v = find(key);
   if (v == nullptr) return std::nullopt;
   if (!v->is_float() && !v->is_int()) type_mismatch(key, *v, "a number");
   return as_double(*v);
 }
 
-std::optional<bool> File::get_bool(std::string_view key) const {
+std::optional<bool> Source::get_bool(std::string_view key) const {
   const Value* v = find(key);
   if (v == nullptr) return std::nullopt;
   if (v->type != ValueType::BOOL) type_mismatch(key, *v, "bool");
   return v->b;
 }
 
-std::vector<std::string> File::get_string_array(std::string_view key) const {
+std::vector<std::string> Source::get_string_array(std::string_view key) const {
   const Value* v = find(key);
   if (v == nullptr) return {};
   if (v->type != ValueType::ARRAY || v->elem_type != ValueType::STRING) {
@@ -621,7 +621,7 @@ std::vector<std::string> File::get_string_array(std::string_view key) const {
   return out;
 }
 
-std::vector<float> File::get_float_array(std::string_view key) const {
+std::vector<float> Source::get_float_array(std::string_view key) const {
   const Value* v = find(key);
   if (v == nullptr) return {};
   Value probe;
@@ -635,7 +635,7 @@ std::vector<float> File::get_float_array(std::string_view key) const {
   return out;
 }
 
-std::vector<int64_t> File::get_int_array(std::string_view key) const {
+std::vector<int64_t> Source::get_int_array(std::string_view key) const {
   const Value* v = find(key);
   if (v == nullptr) return {};
   Value probe;

@@ -72,7 +72,29 @@ struct TensorInfo {
   int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
 };
 
-class File {
+// Read access to GGUF-style metadata and tensors. Implemented by File, and by loaders that
+// translate other formats (a Hugging Face directory) into GGUF's keys and tensor names, so
+// the model and tokenizer code reads one vocabulary of keys whatever the file format.
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual const Value* find(std::string_view key) const = 0;
+  virtual const TensorInfo* find_tensor(std::string_view name) const = 0;
+  virtual const std::vector<TensorInfo>& tensors() const = 0;
+  virtual std::string format() const = 0;  // e.g. "GGUF v3"
+
+  // Typed getters: nullopt/empty when the key is absent; throw Error when present with
+  // an incompatible type (any integer type converts to int64, any float or int to double).
+  std::optional<std::string> get_string(std::string_view key) const;
+  std::optional<int64_t> get_int(std::string_view key) const;
+  std::optional<double> get_float(std::string_view key) const;
+  std::optional<bool> get_bool(std::string_view key) const;
+  std::vector<std::string> get_string_array(std::string_view key) const;
+  std::vector<float> get_float_array(std::string_view key) const;
+  std::vector<int64_t> get_int_array(std::string_view key) const;
+};
+
+class File final : public Source {
  public:
   // Maps and parses a file. Throws tessera::Error (message includes the path).
   static std::unique_ptr<File> open(const std::string& path);
@@ -85,20 +107,12 @@ class File {
   uint32_t version() const { return version_; }
   size_t alignment() const { return alignment_; }
   const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
-  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const std::vector<TensorInfo>& tensors() const override { return tensors_; }
+  std::string format() const override { return "GGUF v" + std::to_string(version_); }
 
-  const Value* find(std::string_view key) const;
-  const TensorInfo* find_tensor(std::string_view name) const;
+  const Value* find(std::string_view key) const override;
+  const TensorInfo* find_tensor(std::string_view name) const override;
 
-  // Typed getters: nullopt/empty when the key is absent; throw Error when present with
-  // an incompatible type (any integer type converts to int64, any float or int to double).
-  std::optional<std::string> get_string(std::string_view key) const;
-  std::optional<int64_t> get_int(std::string_view key) const;
-  std::optional<double> get_float(std::string_view key) const;
-  std::optional<bool> get_bool(std::string_view key) const;
-  std::vector<std::string> get_string_array(std::string_view key) const;
-  std::vector<float> get_float_array(std::string_view key) const;
-  std::vector<int64_t> get_int_array(std::string_view key) const;
 
  private:
   File() = default;

@@ -7,7 +7,7 @@ namespace tessera {
 
 namespace {
 
-int64_t require_int(const gguf::File& f, const std::string& key) {
+int64_t require_int(const gguf::Source& f, const std::string& key) {
   auto v = f.get_int(key);
   if (!v) throw Error("model metadata is missing '" + key + "'");
   return *v;
@@ -22,7 +22,7 @@ int checked(int64_t v, const std::string& key, int64_t lo, int64_t hi) {
 
 }  // namespace
 
-ModelConfig read_model_config(const gguf::File& f, const std::string& arch) {
+ModelConfig read_model_config(const gguf::Source& f, const std::string& arch) {
   ModelConfig c;
   c.arch = arch;
   c.name = f.get_string("general.name").value_or("");

@@ -7,6 +7,7 @@
 namespace tessera {
 namespace gguf {
 class File;
+class Source;
 }
 
 enum class RopeScaling { NONE, LINEAR, YARN };
@@ -39,6 +40,6 @@ struct ModelConfig {
 
 // Reads the common keys for architecture `arch`. Throws tessera::Error when a required
 // key is missing or a value is out of range.
-ModelConfig read_model_config(const gguf::File& f, const std::string& arch);
+ModelConfig read_model_config(const gguf::Source& f, const std::string& arch);
 
 }  // namespace tessera

@@ -28,7 +28,7 @@ struct LlamaLayer {
 
 class LlamaModel final : public Model {
  public:
-  LlamaModel(std::unique_ptr<gguf::File> file, const std::string& arch, const ModelOptions& opts);
+  LlamaModel(std::unique_ptr<gguf::Source> file, const std::string& arch, const ModelOptions& opts);
   ~LlamaModel() override { release_buffers(); }
   void forward(const ForwardBatch& batch, KVCache& kv, float* logits) override;
 
@@ -83,7 +83,7 @@ const float* LlamaModel::norm_weight(const std::string& name, int64_t n) {
   return owned_.back().data();
 }
 
-LlamaModel::LlamaModel(std::unique_ptr<gguf::File> file, const std::string& arch,
+LlamaModel::LlamaModel(std::unique_ptr<gguf::Source> file, const std::string& arch,
                        const ModelOptions& opts) {
   file_ = std::move(file);
   config_ = read_model_config(*file_, arch);
@@ -208,7 +208,7 @@ void LlamaModel::forward(const ForwardBatch& batch, KVCache& kv, float* logits) 
 
 }  // namespace
 
-std::unique_ptr<Model> make_llama_model(std::unique_ptr<gguf::File> file, const std::string& arch,
+std::unique_ptr<Model> make_llama_model(std::unique_ptr<gguf::Source> file, const std::string& arch,
                                         const ModelOptions& opts) {
   return std::make_unique<LlamaModel>(std::move(file), arch, opts);
 }

@@ -7,7 +7,7 @@
 
 namespace tessera {
 
-std::unique_ptr<Model> make_llama_model(std::unique_ptr<gguf::File> file, const std::string& arch,
+std::unique_ptr<Model> make_llama_model(std::unique_ptr<gguf::Source> file, const std::string& arch,
                                         const ModelOptions& opts);
 
 }  // namespace tessera

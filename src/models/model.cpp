@@ -12,7 +12,7 @@ namespace tessera {
 
 namespace {
 
-using Builder = std::function<std::unique_ptr<Model>(std::unique_ptr<gguf::File>,
+using Builder = std::function<std::unique_ptr<Model>(std::unique_ptr<gguf::Source>,
                                                      const std::string&, const ModelOptions&)>;
 
 const std::map<std::string, Builder>& registry() {

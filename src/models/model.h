@@ -14,6 +14,7 @@
 namespace tessera {
 namespace gguf {
 class File;
+class Source;
 }
 
 // One forward step. Token i of the batch is tokens[i] at position pos[i] of sequence
@@ -40,7 +41,7 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   Backend& backend() { return *backend_; }
-  const gguf::File& file() const { return *file_; }
+  const gguf::Source& file() const { return *file_; }
 
   // logits: [batch.n_out, n_vocab]
   virtual void forward(const ForwardBatch& batch, KVCache& kv, float* logits) = 0;
@@ -49,7 +50,7 @@ class Model {
 
  protected:
   ModelConfig config_;
-  std::unique_ptr<gguf::File> file_;
+  std::unique_ptr<gguf::Source> file_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Backend> backend_;
 };

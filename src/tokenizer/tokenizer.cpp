@@ -63,7 +63,7 @@ constexpr std::string_view kRenderedTexts[] = {"<|channel|>", "<|message|>", "<|
 
 // Token-id keys. Some converters write -1 (often as u32 0xFFFFFFFF) for "no such token";
 // that reads as absent. Other values are range-checked by load_vocab.
-std::optional<int64_t> get_id(const gguf::File& f, const char* key) {
+std::optional<int64_t> get_id(const gguf::Source& f, const char* key) {
   std::optional<int64_t> id = f.get_int(key);
   if (id && (*id == -1 || *id == 0xFFFFFFFFll)) return std::nullopt;
   return id;
@@ -71,7 +71,7 @@ std::optional<int64_t> get_id(const gguf::File& f, const char* key) {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
+std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::Source& f) {
   VocabData v;
   std::optional<std::string> model = f.get_string("tokenizer.ggml.model");
   if (!model) throw Error("tokenizer: GGUF has no tokenizer.ggml.model");

@@ -17,6 +17,7 @@
 namespace tessera {
 namespace gguf {
 class File;
+class Source;
 }
 
 // tokenizer.ggml.token_type values
@@ -48,7 +49,7 @@ struct VocabData {
 class Tokenizer {
  public:
   // Throws tessera::Error on missing/inconsistent metadata or an unsupported model/pre.
-  static std::unique_ptr<Tokenizer> from_gguf(const gguf::File& f);
+  static std::unique_ptr<Tokenizer> from_gguf(const gguf::Source& f);
   // Same checks as from_gguf, on metadata already read.
   static std::unique_ptr<Tokenizer> from_vocab(const VocabData& v);
   virtual ~Tokenizer() = default;
