@@ -13,7 +13,8 @@ std::string render_json(const jinja::StmtList& program, const Json& ctx) {
   if (!ctx.is_object()) throw Error("chat template context must be a JSON object");
   jinja::Value context = jinja::Value::from_json(ctx);
   for (const char* key : {"tools", "documents"}) {
-    if (!context.dict_data().find_key(key)) context.dict_data().set(jinja::Value(key), jinja::Value::none());
+    if (!context.dict_data().find_key(key))
+      context.dict_data().set(jinja::Value(key), jinja::Value::none());
   }
   return jinja::render_template(program, context);
 }
@@ -28,7 +29,9 @@ ChatTemplate::~ChatTemplate() = default;
 ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
 ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
 
-std::string ChatTemplate::render(const nlohmann::json& ctx) const { return render_json(*program_, ctx); }
+std::string ChatTemplate::render(const nlohmann::json& ctx) const {
+  return render_json(*program_, ctx);
+}
 
 std::string ChatTemplate::render(const nlohmann::ordered_json& ctx) const {
   return render_json(*program_, ctx);

@@ -19,21 +19,21 @@ using StmtList = std::vector<StmtPtr>;
 
 struct Expr {
   enum class Kind {
-    kLiteral,  // value
-    kName,     // name
-    kList,     // args = elements
-    kTuple,    // args = elements
-    kDict,     // args = k0, v0, k1, v1, ...
-    kGetAttr,  // object . name
-    kGetItem,  // object [ args[0] ]
-    kSlice,    // object [ args[0] : args[1] : args[2] ]  (null = omitted)
-    kCall,     // object ( args, kwargs )
-    kFilter,   // object | name ( args, kwargs ); object null inside {% filter %}
-    kTest,     // object is [not] name ( args ); negated
-    kUnary,    // name in {"-", "+", "not"}, object
-    kBinary,   // name = operator, args = {lhs, rhs}; includes "and", "or", "~", "in", "not in"
-    kCompare,  // object, then ops[i] applied to args[i] (chained: a < b < c)
-    kCondExpr, // args = {then, cond, else-or-null}
+    kLiteral,   // value
+    kName,      // name
+    kList,      // args = elements
+    kTuple,     // args = elements
+    kDict,      // args = k0, v0, k1, v1, ...
+    kGetAttr,   // object . name
+    kGetItem,   // object [ args[0] ]
+    kSlice,     // object [ args[0] : args[1] : args[2] ]  (null = omitted)
+    kCall,      // object ( args, kwargs )
+    kFilter,    // object | name ( args, kwargs ); object null inside {% filter %}
+    kTest,      // object is [not] name ( args ); negated
+    kUnary,     // name in {"-", "+", "not"}, object
+    kBinary,    // name = operator, args = {lhs, rhs}; includes "and", "or", "~", "in", "not in"
+    kCompare,   // object, then ops[i] applied to args[i] (chained: a < b < c)
+    kCondExpr,  // args = {then, cond, else-or-null}
   };
   Kind kind;
   int line = 0;
@@ -63,7 +63,7 @@ struct Stmt {
     kFilterBlock,  // {% filter expr %}body{% endfilter %}
     kBreak,
     kContinue,
-    kScope,        // body rendered in place ({% generation %})
+    kScope,  // body rendered in place ({% generation %})
   };
   Kind kind;
   int line = 0;

@@ -1,12 +1,12 @@
 #include "template/jinja_builtins.h"
 
+#include <utf8proc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-
-#include <utf8proc.h>
 
 #include "template/jinja_text.h"
 
@@ -16,7 +16,9 @@ namespace {
 
 const Value kNone = Value::none();
 
-[[noreturn]] void type_error(const std::string& msg) { throw Error(msg); }
+[[noreturn]] void type_error(const std::string& msg) {
+  throw Error(msg);
+}
 
 const std::string& require_string(const Value& v, const char* what) {
   v.require_defined();
@@ -48,10 +50,10 @@ Value str_list(const std::vector<std::string>& parts) {
 // ---- lookup ---------------------------------------------------------------------------------
 
 bool is_str_method(const std::string& n) {
-  static const char* const kNames[] = {"strip", "lstrip", "rstrip", "split", "splitlines",
-                                       "startswith", "endswith", "upper", "lower", "title",
-                                       "capitalize", "replace", "join", "find", "count",
-                                       "format", "isdigit", "isspace", "isalpha"};
+  static const char* const kNames[] = {"strip",      "lstrip",   "rstrip",  "split",  "splitlines",
+                                       "startswith", "endswith", "upper",   "lower",  "title",
+                                       "capitalize", "replace",  "join",    "find",   "count",
+                                       "format",     "isdigit",  "isspace", "isalpha"};
   return std::find(std::begin(kNames), std::end(kNames), n) != std::end(kNames);
 }
 
@@ -64,7 +66,9 @@ std::string object_label(const Value& obj) {
   return "'" + obj.type_name() + " object'";
 }
 
-int64_t normalize_index(int64_t i, int64_t n) { return i < 0 ? i + n : i; }
+int64_t normalize_index(int64_t i, int64_t n) {
+  return i < 0 ? i + n : i;
+}
 
 }  // namespace
 
@@ -129,7 +133,8 @@ Value get_slice(const Value& obj, const Value* start, const Value* stop, const V
   if (obj.is_string()) {
     std::u32string u = utf8_decode(obj.str());
     std::u32string out;
-    pick(static_cast<int64_t>(u.size()), [&](int64_t i) { out.push_back(u[static_cast<size_t>(i)]); });
+    pick(static_cast<int64_t>(u.size()),
+         [&](int64_t i) { out.push_back(u[static_cast<size_t>(i)]); });
     return Value(utf8_encode(out));
   }
   if (obj.is_list()) {
@@ -149,7 +154,8 @@ namespace {
 bool starts_or_ends(const std::string& s, const Value& affix, bool start) {
   auto one = [&](const std::string& a) {
     if (a.size() > s.size()) return false;
-    return start ? s.compare(0, a.size(), a) == 0 : s.compare(s.size() - a.size(), a.size(), a) == 0;
+    return start ? s.compare(0, a.size(), a) == 0
+                 : s.compare(s.size() - a.size(), a.size(), a) == 0;
   };
   if (affix.is_list()) {
     for (const auto& a : affix.items()) {
@@ -160,7 +166,9 @@ bool starts_or_ends(const std::string& s, const Value& affix, bool start) {
   return one(require_string(affix, "startswith/endswith"));
 }
 
-int64_t count_codepoints(std::string_view s) { return static_cast<int64_t>(utf8_decode(s).size()); }
+int64_t count_codepoints(std::string_view s) {
+  return static_cast<int64_t>(utf8_decode(s).size());
+}
 
 // str.format with "{}", "{0}" and "{name}" fields (no format specs), "{{" and "}}" escapes.
 std::string py_format(const std::string& fmt, const CallArgs& a) {
@@ -255,9 +263,7 @@ std::optional<Value> call_method(const Value& obj, const std::string& name, cons
     }
     if (name == "format") return Value(py_format(s, a));
     std::u32string u = utf8_decode(s);
-    auto all = [&](auto&& pred) {
-      return !u.empty() && std::all_of(u.begin(), u.end(), pred);
-    };
+    auto all = [&](auto&& pred) { return !u.empty() && std::all_of(u.begin(), u.end(), pred); };
     if (name == "isspace") return Value(all([](char32_t c) { return py_isspace(c); }));
     if (name == "isdigit") return Value(all([](char32_t c) { return c >= '0' && c <= '9'; }));
     if (name == "isalpha") {
@@ -276,8 +282,10 @@ std::optional<Value> call_method(const Value& obj, const std::string& name, cons
     std::vector<Value> out;
     out.reserve(items.size());
     for (const auto& [k, v] : items) {
-      if (name == "items") out.push_back(Value::list({k, v}, /*is_tuple=*/true));
-      else out.push_back(name == "keys" ? k : v);
+      if (name == "items")
+        out.push_back(Value::list({k, v}, /*is_tuple=*/true));
+      else
+        out.push_back(name == "keys" ? k : v);
     }
     return Value::list(std::move(out));
   }
@@ -375,7 +383,8 @@ Value get_path(const Value& v, const std::string& path) {
   size_t start = 0;
   while (true) {
     size_t dot = path.find('.', start);
-    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string part =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
     cur = numeric ? get_item(cur, Value(static_cast<int64_t>(std::stoll(part))))
                   : get_item(cur, Value(part));
@@ -412,12 +421,23 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -449,7 +469,8 @@ Value do_tojson(const Value& v, const CallArgs& a) {
   if (indent.is_string()) {
     o.indent = indent.str();
   } else if (!indent.is_none()) {
-    o.indent = std::string(static_cast<size_t>(std::max<int64_t>(require_int(indent, "indent"), 0)), ' ');
+    o.indent =
+        std::string(static_cast<size_t>(std::max<int64_t>(require_int(indent, "indent"), 0)), ' ');
   }
   if (o.indent) o.item_separator = ",";
   const Value seps = arg(a, 2, "separators");
@@ -464,10 +485,11 @@ Value do_tojson(const Value& v, const CallArgs& a) {
 
 Value do_indent(const Value& v, const CallArgs& a) {
   const Value width = arg(a, 0, "width", Value(4));
-  std::string pad = width.is_string() ? width.str()
-                                      : std::string(static_cast<size_t>(std::max<int64_t>(
-                                                        require_int(width, "indent"), 0)),
-                                                    ' ');
+  std::string pad =
+      width.is_string()
+          ? width.str()
+          : std::string(static_cast<size_t>(std::max<int64_t>(require_int(width, "indent"), 0)),
+                        ' ');
   bool first = arg(a, 1, "first", Value(false)).truthy();
   bool blank = arg(a, 2, "blank", Value(false)).truthy();
   // jinja appends a newline before splitting, so a trailing newline survives as a line end.
@@ -603,8 +625,9 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (name == "e" || name == "escape") return Value(html_escape(v.to_str()));
   if (name == "replace") {
     const Value count = arg(a, 2, "count");
-    return Value(py_replace(v.to_str(), arg(a, 0, "old").to_str(), arg(a, 1, "new").to_str(),
-                            count.is_none() ? -1 : static_cast<long>(require_int(count, "replace"))));
+    return Value(
+        py_replace(v.to_str(), arg(a, 0, "old").to_str(), arg(a, 1, "new").to_str(),
+                   count.is_none() ? -1 : static_cast<long>(require_int(count, "replace"))));
   }
   if (name == "wordcount") return Value(word_count(v.to_str()));
   if (name == "tojson") return do_tojson(v, a);
@@ -684,10 +707,10 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     const Value attribute = arg(a, 1, "attribute");
     std::vector<Value> out, seen;
     for (const auto& item : v.iterate()) {
-      Value k = sort_key(attribute.is_none() ? item : get_path(item, attribute.to_str()),
-                         case_sensitive);
-      bool dup = std::any_of(seen.begin(), seen.end(),
-                             [&](const Value& s) { return values_equal(s, k); });
+      Value k =
+          sort_key(attribute.is_none() ? item : get_path(item, attribute.to_str()), case_sensitive);
+      bool dup =
+          std::any_of(seen.begin(), seen.end(), [&](const Value& s) { return values_equal(s, k); });
       if (!dup) {
         seen.push_back(k);
         out.push_back(item);
@@ -719,8 +742,8 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     Value best_key;
     auto items = v.iterate();
     for (const auto& item : items) {
-      Value k = sort_key(attribute.is_none() ? item : get_path(item, attribute.to_str()),
-                         case_sensitive);
+      Value k =
+          sort_key(attribute.is_none() ? item : get_path(item, attribute.to_str()), case_sensitive);
       if (!best || (name == "min" ? value_less(k, best_key) : value_less(best_key, k))) {
         best = &item;
         best_key = k;

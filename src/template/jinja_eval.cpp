@@ -126,8 +126,10 @@ bool contains(const Value& container, const Value& item) {
         if (values_equal(x, item)) return true;
       }
       return false;
-    case Value::Kind::kUndefined: return false;  // iterates as empty
-    default: break;
+    case Value::Kind::kUndefined:
+      return false;  // iterates as empty
+    default:
+      break;
   }
   throw Error("argument of type '" + container.type_name() + "' is not iterable");
 }
@@ -178,8 +180,12 @@ class Renderer {
   void exec(const Stmt& s, const ScopePtr& scope, std::string& out) {
     line_ = s.line;
     switch (s.kind) {
-      case Stmt::Kind::kText: out += s.text; return;
-      case Stmt::Kind::kOutput: out += eval(*s.expr, scope).to_str(); return;
+      case Stmt::Kind::kText:
+        out += s.text;
+        return;
+      case Stmt::Kind::kOutput:
+        out += eval(*s.expr, scope).to_str();
+        return;
       case Stmt::Kind::kIf:
         for (size_t i = 0; i < s.conditions.size(); ++i) {
           if (eval(*s.conditions[i], scope).truthy()) {
@@ -189,7 +195,9 @@ class Renderer {
         }
         exec(s.else_body, scope, out);
         return;
-      case Stmt::Kind::kFor: exec_for(s, scope, out); return;
+      case Stmt::Kind::kFor:
+        exec_for(s, scope, out);
+        return;
       case Stmt::Kind::kSet: {
         Value v = eval(*s.expr, scope);
         if (!s.target_attr.empty()) {
@@ -209,16 +217,24 @@ class Renderer {
         scope->vars[s.targets[0]] = Value(std::move(captured));
         return;
       }
-      case Stmt::Kind::kMacro: scope->vars[s.name] = make_macro(s, scope); return;
+      case Stmt::Kind::kMacro:
+        scope->vars[s.name] = make_macro(s, scope);
+        return;
       case Stmt::Kind::kFilterBlock: {
         std::string captured;
         exec(s.body, scope, captured);
         out += apply_filter_chain(*s.expr, Value(std::move(captured)), scope).to_str();
         return;
       }
-      case Stmt::Kind::kBreak: flow_ = Flow::kBreak; return;
-      case Stmt::Kind::kContinue: flow_ = Flow::kContinue; return;
-      case Stmt::Kind::kScope: exec(s.body, scope, out); return;
+      case Stmt::Kind::kBreak:
+        flow_ = Flow::kBreak;
+        return;
+      case Stmt::Kind::kContinue:
+        flow_ = Flow::kContinue;
+        return;
+      case Stmt::Kind::kScope:
+        exec(s.body, scope, out);
+        return;
     }
   }
 
@@ -265,8 +281,7 @@ class Renderer {
           {Value("length"), Value(n)},
           {Value("depth"), Value(1)},
           {Value("depth0"), Value(0)},
-          {Value("previtem"),
-           i > 0 ? items[u - 1] : Value::undefined("there is no previous item")},
+          {Value("previtem"), i > 0 ? items[u - 1] : Value::undefined("there is no previous item")},
           {Value("nextitem"), i + 1 < n ? items[u + 1] : Value::undefined("there is no next item")},
           {Value("cycle"), Value::function([i](const CallArgs& a) -> Value {
              if (a.positional.empty()) throw Error("no items for cycling given");
@@ -335,7 +350,8 @@ class Renderer {
 
   Value eval(const Expr& e, const ScopePtr& scope) {
     switch (e.kind) {
-      case Expr::Kind::kLiteral: return e.value;
+      case Expr::Kind::kLiteral:
+        return e.value;
       case Expr::Kind::kName: {
         const Value* v = scope->lookup(e.name);
         return v ? *v : Value::undefined("'" + e.name + "' is undefined");
@@ -354,8 +370,10 @@ class Renderer {
         }
         return d;
       }
-      case Expr::Kind::kGetAttr: return get_attr(eval(*e.object, scope), e.name);
-      case Expr::Kind::kGetItem: return get_item(eval(*e.object, scope), eval(*e.args[0], scope));
+      case Expr::Kind::kGetAttr:
+        return get_attr(eval(*e.object, scope), e.name);
+      case Expr::Kind::kGetItem:
+        return get_item(eval(*e.object, scope), eval(*e.args[0], scope));
       case Expr::Kind::kSlice: {
         Value obj = eval(*e.object, scope);
         Value parts[3];
@@ -368,7 +386,8 @@ class Renderer {
         }
         return get_slice(obj, ptrs[0], ptrs[1], ptrs[2]);
       }
-      case Expr::Kind::kCall: return eval_call(e, scope);
+      case Expr::Kind::kCall:
+        return eval_call(e, scope);
       case Expr::Kind::kFilter:
         return apply_filter(e.name, eval(*e.object, scope), eval_args(e, scope));
       case Expr::Kind::kTest: {
@@ -408,8 +427,9 @@ class Renderer {
       case Expr::Kind::kCondExpr: {
         if (eval(*e.args[1], scope).truthy()) return eval(*e.args[0], scope);
         if (e.args[2]) return eval(*e.args[2], scope);
-        return Value::undefined("the inline if-expression evaluated to false and no else "
-                                "section was defined.");
+        return Value::undefined(
+            "the inline if-expression evaluated to false and no else "
+            "section was defined.");
       }
     }
     return Value();

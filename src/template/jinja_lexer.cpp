@@ -1,9 +1,9 @@
 #include "template/jinja_lexer.h"
 
+#include <utf8proc.h>
+
 #include <algorithm>
 #include <cstdlib>
-
-#include <utf8proc.h>
 
 #include "core/error.h"
 #include "template/jinja_text.h"
@@ -174,9 +174,9 @@ class Lexer {
     if (std::isdigit(static_cast<unsigned char>(c))) return lex_number(p);
     if (c == '\'' || c == '"') return lex_string(p);
 
-    static const char* const kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/",
-                                       "%",  "~",  "<",  ">",  "=",  "(",  ")", "[", "]", "{",
-                                       "}",  ",",  ".",  ":",  "|"};
+    static const char* const kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*",
+                                       "/",  "%",  "~",  "<",  ">",  "=",  "(", ")", "[",
+                                       "]",  "{",  "}",  ",",  ".",  ":",  "|"};
     for (const char* op : kOps) {
       if (at(p, op)) {
         std::string_view v(op);
@@ -260,20 +260,50 @@ class Lexer {
       char e = src_[q + 1];
       q += 2;
       switch (e) {
-        case '\n': break;  // line continuation
-        case '\\': out += '\\'; break;
-        case '\'': out += '\''; break;
-        case '"': out += '"'; break;
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'v': out += '\v'; break;
-        case 'x': utf8_append(out, static_cast<char32_t>(hex(q, 2))); q += 2; break;
-        case 'u': utf8_append(out, static_cast<char32_t>(hex(q, 4))); q += 4; break;
-        case 'U': utf8_append(out, static_cast<char32_t>(hex(q, 8))); q += 8; break;
+        case '\n':
+          break;  // line continuation
+        case '\\':
+          out += '\\';
+          break;
+        case '\'':
+          out += '\'';
+          break;
+        case '"':
+          out += '"';
+          break;
+        case 'a':
+          out += '\a';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'v':
+          out += '\v';
+          break;
+        case 'x':
+          utf8_append(out, static_cast<char32_t>(hex(q, 2)));
+          q += 2;
+          break;
+        case 'u':
+          utf8_append(out, static_cast<char32_t>(hex(q, 4)));
+          q += 4;
+          break;
+        case 'U':
+          utf8_append(out, static_cast<char32_t>(hex(q, 8)));
+          q += 8;
+          break;
         default:
           if (e >= '0' && e <= '7') {
             int v = e - '0';
@@ -298,21 +328,31 @@ class Lexer {
 
 }  // namespace
 
-std::vector<Token> tokenize(std::string_view source) { return Lexer(source).run(); }
+std::vector<Token> tokenize(std::string_view source) {
+  return Lexer(source).run();
+}
 
 std::string describe(const Token& t) {
   switch (t.type) {
-    case Token::Type::kText: return "template text";
-    case Token::Type::kVarBegin: return "'begin of print statement'";
-    case Token::Type::kVarEnd: return "'end of print statement'";
-    case Token::Type::kBlockBegin: return "'begin of statement block'";
-    case Token::Type::kBlockEnd: return "'end of statement block'";
-    case Token::Type::kEof: return "'end of template'";
+    case Token::Type::kText:
+      return "template text";
+    case Token::Type::kVarBegin:
+      return "'begin of print statement'";
+    case Token::Type::kVarEnd:
+      return "'end of print statement'";
+    case Token::Type::kBlockBegin:
+      return "'begin of statement block'";
+    case Token::Type::kBlockEnd:
+      return "'end of statement block'";
+    case Token::Type::kEof:
+      return "'end of template'";
     case Token::Type::kName:
     case Token::Type::kOp:
     case Token::Type::kInt:
-    case Token::Type::kFloat: return "'" + t.value + "'";
-    case Token::Type::kString: return "string literal";
+    case Token::Type::kFloat:
+      return "'" + t.value + "'";
+    case Token::Type::kString:
+      return "string literal";
   }
   return "token";
 }

@@ -338,9 +338,9 @@ class Parser {
     ExprPtr cmp;
     while (true) {
       std::string op;
-      if (cur().type == TT::kOp && (cur().value == "==" || cur().value == "!=" ||
-                                    cur().value == "<" || cur().value == "<=" ||
-                                    cur().value == ">" || cur().value == ">=")) {
+      if (cur().type == TT::kOp &&
+          (cur().value == "==" || cur().value == "!=" || cur().value == "<" ||
+           cur().value == "<=" || cur().value == ">" || cur().value == ">=")) {
         op = cur().value;
         advance();
       } else if (is_name("in")) {
@@ -442,14 +442,17 @@ class Parser {
         e->value = Value(std::move(s));
         return e;
       }
-      case TT::kInt: return literal(Value(t.int_value));
-      case TT::kFloat: return literal(Value(t.float_value));
+      case TT::kInt:
+        return literal(Value(t.int_value));
+      case TT::kFloat:
+        return literal(Value(t.float_value));
       case TT::kOp:
         if (t.value == "(") return parse_paren();
         if (t.value == "[") return parse_list();
         if (t.value == "{") return parse_dict();
         break;
-      default: break;
+      default:
+        break;
     }
     fail("expected an expression, got " + describe(t));
   }
@@ -607,10 +610,10 @@ class Parser {
     } else {
       // jinja2 accepts one argument without parentheses: `x is divisibleby 3`.
       const Token& c = cur();
-      bool starts_arg = c.type == TT::kString || c.type == TT::kInt || c.type == TT::kFloat ||
-                        (c.type == TT::kOp && (c.value == "[" || c.value == "{")) ||
-                        (c.type == TT::kName && c.value != "else" && c.value != "or" &&
-                         c.value != "and");
+      bool starts_arg =
+          c.type == TT::kString || c.type == TT::kInt || c.type == TT::kFloat ||
+          (c.type == TT::kOp && (c.value == "[" || c.value == "{")) ||
+          (c.type == TT::kName && c.value != "else" && c.value != "or" && c.value != "and");
       if (starts_arg) t->args.push_back(parse_postfix(parse_primary()));
     }
     return t;
@@ -622,6 +625,8 @@ class Parser {
 
 }  // namespace
 
-StmtList parse_template(std::string_view source) { return Parser(tokenize(source)).parse_all(); }
+StmtList parse_template(std::string_view source) {
+  return Parser(tokenize(source)).parse_all();
+}
 
 }  // namespace tessera::jinja

@@ -87,15 +87,24 @@ double Value::as_double() const {
 
 std::string Value::type_name() const {
   switch (kind_) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return list_->is_tuple ? "tuple" : "list";
-    case Kind::kDict: return dict_->is_namespace ? "Namespace" : "dict";
-    case Kind::kFunction: return "function";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return list_->is_tuple ? "tuple" : "list";
+    case Kind::kDict:
+      return dict_->is_namespace ? "Namespace" : "dict";
+    case Kind::kFunction:
+      return "function";
   }
   return "object";
 }
@@ -107,14 +116,21 @@ void Value::require_defined() const {
 bool Value::truthy() const {
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
+    case Kind::kNone:
+      return false;
     case Kind::kBool:
-    case Kind::kInt: return int_ != 0;
-    case Kind::kFloat: return float_ != 0.0;
-    case Kind::kString: return !str_.empty();
-    case Kind::kList: return !list_->items.empty();
-    case Kind::kDict: return dict_->is_namespace || !dict_->items.empty();
-    case Kind::kFunction: return true;
+    case Kind::kInt:
+      return int_ != 0;
+    case Kind::kFloat:
+      return float_ != 0.0;
+    case Kind::kString:
+      return !str_.empty();
+    case Kind::kList:
+      return !list_->items.empty();
+    case Kind::kDict:
+      return dict_->is_namespace || !dict_->items.empty();
+    case Kind::kFunction:
+      return true;
   }
   return false;
 }
@@ -162,10 +178,18 @@ std::string repr_string(const std::string& s) {
   std::string out(1, quote);
   for (unsigned char c : s) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c == static_cast<unsigned char>(quote)) {
           out += '\\';
@@ -187,20 +211,29 @@ std::string repr_string(const std::string& s) {
 
 std::string Value::to_str() const {
   switch (kind_) {
-    case Kind::kUndefined: return "";
-    case Kind::kString: return str_;
-    default: return repr();
+    case Kind::kUndefined:
+      return "";
+    case Kind::kString:
+      return str_;
+    default:
+      return repr();
   }
 }
 
 std::string Value::repr() const {
   switch (kind_) {
-    case Kind::kUndefined: return "";
-    case Kind::kNone: return "None";
-    case Kind::kBool: return int_ ? "True" : "False";
-    case Kind::kInt: return std::to_string(int_);
-    case Kind::kFloat: return format_float(float_);
-    case Kind::kString: return repr_string(str_);
+    case Kind::kUndefined:
+      return "";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return int_ ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(int_);
+    case Kind::kFloat:
+      return format_float(float_);
+    case Kind::kString:
+      return repr_string(str_);
     case Kind::kList: {
       std::string out = list_->is_tuple ? "(" : "[";
       for (size_t i = 0; i < list_->items.size(); ++i) {
@@ -220,15 +253,18 @@ std::string Value::repr() const {
       }
       return out + "}";
     }
-    case Kind::kFunction: return "<function>";
+    case Kind::kFunction:
+      return "<function>";
   }
   return "";
 }
 
 std::vector<Value> Value::iterate() const {
   switch (kind_) {
-    case Kind::kUndefined: return {};
-    case Kind::kList: return list_->items;
+    case Kind::kUndefined:
+      return {};
+    case Kind::kList:
+      return list_->items;
     case Kind::kDict: {
       std::vector<Value> keys;
       keys.reserve(dict_->items.size());
@@ -240,17 +276,23 @@ std::vector<Value> Value::iterate() const {
       for (char32_t c : utf8_decode(str_)) chars.emplace_back(utf8_encode(std::u32string(1, c)));
       return chars;
     }
-    default: throw Error("'" + type_name() + "' object is not iterable");
+    default:
+      throw Error("'" + type_name() + "' object is not iterable");
   }
 }
 
 int64_t Value::length() const {
   switch (kind_) {
-    case Kind::kUndefined: return 0;
-    case Kind::kString: return static_cast<int64_t>(utf8_decode(str_).size());
-    case Kind::kList: return static_cast<int64_t>(list_->items.size());
-    case Kind::kDict: return static_cast<int64_t>(dict_->items.size());
-    default: throw Error("object of type '" + type_name() + "' has no len()");
+    case Kind::kUndefined:
+      return 0;
+    case Kind::kString:
+      return static_cast<int64_t>(utf8_decode(str_).size());
+    case Kind::kList:
+      return static_cast<int64_t>(list_->items.size());
+    case Kind::kDict:
+      return static_cast<int64_t>(dict_->items.size());
+    default:
+      throw Error("object of type '" + type_name() + "' has no len()");
   }
 }
 
@@ -262,8 +304,10 @@ bool values_equal(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return true;
-    case Value::Kind::kString: return a.str() == b.str();
+    case Value::Kind::kNone:
+      return true;
+    case Value::Kind::kString:
+      return a.str() == b.str();
     case Value::Kind::kList: {
       if (a.list_data().is_tuple != b.list_data().is_tuple) return false;
       const auto& x = a.items();
@@ -286,8 +330,10 @@ bool values_equal(const Value& a, const Value& b) {
       }
       return true;
     }
-    case Value::Kind::kFunction: return &a.fn() == &b.fn();
-    default: return false;
+    case Value::Kind::kFunction:
+      return &a.fn() == &b.fn();
+    default:
+      return false;
   }
 }
 
@@ -318,13 +364,27 @@ void dump_json_string(std::string& out, const std::string& s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -340,12 +400,18 @@ void dump_json_string(std::string& out, const std::string& s) {
 
 std::string json_key(const Value& k) {
   switch (k.kind()) {
-    case Value::Kind::kString: return k.str();
-    case Value::Kind::kNone: return "null";
-    case Value::Kind::kBool: return k.as_bool() ? "true" : "false";
-    case Value::Kind::kInt: return std::to_string(k.as_int());
-    case Value::Kind::kFloat: return format_float(k.as_double());
-    default: throw Error("keys must be str, int, float, bool or None, not " + k.type_name());
+    case Value::Kind::kString:
+      return k.str();
+    case Value::Kind::kNone:
+      return "null";
+    case Value::Kind::kBool:
+      return k.as_bool() ? "true" : "false";
+    case Value::Kind::kInt:
+      return std::to_string(k.as_int());
+    case Value::Kind::kFloat:
+      return format_float(k.as_double());
+    default:
+      throw Error("keys must be str, int, float, bool or None, not " + k.type_name());
   }
 }
 
@@ -355,17 +421,28 @@ void dump_json_into(std::string& out, const Value& v, const JsonDumpOptions& o, 
     for (int i = 0; i < d; ++i) out += *o.indent;
   };
   switch (v.kind()) {
-    case Value::Kind::kNone: out += "null"; return;
-    case Value::Kind::kBool: out += v.as_bool() ? "true" : "false"; return;
-    case Value::Kind::kInt: out += std::to_string(v.as_int()); return;
+    case Value::Kind::kNone:
+      out += "null";
+      return;
+    case Value::Kind::kBool:
+      out += v.as_bool() ? "true" : "false";
+      return;
+    case Value::Kind::kInt:
+      out += std::to_string(v.as_int());
+      return;
     case Value::Kind::kFloat: {
       double d = v.as_double();
-      if (std::isnan(d)) out += "NaN";
-      else if (std::isinf(d)) out += d < 0 ? "-Infinity" : "Infinity";
-      else out += format_float(d);
+      if (std::isnan(d))
+        out += "NaN";
+      else if (std::isinf(d))
+        out += d < 0 ? "-Infinity" : "Infinity";
+      else
+        out += format_float(d);
       return;
     }
-    case Value::Kind::kString: dump_json_string(out, v.str()); return;
+    case Value::Kind::kString:
+      dump_json_string(out, v.str());
+      return;
     case Value::Kind::kList: {
       const auto& items = v.items();
       if (items.empty()) {
@@ -406,7 +483,8 @@ void dump_json_into(std::string& out, const Value& v, const JsonDumpOptions& o, 
       out += '}';
       return;
     }
-    default: break;
+    default:
+      break;
   }
   throw Error("Object of type " + v.type_name() + " is not JSON serializable");
 }

@@ -9,13 +9,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace tessera::jinja {
 
@@ -49,7 +48,17 @@ struct DictData {
 
 class Value {
  public:
-  enum class Kind : uint8_t { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kFunction };
+  enum class Kind : uint8_t {
+    kUndefined,
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kList,
+    kDict,
+    kFunction
+  };
 
   // Undefined. `hint` is the message of the error raised when the value is misused, e.g.
   // "'x' is undefined" or "'dict object' has no attribute 'y'".
@@ -75,15 +84,17 @@ class Value {
   bool is_bool() const { return kind_ == Kind::kBool; }
   bool is_int() const { return kind_ == Kind::kInt; }
   bool is_float() const { return kind_ == Kind::kFloat; }
-  bool is_number() const { return kind_ == Kind::kBool || kind_ == Kind::kInt || kind_ == Kind::kFloat; }
+  bool is_number() const {
+    return kind_ == Kind::kBool || kind_ == Kind::kInt || kind_ == Kind::kFloat;
+  }
   bool is_string() const { return kind_ == Kind::kString; }
   bool is_list() const { return kind_ == Kind::kList; }
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_function() const { return kind_ == Kind::kFunction; }
 
   bool as_bool() const { return int_ != 0; }
-  int64_t as_int() const;     // bool/int; float truncates
-  double as_double() const;   // bool/int/float
+  int64_t as_int() const;                          // bool/int; float truncates
+  double as_double() const;                        // bool/int/float
   const std::string& str() const { return str_; }  // string contents, or the undefined hint
   const std::vector<Value>& items() const { return list_->items; }
   const ListData& list_data() const { return *list_; }
