@@ -46,7 +46,7 @@ int run(const RunOptions& o) {
     if (tok.bos_id() < 0) throw Error("no prompt given and the vocabulary has no BOS token");
     tokens.push_back(tok.bos_id());
   }
-  const int n_ctx = o.n_ctx > 0 ? o.n_ctx : std::min(cfg.n_ctx_train, 4096);
+  const int n_ctx = o.n_ctx > 0 ? o.n_ctx : 4096;
   if (static_cast<int>(tokens.size()) >= n_ctx)
     throw Error("the prompt has " + std::to_string(tokens.size()) +
                 " tokens, which does not fit the context of " + std::to_string(n_ctx));
@@ -104,7 +104,7 @@ Runner add_run(CLI::App& app) {
   auto* p = app.add_option("-p,--prompt", o->prompt, "prompt (default: start from BOS alone)");
   app.add_option("-f,--file", o->prompt_file, "read the prompt from a file");
   app.add_option("-n,--n-predict", o->n_predict, "tokens to generate")->check(CLI::Range(0, 1 << 24));
-  app.add_option("-c,--ctx-size", o->n_ctx, "context size (default: the model's, at most 4096)")
+  app.add_option("-c,--ctx-size", o->n_ctx, "context size (default 4096, as llama.cpp)")
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("-b,--batch-size", o->n_batch, "prompt tokens per forward pass")
       ->check(CLI::Range(1, 1 << 16));

@@ -2,10 +2,14 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 namespace tessera {
 
 namespace {
-constexpr int kSpinIterations = 20000;
+// ~0.1 ms of pause instructions: long enough to catch the next op of a forward pass,
+// short enough not to burn a core when the machine is oversubscribed.
+constexpr int kSpinIterations = 2000;
 }
 
 int ThreadPool::default_threads() {
@@ -29,20 +33,24 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::run_range(int index) {
-  const int64_t chunk = (n_ + n_threads_ - 1) / n_threads_;
+  if (index >= n_active_) return;
+  const int64_t chunk = (n_ + n_active_ - 1) / n_active_;
   const int64_t begin = std::min<int64_t>(n_, chunk * index);
   const int64_t end = std::min<int64_t>(n_, begin + chunk);
   if (begin < end) (*fn_)(begin, end, index);
 }
 
-void ThreadPool::parallel_for(int64_t n, const RangeFn& fn) {
+void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t grain) {
   if (n <= 0) return;
-  if (n_threads_ == 1 || n == 1) {
+  const int64_t by_grain = (n + std::max<int64_t>(grain, 1) - 1) / std::max<int64_t>(grain, 1);
+  const int n_active = static_cast<int>(std::min<int64_t>(n_threads_, by_grain));
+  if (n_active <= 1) {
     fn(0, n, 0);
     return;
   }
   fn_ = &fn;
   n_ = n;
+  n_active_ = n_active;
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
     // Publishing under the mutex pairs with the workers' predicate check, so a worker
@@ -52,7 +60,11 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn) {
   }
   cv_.notify_all();
   run_range(0);
-  while (pending_.load(std::memory_order_acquire) != 0) _mm_pause();
+  // Spin briefly, then yield: a worker may have been descheduled on a busy machine.
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < kSpinIterations) _mm_pause();
+    else std::this_thread::yield();
+  }
   fn_ = nullptr;
 }
 

@@ -26,9 +26,10 @@ class ThreadPool {
   int n_threads() const { return n_threads_; }
 
   // fn(begin, end, thread_index) over a partition of [0, n). Blocks until all ranges ran.
+  // Each thread gets at least `grain` items (small loops run on fewer threads, or inline).
   // Not reentrant: fn must not call parallel_for on the same pool.
   using RangeFn = std::function<void(int64_t, int64_t, int)>;
-  void parallel_for(int64_t n, const RangeFn& fn);
+  void parallel_for(int64_t n, const RangeFn& fn, int64_t grain = 1);
 
   static int default_threads();
 
@@ -40,6 +41,7 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   const RangeFn* fn_ = nullptr;
   int64_t n_ = 0;
+  int n_active_ = 0;  // threads that get a range in the current call
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};

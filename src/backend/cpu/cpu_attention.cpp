@@ -67,7 +67,7 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
         for (int d = 0; d < head_dim; ++d) oh[d] += wgt * vj[d];
       }
     }
-  });
+  }, grain(int64_t{head_dim} * 2 * (max_pos + 1)));
 }
 
 }  // namespace tessera::cpu

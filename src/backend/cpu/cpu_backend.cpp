@@ -31,7 +31,7 @@ void CpuBackend::get_rows(const Tensor& emb, const int32_t* ids, int n, float* o
   const int64_t d = emb.cols();
   pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) dequantize_row(emb.type, emb.row(ids[i]), out + i * d, d);
-  });
+  }, grain(d));
 }
 
 void CpuBackend::rms_norm(const float* x, const float* weight, float* y, int n, int d,
@@ -45,7 +45,7 @@ void CpuBackend::rms_norm(const float* x, const float* weight, float* y, int n, 
       const float scale = 1.0f / std::sqrt(static_cast<float>(sum / d) + eps);
       for (int j = 0; j < d; ++j) yi[j] = xi[j] * scale * weight[j];
     }
-  });
+  }, grain(d));
 }
 
 namespace {
@@ -108,7 +108,7 @@ void CpuBackend::rope(float* x, int n, int n_head, int head_dim, const int32_t* 
         }
       }
     }
-  });
+  }, grain(int64_t{n_head} * n_rot * 8));
 }
 
 void CpuBackend::silu_mul(float* gate, const float* up, int n, int d) {
@@ -117,13 +117,13 @@ void CpuBackend::silu_mul(float* gate, const float* up, int n, int d) {
       const float g = gate[i];
       gate[i] = g / (1.0f + std::exp(-g)) * up[i];
     }
-  });
+  }, grain(int64_t{d} * 8));
 }
 
 void CpuBackend::add(float* x, const float* y, int n, int d) {
   pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b * d; i < e * d; ++i) x[i] += y[i];
-  });
+  }, grain(d));
 }
 
 }  // namespace cpu

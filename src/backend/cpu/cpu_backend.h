@@ -2,12 +2,17 @@
 // quants*.cpp; this layer splits work across the thread pool and owns scratch memory
 // (grown on demand, reused across calls, so the per-token path does not allocate).
 #pragma once
+#include <algorithm>
 #include <vector>
 
 #include "backend/backend.h"
 #include "core/thread_pool.h"
 
 namespace tessera::cpu {
+
+// Items per thread for a loop whose items cost `cost` units (~ a float op each): below
+// ~16k units a thread's share is not worth waking it for.
+inline int64_t grain(int64_t cost) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(cost, 1)); }
 
 class CpuBackend final : public Backend {
  public:

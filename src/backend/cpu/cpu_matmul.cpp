@@ -25,7 +25,7 @@ void CpuBackend::matmul(const Tensor& w, const float* x, float* y, int n, const 
     uint8_t* dst = xq_.data();
     pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) quantize_row(vt, x + t * cols, dst + t * x_row_bytes, cols);
-    });
+    }, grain(cols));
     xq = dst;
   }
 
@@ -37,7 +37,7 @@ void CpuBackend::matmul(const Tensor& w, const float* x, float* y, int n, const 
       const float bv = bias_data ? bias_data[r] : 0.0f;
       for (int t = 0; t < n; ++t) y[t * rows + r] = dot(cols, wr, xq + t * x_row_bytes) + bv;
     }
-  });
+  }, grain(cols * n));
 }
 
 }  // namespace tessera::cpu

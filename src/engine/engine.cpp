@@ -1,0 +1,396 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "engine/kv_manager.h"
+#include "engine/scheduler.h"
+
+namespace tessera {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::STOP: return "stop";
+    case FinishReason::LENGTH: return "length";
+    case FinishReason::ABORT: return "abort";
+    case FinishReason::NONE: break;
+  }
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------
+// RequestStream
+
+void RequestStream::push(RequestUpdate u) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(u));
+  }
+  cv_.notify_all();
+}
+
+bool RequestStream::next(RequestUpdate& out, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_for(lock, timeout, [&] { return !queue_.empty(); })) return false;
+  while (!queue_.empty()) {
+    RequestUpdate& u = queue_.front();
+    for (auto& t : u.tokens) out.tokens.push_back(std::move(t));
+    out.n_prompt_tokens = u.n_prompt_tokens;
+    out.n_cached_tokens = u.n_cached_tokens;
+    if (u.finish != FinishReason::NONE) out.finish = u.finish;
+    queue_.pop_front();
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Engine internals (engine thread only, except the input queue)
+
+namespace {
+
+struct Live {
+  Request req;
+  GenerateParams params;
+  Sampler sampler;
+  std::shared_ptr<RequestStream> stream;
+  Live(Request r, const GenerateParams& p, int n_vocab, std::shared_ptr<RequestStream> s)
+      : req(std::move(r)), params(p), sampler(p.sampling, n_vocab), stream(std::move(s)) {}
+};
+
+int64_t available_memory_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  int64_t kb;
+  std::string unit;
+  while (f >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return int64_t{4} << 30;
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  std::unique_ptr<KVCache> kv;
+  std::unique_ptr<KVCacheManager> kvm;
+  std::unique_ptr<Scheduler> sched;
+
+  // Input side, guarded by mu.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::unique_ptr<Live>> incoming;
+  std::vector<uint64_t> aborts;
+  int n_queued = 0;  // submitted and not yet running or finished
+  bool stop = false;
+  uint64_t next_id = 1;
+
+  // Engine thread state.
+  std::unordered_map<uint64_t, std::unique_ptr<Live>> live;
+  std::vector<int32_t> tokens, pos, seq_of, slots, out_rows;
+  std::vector<const int32_t*> tables;
+  std::vector<float> logits, scratch;
+
+  mutable std::mutex metrics_mu;
+  EngineMetrics metrics;
+};
+
+Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg) {
+  const ModelConfig& mc = model.config();
+  if (cfg_.block_size < 1 || cfg_.block_size > 1024) throw Error("block size out of range");
+  if (cfg_.max_num_seqs < 1) throw Error("max_num_seqs must be >= 1");
+  if (cfg_.max_num_batched_tokens < 1) throw Error("max_num_batched_tokens must be >= 1");
+  max_model_len_ = cfg_.max_model_len > 0 ? cfg_.max_model_len : std::min(mc.n_ctx_train, 8192);
+
+  const size_t per_block = KVCache::bytes_per_token(mc.n_layer, mc.kv_dim()) * cfg_.block_size;
+  const int64_t budget = cfg_.kv_cache_bytes > 0
+                             ? cfg_.kv_cache_bytes
+                             : static_cast<int64_t>(available_memory_bytes() *
+                                                    cfg_.kv_cache_fraction);
+  const int64_t n_blocks = budget / static_cast<int64_t>(per_block);
+  const int64_t need = (max_model_len_ + cfg_.block_size - 1) / cfg_.block_size;
+  if (n_blocks < need)
+    throw Error("KV cache of " + std::to_string(budget >> 20) + " MiB holds " +
+                std::to_string(n_blocks * cfg_.block_size) +
+                " tokens, fewer than one sequence of max_model_len " +
+                std::to_string(max_model_len_) + "; raise the KV memory or lower max_model_len");
+  if (n_blocks > (int64_t{1} << 30) / cfg_.block_size) throw Error("KV cache too large");
+
+  impl_ = std::make_unique<Impl>();
+  impl_->kv = model.make_kv_cache(static_cast<int>(n_blocks), cfg_.block_size);
+  impl_->kvm = std::make_unique<KVCacheManager>(static_cast<int>(n_blocks), cfg_.block_size,
+                                                cfg_.enable_prefix_caching);
+  SchedulerConfig sc;
+  sc.max_num_seqs = cfg_.max_num_seqs;
+  sc.max_num_batched_tokens = cfg_.max_num_batched_tokens;
+  impl_->sched = std::make_unique<Scheduler>(sc, *impl_->kvm);
+  impl_->logits.resize(static_cast<size_t>(cfg_.max_num_seqs) * mc.n_vocab);
+  impl_->metrics.kv_blocks_total = static_cast<int>(n_blocks);
+  impl_->metrics.block_size = cfg_.block_size;
+  std::fprintf(stderr,
+               "engine: KV cache %lld blocks x %d tokens (%.1f MiB, %lld tokens), max_model_len "
+               "%d, max_num_seqs %d, max_num_batched_tokens %d, prefix caching %s\n",
+               static_cast<long long>(n_blocks), cfg_.block_size,
+               impl_->kv->bytes() / 1048576.0, static_cast<long long>(n_blocks * cfg_.block_size),
+               max_model_len_, cfg_.max_num_seqs, cfg_.max_num_batched_tokens,
+               cfg_.enable_prefix_caching ? "on" : "off");
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->cv.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt,
+                                              const GenerateParams& p) {
+  const ModelConfig& mc = model_.config();
+  if (prompt.empty()) throw Error("the prompt is empty");
+  for (int32_t t : prompt)
+    if (t < 0 || t >= mc.n_vocab)
+      throw Error("token id " + std::to_string(t) + " is outside the vocabulary (0.." +
+                  std::to_string(mc.n_vocab - 1) + ")");
+  if (p.max_tokens < 1) throw Error("max_tokens must be at least 1");
+  if (static_cast<int64_t>(prompt.size()) + p.max_tokens > max_model_len_)
+    throw Error("the prompt (" + std::to_string(prompt.size()) + " tokens) plus max_tokens (" +
+                std::to_string(p.max_tokens) + ") exceeds the context length of " +
+                std::to_string(max_model_len_) + " tokens");
+  if (p.logprobs > 20) throw Error("top logprobs must be at most 20");
+
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (!accepting_ || impl_->stop) throw EngineBusy("the server is shutting down", true);
+  if (impl_->n_queued >= cfg_.max_waiting)
+    throw EngineBusy("too many requests are waiting (" + std::to_string(impl_->n_queued) +
+                         "); try again later",
+                     false);
+  Request r;
+  r.id = impl_->next_id++;
+  r.n_prompt = static_cast<int>(prompt.size());
+  r.tokens = std::move(prompt);
+  r.max_tokens = p.max_tokens;
+  auto stream = std::make_shared<RequestStream>(r.id);
+  impl_->incoming.push_back(std::make_unique<Live>(std::move(r), p, mc.n_vocab, stream));
+  ++impl_->n_queued;
+  ++n_inflight_;
+  impl_->cv.notify_all();
+  return stream;
+}
+
+void Engine::abort(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->aborts.push_back(id);
+  }
+  impl_->cv.notify_all();
+}
+
+EngineMetrics Engine::metrics() const {
+  std::lock_guard<std::mutex> lock(impl_->metrics_mu);
+  return impl_->metrics;
+}
+
+std::vector<Engine::Result> Engine::generate(const std::vector<std::vector<int32_t>>& prompts,
+                                             const GenerateParams& p) {
+  std::vector<Result> results(prompts.size());
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  size_t next = 0, done = 0;
+  std::vector<size_t> index_of;  // stream i -> prompt index
+  while (done < prompts.size()) {
+    // Keep the waiting queue within its bound: submit as room frees up.
+    while (next < prompts.size()) {
+      try {
+        streams.push_back(submit(prompts[next], p));
+        index_of.push_back(next++);
+      } catch (const EngineBusy& e) {
+        if (e.shutting_down) throw;
+        break;
+      }
+    }
+    for (size_t i = 0; i < streams.size(); ++i) {
+      if (!streams[i]) continue;
+      RequestUpdate u;
+      if (!streams[i]->next(u, std::chrono::milliseconds(1))) continue;
+      Result& r = results[index_of[i]];
+      for (auto& t : u.tokens) r.tokens.push_back(std::move(t));
+      r.n_prompt_tokens = u.n_prompt_tokens;
+      r.n_cached_tokens = u.n_cached_tokens;
+      if (u.finish != FinishReason::NONE) {
+        r.finish = u.finish;
+        streams[i].reset();
+        ++done;
+      }
+    }
+  }
+  return results;
+}
+
+void Engine::loop() {
+  Impl& s = *impl_;
+  const ModelConfig& mc = model_.config();
+  const Tokenizer& tok = model_.tokenizer();
+  const int n_vocab = mc.n_vocab;
+  const int B = cfg_.block_size;
+
+  auto finish = [&](Live& l, FinishReason why, RequestStatus status) {
+    s.sched->finish(&l.req, status);
+    RequestUpdate u;
+    u.finish = why;
+    u.n_prompt_tokens = l.req.n_prompt;
+    u.n_cached_tokens = std::max(0, l.req.n_cached_prompt);
+    l.stream->push(std::move(u));
+    --n_inflight_;
+    std::lock_guard<std::mutex> lock(s.metrics_mu);
+    ++s.metrics.requests_finished;
+  };
+
+  for (;;) {
+    std::vector<std::unique_ptr<Live>> incoming;
+    std::vector<uint64_t> aborts;
+    bool stop;
+    {
+      std::unique_lock<std::mutex> lock(s.mu);
+      s.cv.wait(lock, [&] {
+        return s.stop || !s.incoming.empty() || !s.aborts.empty() || s.sched->has_work();
+      });
+      incoming.swap(s.incoming);
+      aborts.swap(s.aborts);
+      stop = s.stop;
+    }
+    for (auto& l : incoming) {
+      s.sched->add(&l->req);
+      const uint64_t id = l->req.id;
+      s.live.emplace(id, std::move(l));
+    }
+    for (uint64_t id : aborts) {
+      auto it = s.live.find(id);
+      if (it == s.live.end()) continue;
+      finish(*it->second, FinishReason::ABORT, RequestStatus::FINISHED_ABORTED);
+      s.live.erase(it);
+    }
+    if (stop) {
+      for (auto& [id, l] : s.live) finish(*l, FinishReason::ABORT, RequestStatus::FINISHED_ABORTED);
+      s.live.clear();
+      return;
+    }
+
+    SchedulerOutput out = s.sched->schedule();
+    {
+      // Queued = submitted but not running: still in `incoming` or waiting in the scheduler.
+      std::lock_guard<std::mutex> lock(s.mu);
+      s.n_queued = static_cast<int>(s.incoming.size()) + s.sched->n_waiting();
+    }
+    if (out.empty()) {
+      // Nothing fits this step (cannot persist: the pool holds a max_model_len sequence,
+      // and an idle engine frees everything). Yield instead of spinning.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+
+    // Build the batch: tokens of every scheduled chunk, back to back.
+    s.tokens.clear();
+    s.pos.clear();
+    s.seq_of.clear();
+    s.slots.clear();
+    s.out_rows.clear();
+    s.tables.clear();
+    for (size_t i = 0; i < out.items.size(); ++i) {
+      const ScheduledItem& it = out.items[i];
+      const Request& r = *it.req;
+      s.tables.push_back(r.blocks.data());
+      for (int p = it.start; p < it.start + it.n_new; ++p) {
+        s.tokens.push_back(r.tokens[p]);
+        s.pos.push_back(p);
+        s.seq_of.push_back(static_cast<int32_t>(i));
+        s.slots.push_back(r.blocks[p / B] * B + p % B);
+      }
+      if (it.sample) s.out_rows.push_back(static_cast<int32_t>(s.tokens.size()) - 1);
+    }
+
+    ForwardBatch fb;
+    fb.n_tokens = static_cast<int>(s.tokens.size());
+    fb.tokens = s.tokens.data();
+    fb.pos = s.pos.data();
+    fb.seq_of = s.seq_of.data();
+    fb.slots = s.slots.data();
+    fb.block_tables = s.tables.data();
+    fb.n_out = static_cast<int>(s.out_rows.size());
+    fb.out_rows = s.out_rows.data();
+    model_.forward(fb, *s.kv, s.logits.data());
+    s.sched->step_done(out);
+
+    int64_t n_prompt_tokens = 0, n_gen = 0;
+    int row = 0;
+    for (const ScheduledItem& it : out.items) {
+      Request& r = *it.req;
+      n_prompt_tokens += std::max(0, std::min(it.start + it.n_new, r.n_prompt) - it.start);
+      if (!it.sample) continue;
+      float* lg = s.logits.data() + static_cast<size_t>(row++) * n_vocab;
+      Live& l = *s.live.at(r.id);
+      GeneratedToken g;
+      if (l.params.logprobs >= 0) {
+        // Log-probabilities of the model's own distribution (before penalties/temperature).
+        const float mx = *std::max_element(lg, lg + n_vocab);
+        double sum = 0.0;
+        for (int v = 0; v < n_vocab; ++v) sum += std::exp(static_cast<double>(lg[v] - mx));
+        const float lse = mx + static_cast<float>(std::log(sum));
+        s.scratch.assign(lg, lg + n_vocab);
+        const int k = l.params.logprobs;
+        if (k > 0) {
+          std::vector<int32_t> idx(n_vocab);
+          for (int v = 0; v < n_vocab; ++v) idx[v] = v;
+          std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+            return lg[a] > lg[b] || (lg[a] == lg[b] && a < b);
+          });
+          for (int j = 0; j < k; ++j) g.top.push_back({idx[j], lg[idx[j]] - lse});
+        }
+        g.token = l.sampler.sample(lg, r.tokens);
+        g.logprob = s.scratch[g.token] - lse;
+      } else {
+        g.token = l.sampler.sample(lg, r.tokens);
+      }
+      r.tokens.push_back(g.token);
+      ++n_gen;
+      RequestUpdate u;
+      u.n_prompt_tokens = r.n_prompt;
+      u.n_cached_tokens = std::max(0, r.n_cached_prompt);
+      const bool eog = !l.params.ignore_eos && tok.is_eog(g.token);
+      u.tokens.push_back(std::move(g));
+      if (eog) {
+        u.tokens.pop_back();  // the end-of-generation token is not part of the text
+        u.finish = FinishReason::STOP;
+      } else if (r.n_output() >= r.max_tokens || r.n_tokens() >= max_model_len_) {
+        u.finish = FinishReason::LENGTH;
+      }
+      if (u.finish == FinishReason::NONE) {
+        l.stream->push(std::move(u));
+        continue;
+      }
+      const FinishReason why = u.finish;
+      u.finish = FinishReason::NONE;
+      if (!u.tokens.empty()) l.stream->push(std::move(u));
+      finish(l, why,
+             why == FinishReason::STOP ? RequestStatus::FINISHED_STOPPED
+                                       : RequestStatus::FINISHED_LENGTH);
+      s.live.erase(r.id);
+    }
+
+    std::lock_guard<std::mutex> lock(s.metrics_mu);
+    EngineMetrics& m = s.metrics;
+    m.n_running = s.sched->n_running();
+    m.n_waiting = s.sched->n_waiting();
+    m.kv_blocks_used = s.kvm->pool().n_used();
+    m.prefix_query_tokens = s.kvm->query_tokens();
+    m.prefix_hit_tokens = s.kvm->hit_tokens();
+    m.prompt_tokens_total += n_prompt_tokens;
+    m.generation_tokens_total += n_gen;
+    m.preemptions_total += static_cast<int64_t>(out.preempted.size());
+    ++m.steps_total;
+  }
+}
+
+}  // namespace tessera
