@@ -107,7 +107,9 @@ bool Generation::absorb(int i, RequestUpdate& u, ChoiceDelta& d) {
   }
 
   for (GeneratedToken& t : u.tokens) {
-    d.text += c.detok->feed(t.token);
+    // End-of-generation tokens are counted and reported in logprobs but are not text,
+    // whatever their vocab type (some vocabularies mark them user-defined).
+    if (!tok_.is_eog(t.token)) d.text += c.detok->feed(t.token);
     d.tokens.push_back(std::move(t));
     ++c.n_generated;
     if (c.detok->stopped()) {
