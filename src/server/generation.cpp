@@ -49,6 +49,9 @@ void Generation::submit(const std::vector<std::vector<int32_t>>& prompts,
       GenerateParams p = params;
       p.max_tokens = max_tokens[pi];
       for (int j = 0; j < n; ++j) {
+        // With a seed, choice j samples with seed + j (as vLLM does): n different samples,
+        // each reproducible.
+        if (params.sampling.has_seed) p.sampling.seed = params.sampling.seed + j;
         Choice c;
         c.prompt_index = static_cast<int>(pi);
         c.n_prompt = static_cast<int>(prompts[pi].size());
