@@ -8,6 +8,7 @@
 
 #include "models/model.h"
 #include "server/api_error.h"
+#include "server/client_probe.h"
 #include "server/openai_format.h"
 #include "server/openai_request.h"
 #include "server/sse.h"
@@ -220,9 +221,15 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
 
   std::vector<ChoiceResult> results(gen->n_choices());
   std::vector<ChoiceDelta> deltas;
+  const ClientProbe client(req.local_port, req.remote_addr, req.remote_port);
   while (!gen->finished()) {
     deltas.clear();
     gen->poll(deltas, kPollInterval);
+    if (client.gone()) {
+      gen->abort();  // nobody will read the answer: free its KV blocks now
+      send_error(res, 499, "the client closed the connection");  // for the metrics only
+      return;
+    }
     for (ChoiceDelta& d : deltas) {
       ChoiceResult& c = results[d.index];
       c.text += d.text;

@@ -433,6 +433,21 @@ def test_client_disconnect_frees_blocks(smol):
     assert smol.metrics()["tessera_generation_tokens_total"] - before < n_max / 2
 
 
+def test_client_disconnect_unstreamed_frees_blocks(smol):
+    before = smol.metrics()["tessera_generation_tokens_total"]
+    n_max = 600
+    conn = http.client.HTTPConnection("127.0.0.1", smol.port, timeout=60)
+    conn.request("POST", "/v1/completions", headers={"Content-Type": "application/json"},
+                 body=json.dumps({"prompt": PROMPT, "max_tokens": n_max, "ignore_eos": True}))
+    smol.wait_metric("tessera_kv_blocks_used", lambda v: v > 0)
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    conn.close()
+    smol.wait_metric("tessera_kv_blocks_used", lambda v: v == 0)
+    smol.wait_metric("tessera_requests_running", lambda v: v == 0)
+    time.sleep(0.5)
+    assert smol.metrics()["tessera_generation_tokens_total"] - before < n_max / 2
+
+
 def test_metrics_format(smol):
     text = smol.get("/metrics").text
     for name in ["tessera_requests_running", "tessera_requests_waiting", "tessera_kv_blocks_used",
