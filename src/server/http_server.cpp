@@ -81,6 +81,9 @@ HttpServer::HttpServer(Engine& engine, const Model& model, const ServerOptions& 
   }
   svr.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
   svr.set_payload_max_length(o.max_body_bytes);
+  // An idle keep-alive connection holds its worker thread until this timeout, and
+  // shutdown waits for every worker: a short timeout keeps SIGTERM-to-exit short.
+  svr.set_keep_alive_timeout(2);
 
   const std::string api_key = o.api_key;
   svr.set_pre_routing_handler(

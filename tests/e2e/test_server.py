@@ -253,15 +253,15 @@ def test_seed_reproducibility(stories):
     assert len({a, sample(1), sample(2)}) > 1
 
 
-def test_batch_invariance(stories):
-    """32 concurrent greedy requests return what each returns alone."""
-    cl = stories.client()
+def check_batch_invariance(server, model, max_tokens):
+    """32 concurrent greedy requests return what each returns alone, token for token."""
+    cl = server.client()
     starts = ["Once upon a time", "The little dog", "Lily wanted", "Tom and Sue", "One day",
               "The sun was", "A big bird", "Mom said"]
     prompts = [f"{starts[i % 8]}{' and' * (i // 8)}" for i in range(32)]
 
     def run(p):
-        r = cl.completions.create(model=STORIES_NAME, prompt=p, max_tokens=48, temperature=0,
+        r = cl.completions.create(model=model, prompt=p, max_tokens=max_tokens, temperature=0,
                                   logprobs=0)
         return r.choices[0].logprobs.tokens
 
@@ -271,6 +271,10 @@ def test_batch_invariance(stories):
     for i, (a, b) in enumerate(zip(alone, together)):
         first = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), None)
         assert a == b, f"prompt {i} {prompts[i]!r}: first differing token at position {first}"
+
+
+def test_batch_invariance(stories):
+    check_batch_invariance(stories, STORIES_NAME, 48)
 
 
 # ---------------------------------------------------------------------------------------
@@ -406,6 +410,10 @@ def test_chat_logprobs_n_and_stop(smol):
                                    max_tokens=16, temperature=0, stop=stop)
     assert r.choices[0].message.content == greedy[:greedy.index(stop)]
     assert r.choices[0].finish_reason == "stop"
+
+
+def test_batch_invariance_smollm2(smol):
+    check_batch_invariance(smol, "SmolLM2-135M-Instruct-Q4_1", 16)
 
 
 def test_client_disconnect_frees_blocks(smol):
