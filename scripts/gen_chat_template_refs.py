@@ -368,6 +368,27 @@ EXPRESSIONS = [
     ("  {%+ if true %}kept{% endif %}\n{% if true +%}\nnl{% endif %}\n{{ 'v' }}\nend\n", {}),
     ("line\r\nwin\r\n{% if true %}\r\nx\r\n{% endif %}\r\n", {}),
     ("{# only a comment #}\n{% set x = 1 %}\n\ntext\n\n", {}),
+    # more scoping, macros and loops
+    ("{% set g = 'G' %}{% macro m(n) %}{{ g }}{{ n }}{% if n > 0 %}{{ m(n - 1) }}{% endif %}{% endmacro %}{{ m(2) }}|{% macro noargs() %}[{{ missing }}]{% endmacro %}{{ noargs() }}", {}),
+    ("{% for a in [1, 2] %}{% for b in 'xy' %}{{ loop.index }}{{ b }}{{ a }}{% if loop.last %};{% endif %}{% endfor %}{{ loop.index }}{% endfor %}|{% for x in 'abc' %}{{ loop.cycle('o', 'e') }}{% endfor %}", {}),
+    ("{% set ns = namespace(items=[], d={}) %}{% for i in range(3) %}{% set ns.items = ns.items + [i * 2] %}{% endfor %}{{ ns.items }}|{% set ns2 = namespace({'a': 1}, b=2) %}{{ ns2.a }}{{ ns2.b }}", {}),
+    ("{% for k in d %}{{ k }}{% endfor %}|{% for k, v in d.items() %}{{ (k, v) }}{% endfor %}|{{ d.items() | list }}", {"d": {"x": 1, "y": [True]}}),
+    ("{{ '😀🎉' | length }}|{{ '日本語'[1] }}|{{ '日本語'[-1:] }}|{{ 'é' < 'z' }}|{{ 'Zürich' | upper }}|{{ 'ÀÉ' | lower }}", {}),
+    ("{{ c | trim }}|{{ none | string }}|{{ [1, 2] | string }}|{{ u | trim }}|{{ u | list }}|[{{ u | join(',') }}]|{{ u | upper }}", {"c": None}),
+    ("{{ [1e-7, -0.0, 123456789012, 1.5e300, 3.14159] | tojson }}|{{ {'k': 'tab\there', 'n': 'ü😀'} | tojson }}", {}),
+    ("{{ range(5) | reverse | join }}|{{ 'ab' * 0 }}|{{ [0] * 3 }}|{{ 2 ** -1 }}|{{ 10 % 3.5 }}|{{ -7 // 2.0 }}", {}),
+    ("{{ 1 // 0 }}", {}),
+    ("{{ 'x' < 1 }}", {}),
+    ("{{ none.attr }}|{{ 'str'.nope }}|{{ [1].nope }}|{{ (1).x }}", {}),
+    ("{% for x in none %}{% endfor %}", {}),
+    ("{% set ns = namespace() %}{{ ns | tojson }}", {}),
+    ("{% set x = 1 %}{% set x.attr = 2 %}", {}),
+    ("{{ messages[0]['content'] }}|{{ messages[0].content[0].type }}|{{ messages[0]['content'] is string }}|{{ messages | map(attribute='role') | join('/') }}",
+     {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}),
+    ("{{ 'a' if 'b' }}|{{ 'a' if '' }}|{{ ('x' if false else 'y') ~ 'z' }}|{{ not 1 == 2 }}|{{ -(1 + 2) }}|{{ 2 * -1 }}", {}),
+    ("{{ 'Line1\nLine2' | indent(4, first=true) }}|{{ '{\"a\": 1}' | tojson }}|{{ 3 | float }}|{{ 'x' | float }}|{{ '1e3' | int }}|{{ true | int }}", {}),
+    ("   {%- if true -%}   x   {%- endif -%}   |{{ 'a' }}\n  {{- 'b' }}\n{%- set y = 1 %}\n  {#- c #}\nq", {}),
+    ("{% if true %}\n  a\n  {%- if true %}\n  b\n  {% endif %}\n{% endif %}\n{% for i in range(2) -%}\n  {{ i }}\n{%- endfor %}", {}),
 ]
 
 SYNTAX_ERRORS = [

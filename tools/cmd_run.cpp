@@ -9,6 +9,8 @@
 #include "sampling/sampler.h"
 #include "tokenizer/utf8.h"
 
+#include <nlohmann/json.hpp>
+
 namespace tessera::cli {
 
 namespace {
@@ -21,6 +23,7 @@ struct RunOptions {
   int n_batch = 512;
   int n_threads = 0;
   bool ignore_eos = false;
+  bool json = false;
   SamplingParams sp;
   int64_t seed = -1;
 };
@@ -60,8 +63,16 @@ int run(const RunOptions& o) {
   SequenceRunner runner(*model, n_ctx);
   std::vector<float> logits(cfg.n_vocab);
 
-  std::fputs(prompt.c_str(), stdout);
-  std::fflush(stdout);
+  // Text mode streams the prompt and then each piece as soon as it is complete UTF-8;
+  // JSON mode prints one object at the end.
+  auto emit = [&](const std::string& s) {
+    if (o.json) return;
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fflush(stdout);
+  };
+  emit(prompt);
+  const std::vector<int32_t> prompt_tokens = tokens;
+  std::string text;
 
   const auto t0 = std::chrono::steady_clock::now();
   runner.eval(tokens, {static_cast<int32_t>(tokens.size()) - 1}, logits.data(), o.n_batch);
@@ -78,16 +89,25 @@ int run(const RunOptions& o) {
     ++n_gen;
     pending += tok.token_to_piece(next);
     const size_t k = utf8_complete_prefix(pending);
-    std::fwrite(pending.data(), 1, k, stdout);
-    std::fflush(stdout);
+    emit(pending.substr(0, k));
+    text += pending.substr(0, k);
     pending.erase(0, k);
     if (n_gen == o.n_predict || runner.n_past() >= n_ctx) break;
     runner.eval({next}, {0}, logits.data(), 1);
   }
-  std::fwrite(pending.data(), 1, pending.size(), stdout);
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
+  emit(pending + "\n");
+  text += pending;
   const double t_gen = seconds_since(t1);
+  if (o.json) {
+    nlohmann::json j;
+    j["prompt"] = prompt;
+    j["prompt_tokens"] = prompt_tokens;
+    j["tokens"] = std::vector<int32_t>(tokens.begin() + prompt_tokens.size(), tokens.end());
+    j["text"] = text;
+    j["prompt_tokens_per_second"] = n_prompt / t_prompt;
+    j["generation_tokens_per_second"] = n_gen > 0 ? n_gen / t_gen : 0.0;
+    std::puts(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  }
   std::fprintf(stderr,
                "prompt: %zu tokens in %.3f s (%.2f tokens/s) | generation: %d tokens in %.3f s "
                "(%.2f tokens/s)\n",
@@ -124,6 +144,8 @@ Runner add_run(CLI::App& app) {
       ->check(CLI::Range(-2.0, 2.0));
   app.add_option("--seed", o->seed, "RNG seed (default: random)")->check(CLI::Range(int64_t{-1}, INT64_MAX));
   app.add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-generation tokens");
+  app.add_flag("--json", o->json,
+               "print one JSON object (prompt and generated token ids, text, speed) instead of text");
   return [o, p] {
     o->has_prompt = p->count() > 0;
     return run(*o);

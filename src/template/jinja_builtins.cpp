@@ -255,7 +255,7 @@ std::optional<Value> call_method(const Value& obj, const std::string& name, cons
       return Value(hit == std::string::npos ? int64_t{-1} : count_codepoints(s.substr(0, hit)));
     }
     if (name == "count") {
-      const std::string& sub = require_string(arg(a, 0, "sub"), "count");
+      const std::string sub = require_string(arg(a, 0, "sub"), "count");
       if (sub.empty()) return Value(count_codepoints(s) + 1);
       int64_t n = 0;
       for (size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
