@@ -397,7 +397,8 @@ def test_chat_logprobs_n_and_stop(smol):
     assert len(content) == r.usage.completion_tokens
     for e in content:
         assert len(e.top_logprobs) == 2 and e.logprob <= 0
-        assert bytes(e.bytes).decode("utf-8", "replace") == e.token or e.bytes
+        if all(b < 128 for b in e.bytes):
+            assert bytes(e.bytes).decode() == e.token
     r = cl.chat.completions.create(model="SmolLM2-135M-Instruct-Q4_1", messages=QUESTION,
                                    max_tokens=8, n=2, temperature=0.8, seed=3)
     assert sorted(c.index for c in r.choices) == [0, 1]
