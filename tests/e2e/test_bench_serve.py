@@ -112,3 +112,15 @@ def test_nothing_listening(tmp_path):
 def test_bad_request_rate():
     p = run_tessera("bench", "serve", "--request-rate", "fast", check=False)
     assert p.returncode == 1 and "request-rate" in p.stderr
+
+
+def test_prompt_file_round_robin(tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("first prompt here\n\nsecond one\n")
+    with StubServer(ttft=0.01, itl=0.005) as stub:
+        p, r = bench(stub, tmp_path, "--prompt-file", prompts, "--num-prompts", 3,
+                     "--max-concurrency", 1, "--output-len", 2, "--no-ignore-eos")
+    assert r["completed"] == 3
+    assert [b["prompt"] for b in stub.requests] == ["first prompt here", "second one",
+                                                    "first prompt here"]
+    assert all("ignore_eos" not in b and "min_tokens" not in b for b in stub.requests)
