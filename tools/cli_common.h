@@ -12,6 +12,7 @@ Runner add_perplexity(CLI::App& app);
 Runner add_tokenize(CLI::App& app);
 Runner add_info(CLI::App& app);
 Runner add_serve(CLI::App& app);
+Runner add_bench(CLI::App& app);
 
 // Reads a whole file; throws tessera::Error naming the path when it cannot.
 std::string read_file(const std::string& path);

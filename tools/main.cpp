@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   sub("tokenize", "print the token ids of a text", cli::add_tokenize);
   sub("info", "describe a model file", cli::add_info);
   sub("serve", "OpenAI-compatible HTTP server", cli::add_serve);
+  sub("bench", "benchmarks (serve: load an OpenAI-compatible server)", cli::add_bench);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
