@@ -1,7 +1,11 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -133,10 +137,39 @@ HttpServer::HttpServer(Engine& engine, const Model& model, const ServerOptions& 
 
 HttpServer::~HttpServer() = default;
 
+namespace {
+
+// cpp-httplib (as packaged, compiled) listens with a backlog of 5: a burst of more
+// simultaneous connects overflows the accept queue and those clients see resets. Linux lets
+// listen() be called again on a listening socket to change its backlog, so find ours among
+// this process's descriptors (the library does not expose it) and raise the backlog.
+void raise_listen_backlog(int port) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return;
+  while (dirent* e = readdir(dir)) {
+    const int fd = std::atoi(e->d_name);
+    if (fd <= 2) continue;
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    int p = -1;
+    if (addr.ss_family == AF_INET) p = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6) p = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    if (p == port) ::listen(fd, SOMAXCONN);
+  }
+  closedir(dir);
+}
+
+}  // namespace
+
 int HttpServer::bind() {
   if (!impl_->svr.bind_to_port(impl_->opts.host, impl_->opts.port))
     throw Error("cannot listen on " + impl_->opts.host + ":" + std::to_string(impl_->opts.port));
   impl_->port = impl_->opts.port;
+  raise_listen_backlog(impl_->port);
   return impl_->port;
 }
 
