@@ -1,5 +1,186 @@
+// AVX-512 (F/BW/VL) + VNNI kernels. Compiled with the AVX-512 flags (see CMakeLists.txt) and
+// only reached through quants.cpp after the CPU check.
+//
+// Tiled dot products for the 32-element block types: a tile of up to 4 weight rows x 4
+// activation rows, each weight block unpacked once and met by every activation block of
+// the tile, 256-bit VNNI (u8 x s8 -> i32 in one instruction) and 16 accumulators held in
+// the 32 vector registers.
+//
+// Summation order (shared with the AVX2 vec_dot kernels, so every level and every tile
+// shape gives the same bits for a (row, activation) pair): lane l (0..7) of a block's
+// integer dot is the exact sum of elements 4l..4l+3; per lane, acc = fma(dw * dx,
+// float(lane sum), acc) block after block; the 8 lanes are then reduced by `hsum` below;
+// Q4_1 adds its min term, a scalar fma chain over blocks (fma(m, s, mins)), last.
+//
+// Signed weights go through VNNI's unsigned operand with an offset: Q4_0 uses the raw
+// nibble q (weight q - 8) and Q8_0 uses w + 128 (w xor 0x80); the offset times the lane sum
+// of the activation block is subtracted through the accumulator's start value, computed
+// once per activation block.
+#include <immintrin.h>
+
+#include <cmath>
+
 #include "backend/cpu/quants_impl.h"
 
 namespace tessera::cpu {
-void fill_avx512_kernels(KernelTable& t) {}
+namespace {
+
+inline float h2f(uint16_t h) {
+  return _cvtsh_ss(h);
+}
+
+// Must stay the same reduction as hsum in quants_avx2.cpp.
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// 16 bytes of packed nibbles -> 32 bytes: low nibbles (elements 0..15) in the low lane,
+// high nibbles (elements 16..31) in the high lane.
+inline __m256i unpack_nibbles(const uint8_t* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+inline __m256i load32(const int8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+enum class Kind { Q4_0, Q4_1, Q8_0 };
+
+template <Kind K>
+struct Traits;
+template <>
+struct Traits<Kind::Q4_0> {
+  using W = BlockQ4_0;
+  using X = BlockQ8_0;
+};
+template <>
+struct Traits<Kind::Q4_1> {
+  using W = BlockQ4_1;
+  using X = BlockQ8_1;
+};
+template <>
+struct Traits<Kind::Q8_0> {
+  using W = BlockQ8_0;
+  using X = BlockQ8_0;
+};
+
+// Weight codes as unsigned bytes for dpbusd.
+template <Kind K>
+inline __m256i weight_u8(const typename Traits<K>::W& b) {
+  if constexpr (K == Kind::Q8_0) {
+    return _mm256_xor_si256(load32(b.qs), _mm256_set1_epi8(static_cast<char>(0x80)));
+  } else {
+    return unpack_nibbles(b.qs);
+  }
+}
+
+// Start value of a block's i32 accumulator: minus offset * (lane sums of y).
+template <Kind K>
+inline __m256i start_value(__m256i y) {
+  if constexpr (K == Kind::Q4_1) {
+    return _mm256_setzero_si256();
+  } else {
+    const __m256i off = _mm256_set1_epi8(K == Kind::Q8_0 ? static_cast<char>(0x80) : 8);
+    return _mm256_sub_epi32(_mm256_setzero_si256(),
+                            _mm256_dpbusd_epi32(_mm256_setzero_si256(), off, y));
+  }
+}
+
+template <Kind K, int R, int C>
+void gemm_tile(int64_t n, const void* vw, size_t w_stride, const void* vx, size_t x_stride,
+               float* y, int64_t y_stride) {
+  using W = typename Traits<K>::W;
+  using X = typename Traits<K>::X;
+  const W* w[R];
+  const X* x[C];
+  for (int r = 0; r < R; ++r) {
+    w[r] = reinterpret_cast<const W*>(static_cast<const uint8_t*>(vw) + r * w_stride);
+  }
+  for (int c = 0; c < C; ++c) {
+    x[c] = reinterpret_cast<const X*>(static_cast<const uint8_t*>(vx) + c * x_stride);
+  }
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  // Q4_1's min terms, lane c of mins[r] for pair (r, c).
+  __m128 mins[R];
+  for (int r = 0; r < R; ++r) mins[r] = _mm_setzero_ps();
+
+  for (int64_t i = 0; i < n / 32; ++i) {
+    __m256i yq[C], y0[C];
+    __m256 dx[C];
+    for (int c = 0; c < C; ++c) {
+      yq[c] = load32(x[c][i].qs);
+      y0[c] = start_value<K>(yq[c]);
+      dx[c] = _mm256_set1_ps(h2f(x[c][i].d));
+    }
+    __m128 sx = _mm_setzero_ps();
+    if constexpr (K == Kind::Q4_1) {
+      alignas(16) float s[4] = {0, 0, 0, 0};
+      for (int c = 0; c < C; ++c) s[c] = h2f(x[c][i].s);
+      sx = _mm_load_ps(s);
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256i q = weight_u8<K>(w[r][i]);
+      const __m256 dw = _mm256_set1_ps(h2f(w[r][i].d));
+      for (int c = 0; c < C; ++c) {
+        const __m256i dot = _mm256_dpbusd_epi32(y0[c], q, yq[c]);
+        acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[c]), _mm256_cvtepi32_ps(dot), acc[r][c]);
+      }
+      if constexpr (K == Kind::Q4_1) {
+        mins[r] = _mm_fmadd_ps(_mm_set1_ps(h2f(w[r][i].m)), sx, mins[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    alignas(16) float m[4];
+    _mm_store_ps(m, mins[r]);
+    for (int c = 0; c < C; ++c) {
+      float v = hsum(acc[r][c]);
+      if constexpr (K == Kind::Q4_1) v += m[c];
+      y[c * y_stride + r] = v;
+    }
+  }
+}
+
+template <Kind K>
+void gemm(int64_t n, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride,
+          int nc, float* y, int64_t y_stride) {
+  using Fn = void (*)(int64_t, const void*, size_t, const void*, size_t, float*, int64_t);
+  static constexpr Fn kTiles[4][4] = {
+      {gemm_tile<K, 1, 1>, gemm_tile<K, 1, 2>, gemm_tile<K, 1, 3>, gemm_tile<K, 1, 4>},
+      {gemm_tile<K, 2, 1>, gemm_tile<K, 2, 2>, gemm_tile<K, 2, 3>, gemm_tile<K, 2, 4>},
+      {gemm_tile<K, 3, 1>, gemm_tile<K, 3, 2>, gemm_tile<K, 3, 3>, gemm_tile<K, 3, 4>},
+      {gemm_tile<K, 4, 1>, gemm_tile<K, 4, 2>, gemm_tile<K, 4, 3>, gemm_tile<K, 4, 4>},
+  };
+  kTiles[nr - 1][nc - 1](n, w, w_stride, x, x_stride, y, y_stride);
+}
+
+template <Kind K>
+float dot(int64_t n, const void* w, const void* x) {
+  float y;
+  gemm_tile<K, 1, 1>(n, w, 0, x, 0, &y, 1);
+  return y;
+}
+
+inline int slot(DType t) {
+  return static_cast<int>(t);
+}
+
+}  // namespace
+
+void fill_avx512_kernels(KernelTable& t) {
+  t.vec_dot[slot(DType::Q4_0)] = dot<Kind::Q4_0>;
+  t.vec_dot[slot(DType::Q4_1)] = dot<Kind::Q4_1>;
+  t.vec_dot[slot(DType::Q8_0)] = dot<Kind::Q8_0>;
+  t.gemm_tile[slot(DType::Q4_0)] = gemm<Kind::Q4_0>;
+  t.gemm_tile[slot(DType::Q4_1)] = gemm<Kind::Q4_1>;
+  t.gemm_tile[slot(DType::Q8_0)] = gemm<Kind::Q8_0>;
+}
+
 }  // namespace tessera::cpu
