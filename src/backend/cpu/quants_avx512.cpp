@@ -18,7 +18,9 @@
 // once per activation block.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "backend/cpu/quants_impl.h"
 
@@ -38,15 +40,26 @@ inline float hsum(__m256 v) {
 }
 
 // 16 bytes of packed nibbles -> 32 bytes: low nibbles (elements 0..15) in the low lane,
-// high nibbles (elements 16..31) in the high lane.
+// high nibbles (elements 16..31) in the high lane. The bytes are loaded into both lanes by
+// the load unit and only the high lane's words are shifted, so no shuffle is needed.
 inline __m256i unpack_nibbles(const uint8_t* p) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
-  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_and_si256(_mm256_mask_srli_epi16(both, 0xFF00, both, 4), _mm256_set1_epi8(0x0F));
 }
 
 inline __m256i load32(const int8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+inline uint32_t load_u32(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline uint16_t load_u16(const void* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
 }
 
 enum class Kind { Q4_0, Q4_1, Q8_0 };
@@ -91,58 +104,102 @@ inline __m256i start_value(__m256i y) {
   }
 }
 
+// The fp16 scale (and for Q4_1 the min / sum) of block i of up to 4 rows, as floats:
+// Q4_1 / Q8_1: [d0, m0, d1, m1, d2, m2, d3, m3]; others: [d0, d1, d2, d3, 0...]. Built in
+// general registers and converted with one instruction.
+template <bool kPairs, int N, typename B>
+inline __m256 block_scales(const B* const* rows, int64_t i) {
+  uint64_t lo = 0, hi = 0;
+  if constexpr (kPairs) {
+    // d and the second fp16 field are the block's first 4 bytes.
+    for (int k = 0; k < N; ++k) {
+      const uint64_t v = load_u32(&rows[k][i]);
+      if (k < 2) lo |= v << (32 * k);
+      else hi |= v << (32 * (k - 2));
+    }
+  } else {
+    for (int k = 0; k < N; ++k) lo |= uint64_t{load_u16(&rows[k][i])} << (16 * k);
+  }
+  return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(hi), static_cast<int64_t>(lo)));
+}
+
 template <Kind K, int R, int C>
 void gemm_tile(int64_t n, const void* vw, size_t w_stride, const void* vx, size_t x_stride,
                float* y, int64_t y_stride) {
   using W = typename Traits<K>::W;
   using X = typename Traits<K>::X;
+  constexpr bool kMin = K == Kind::Q4_1;
   const W* w[R];
   const X* x[C];
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     w[r] = reinterpret_cast<const W*>(static_cast<const uint8_t*>(vw) + r * w_stride);
   }
+  #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) {
     x[c] = reinterpret_cast<const X*>(static_cast<const uint8_t*>(vx) + c * x_stride);
   }
+  // Pair (r, c) is lane 4r + c of the 16-lane per-pair vectors. Lane sources in the
+  // block_scales layouts: weight r at 2r (pairs) or r, activation c at 2c or c.
+  const int k2 = kMin ? 2 : 1;
+  const __m512i idx_w = _mm512_setr_epi32(0, 0, 0, 0, k2, k2, k2, k2, 2 * k2, 2 * k2, 2 * k2,
+                                          2 * k2, 3 * k2, 3 * k2, 3 * k2, 3 * k2);
+  const __m512i idx_x = _mm512_setr_epi32(0, k2, 2 * k2, 3 * k2, 0, k2, 2 * k2, 3 * k2, 0, k2,
+                                          2 * k2, 3 * k2, 0, k2, 2 * k2, 3 * k2);
+  const __m512i one = _mm512_set1_epi32(1);
   __m256 acc[R][C];
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 4
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
-  // Q4_1's min terms, lane c of mins[r] for pair (r, c).
-  __m128 mins[R];
-  for (int r = 0; r < R; ++r) mins[r] = _mm_setzero_ps();
+  __m512 mins = _mm512_setzero_ps();  // Q4_1's min terms, lane 4r + c
+  alignas(64) float scale[16];        // dw_r * dx_c, lane 4r + c
 
-  for (int64_t i = 0; i < n / 32; ++i) {
+  // The R rows are R interleaved streams, which the hardware prefetchers follow poorly:
+  // fetch the rows two tiles ahead (contiguous when the rows are) a few lines per block.
+  const int64_t nb = n / 32;
+  const char* next = static_cast<const char*>(vw) + 2 * R * w_stride;
+  const int64_t pf_step = (static_cast<int64_t>(R * w_stride) / std::max<int64_t>(nb, 1) + 63) & ~63;
+  for (int64_t i = 0; i < nb; ++i) {
+    for (int64_t off = 0; off < pf_step; off += 64) {
+      _mm_prefetch(next + i * pf_step + off, _MM_HINT_T0);
+    }
+    const __m512 ws = _mm512_castps256_ps512(block_scales<kMin, R>(w, i));
+    const __m512 xs = _mm512_castps256_ps512(block_scales<kMin, C>(x, i));
+    _mm512_store_ps(scale, _mm512_mul_ps(_mm512_permutexvar_ps(idx_w, ws),
+                                         _mm512_permutexvar_ps(idx_x, xs)));
+    // Keeps the per-pair scales in memory, where the FMAs below broadcast them for free
+    // (the compiler would otherwise lane-permute each one out of the register).
+    asm volatile("" : "+m"(scale));
+    if constexpr (kMin) {
+      mins = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_add_epi32(idx_w, one), ws),
+                             _mm512_permutexvar_ps(_mm512_add_epi32(idx_x, one), xs), mins);
+    }
     __m256i yq[C], y0[C];
-    __m256 dx[C];
+    #pragma GCC unroll 4
     for (int c = 0; c < C; ++c) {
       yq[c] = load32(x[c][i].qs);
       y0[c] = start_value<K>(yq[c]);
-      dx[c] = _mm256_set1_ps(h2f(x[c][i].d));
     }
-    __m128 sx = _mm_setzero_ps();
-    if constexpr (K == Kind::Q4_1) {
-      alignas(16) float s[4] = {0, 0, 0, 0};
-      for (int c = 0; c < C; ++c) s[c] = h2f(x[c][i].s);
-      sx = _mm_load_ps(s);
-    }
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m256i q = weight_u8<K>(w[r][i]);
-      const __m256 dw = _mm256_set1_ps(h2f(w[r][i].d));
+      #pragma GCC unroll 4
       for (int c = 0; c < C; ++c) {
         const __m256i dot = _mm256_dpbusd_epi32(y0[c], q, yq[c]);
-        acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[c]), _mm256_cvtepi32_ps(dot), acc[r][c]);
-      }
-      if constexpr (K == Kind::Q4_1) {
-        mins[r] = _mm_fmadd_ps(_mm_set1_ps(h2f(w[r][i].m)), sx, mins[r]);
+        acc[r][c] =
+            _mm256_fmadd_ps(_mm256_set1_ps(scale[4 * r + c]), _mm256_cvtepi32_ps(dot), acc[r][c]);
       }
     }
   }
+  alignas(64) float m[16];
+  _mm512_store_ps(m, mins);
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
-    alignas(16) float m[4];
-    _mm_store_ps(m, mins[r]);
+    #pragma GCC unroll 4
     for (int c = 0; c < C; ++c) {
       float v = hsum(acc[r][c]);
-      if constexpr (K == Kind::Q4_1) v += m[c];
+      if constexpr (kMin) v += m[4 * r + c];
       y[c * y_stride + r] = v;
     }
   }
