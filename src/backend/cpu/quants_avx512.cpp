@@ -153,28 +153,37 @@ void gemm_tile(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
     #pragma GCC unroll 4
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   __m512 mins = _mm512_setzero_ps();  // Q4_1's min terms, lane 4r + c
-  alignas(64) float scale[16];        // dw_r * dx_c, lane 4r + c
 
   // The R rows are R interleaved streams, which the hardware prefetchers follow poorly:
   // fetch the rows two tiles ahead (contiguous when the rows are) a few lines per block.
   const int64_t nb = n / 32;
   const char* next = static_cast<const char*>(vw) + 2 * R * w_stride;
   const int64_t pf_step = (static_cast<int64_t>(R * w_stride) / std::max<int64_t>(nb, 1) + 63) & ~63;
-  for (int64_t i = 0; i < nb; ++i) {
-    for (int64_t off = 0; off < pf_step; off += 64) {
-      _mm_prefetch(next + i * pf_step + off, _MM_HINT_T0);
-    }
+  // Per-pair scales of block i + 1 are computed while block i is multiplied, so their
+  // latency (fp16 loads, conversion, permutes, store) stays off the critical path.
+  alignas(64) float scale[2][16];  // dw_r * dx_c, lane 4r + c, for blocks i and i + 1
+  auto pair_scales = [&](int64_t i, float* dst) {
     const __m512 ws = _mm512_castps256_ps512(block_scales<kMin, R>(w, i));
     const __m512 xs = _mm512_castps256_ps512(block_scales<kMin, C>(x, i));
-    _mm512_store_ps(scale, _mm512_mul_ps(_mm512_permutexvar_ps(idx_w, ws),
-                                         _mm512_permutexvar_ps(idx_x, xs)));
-    // Keeps the per-pair scales in memory, where the FMAs below broadcast them for free
-    // (the compiler would otherwise lane-permute each one out of the register).
-    asm volatile("" : "+m"(scale));
+    _mm512_store_ps(dst, _mm512_mul_ps(_mm512_permutexvar_ps(idx_w, ws),
+                                       _mm512_permutexvar_ps(idx_x, xs)));
     if constexpr (kMin) {
       mins = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_add_epi32(idx_w, one), ws),
                              _mm512_permutexvar_ps(_mm512_add_epi32(idx_x, one), xs), mins);
     }
+  };
+  if (nb > 0) pair_scales(0, scale[0]);
+  for (int64_t i = 0; i < nb; ++i) {
+    if constexpr (C == 1) {
+      for (int64_t off = 0; off < pf_step; off += 64) {
+        _mm_prefetch(next + i * pf_step + off, _MM_HINT_T0);
+      }
+    }
+    if (i + 1 < nb) pair_scales(i + 1, scale[(i + 1) & 1]);
+    // Keeps the per-pair scales in memory, where the FMAs below broadcast them for free
+    // (the compiler would otherwise lane-permute each one out of the register).
+    asm volatile("" : "+m"(scale));
+    const float* sc = scale[i & 1];
     __m256i yq[C], y0[C];
     #pragma GCC unroll 4
     for (int c = 0; c < C; ++c) {
@@ -188,7 +197,7 @@ void gemm_tile(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
       for (int c = 0; c < C; ++c) {
         const __m256i dot = _mm256_dpbusd_epi32(y0[c], q, yq[c]);
         acc[r][c] =
-            _mm256_fmadd_ps(_mm256_set1_ps(scale[4 * r + c]), _mm256_cvtepi32_ps(dot), acc[r][c]);
+            _mm256_fmadd_ps(_mm256_set1_ps(sc[4 * r + c]), _mm256_cvtepi32_ps(dot), acc[r][c]);
       }
     }
   }
