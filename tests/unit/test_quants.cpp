@@ -481,7 +481,10 @@ TEST(QuantsSimd, GemmTileEqualsVecDotBitExactForEveryShape) {
       if (tile == nullptr) continue;
       const VecDotFn dot = vec_dot_fn_for(t, level);
       const DType xt = vec_dot_type(t);
-      for (int64_t n : {int64_t{32}, int64_t{96}, int64_t{576}, int64_t{1536}}) {
+      const std::vector<int64_t> sizes = dtype_info(t).block_size == 32
+                                             ? std::vector<int64_t>{32, 96, 576, 1536}
+                                             : std::vector<int64_t>{256, 768, 1536};
+      for (int64_t n : sizes) {
         SCOPED_TRACE(std::string(level) + " " + dtype_name(t) + " n=" + std::to_string(n));
         const size_t wb = row_size(t, n), xb = row_size(xt, n);
         std::vector<uint8_t> w(kGemmTile * wb), x(kGemmTile * xb);
@@ -513,15 +516,15 @@ TEST(QuantsSimd, GemmTileEqualsVecDotBitExactForEveryShape) {
       }
     }
   }
-  if (vec_dot_fn_for(DType::F32, "avx512") != nullptr) EXPECT_GT(n_tested, 0);
+  if (vec_dot_fn_for(DType::F32, "avx512") != nullptr) EXPECT_GE(n_tested, 3 * 4 + 3);
 }
 
-// The AVX2 and AVX-512 dots of the 32-element block types share one summation order, so the
-// SIMD level does not change the numbers either.
+// The AVX2 and AVX-512 dots of the types with tiles share one summation order, so the SIMD
+// level does not change the numbers either.
 TEST(QuantsSimd, BlockDotsAgreeBitExactAcrossSimdLevels) {
   if (vec_dot_fn_for(DType::F32, "avx512") == nullptr) GTEST_SKIP() << "no AVX-512";
   std::mt19937 rng(7);
-  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q8_0}) {
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4_K}) {
     const DType xt = vec_dot_type(t);
     for (int64_t n : test_sizes(t)) {
       SCOPED_TRACE(std::string(dtype_name(t)) + " n=" + std::to_string(n));

@@ -214,6 +214,129 @@ void gemm_tile(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
   }
 }
 
+// Q4_K x Q8_K, the order of the AVX2 dot_q45_k: per super-block, an exact i32x8 sum of
+// scale_j * (lane sums of sub-block j) over the 8 sub-blocks, then acc = fma(d * dx,
+// float(sum), acc); the min term is a scalar fma chain over super-blocks, fma(dmin * dx,
+// float(sum_j min_j * bsum pair j), mins), subtracted last. Up to 4 rows x 2 activations:
+// 16 vector registers hold the float and integer accumulators.
+template <int R, int C>
+void gemm_tile_q4_k(int64_t n, const void* vw, size_t w_stride, const void* vx, size_t x_stride,
+                    float* y, int64_t y_stride) {
+  const BlockQ4_K* w[R];
+  const BlockQ8_K* x[C];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    w[r] = reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(vw) + r * w_stride);
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) {
+    x[c] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(vx) + c * x_stride);
+  }
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[R][C];
+  float mins[R][C];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) {
+      acc[r][c] = _mm256_setzero_ps();
+      mins[r][c] = 0.0f;
+    }
+  }
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    // The 8 six-bit scales and mins of each row's super-block as bytes of two u64 (the
+    // layout k4_scale_min documents), unpacked with a few integer word operations.
+    uint64_t scales[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const uint32_t a = load_u32(w[r][i].scales), b = load_u32(w[r][i].scales + 4),
+                     c = load_u32(w[r][i].scales + 8);
+      const uint32_t sc_hi = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
+      const uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
+      scales[r] = (a & 0x3f3f3f3fu) | (uint64_t{sc_hi} << 32);
+      const uint64_t mins8 = (b & 0x3f3f3f3fu) | (uint64_t{m_hi} << 32);
+      const float dmin = h2f(w[r][i].dmin);
+      const __m256i mm = _mm256_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(mins8)));
+      // Each min repeated for its two 16-element halves, as k4_min_dot in quants_avx2.cpp.
+      const __m256i m16 = _mm256_permutexvar_epi16(
+          _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), mm);
+#pragma GCC unroll 4
+      for (int c2 = 0; c2 < C; ++c2) {
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[c2][i].bsums));
+        const __m256i md = _mm256_madd_epi16(bs, m16);
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(md), _mm256_extracti128_si256(md, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+        mins[r][c2] = std::fma(dmin * x[c2][i].d, static_cast<float>(_mm_cvtsi128_si32(s4)),
+                               mins[r][c2]);
+      }
+    }
+    __m256i sumi[R][C];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) sumi[r][c] = _mm256_setzero_si256();
+    for (int j = 0; j < 4; ++j) {
+      __m256i y0[C], y1[C];
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) {
+        y0[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[c][i].qs + 64 * j));
+        y1[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[c][i].qs + 64 * j + 32));
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const __m256i raw =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][i].qs + 32 * j));
+        const __m256i q0 = _mm256_and_si256(raw, m4);
+        const __m256i q1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+        const __m256i s0 = _mm256_set1_epi16(static_cast<int16_t>((scales[r] >> (16 * j)) & 0xFF));
+        const __m256i s1 =
+            _mm256_set1_epi16(static_cast<int16_t>((scales[r] >> (16 * j + 8)) & 0xFF));
+#pragma GCC unroll 4
+        for (int c = 0; c < C; ++c) {
+          sumi[r][c] = _mm256_dpwssd_epi32(sumi[r][c], _mm256_maddubs_epi16(q0, y0[c]), s0);
+          sumi[r][c] = _mm256_dpwssd_epi32(sumi[r][c], _mm256_maddubs_epi16(q1, y1[c]), s1);
+        }
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const float d = h2f(w[r][i].d);
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) {
+        acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[c][i].d), _mm256_cvtepi32_ps(sumi[r][c]),
+                                    acc[r][c]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) y[c * y_stride + r] = hsum(acc[r][c]) - mins[r][c];
+}
+
+void gemm_q4_k(int64_t n, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride,
+               int nc, float* y, int64_t y_stride) {
+  using Fn = void (*)(int64_t, const void*, size_t, const void*, size_t, float*, int64_t);
+  static constexpr Fn kTiles[4][2] = {
+      {gemm_tile_q4_k<1, 1>, gemm_tile_q4_k<1, 2>},
+      {gemm_tile_q4_k<2, 1>, gemm_tile_q4_k<2, 2>},
+      {gemm_tile_q4_k<3, 1>, gemm_tile_q4_k<3, 2>},
+      {gemm_tile_q4_k<4, 1>, gemm_tile_q4_k<4, 2>},
+  };
+  for (int c0 = 0; c0 < nc; c0 += 2) {
+    kTiles[nr - 1][std::min(2, nc - c0) - 1](n, w, w_stride,
+                                             static_cast<const uint8_t*>(x) + c0 * x_stride,
+                                             x_stride, y + c0 * y_stride, y_stride);
+  }
+}
+
+float dot_q4_k(int64_t n, const void* w, const void* x) {
+  float y;
+  gemm_tile_q4_k<1, 1>(n, w, 0, x, 0, &y, 1);
+  return y;
+}
+
 template <Kind K>
 void gemm(int64_t n, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride,
           int nc, float* y, int64_t y_stride) {
@@ -247,6 +370,8 @@ void fill_avx512_kernels(KernelTable& t) {
   t.gemm_tile[slot(DType::Q4_0)] = gemm<Kind::Q4_0>;
   t.gemm_tile[slot(DType::Q4_1)] = gemm<Kind::Q4_1>;
   t.gemm_tile[slot(DType::Q8_0)] = gemm<Kind::Q8_0>;
+  t.vec_dot[slot(DType::Q4_K)] = dot_q4_k;
+  t.gemm_tile[slot(DType::Q4_K)] = gemm_q4_k;
 }
 
 }  // namespace tessera::cpu
