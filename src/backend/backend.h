@@ -25,11 +25,13 @@ struct RopeParams {
   const float* freq_factors = nullptr;  // [n_rot/2] divisors of theta (llama3 / longrope) or null
 };
 
-// Where one layer's K/V live. Storage is one row of kv_dim floats per slot;
-// slot = block_table[pos / block_size] * block_size + pos % block_size.
+// Where one layer's K/V live: one row of kv_dim IEEE half floats (fp16 bits) per slot;
+// slot = block_table[pos / block_size] * block_size + pos % block_size. fp16 halves the
+// cache against f32 and is what llama.cpp stores by default, so attention sees the same
+// rounded keys and values.
 struct KVLayer {
-  float* k = nullptr;  // [n_slots, kv_dim]
-  float* v = nullptr;  // [n_slots, kv_dim]
+  uint16_t* k = nullptr;  // [n_slots, kv_dim] fp16
+  uint16_t* v = nullptr;  // [n_slots, kv_dim] fp16
 };
 
 // The sequences of a batch, for attention. Token t belongs to sequence seq_of[t] and
@@ -70,7 +72,9 @@ class Backend {
   virtual void store_kv(const KVLayer& kv, const float* k, const float* v, int kv_dim,
                         const AttentionBatch& b) = 0;
   // out[n, n_head*head_dim] = softmax(q·Kᵀ · scale) · V over each token's own sequence;
-  // query head h reads KV head h / (n_head / n_head_kv) (GQA / MQA).
+  // query head h reads KV head h / (n_head / n_head_kv) (GQA / MQA). Like llama.cpp's
+  // exact (non-flash) attention with an fp16 cache, q and the softmax weights are rounded
+  // to fp16 before they meet the fp16 keys and values; sums are f32.
   virtual void attention(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
                          int head_dim, float scale, const AttentionBatch& b) = 0;
 };

@@ -8,14 +8,17 @@ KVCache::KVCache(Backend& backend, int n_layer, int kv_dim, int n_blocks, int bl
       kv_dim_(kv_dim),
       n_blocks_(n_blocks),
       block_size_(block_size) {
-  const int64_t n = n_slots() * kv_dim;
-  for (int l = 0; l < n_layer; ++l) layers_.push_back({backend.alloc(n), backend.alloc(n)});
+  // fp16 rows: two values per float of the backend's allocation unit.
+  const int64_t n = (n_slots() * kv_dim + 1) / 2;
+  for (int l = 0; l < n_layer; ++l)
+    layers_.push_back({reinterpret_cast<uint16_t*>(backend.alloc(n)),
+                       reinterpret_cast<uint16_t*>(backend.alloc(n))});
 }
 
 KVCache::~KVCache() {
   for (auto& l : layers_) {
-    backend_.free_buffer(l.k);
-    backend_.free_buffer(l.v);
+    backend_.free_buffer(reinterpret_cast<float*>(l.k));
+    backend_.free_buffer(reinterpret_cast<float*>(l.v));
   }
 }
 

@@ -1,5 +1,5 @@
 // KV cache storage: per layer, one K and one V array of n_blocks * block_size slots,
-// each slot a row of kv_dim floats. Which slots a sequence uses is decided elsewhere
+// each slot a row of kv_dim fp16 values. Which slots a sequence uses is decided elsewhere
 // (a block table per sequence); this class only owns the memory.
 //
 //   layer l:  K[l] = [ block 0: slot 0 .. B-1 | block 1: slot B .. 2B-1 | ... ]  x kv_dim
@@ -25,7 +25,7 @@ class KVCache {
   size_t bytes() const;
   // Bytes one token occupies across all layers (K and V).
   static size_t bytes_per_token(int n_layer, int kv_dim) {
-    return sizeof(float) * 2 * static_cast<size_t>(n_layer) * kv_dim;
+    return sizeof(uint16_t) * 2 * static_cast<size_t>(n_layer) * kv_dim;
   }
 
  private:

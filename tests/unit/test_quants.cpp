@@ -557,7 +557,9 @@ TEST(QuantsSimd, AttentionKernelsEqualRefBitExact) {
                        " nq=" + std::to_string(nq) + " n=" + std::to_string(n));
           const int64_t stride = 3 * head_dim;  // rows of a 3-KV-head cache
           const std::vector<float> q = random_floats(nq * head_dim, rng);
-          const std::vector<float> kv = random_floats(n * stride, rng);
+          const std::vector<float> kvf = random_floats(n * stride, rng);
+          std::vector<uint16_t> kv(kvf.size());
+          for (size_t i = 0; i < kvf.size(); ++i) kv[i] = fp32_to_fp16(kvf[i]);
           const int64_t s_stride = n + 3;
           std::vector<float> want(nq * s_stride, 0.f), got(nq * s_stride, 0.f);
           qk_ref(q.data(), nq, head_dim, kv.data() + head_dim, stride, n, 0.125f, want.data(),

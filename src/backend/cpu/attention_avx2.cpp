@@ -48,13 +48,19 @@ constexpr int kMaxHeads = 16;  // query heads per call handled in registers/stac
 // Vectorized across 8 keys at a time (one key per lane), each lane summing q_h[d] * k_j[d]
 // in order of increasing d with a separate multiply and add: the reference's arithmetic,
 // bit for bit.
-void attn_scores(const float* q, int nq, int head_dim, const float* k, int64_t k_stride, int n,
+// 8 fp16 values widened to f32 (exact: every fp16 is a float).
+inline __m256 load_h8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+void attn_scores(const float* q, int nq, int head_dim, const uint16_t* k, int64_t k_stride, int n,
                  float scale, float* scores, int64_t s_stride) {
   if (head_dim % 8 != 0 || nq > kMaxHeads) {
     for (int j = 0; j < n; ++j) {
       for (int h = 0; h < nq; ++h) {
         float s = 0.0f;
-        for (int d = 0; d < head_dim; ++d) s += q[h * head_dim + d] * k[j * k_stride + d];
+        for (int d = 0; d < head_dim; ++d)
+          s += q[h * head_dim + d] * fp16_to_fp32(k[j * k_stride + d]);
         scores[h * s_stride + j] = s * scale;
       }
     }
@@ -63,13 +69,13 @@ void attn_scores(const float* q, int nq, int head_dim, const float* k, int64_t k
   const __m256 vscale = _mm256_set1_ps(scale);
   for (int j0 = 0; j0 < n; j0 += 8) {
     const int nj = std::min(8, n - j0);
-    const float* rows[8];
+    const uint16_t* rows[8];
     for (int i = 0; i < 8; ++i) rows[i] = k + (j0 + std::min(i, nj - 1)) * k_stride;
     __m256 acc[kMaxHeads];
     for (int h = 0; h < nq; ++h) acc[h] = _mm256_setzero_ps();
     for (int d0 = 0; d0 < head_dim; d0 += 8) {
       __m256 kt[8];
-      for (int i = 0; i < 8; ++i) kt[i] = _mm256_loadu_ps(rows[i] + d0);
+      for (int i = 0; i < 8; ++i) kt[i] = load_h8(rows[i] + d0);
       transpose8(kt);  // kt[i]: element d0 + i of the 8 keys
       for (int h = 0; h < nq; ++h) {
         const float* qh = q + static_cast<int64_t>(h) * head_dim + d0;
@@ -88,7 +94,7 @@ void attn_scores(const float* q, int nq, int head_dim, const float* k, int64_t k
 
 // Vectorized across d; per element the sum runs over j in order with a separate multiply
 // and add, as the reference.
-void attn_accum(const float* w, int64_t w_stride, int nq, const float* v, int64_t v_stride,
+void attn_accum(const float* w, int64_t w_stride, int nq, const uint16_t* v, int64_t v_stride,
                 int n, int head_dim, float* out) {
   for (int h = 0; h < nq; ++h) {
     const float* wh = w + h * w_stride;
@@ -98,13 +104,13 @@ void attn_accum(const float* w, int64_t w_stride, int nq, const float* v, int64_
     for (; d + 32 <= head_dim; d += 32) {
       __m256 a0 = _mm256_loadu_ps(oh + d), a1 = _mm256_loadu_ps(oh + d + 8);
       __m256 a2 = _mm256_loadu_ps(oh + d + 16), a3 = _mm256_loadu_ps(oh + d + 24);
-      const float* vd = v + d;
+      const uint16_t* vd = v + d;
       for (int j = 0; j < n; ++j, vd += v_stride) {
         const __m256 wj = _mm256_broadcast_ss(wh + j);
-        a0 = _mm256_add_ps(a0, _mm256_mul_ps(wj, _mm256_loadu_ps(vd)));
-        a1 = _mm256_add_ps(a1, _mm256_mul_ps(wj, _mm256_loadu_ps(vd + 8)));
-        a2 = _mm256_add_ps(a2, _mm256_mul_ps(wj, _mm256_loadu_ps(vd + 16)));
-        a3 = _mm256_add_ps(a3, _mm256_mul_ps(wj, _mm256_loadu_ps(vd + 24)));
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(wj, load_h8(vd)));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(wj, load_h8(vd + 8)));
+        a2 = _mm256_add_ps(a2, _mm256_mul_ps(wj, load_h8(vd + 16)));
+        a3 = _mm256_add_ps(a3, _mm256_mul_ps(wj, load_h8(vd + 24)));
       }
       _mm256_storeu_ps(oh + d, a0);
       _mm256_storeu_ps(oh + d + 8, a1);
@@ -115,13 +121,13 @@ void attn_accum(const float* w, int64_t w_stride, int nq, const float* v, int64_
       __m256 a = _mm256_loadu_ps(oh + d);
       for (int j = 0; j < n; ++j) {
         a = _mm256_add_ps(
-            a, _mm256_mul_ps(_mm256_broadcast_ss(wh + j), _mm256_loadu_ps(v + j * v_stride + d)));
+            a, _mm256_mul_ps(_mm256_broadcast_ss(wh + j), load_h8(v + j * v_stride + d)));
       }
       _mm256_storeu_ps(oh + d, a);
     }
     for (; d < head_dim; ++d) {
       float a = oh[d];
-      for (int j = 0; j < n; ++j) a += wh[j] * v[j * v_stride + d];
+      for (int j = 0; j < n; ++j) a += wh[j] * fp16_to_fp32(v[j * v_stride + d]);
       oh[d] = a;
     }
   }

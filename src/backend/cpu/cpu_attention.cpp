@@ -4,10 +4,12 @@
 //
 // For token t at position p in sequence s, key/value j (0 <= j <= p) lives in slot
 // block_table[s][j / B] * B + j % B; the B slots of a block are consecutive rows, which
-// the SIMD kernels walk with a stride of kv_dim. Scores are computed in full (two-pass
-// softmax in float with a running max), which is exact enough to track the reference
-// implementation. A token's result depends only on its own query and context, never on
-// which other tokens share the batch.
+// the SIMD kernels walk with a stride of kv_dim. K and V are stored as fp16. The arithmetic
+// follows llama.cpp's exact (non-flash) attention over an fp16 cache, so the two engines see
+// the same roundings: q is rounded to fp16 before q·k, scores are scaled and soft-maxed in
+// f32 (sum in double), and the weights are rounded to fp16 before the weighted sum of V.
+// A token's result depends only on its own query and context, never on which other tokens
+// share the batch.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -19,13 +21,19 @@ namespace tessera::cpu {
 
 void CpuBackend::store_kv(const KVLayer& kv, const float* k, const float* v, int kv_dim,
                           const AttentionBatch& b) {
-  const size_t bytes = sizeof(float) * kv_dim;
   for (int t = 0; t < b.n_tokens; ++t) {
     const int64_t slot = b.slots[t];
-    std::memcpy(kv.k + slot * kv_dim, k + static_cast<int64_t>(t) * kv_dim, bytes);
-    std::memcpy(kv.v + slot * kv_dim, v + static_cast<int64_t>(t) * kv_dim, bytes);
+    quantize_row(DType::F16, k + static_cast<int64_t>(t) * kv_dim, kv.k + slot * kv_dim, kv_dim);
+    quantize_row(DType::F16, v + static_cast<int64_t>(t) * kv_dim, kv.v + slot * kv_dim, kv_dim);
   }
 }
+
+namespace {
+
+// x rounded to the nearest fp16 value, kept as f32.
+inline float round_fp16(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
+
+}  // namespace
 
 void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_head,
                            int n_head_kv, int head_dim, float scale, const AttentionBatch& b) {
@@ -34,15 +42,17 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
   const int bs = b.block_size;
   int max_pos = 0;
   for (int t = 0; t < b.n_tokens; ++t) max_pos = std::max(max_pos, b.pos[t]);
-  const int64_t s_stride = max_pos + 1;  // scores: [group, n_ctx] per thread
+  const int64_t s_stride = max_pos + 1;  // scores: [group, n_ctx] per thread, then q16
+  const int64_t scratch_size = group * s_stride + int64_t{group} * head_dim;
   for (auto& s : scratch_)
-    if (static_cast<int64_t>(s.size()) < group * s_stride) s.resize(group * s_stride);
+    if (static_cast<int64_t>(s.size()) < scratch_size) s.resize(scratch_size);
   const AttnScoresFn qk = attn_scores_fn();
   const AttnAccumFn av = attn_accum_fn();
 
   pool_.parallel_for(static_cast<int64_t>(b.n_tokens) * n_head_kv, [&](int64_t ib, int64_t ie,
                                                                         int thread) {
     float* scores = scratch_[thread].data();
+    float* q16 = scores + group * s_stride;  // [group, head_dim] q rounded to fp16
     for (int64_t item = ib; item < ie; ++item) {
       const int t = static_cast<int>(item / n_head_kv);
       const int kvh = static_cast<int>(item % n_head_kv);
@@ -51,23 +61,24 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
       const int64_t head0 = static_cast<int64_t>(t) * n_head + int64_t{kvh} * group;
       const float* qg = q + head0 * head_dim;  // [group, head_dim]
       float* og = out + head0 * head_dim;      // [group, head_dim]
+      for (int64_t i = 0; i < int64_t{group} * head_dim; ++i) q16[i] = round_fp16(qg[i]);
 
       for (int j0 = 0; j0 < n_ctx; j0 += bs) {
         const int64_t row0 = (static_cast<int64_t>(table[j0 / bs]) * bs) * kv_dim + kvh * head_dim;
-        qk(qg, group, head_dim, kv.k + row0, kv_dim, std::min(bs, n_ctx - j0), scale, scores + j0,
+        qk(q16, group, head_dim, kv.k + row0, kv_dim, std::min(bs, n_ctx - j0), scale, scores + j0,
            s_stride);
       }
       for (int h = 0; h < group; ++h) {
         float* sh = scores + h * s_stride;
         float max_score = -INFINITY;
         for (int j = 0; j < n_ctx; ++j) max_score = std::max(max_score, sh[j]);
-        float sum = 0.0f;
+        double sum = 0.0;
         for (int j = 0; j < n_ctx; ++j) {
           sh[j] = std::exp(sh[j] - max_score);
           sum += sh[j];
         }
-        const float inv = 1.0f / sum;
-        for (int j = 0; j < n_ctx; ++j) sh[j] *= inv;
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int j = 0; j < n_ctx; ++j) sh[j] = round_fp16(sh[j] * inv);
       }
       std::fill(og, og + int64_t{group} * head_dim, 0.0f);
       for (int j0 = 0; j0 < n_ctx; j0 += bs) {

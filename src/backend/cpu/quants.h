@@ -44,15 +44,15 @@ using GemmTileFn = void (*)(int64_t n, const void* w, size_t w_stride, int nr, c
                             size_t x_stride, int nc, float* y, int64_t y_stride);
 GemmTileFn gemm_tile_fn(DType t);
 
-// --- attention over float32 K/V rows ---
+// --- attention over fp16 K/V rows (the KV cache's layout) ---
 // scores[h * s_stride + j] = scale * <q_h, k_j> for h < nq, j < n, where q_h = q + h * head_dim
-// and k_j = k + j * k_stride.
-using AttnScoresFn = void (*)(const float* q, int nq, int head_dim, const float* k,
+// and k_j = k + j * k_stride (fp16 bits, widened to f32).
+using AttnScoresFn = void (*)(const float* q, int nq, int head_dim, const uint16_t* k,
                               int64_t k_stride, int n, float scale, float* scores,
                               int64_t s_stride);
 // out[h * head_dim + d] += sum_j w[h * w_stride + j] * v[j * v_stride + d], the sum taken in
-// order of increasing j, for h < nq, d < head_dim.
-using AttnAccumFn = void (*)(const float* w, int64_t w_stride, int nq, const float* v,
+// order of increasing j, for h < nq, d < head_dim (v: fp16 bits).
+using AttnAccumFn = void (*)(const float* w, int64_t w_stride, int nq, const uint16_t* v,
                              int64_t v_stride, int n, int head_dim, float* out);
 AttnScoresFn attn_scores_fn();
 AttnAccumFn attn_accum_fn();
