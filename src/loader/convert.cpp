@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "loader/gguf_writer.h"
 #include "loader/hf_source.h"
+#include "models/weight_quant.h"
 
 namespace tessera {
 
@@ -83,8 +84,7 @@ ConvertStats convert_to_gguf(const gguf::Source& src,
     DType out = t.type;
     if (is_float(t.type)) {
       if (t.n_dims == 1 || t.name == "rope_freqs.weight") out = DType::F32;
-      else if (cols % dtype_info(type).block_size == 0) out = type;
-      else out = DType::F16;
+      else out = converted_type(t.type, cols, type);
     }
     // Rows to reorder for the interleaved RoPE (Q/K weights and biases of llama).
     std::vector<int64_t> order;

@@ -37,13 +37,16 @@ std::optional<DType> parse_weight_type(std::string_view name) {
               weight_type_names() + ")");
 }
 
-bool should_convert(DType from, int64_t cols, DType to) {
-  return from != to && is_float_type(from) && cols % dtype_info(to).block_size == 0;
+DType converted_type(DType from, int64_t cols, DType to) {
+  if (!is_float_type(from)) return from;
+  if (cols % dtype_info(to).block_size == 0) return to;
+  return from == DType::F32 ? DType::F16 : from;
 }
 
 Tensor convert_weight(const Tensor& w, DType to, std::vector<std::unique_ptr<uint8_t[]>>& storage,
                       int n_threads) {
-  if (!should_convert(w.type, w.cols(), to)) return w;
+  to = converted_type(w.type, w.cols(), to);
+  if (to == w.type) return w;
   const int64_t rows = w.rows(), cols = w.cols();
   const size_t out_row = row_size(to, cols);
   storage.emplace_back(new uint8_t[out_row * rows]);

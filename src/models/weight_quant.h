@@ -20,11 +20,13 @@ std::optional<DType> parse_weight_type(std::string_view name);
 // The accepted names, for help texts and messages.
 const char* weight_type_names();
 
-// Whether `t` (a matrix of this type and row length) would be converted to `to`.
-bool should_convert(DType from, int64_t cols, DType to);
+// The type a matrix of type `from` with rows of `cols` elements gets when converted to
+// `to`: `from` itself when it is already quantized, `to` when the rows split into its
+// blocks, else F16 (or `from` when that is F16/BF16), as llama-quantize falls back.
+DType converted_type(DType from, int64_t cols, DType to);
 
-// A copy of `w` converted to `to`, its bytes held in `storage`; `w` itself when
-// should_convert() is false. Uses up to n_threads threads (<= 0: all cores).
+// A copy of `w` converted to converted_type(w.type, w.cols(), to), its bytes held in
+// `storage`; `w` itself when that is w.type. Uses up to n_threads threads (<= 0: all cores).
 Tensor convert_weight(const Tensor& w, DType to, std::vector<std::unique_ptr<uint8_t[]>>& storage,
                       int n_threads);
 
