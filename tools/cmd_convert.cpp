@@ -40,9 +40,11 @@ Runner add_convert(CLI::App& app) {
     const ConvertStats s = convert_to_gguf(*src, *kv, o->out, *type);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(stderr, "wrote %s: %d tensors (%d Q/K permuted for interleaved RoPE), %.1f MB, "
-                 "%s, in %.2f s\n", o->out.c_str(), s.n_tensors, s.n_permuted, s.n_bytes / 1e6,
-                 dtype_name(*type), secs);
+    std::fprintf(stderr,
+                 "wrote %s: %d tensors (%d Q/K permuted for interleaved RoPE), %.1f MB, "
+                 "%s, in %.2f s\n",
+                 o->out.c_str(), s.n_tensors, s.n_permuted, s.n_bytes / 1e6, dtype_name(*type),
+                 secs);
     return 0;
   };
 }

@@ -21,21 +21,32 @@ std::vector<int64_t> rope_interleave_rows(int64_t n_head, int64_t head_dim) {
 
 uint32_t gguf_file_type(DType t) {
   switch (t) {
-    case DType::F32: return 0;
-    case DType::F16: return 1;
-    case DType::Q4_0: return 2;
-    case DType::Q4_1: return 3;
-    case DType::Q8_0: return 7;
-    case DType::Q5_0: return 8;
-    case DType::Q5_1: return 9;
-    case DType::BF16: return 32;
-    default: throw Error(std::string("cannot write files of type ") + dtype_name(t));
+    case DType::F32:
+      return 0;
+    case DType::F16:
+      return 1;
+    case DType::Q4_0:
+      return 2;
+    case DType::Q4_1:
+      return 3;
+    case DType::Q8_0:
+      return 7;
+    case DType::Q5_0:
+      return 8;
+    case DType::Q5_1:
+      return 9;
+    case DType::BF16:
+      return 32;
+    default:
+      throw Error(std::string("cannot write files of type ") + dtype_name(t));
   }
 }
 
 namespace {
 
-bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+bool is_float(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
 
 int64_t require_key(const gguf::Source& src, const std::string& key) {
   auto v = src.get_int(key);
@@ -83,8 +94,10 @@ ConvertStats convert_to_gguf(const gguf::Source& src,
     const int64_t cols = t.ne[0], rows = t.n_elements() / cols;
     DType out = t.type;
     if (is_float(t.type)) {
-      if (t.n_dims == 1 || t.name == "rope_freqs.weight") out = DType::F32;
-      else out = converted_type(t.type, cols, type);
+      if (t.n_dims == 1 || t.name == "rope_freqs.weight")
+        out = DType::F32;
+      else
+        out = converted_type(t.type, cols, type);
     }
     // Rows to reorder for the interleaved RoPE (Q/K weights and biases of llama).
     std::vector<int64_t> order;

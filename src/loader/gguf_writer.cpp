@@ -59,18 +59,42 @@ class Out {
 
 void write_scalar(Out& o, ValueType t, const Value& v) {
   switch (t) {
-    case ValueType::UINT8: o.pod<uint8_t>(static_cast<uint8_t>(v.u)); break;
-    case ValueType::INT8: o.pod<int8_t>(static_cast<int8_t>(v.i)); break;
-    case ValueType::UINT16: o.pod<uint16_t>(static_cast<uint16_t>(v.u)); break;
-    case ValueType::INT16: o.pod<int16_t>(static_cast<int16_t>(v.i)); break;
-    case ValueType::UINT32: o.pod<uint32_t>(static_cast<uint32_t>(v.u)); break;
-    case ValueType::INT32: o.pod<int32_t>(static_cast<int32_t>(v.i)); break;
-    case ValueType::UINT64: o.pod<uint64_t>(v.u); break;
-    case ValueType::INT64: o.pod<int64_t>(v.i); break;
-    case ValueType::FLOAT32: o.pod<float>(static_cast<float>(v.f)); break;
-    case ValueType::FLOAT64: o.pod<double>(v.f); break;
-    case ValueType::BOOL: o.pod<uint8_t>(v.b ? 1 : 0); break;
-    case ValueType::STRING: o.str(v.str); break;
+    case ValueType::UINT8:
+      o.pod<uint8_t>(static_cast<uint8_t>(v.u));
+      break;
+    case ValueType::INT8:
+      o.pod<int8_t>(static_cast<int8_t>(v.i));
+      break;
+    case ValueType::UINT16:
+      o.pod<uint16_t>(static_cast<uint16_t>(v.u));
+      break;
+    case ValueType::INT16:
+      o.pod<int16_t>(static_cast<int16_t>(v.i));
+      break;
+    case ValueType::UINT32:
+      o.pod<uint32_t>(static_cast<uint32_t>(v.u));
+      break;
+    case ValueType::INT32:
+      o.pod<int32_t>(static_cast<int32_t>(v.i));
+      break;
+    case ValueType::UINT64:
+      o.pod<uint64_t>(v.u);
+      break;
+    case ValueType::INT64:
+      o.pod<int64_t>(v.i);
+      break;
+    case ValueType::FLOAT32:
+      o.pod<float>(static_cast<float>(v.f));
+      break;
+    case ValueType::FLOAT64:
+      o.pod<double>(v.f);
+      break;
+    case ValueType::BOOL:
+      o.pod<uint8_t>(v.b ? 1 : 0);
+      break;
+    case ValueType::STRING:
+      o.str(v.str);
+      break;
     case ValueType::ARRAY:
       o.pod<uint32_t>(static_cast<uint32_t>(v.elem_type));
       o.pod<uint64_t>(v.arr.size());
@@ -92,7 +116,8 @@ void Writer::add_kv(std::string key, Value v) {
   kv_.emplace_back(std::move(key), std::move(v));
 }
 
-void Writer::add_tensor(std::string name, DType type, int n_dims, const int64_t ne[4], FillFn fill) {
+void Writer::add_tensor(std::string name, DType type, int n_dims, const int64_t ne[4],
+                        FillFn fill) {
   if (n_dims < 1 || n_dims > 4) throw Error("gguf writer: tensor '" + name + "' has bad rank");
   Pending p{std::move(name), type, n_dims, {1, 1, 1, 1}, 0, std::move(fill)};
   int64_t rows = 1;

@@ -172,8 +172,7 @@ struct ConfigReader {
       if (def) return *def;
       throw Error(where + ": missing \"" + key + "\"");
     }
-    if (!cfg[key].is_number_integer())
-      throw Error(where + ": \"" + key + "\" is not an integer");
+    if (!cfg[key].is_number_integer()) throw Error(where + ": \"" + key + "\" is not an integer");
     const int64_t v = cfg[key].get<int64_t>();
     if (v <= 0 || v > (int64_t{1} << 31))
       throw Error(where + ": \"" + key + "\" = " + std::to_string(v) + " is out of range");
@@ -240,7 +239,8 @@ Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where
     throw Error(where + ": num_attention_heads (" + std::to_string(d.n_head) +
                 ") is not a multiple of num_key_value_heads (" + std::to_string(d.n_head_kv) + ")");
   if (!r.has("head_dim") && d.n_embd % d.n_head != 0)
-    throw Error(where + ": hidden_size is not a multiple of num_attention_heads and no head_dim is given");
+    throw Error(where +
+                ": hidden_size is not a multiple of num_attention_heads and no head_dim is given");
   d.head_dim = r.get_int("head_dim", d.n_embd / d.n_head);
   if (d.head_dim % 2 != 0) throw Error(where + ": head_dim must be even");
   d.tied = cfg.value("tie_word_embeddings", false);
@@ -264,13 +264,16 @@ Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where
 
   // RoPE: rope_theta at the top level (or inside rope_parameters in newer files), and
   // an optional rope_scaling / rope_parameters object.
-  json scaling = r.has("rope_scaling") ? cfg["rope_scaling"]
-                 : r.has("rope_parameters") ? cfg["rope_parameters"] : json();
+  json scaling = r.has("rope_scaling")      ? cfg["rope_scaling"]
+                 : r.has("rope_parameters") ? cfg["rope_parameters"]
+                                            : json();
   if (!scaling.is_null() && !scaling.is_object())
     throw Error(where + ": rope_scaling is not an object");
   double theta = 10000.0;
-  if (r.has("rope_theta")) theta = r.get_float(cfg, "rope_theta", 10000.0);
-  else if (scaling.is_object() && scaling.contains("rope_theta")) theta = r.get_float(scaling, "rope_theta", 10000.0);
+  if (r.has("rope_theta"))
+    theta = r.get_float(cfg, "rope_theta", 10000.0);
+  else if (scaling.is_object() && scaling.contains("rope_theta"))
+    theta = r.get_float(scaling, "rope_theta", 10000.0);
   if (!(theta > 1.0)) throw Error(where + ": rope_theta must be > 1");
   src.set_float(p + "rope.freq_base", theta);
   if (scaling.is_object()) {
@@ -285,7 +288,8 @@ Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where
       if (type == "yarn") {
         if (scaling.contains("original_max_position_embeddings"))
           src.set_uint(p + "rope.scaling.original_context_length",
-                       static_cast<uint64_t>(r.get_float(scaling, "original_max_position_embeddings", std::nullopt)));
+                       static_cast<uint64_t>(
+                           r.get_float(scaling, "original_max_position_embeddings", std::nullopt)));
         if (scaling.contains("beta_fast"))
           src.set_float(p + "rope.scaling.yarn_beta_fast", r.get_float(scaling, "beta_fast", 32.0));
         if (scaling.contains("beta_slow"))
@@ -296,9 +300,12 @@ Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where
       const double lo = r.get_float(scaling, "low_freq_factor", 1.0);
       const double hi = r.get_float(scaling, "high_freq_factor", 4.0);
       const double orig = r.get_float(scaling, "original_max_position_embeddings", 8192.0);
-      for (double v : {factor, lo, hi, orig}) require_positive(v, "rope_scaling (llama3) values", where);
-      if (!(hi > lo)) throw Error(where + ": rope_scaling needs high_freq_factor > low_freq_factor");
-      *rope_factors = llama3_rope_factors(static_cast<int>(d.head_dim), theta, factor, lo, hi, orig);
+      for (double v : {factor, lo, hi, orig})
+        require_positive(v, "rope_scaling (llama3) values", where);
+      if (!(hi > lo))
+        throw Error(where + ": rope_scaling needs high_freq_factor > low_freq_factor");
+      *rope_factors =
+          llama3_rope_factors(static_cast<int>(d.head_dim), theta, factor, lo, hi, orig);
     } else {
       throw Error(where + ": unsupported rope_scaling type '" + type +
                   "' (supported: linear, yarn, llama3)");
@@ -310,7 +317,9 @@ Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where
 
 // --- tensors ---
 
-DType dtype_or_throw(const safetensors::TensorView& t) { return t.require_float(); }
+DType dtype_or_throw(const safetensors::TensorView& t) {
+  return t.require_float();
+}
 
 // 1-D tensors become F32 copies (norm weights and biases are read as F32).
 const uint8_t* to_f32(gguf::MemorySource& src, const uint8_t* data, DType type, int64_t n) {
@@ -390,8 +399,7 @@ void add_dummy_tensors(const ArchSpec& spec, const Dims& d, const LoadOptions& o
     const int64_t cols = ti.ne[0], rows = ti.n_elements() / cols;
     const bool is_vec = ti.n_dims == 1;
     const bool is_norm = n.name.find("norm") != std::string::npos;
-    ti.type = is_vec ? DType::F32
-              : (cols % qi.block_size == 0 ? opts.dummy_type : DType::F16);
+    ti.type = is_vec ? DType::F32 : (cols % qi.block_size == 0 ? opts.dummy_type : DType::F16);
     ti.n_bytes = row_size(ti.type, cols) * rows;
     uint8_t* data = src.alloc(ti.n_bytes);
     ti.data = data;
@@ -454,8 +462,8 @@ std::unique_ptr<gguf::Source> open_hf_directory(const std::string& path, const L
   const std::string where = config_path.string();
   if (!cfg.is_object()) throw Error(where + ": not a JSON object");
 
-  auto src = std::make_unique<gguf::MemorySource>(opts.dummy_weights ? "Hugging Face config (dummy weights)"
-                                                                     : "Hugging Face safetensors");
+  auto src = std::make_unique<gguf::MemorySource>(
+      opts.dummy_weights ? "Hugging Face config (dummy weights)" : "Hugging Face safetensors");
   try {
     const ArchSpec& spec = find_arch(cfg, where);
     std::vector<float> rope_factors;

@@ -46,7 +46,9 @@ constexpr std::string_view kLlama3Split =
 constexpr std::string_view kQwen2Split =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
-std::string split_sig(std::string_view regex) { return "Split(" + std::string(regex) + ")"; }
+std::string split_sig(std::string_view regex) {
+  return "Split(" + std::string(regex) + ")";
+}
 
 const std::vector<std::pair<std::string, std::string_view>>& pre_rules() {
   static const std::vector<std::pair<std::string, std::string_view>> r = {
@@ -79,7 +81,8 @@ std::string signature(const json& p, const std::string& where) {
       return "SplitString(" + pat["String"].get<std::string>() + ")";
     throw Error(where + ": Split pre-tokenizer without a pattern");
   }
-  if (type == "Digits") return p.value("individual_digits", false) ? "Digits(individual)" : "Digits";
+  if (type == "Digits")
+    return p.value("individual_digits", false) ? "Digits(individual)" : "Digits";
   return type;
 }
 
@@ -106,7 +109,8 @@ std::string merged(const std::string& m) {
 
 // Sizes the token table to hold id `id`; refuses absurd ids before allocating.
 void ensure_id(VocabData& v, int64_t id, const std::string& where) {
-  if (id < 0 || id > (1 << 24)) throw Error(where + ": token id " + std::to_string(id) + " out of range");
+  if (id < 0 || id > (1 << 24))
+    throw Error(where + ": token id " + std::to_string(id) + " out of range");
   if (static_cast<size_t>(id) >= v.tokens.size()) {
     v.tokens.resize(id + 1);
     v.types.resize(id + 1, static_cast<int32_t>(TokenType::UNUSED));
@@ -201,7 +205,8 @@ VocabData vocab_from_tokenizer_json(const json& j, const std::string& where) {
     const bool byte_fallback = model.value("byte_fallback", false);
     const json pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json();
     const bool metaspace_pre = pre.is_object() && pre.value("type", "") == "Metaspace";
-    const bool spm = byte_fallback || metaspace_pre || prepends_metaspace(j.value("normalizer", json()));
+    const bool spm =
+        byte_fallback || metaspace_pre || prepends_metaspace(j.value("normalizer", json()));
     if (spm) {
       v.model = "llama";
       v.add_space_prefix = prepends_metaspace(j.value("normalizer", json())) ||
@@ -219,11 +224,13 @@ VocabData vocab_from_tokenizer_json(const json& j, const std::string& where) {
     }
 
     for (const auto& [text, id] : model["vocab"].items()) {
-      if (!id.is_number_integer()) throw Error(where + ": vocab id of '" + text + "' is not an integer");
+      if (!id.is_number_integer())
+        throw Error(where + ": vocab id of '" + text + "' is not an integer");
       const int64_t i = id.get<int64_t>();
       ensure_id(v, i, where);
       if (!v.tokens[i].empty())
-        throw Error(where + ": tokens '" + v.tokens[i] + "' and '" + text + "' share id " + std::to_string(i));
+        throw Error(where + ": tokens '" + v.tokens[i] + "' and '" + text + "' share id " +
+                    std::to_string(i));
       v.tokens[i] = text;
       v.types[i] = static_cast<int32_t>(TokenType::NORMAL);
     }
@@ -237,19 +244,20 @@ VocabData vocab_from_tokenizer_json(const json& j, const std::string& where) {
       ensure_id(v, i, where);
       v.tokens[i] = a["content"].get<std::string>();
       v.types[i] = static_cast<int32_t>(a.value("special", false) ? TokenType::CONTROL
-                                                                 : TokenType::USER_DEFINED);
+                                                                  : TokenType::USER_DEFINED);
     }
     const json& merges = model["merges"];
     v.merges.reserve(merges.size());
-    for (size_t i = 0; i < merges.size(); ++i) v.merges.push_back(merge_string(merges[i], i, where));
+    for (size_t i = 0; i < merges.size(); ++i)
+      v.merges.push_back(merge_string(merges[i], i, where));
 
     if (spm) {
       // Byte-fallback tokens, the unknown token and scores from merge ranks: SentencePiece
       // merges the adjacent pair whose result scores highest, and BPE applies merges in
       // rank order, so the token made by rank r gets score -r. Vocabulary tokens that no
       // merge makes score below every merge result; byte and special tokens score 0.
-      const std::string unk = model.value("unk_token", json()).is_string()
-                                  ? model["unk_token"].get<std::string>() : "";
+      const std::string unk =
+          model.value("unk_token", json()).is_string() ? model["unk_token"].get<std::string>() : "";
       std::unordered_map<std::string, int64_t> id_of;
       for (size_t i = 0; i < v.tokens.size(); ++i) id_of.emplace(v.tokens[i], i);
       v.scores.assign(v.tokens.size(), 0.0f);
@@ -371,7 +379,7 @@ VocabData read_tokenizer_dir(const std::string& dir, const json* config) {
         ensure_id(v, id, tcs);
         v.tokens[id] = content;
         v.types[id] = static_cast<int32_t>(a.value("special", false) ? TokenType::CONTROL
-                                                                    : TokenType::USER_DEFINED);
+                                                                     : TokenType::USER_DEFINED);
         if (v.model == "llama") v.scores.resize(v.tokens.size(), 0.0f);
       }
       fill_holes(v);
@@ -423,8 +431,7 @@ VocabData read_tokenizer_dir(const std::string& dir, const json* config) {
                     " is outside the vocabulary");
     if (!eos.empty()) {
       v.eog_ids = eos;
-      if (!v.eos_id || std::find(eos.begin(), eos.end(), *v.eos_id) == eos.end())
-        v.eos_id = eos[0];
+      if (!v.eos_id || std::find(eos.begin(), eos.end(), *v.eos_id) == eos.end()) v.eos_id = eos[0];
     }
   }
   return v;
@@ -462,7 +469,8 @@ VocabData synthetic_byte_vocab(int64_t n_vocab) {
   VocabData v;
   v.model = "gpt2";
   v.pre = "gpt-2";
-  for (int b = 0; b < 256; ++b) v.tokens.push_back(unicode::byte_to_unicode(static_cast<uint8_t>(b)));
+  for (int b = 0; b < 256; ++b)
+    v.tokens.push_back(unicode::byte_to_unicode(static_cast<uint8_t>(b)));
   v.types.assign(256, static_cast<int32_t>(TokenType::NORMAL));
   // One merge so that the BPE tokenizer has a merge table: "Ġ" + "t".
   const std::string sp = unicode::byte_to_unicode(' ');

@@ -81,7 +81,9 @@ void MemorySource::set_int32(const std::string& key, int32_t x) {
   set(key, std::move(v));
 }
 
-void MemorySource::set_float(const std::string& key, double x) { set(key, float_value(x)); }
+void MemorySource::set_float(const std::string& key, double x) {
+  set(key, float_value(x));
+}
 
 void MemorySource::set_bool(const std::string& key, bool b) {
   Value v;
@@ -129,7 +131,9 @@ void MemorySource::add_tensor(TensorInfo t) {
   tensors_.push_back(std::move(t));
 }
 
-void MemorySource::FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
+void MemorySource::FreeDeleter::operator()(uint8_t* p) const {
+  std::free(p);
+}
 
 uint8_t* MemorySource::alloc(size_t n_bytes) {
   const size_t size = (n_bytes + 63) / 64 * 64;

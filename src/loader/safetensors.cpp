@@ -36,11 +36,11 @@ struct DTypeEntry {
 };
 
 constexpr DTypeEntry kDTypes[] = {
-    {"F32", 4, DType::F32}, {"F16", 2, DType::F16},     {"BF16", 2, DType::BF16},
-    {"F64", 8, {}},         {"I64", 8, {}},             {"U64", 8, {}},
-    {"I32", 4, {}},         {"U32", 4, {}},             {"I16", 2, {}},
-    {"U16", 2, {}},         {"I8", 1, {}},              {"U8", 1, {}},
-    {"BOOL", 1, {}},        {"F8_E4M3", 1, {}},         {"F8_E5M2", 1, {}},
+    {"F32", 4, DType::F32}, {"F16", 2, DType::F16}, {"BF16", 2, DType::BF16},
+    {"F64", 8, {}},         {"I64", 8, {}},         {"U64", 8, {}},
+    {"I32", 4, {}},         {"U32", 4, {}},         {"I16", 2, {}},
+    {"U16", 2, {}},         {"I8", 1, {}},          {"U8", 1, {}},
+    {"BOOL", 1, {}},        {"F8_E4M3", 1, {}},     {"F8_E5M2", 1, {}},
     {"F8_E8M0", 1, {}},
 };
 
@@ -137,8 +137,7 @@ std::unique_ptr<File> File::open(const std::string& path) {
   return f;
 }
 
-std::unique_ptr<File> File::from_buffer(const uint8_t* data, size_t size,
-                                        const std::string& name) {
+std::unique_ptr<File> File::from_buffer(const uint8_t* data, size_t size, const std::string& name) {
   std::unique_ptr<File> f(new File());
   f->path_ = name;
   f->parse(data, size);
@@ -156,7 +155,8 @@ const TensorView* File::find(std::string_view name) const {
 
 void File::parse(const uint8_t* data, size_t size) {
   auto fail = [this](const std::string& msg) -> void { throw Error(path_ + ": " + msg); };
-  if (size < 8) fail("file too small for a safetensors header (" + std::to_string(size) + " bytes)");
+  if (size < 8)
+    fail("file too small for a safetensors header (" + std::to_string(size) + " bytes)");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];
   if (header_len > size - 8)
@@ -232,8 +232,8 @@ void File::parse(const uint8_t* data, size_t size) {
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].first < ranges[i - 1].second)
-      fail("tensors overlap in the data section (bytes " + std::to_string(ranges[i].first) +
-           ".." + std::to_string(ranges[i - 1].second) + ")");
+      fail("tensors overlap in the data section (bytes " + std::to_string(ranges[i].first) + ".." +
+           std::to_string(ranges[i - 1].second) + ")");
   for (size_t i = 0; i < tensors_.size(); ++i) index_.emplace(tensors_[i].name, i);
 }
 

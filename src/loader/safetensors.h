@@ -34,12 +34,12 @@ namespace tessera::safetensors {
 
 struct TensorView {
   std::string name;
-  std::string dtype_name;          // as written in the header ("F16", "I64", ...)
-  std::optional<DType> dtype;      // F32 / F16 / BF16; nullopt for the others
-  std::vector<int64_t> shape;      // row-major, as in the header (may be empty: a scalar)
-  const uint8_t* data = nullptr;   // into the mapping
+  std::string dtype_name;         // as written in the header ("F16", "I64", ...)
+  std::optional<DType> dtype;     // F32 / F16 / BF16; nullopt for the others
+  std::vector<int64_t> shape;     // row-major, as in the header (may be empty: a scalar)
+  const uint8_t* data = nullptr;  // into the mapping
   size_t n_bytes = 0;
-  std::string file;                // the file it came from (for messages)
+  std::string file;  // the file it came from (for messages)
 
   int64_t n_elements() const;
   // The dtype, or throws tessera::Error naming the tensor and its dtype when Tessera

@@ -20,11 +20,15 @@ constexpr Named kTypes[] = {{"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"q4_1
                             {"q5_0", DType::Q5_0}, {"q5_1", DType::Q5_1}, {"f16", DType::F16},
                             {"bf16", DType::BF16}, {"f32", DType::F32}};
 
-bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+bool is_float_type(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
 
 }  // namespace
 
-const char* weight_type_names() { return "q8_0, q4_0, q4_1, q5_0, q5_1, f16, bf16, f32"; }
+const char* weight_type_names() {
+  return "q8_0, q4_0, q4_1, q5_0, q5_1, f16, bf16, f32";
+}
 
 std::optional<DType> parse_weight_type(std::string_view name) {
   std::string s(name);
@@ -33,8 +37,8 @@ std::optional<DType> parse_weight_type(std::string_view name) {
   if (s.empty() || s == "none") return std::nullopt;
   for (const Named& n : kTypes)
     if (s == n.name) return n.type;
-  throw Error("unknown weight type '" + std::string(name) + "' (supported: " +
-              weight_type_names() + ")");
+  throw Error("unknown weight type '" + std::string(name) + "' (supported: " + weight_type_names() +
+              ")");
 }
 
 DType converted_type(DType from, int64_t cols, DType to) {

@@ -81,7 +81,9 @@ std::string safetensors_bytes(const std::vector<StTensor>& ts, const std::string
         bytes.append(reinterpret_cast<const char*>(&x), 2);
       }
     }
-    h[t.name] = {{"dtype", dt}, {"shape", t.shape}, {"data_offsets", {data.size(), data.size() + bytes.size()}}};
+    h[t.name] = {{"dtype", dt},
+                 {"shape", t.shape},
+                 {"data_offsets", {data.size(), data.size() + bytes.size()}}};
     data += bytes;
   }
   h["__metadata__"] = {{"format", "pt"}};
@@ -110,15 +112,18 @@ json tiny_tokenizer() {
   json added = json::array({{{"id", 261}, {"content", "<|begin_of_text|>"}, {"special", true}},
                             {{"id", 262}, {"content", "<|end_of_text|>"}, {"special", true}},
                             {{"id", 263}, {"content", "<|eot_id|>"}, {"special", true}}});
-  return {{"added_tokens", added},
-          {"pre_tokenizer",
-           {{"type", "Sequence"},
-            {"pretokenizers",
-             {{{"type", "Split"},
-               {"pattern", {{"Regex", R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"}}},
-               {"behavior", "Isolated"}},
-              {{"type", "ByteLevel"}, {"use_regex", false}}}}}},
-          {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", jm}, {"ignore_merges", true}}}};
+  return {
+      {"added_tokens", added},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"},
+           {"pattern",
+            {{"Regex",
+              R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"}}},
+           {"behavior", "Isolated"}},
+          {{"type", "ByteLevel"}, {"use_regex", false}}}}}},
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", jm}, {"ignore_merges", true}}}};
 }
 
 void write_tiny_model(const TempDir& d, const TinySpec& s) {
@@ -137,12 +142,16 @@ void write_tiny_model(const TempDir& d, const TinySpec& s) {
               {"bos_token_id", 261},
               {"eos_token_id", 262}};
   if (s.llama3_rope)
-    cfg["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                           {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 32}};
+    cfg["rope_scaling"] = {{"rope_type", "llama3"},
+                           {"factor", 8.0},
+                           {"low_freq_factor", 1.0},
+                           {"high_freq_factor", 4.0},
+                           {"original_max_position_embeddings", 32}};
   d.write("config.json", cfg.dump(2));
   d.write("tokenizer.json", tiny_tokenizer().dump());
-  d.write("tokenizer_config.json",
-          R"({"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "chat_template": "{{ messages }}"})");
+  d.write(
+      "tokenizer_config.json",
+      R"({"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "chat_template": "{{ messages }}"})");
   d.write("generation_config.json", R"({"eos_token_id": [262, 263]})");
 
   std::mt19937 rng(s.seed);
@@ -190,7 +199,8 @@ void write_tiny_model(const TempDir& d, const TinySpec& s) {
   json wm = json::object();
   for (const auto& t : a) wm[t.name] = "model-00001-of-00002.safetensors";
   for (const auto& t : b) wm[t.name] = "model-00002-of-00002.safetensors";
-  d.write("model.safetensors.index.json", json{{"metadata", json::object()}, {"weight_map", wm}}.dump());
+  d.write("model.safetensors.index.json",
+          json{{"metadata", json::object()}, {"weight_map", wm}}.dump());
 }
 
 // Logits of every position of a fixed token sequence (60 tokens, so RoPE angles matter).
@@ -272,7 +282,8 @@ TEST(HfModel, LlamaMatchesConvertedGguf) {
 
   // Without the permutation the converted model would be wrong: keep the HF order but
   // drop the NeoX key, and the logits must differ.
-  gguf::MemorySource& ms = const_cast<gguf::MemorySource&>(static_cast<const gguf::MemorySource&>(*src));
+  gguf::MemorySource& ms =
+      const_cast<gguf::MemorySource&>(static_cast<const gguf::MemorySource&>(*src));
   ms.set_bool(hf::kRopeNeoxKey, false);
   const std::string wrong = (out.path() / "wrong.gguf").string();
   EXPECT_EQ(convert_to_gguf(*src, ms.metadata(), wrong, DType::F32).n_permuted, 0);
@@ -286,7 +297,9 @@ TEST(HfModel, LlamaMatchesConvertedGguf) {
     auto m = load_model(p, {.n_threads = 1});
     const float dq = rel_rms(ref, all_logits(*m));
     std::printf("[ logits   ] converted %s: relative RMS diff vs F32 = %.3g\n", dtype_name(t), dq);
-    EXPECT_LT(dq, t == DType::F16 ? 0.005f : t == DType::Q8_0 ? 0.1f : 0.7f);  // random weights: 4 bits hurt
+    EXPECT_LT(dq, t == DType::F16    ? 0.005f
+                  : t == DType::Q8_0 ? 0.1f
+                                     : 0.7f);  // random weights: 4 bits hurt
   }
 }
 
@@ -302,7 +315,7 @@ TEST(HfModel, Float16ShardedTiedQwen2) {
   auto hf = load_model(d.str(), {.n_threads = 1});
   EXPECT_EQ(hf->config().arch, "qwen2");
   EXPECT_TRUE(hf->config().rope_neox);
-  EXPECT_EQ(hf->file().find(hf::kRopeNeoxKey), nullptr);  // qwen2 GGUFs are NeoX already
+  EXPECT_EQ(hf->file().find(hf::kRopeNeoxKey), nullptr);        // qwen2 GGUFs are NeoX already
   EXPECT_EQ(hf->file().find_tensor("output.weight"), nullptr);  // tied
   EXPECT_EQ(hf->file().find_tensor("blk.0.attn_q.bias")->type, DType::F32);
   EXPECT_EQ(hf->file().find_tensor("blk.0.attn_q.weight")->type, DType::BF16);
@@ -310,8 +323,10 @@ TEST(HfModel, Float16ShardedTiedQwen2) {
   TempDir out;
   const std::string p = (out.path() / "q.gguf").string();
   auto src = hf::open_hf_directory(d.str());
-  EXPECT_EQ(convert_to_gguf(*src, static_cast<const gguf::MemorySource&>(*src).metadata(), p,
-                            DType::BF16).n_permuted, 0);
+  EXPECT_EQ(
+      convert_to_gguf(*src, static_cast<const gguf::MemorySource&>(*src).metadata(), p, DType::BF16)
+          .n_permuted,
+      0);
   EXPECT_LT(max_abs_diff(ref, all_logits(*load_model(p, {.n_threads = 1}))), 1e-4f);
 }
 
@@ -376,12 +391,17 @@ TEST(HfModel, LoadTimeQuantizationEqualsConvertedFile) {
     // activations of the next matmul can round such differences either way.)
     const float d_file = rel_rms(lq, all_logits(*load_model(p, {.n_threads = 1})));
     const float d_f16 = rel_rms(f16, lq);
-    std::printf("[ quant    ] load-time %-5s: relative RMS diff vs F16 %.4f, vs converted file %.2g\n",
-                q, d_f16, d_file);
+    std::printf(
+        "[ quant    ] load-time %-5s: relative RMS diff vs F16 %.4f, vs converted file %.2g\n", q,
+        d_f16, d_file);
     EXPECT_LT(d_file, 0.01f) << q;
     EXPECT_GT(d_f16, 0.0f) << q;
     const std::string qs = q;
-    EXPECT_LT(d_f16, qs == "bf16" ? 0.02f : qs == "q8_0" ? 0.1f : qs.starts_with("q5") ? 0.4f : 0.7f) << q;
+    EXPECT_LT(d_f16, qs == "bf16"           ? 0.02f
+                     : qs == "q8_0"         ? 0.1f
+                     : qs.starts_with("q5") ? 0.4f
+                                            : 0.7f)
+        << q;
   }
   ModelOptions bad;
   bad.quantization = "q3_k";
@@ -392,16 +412,20 @@ TEST(HfModel, LoadTimeQuantizationEqualsConvertedFile) {
 TEST(HfModel, DummyWeightsFromConfigAlone) {
   TempDir d;
   d.write("config.json", json{{"architectures", {"LlamaForCausalLM"}},
-                              {"hidden_size", 64}, {"num_hidden_layers", 2},
-                              {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-                              {"intermediate_size", 96}, {"vocab_size", 320},
-                              {"head_dim", 16}}.dump());
+                              {"hidden_size", 64},
+                              {"num_hidden_layers", 2},
+                              {"num_attention_heads", 4},
+                              {"num_key_value_heads", 2},
+                              {"intermediate_size", 96},
+                              {"vocab_size", 320},
+                              {"head_dim", 16}}
+                             .dump());
   ModelOptions mo;
   mo.n_threads = 1;
   mo.load_format = "dummy";
   mo.dummy_seed = 1;
   auto a = load_model((d.path() / "config.json").string(), mo);  // a file
-  auto b = load_model(d.str(), mo);                                // or its directory
+  auto b = load_model(d.str(), mo);                              // or its directory
   EXPECT_EQ(a->config().n_vocab, 320);
   EXPECT_EQ(a->file().find_tensor("blk.1.attn_q.weight")->type, DType::F16);
   const std::vector<float> la = all_logits(*a);
@@ -430,7 +454,9 @@ TEST(HfModel, BrokenDirectoriesGiveClearErrors) {
   };
   has(err([](const TempDir& d) { fs::remove(d.path() / "config.json"); }), "no config.json");
   has(err([](const TempDir& d) { d.write("config.json", "{"); }), "invalid JSON");
-  has(err([](const TempDir& d) { d.write("config.json", R"({"architectures": ["GPTJForCausalLM"]})"); }),
+  has(err([](const TempDir& d) {
+        d.write("config.json", R"({"architectures": ["GPTJForCausalLM"]})");
+      }),
       "unsupported architecture 'GPTJForCausalLM'");
   has(err([](const TempDir& d) {
         json c = json::parse(std::ifstream(d.path() / "config.json"));
@@ -462,14 +488,19 @@ TEST(HfModel, BrokenDirectoriesGiveClearErrors) {
         d.write("config.json", c.dump());
       }),
       "expected 48");
-  has(err([](const TempDir& d) { fs::remove(d.path() / "model.safetensors"); }), "no model.safetensors");
+  has(err([](const TempDir& d) { fs::remove(d.path() / "model.safetensors"); }),
+      "no model.safetensors");
   has(err([](const TempDir& d) { fs::remove(d.path() / "tokenizer.json"); }), "no tokenizer.json");
   has(err([](const TempDir& d) {
-        d.write("model.safetensors", safetensors_bytes({{"model.layers.0.mlp.experts.weight", {2, 2}, {1, 2, 3, 4}}}, "F32"));
+        d.write("model.safetensors",
+                safetensors_bytes({{"model.layers.0.mlp.experts.weight", {2, 2}, {1, 2, 3, 4}}},
+                                  "F32"));
       }),
       "'model.layers.0.mlp.experts.weight' has no counterpart");
   has(err([](const TempDir& d) {
-        d.write("model.safetensors", safetensors_bytes({{"model.layers.9.mlp.up_proj.weight", {2, 2}, {1, 2, 3, 4}}}, "F32"));
+        d.write("model.safetensors",
+                safetensors_bytes({{"model.layers.9.mlp.up_proj.weight", {2, 2}, {1, 2, 3, 4}}},
+                                  "F32"));
       }),
       "has no counterpart");  // layer index beyond num_hidden_layers
   has(err([](const TempDir& d) {
@@ -480,7 +511,8 @@ TEST(HfModel, BrokenDirectoriesGiveClearErrors) {
       "run past the end");
   has(err([](const TempDir& d) {
         // An integer tensor where a weight is expected.
-        std::string b = safetensors_bytes({{"model.norm.weight", {64}, std::vector<float>(64, 1.0f)}}, "F32");
+        std::string b =
+            safetensors_bytes({{"model.norm.weight", {64}, std::vector<float>(64, 1.0f)}}, "F32");
         const size_t at = b.find("\"F32\"");
         b.replace(at, 5, "\"I32\"");
         d.write("model.safetensors", b);

@@ -36,7 +36,8 @@ Bytes build(const std::vector<Entry>& entries, const std::string& extra_json = "
   Bytes data;
   for (const Entry& e : entries) {
     if (h.size() > 1) h += ",";
-    nlohmann::json j = {{"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {off, off + e.data.size()}}};
+    nlohmann::json j = {
+        {"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {off, off + e.data.size()}}};
     h += nlohmann::json(e.name).dump() + ":" + j.dump();
     data.insert(data.end(), e.data.begin(), e.data.end());
     off += e.data.size();
@@ -45,11 +46,11 @@ Bytes build(const std::vector<Entry>& entries, const std::string& extra_json = "
   h += "}";
   if (header_override) h = *header_override;
   while (h.size() % 8 != 0) h += ' ';  // the format pads the header with spaces
-  Bytes out(8);
   const uint64_t n = h.size();
+  Bytes out(8 + h.size() + data.size());
   for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
-  out.insert(out.end(), h.begin(), h.end());
-  out.insert(out.end(), data.begin(), data.end());
+  std::copy(h.begin(), h.end(), out.begin() + 8);
+  std::copy(data.begin(), data.end(), out.begin() + 8 + static_cast<std::ptrdiff_t>(h.size()));
   return out;
 }
 
@@ -119,27 +120,32 @@ TEST(Safetensors, RefusesMalformedFiles) {
       {huge_len, "exceeds the file size"},
       {with_header("{\"a\": "), "invalid JSON"},
       {with_header("[1, 2]"), "not a JSON object"},
-      {with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})"),
+      {with_header(
+           R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})"),
        "duplicate key 'a'"},
       {build({{"x", "Q4", {1}, Bytes(4, 0)}}), "unknown dtype 'Q4'"},
       {build({{"x", "F32", {3}, Bytes(8, 0)}}), "shape x dtype needs 12"},
       {zero_data, "run past the end"},
       {with_header(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})"), "begin > end"},
       {with_header(R"({"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})"), "non-negative"},
-      {with_header(R"({"x":{"dtype":"F32","shape":"1","data_offsets":[0,4]}})"), "shape is not an array"},
+      {with_header(R"({"x":{"dtype":"F32","shape":"1","data_offsets":[0,4]}})"),
+       "shape is not an array"},
       {with_header(R"({"x":{"dtype":"F32","shape":[1]}})"), "missing \"data_offsets\""},
-      {with_header(R"({"x":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,0]}})"),
+      {with_header(
+           R"({"x":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,0]}})"),
        "too large"},
       {with_header(R"({"__metadata__":{"k":1}})"), "not a string"},
       {with_header(R"({"x":[1]})"), "not an object"},
   };
   for (const Bad& c : cases) {
     const std::string err = error_of(c.bytes);
-    EXPECT_NE(err.find(c.message), std::string::npos) << "expected '" << c.message << "', got '" << err << "'";
+    EXPECT_NE(err.find(c.message), std::string::npos)
+        << "expected '" << c.message << "', got '" << err << "'";
   }
   // Overlap: two tensors over the same bytes.
   {
-    std::string h = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})";
+    std::string h =
+        R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})";
     Bytes b = build({}, "", &h);
     b.resize(b.size() + 12);
     EXPECT_NE(error_of(b).find("overlap"), std::string::npos) << error_of(b);
@@ -169,8 +175,10 @@ TEST(Safetensors, MutationsParseOrThrowError) {
     const int n_mut = 1 + static_cast<int>(rng() % 4);
     for (int k = 0; k < n_mut; ++k) {
       const size_t at = rng() % v.size();
-      if (rng() % 2) v[at] ^= static_cast<uint8_t>(1u << (rng() % 8));
-      else v[at] = static_cast<uint8_t>("0123456789{}[]\",:-e \xFF"[rng() % 22]);
+      if (rng() % 2)
+        v[at] ^= static_cast<uint8_t>(1u << (rng() % 8));
+      else
+        v[at] = static_cast<uint8_t>("0123456789{}[]\",:-e \xFF"[rng() % 22]);
     }
     check(v);
   }
@@ -179,8 +187,8 @@ TEST(Safetensors, MutationsParseOrThrowError) {
 class TempDir {
  public:
   TempDir() {
-    path_ = fs::temp_directory_path() / ("tessera_st_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(counter_++));
+    path_ = fs::temp_directory_path() /
+            ("tessera_st_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
@@ -202,8 +210,9 @@ TEST(Safetensors, ShardedCheckpoint) {
   TempDir d;
   d.write("model-00001-of-00002.safetensors", build({{"a", "F32", {1}, f32_bytes({1})}}));
   d.write("model-00002-of-00002.safetensors", build({{"b", "F32", {2}, f32_bytes({2, 3})}}));
-  d.write("model.safetensors.index.json",
-          R"({"metadata":{"total_size":12},"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors"}})");
+  d.write(
+      "model.safetensors.index.json",
+      R"({"metadata":{"total_size":12},"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors"}})");
   auto c = Checkpoint::open(d.path().string());
   EXPECT_EQ(c->n_files(), 2u);
   ASSERT_EQ(c->tensors().size(), 2u);
@@ -219,8 +228,9 @@ TEST(Safetensors, ShardedCheckpoint) {
       EXPECT_NE(std::string(e.what()).find(msg), std::string::npos) << e.what();
     }
   };
-  expect_error(R"({"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00001-of-00002.safetensors"}})",
-               "does not hold it");
+  expect_error(
+      R"({"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00001-of-00002.safetensors"}})",
+      "does not hold it");
   expect_error(R"({"weight_map":{"a":"model-00002-of-00002.safetensors"}})", "does not list");
   expect_error(R"({"weight_map":{"a":"../x.safetensors"}})", "invalid shard");
   expect_error(R"({"weight_map":{"a":"missing.safetensors"}})", "cannot open");
