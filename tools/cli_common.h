@@ -3,6 +3,10 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+namespace tessera {
+struct ModelOptions;
+}
+
 namespace tessera::cli {
 
 // Each subcommand registers its options on `app` and returns the function to run.
@@ -13,6 +17,10 @@ Runner add_tokenize(CLI::App& app);
 Runner add_info(CLI::App& app);
 Runner add_serve(CLI::App& app);
 Runner add_bench(CLI::App& app);
+Runner add_convert(CLI::App& app);
+
+// --quantization, --load-format, --dummy-seed (tools/model_options.cpp).
+void add_model_load_options(CLI::App& app, ModelOptions& mo);
 
 // Reads a whole file; throws tessera::Error naming the path when it cannot.
 std::string read_file(const std::string& path);

@@ -12,9 +12,12 @@ Runner add_perplexity(CLI::App& app) {
   struct Opts {
     std::string model, file;
     int n_ctx = 512, n_batch = 0, n_threads = 0;
+    ModelOptions load;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("-m,--model", o->model, "GGUF model file")->required();
+  app.add_option("-m,--model", o->model, "GGUF model file or Hugging Face model directory")
+      ->required();
+  add_model_load_options(app, o->load);
   app.add_option("-f,--file", o->file, "text file")->required();
   app.add_option("-c,--ctx-size", o->n_ctx, "tokens per chunk")->check(CLI::Range(4, 1 << 20));
   app.add_option("-b,--batch-size", o->n_batch, "tokens per forward pass (default: ctx size)")
@@ -22,7 +25,7 @@ Runner add_perplexity(CLI::App& app) {
   app.add_option("-t,--threads", o->n_threads, "threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
   return [o] {
-    ModelOptions mo;
+    ModelOptions mo = o->load;
     mo.n_threads = o->n_threads;
     auto model = load_model(o->model, mo);
     const std::string text = read_file(o->file);

@@ -26,6 +26,7 @@ struct RunOptions {
   bool json = false;
   SamplingParams sp;
   int64_t seed = -1;
+  ModelOptions load;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -33,7 +34,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 int run(const RunOptions& o) {
-  ModelOptions mo;
+  ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
   auto model = load_model(o.model, mo);
   const Tokenizer& tok = model->tokenizer();
@@ -120,7 +121,9 @@ int run(const RunOptions& o) {
 
 Runner add_run(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
-  app.add_option("-m,--model", o->model, "GGUF model file")->required();
+  app.add_option("-m,--model", o->model, "GGUF model file or Hugging Face model directory")
+      ->required();
+  add_model_load_options(app, o->load);
   auto* p = app.add_option("-p,--prompt", o->prompt, "prompt (default: start from BOS alone)");
   app.add_option("-f,--file", o->prompt_file, "read the prompt from a file");
   app.add_option("-n,--n-predict", o->n_predict, "tokens to generate")->check(CLI::Range(0, 1 << 24));

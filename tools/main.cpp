@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   sub("info", "describe a model file", cli::add_info);
   sub("serve", "OpenAI-compatible HTTP server", cli::add_serve);
   sub("bench", "benchmarks (serve: load an OpenAI-compatible server)", cli::add_bench);
+  sub("convert", "convert a Hugging Face model directory to GGUF", cli::add_convert);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -12,7 +12,9 @@
 #include "backend/cpu/quants.h"
 #include "core/error.h"
 #include "loader/gguf.h"
+#include "loader/hf_source.h"
 #include "models/llama.h"
+#include "models/weight_quant.h"
 
 namespace tessera {
 
@@ -43,6 +45,9 @@ class LlamaModel final : public Model {
   const float* rope_freqs_ = nullptr;
   std::vector<LlamaLayer> layers_;
   std::vector<std::vector<float>> owned_;  // norm weights converted to f32
+  std::vector<std::unique_ptr<uint8_t[]>> owned_weights_;  // matrices converted at load time
+  std::optional<DType> quant_;                             // ModelOptions::quantization
+  int n_threads_ = 0;
   RopeParams rope_;
 
   int capacity_ = 0;
@@ -70,6 +75,8 @@ Tensor LlamaModel::tensor(const std::string& name, std::initializer_list<int64_t
   for (; i < 4; ++i)
     if (ti->ne[i] != 1) throw Error("tensor '" + name + "' has too many dimensions");
   t.data = ti->data;
+  // Matrices (not norms or biases) may be converted at load time.
+  if (quant_ && shape.size() >= 2) t = convert_weight(t, *quant_, owned_weights_, n_threads_);
   return t;
 }
 
@@ -89,7 +96,9 @@ LlamaModel::LlamaModel(std::unique_ptr<gguf::Source> file, const std::string& ar
   config_ = read_model_config(*file_, arch);
   tokenizer_ = Tokenizer::from_gguf(*file_);
   config_.n_vocab = tokenizer_->n_vocab();
-  config_.rope_neox = (arch == "qwen2");
+  config_.rope_neox = arch == "qwen2" || file_->get_bool(hf::kRopeNeoxKey).value_or(false);
+  quant_ = parse_weight_type(opts.quantization);
+  n_threads_ = opts.n_threads;
   backend_ = make_cpu_backend(opts.n_threads);
 
   const ModelConfig& c = config_;

@@ -6,7 +6,9 @@
 
 #include "core/error.h"
 #include "loader/gguf.h"
+#include "loader/hf_source.h"
 #include "models/llama.h"
+#include "models/weight_quant.h"
 
 namespace tessera {
 
@@ -33,7 +35,21 @@ std::vector<std::string> supported_architectures() {
 }
 
 std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& opts) {
-  std::unique_ptr<gguf::File> f = gguf::File::open(path);
+  std::unique_ptr<gguf::Source> f;
+  const std::optional<DType> quant = parse_weight_type(opts.quantization);
+  if (opts.load_format == "dummy") {
+    hf::LoadOptions lo;
+    lo.dummy_weights = true;
+    lo.seed = opts.dummy_seed;
+    lo.dummy_type = quant.value_or(DType::F16);
+    f = hf::open_hf_directory(path, lo);
+  } else if (opts.load_format == "hf" || (opts.load_format == "auto" && hf::is_hf_path(path))) {
+    f = hf::open_hf_directory(path);
+  } else if (opts.load_format == "gguf" || opts.load_format == "auto") {
+    f = gguf::File::open(path);
+  } else {
+    throw Error("unknown load format '" + opts.load_format + "' (auto, gguf, hf, dummy)");
+  }
   const std::string arch = f->get_string("general.architecture").value_or("");
   if (arch.empty()) throw Error(path + ": missing general.architecture");
   auto it = registry().find(arch);

@@ -33,6 +33,14 @@ struct ForwardBatch {
 
 struct ModelOptions {
   int n_threads = 0;  // <= 0: automatic
+  // Convert F32/F16/BF16 weight matrices to this type while loading ("" keeps them as
+  // stored): q8_0, q4_0, q4_1, q5_0, q5_1, f16, bf16, f32. Norms and biases stay F32.
+  std::string quantization;
+  // "auto" (a GGUF file, or a Hugging Face directory), "gguf", "hf", or "dummy": build
+  // the model from an HF config.json with random weights (dummy_seed; F16 or the
+  // quantization type).
+  std::string load_format = "auto";
+  uint64_t dummy_seed = 0;
 };
 
 class Model {
@@ -55,7 +63,8 @@ class Model {
   std::unique_ptr<Backend> backend_;
 };
 
-// Opens a GGUF file and builds the model for its architecture. Throws tessera::Error
+// Opens a GGUF file or a Hugging Face model directory (see ModelOptions::load_format) and
+// builds the model for its architecture. Throws tessera::Error
 // for unreadable files, unknown architectures and missing or mis-shaped tensors.
 std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& opts = {});
 

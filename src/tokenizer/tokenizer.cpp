@@ -110,6 +110,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::Source& f) {
   v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token");
   v.add_eos = f.get_bool("tokenizer.ggml.add_eos_token");
   v.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix");
+  v.eog_ids = f.get_int_array("tokenizer.ggml.eog_token_ids");
   return from_vocab(v);
 }
 
@@ -232,6 +233,13 @@ void Tokenizer::find_special_tokens(const VocabData& v) {
   std::vector<int32_t> eog;
   for (int32_t id : {fim_pad, fim_rep, fim_sep, eos_, eot_, eom}) {
     if (id >= 0) eog.push_back(id);
+  }
+  for (int64_t id : v.eog_ids) {
+    if (id < 0 || id >= n) {
+      throw Error("tokenizer: tokenizer.ggml.eog_token_ids entry " + std::to_string(id) +
+                  " is outside the vocabulary");
+    }
+    eog.push_back(static_cast<int32_t>(id));
   }
   for (int32_t id = 0; id < n; ++id) {
     if (text_in(tokens_[id], kEogTexts)) {

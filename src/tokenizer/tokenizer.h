@@ -44,6 +44,9 @@ struct VocabData {
   std::optional<int64_t> bos_id, eos_id, eot_id, eom_id, unk_id, pad_id;
   std::optional<int64_t> fim_pad_id, fim_rep_id, fim_sep_id;
   std::optional<bool> add_bos, add_eos, add_space_prefix;
+  // tokenizer.ggml.eog_token_ids: extra end-of-generation ids (e.g. every eos_token_id of
+  // a Hugging Face generation_config.json), added to those found by text.
+  std::vector<int64_t> eog_ids;
 };
 
 class Tokenizer {

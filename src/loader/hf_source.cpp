@@ -1,0 +1,507 @@
+// Hugging Face directory -> gguf::Source. See hf_source.h.
+#include "loader/hf_source.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <thread>
+
+#include "backend/cpu/quants.h"
+#include "core/error.h"
+#include "loader/hf_tokenizer.h"
+#include "loader/memory_source.h"
+#include "loader/safetensors.h"
+
+namespace tessera::hf {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// --- architecture table ---
+
+struct NamePair {
+  std::string_view hf;
+  std::string_view gguf;
+};
+
+// Llama-family tensor names. Per-layer names follow "model.layers.<N>." / "blk.<N>.".
+constexpr NamePair kLlamaGlobals[] = {
+    {"model.embed_tokens.weight", "token_embd.weight"},
+    {"model.norm.weight", "output_norm.weight"},
+    {"lm_head.weight", "output.weight"},
+};
+constexpr NamePair kLlamaLayer[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},
+    {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"self_attn.q_proj.bias", "attn_q.bias"},
+    {"self_attn.k_proj.bias", "attn_k.bias"},
+    {"self_attn.v_proj.bias", "attn_v.bias"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight"},
+    {"mlp.up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},
+};
+// Buffers some checkpoints save that hold nothing the model needs.
+constexpr std::string_view kLlamaIgnored[] = {"self_attn.rotary_emb.inv_freq"};
+
+// Shape of a tensor the architecture needs, row-major as in safetensors ([rows, cols]).
+struct Needed {
+  std::string name;  // GGUF name
+  std::vector<int64_t> shape;
+};
+
+struct Dims {
+  int64_t n_embd, n_layer, n_ff, n_head, n_head_kv, head_dim, n_vocab;
+  bool tied;
+};
+
+void llama_shapes(const Dims& d, bool qkv_bias, std::vector<Needed>& out) {
+  const int64_t q = d.n_head * d.head_dim, kv = d.n_head_kv * d.head_dim;
+  out.push_back({"token_embd.weight", {d.n_vocab, d.n_embd}});
+  out.push_back({"output_norm.weight", {d.n_embd}});
+  if (!d.tied) out.push_back({"output.weight", {d.n_vocab, d.n_embd}});
+  for (int64_t l = 0; l < d.n_layer; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    out.push_back({p + "attn_norm.weight", {d.n_embd}});
+    out.push_back({p + "attn_q.weight", {q, d.n_embd}});
+    out.push_back({p + "attn_k.weight", {kv, d.n_embd}});
+    out.push_back({p + "attn_v.weight", {kv, d.n_embd}});
+    if (qkv_bias) {
+      out.push_back({p + "attn_q.bias", {q}});
+      out.push_back({p + "attn_k.bias", {kv}});
+      out.push_back({p + "attn_v.bias", {kv}});
+    }
+    out.push_back({p + "attn_output.weight", {d.n_embd, q}});
+    out.push_back({p + "ffn_norm.weight", {d.n_embd}});
+    out.push_back({p + "ffn_gate.weight", {d.n_ff, d.n_embd}});
+    out.push_back({p + "ffn_up.weight", {d.n_ff, d.n_embd}});
+    out.push_back({p + "ffn_down.weight", {d.n_embd, d.n_ff}});
+  }
+}
+
+// One row per HF architecture (config.json "architectures"[0]).
+struct ArchSpec {
+  std::string_view hf_arch;
+  std::string_view arch;  // general.architecture written for it
+  // The GGUF architecture expects Q/K rows permuted for the interleaved RoPE (llama),
+  // while HF keeps the rotate-half order: publish kRopeNeoxKey / permute on export.
+  bool qk_rotate_half;
+  bool qkv_bias;  // the checkpoint has attention biases (for dummy weights)
+  std::span<const NamePair> globals;
+  std::string_view layer_prefix;
+  std::span<const NamePair> layer;
+  std::span<const std::string_view> ignored;
+  void (*shapes)(const Dims&, bool qkv_bias, std::vector<Needed>&);
+};
+
+// GGUF converters write Mistral checkpoints as arch "llama" (same tensors and RoPE).
+constexpr ArchSpec kArchs[] = {
+    {"LlamaForCausalLM", "llama", true, false, kLlamaGlobals, "model.layers.", kLlamaLayer,
+     kLlamaIgnored, llama_shapes},
+    {"MistralForCausalLM", "llama", true, false, kLlamaGlobals, "model.layers.", kLlamaLayer,
+     kLlamaIgnored, llama_shapes},
+    {"Qwen2ForCausalLM", "qwen2", false, true, kLlamaGlobals, "model.layers.", kLlamaLayer,
+     kLlamaIgnored, llama_shapes},
+};
+
+const ArchSpec& find_arch(const json& cfg, const std::string& where) {
+  if (!cfg.contains("architectures") || !cfg["architectures"].is_array() ||
+      cfg["architectures"].empty() || !cfg["architectures"][0].is_string())
+    throw Error(where + ": no \"architectures\" list");
+  const std::string name = cfg["architectures"][0].get<std::string>();
+  for (const ArchSpec& a : kArchs)
+    if (a.hf_arch == name) return a;
+  std::string known;
+  for (const ArchSpec& a : kArchs) known += (known.empty() ? "" : ", ") + std::string(a.hf_arch);
+  throw Error(where + ": unsupported architecture '" + name + "' (supported: " + known + ")");
+}
+
+// GGUF name of HF tensor `name`; "" when the architecture ignores it; nullopt when unknown.
+std::optional<std::string> gguf_name(const ArchSpec& a, const std::string& name, int64_t n_layer) {
+  for (const NamePair& p : a.globals)
+    if (p.hf == name) return std::string(p.gguf);
+  if (!name.starts_with(a.layer_prefix)) return std::nullopt;
+  const std::string rest = name.substr(a.layer_prefix.size());
+  const size_t dot = rest.find('.');
+  if (dot == 0 || dot == std::string::npos) return std::nullopt;
+  int64_t l = 0;
+  for (size_t i = 0; i < dot; ++i) {
+    if (rest[i] < '0' || rest[i] > '9' || l > n_layer) return std::nullopt;
+    l = l * 10 + (rest[i] - '0');
+  }
+  if (l >= n_layer) return std::nullopt;
+  const std::string suffix = rest.substr(dot + 1);
+  for (std::string_view ig : a.ignored)
+    if (suffix == ig) return std::string();
+  for (const NamePair& p : a.layer)
+    if (p.hf == suffix) return "blk." + std::to_string(l) + "." + std::string(p.gguf);
+  return std::nullopt;
+}
+
+// --- config.json ---
+
+json read_json(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) throw Error("cannot read '" + p.string() + "'");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  try {
+    return json::parse(ss.str());
+  } catch (const json::exception& e) {
+    throw Error(p.string() + ": invalid JSON: " + e.what());
+  }
+}
+
+struct ConfigReader {
+  const json& cfg;
+  std::string where;
+
+  bool has(const char* key) const { return cfg.contains(key) && !cfg[key].is_null(); }
+  int64_t get_int(const char* key, std::optional<int64_t> def = std::nullopt) const {
+    if (!has(key)) {
+      if (def) return *def;
+      throw Error(where + ": missing \"" + key + "\"");
+    }
+    if (!cfg[key].is_number_integer()) throw Error(where + ": \"" + key + "\" is not an integer");
+    const int64_t v = cfg[key].get<int64_t>();
+    if (v <= 0 || v > (int64_t{1} << 31))
+      throw Error(where + ": \"" + key + "\" = " + std::to_string(v) + " is out of range");
+    return v;
+  }
+  double get_float(const json& obj, const char* key, std::optional<double> def) const {
+    if (!obj.contains(key) || obj[key].is_null()) {
+      if (def) return *def;
+      throw Error(where + ": missing \"" + key + "\"");
+    }
+    if (!obj[key].is_number()) throw Error(where + ": \"" + key + "\" is not a number");
+    return obj[key].get<double>();
+  }
+};
+
+void require_positive(double v, const std::string& what, const std::string& where) {
+  if (!(v > 0.0) || !std::isfinite(v)) throw Error(where + ": " + what + " must be > 0");
+}
+
+}  // namespace
+
+std::vector<float> llama3_rope_factors(int n_rot, double freq_base, double factor,
+                                       double low_freq_factor, double high_freq_factor,
+                                       double original_context) {
+  // Wavelengths shorter than original_context / high_freq_factor keep their frequency,
+  // those longer than original_context / low_freq_factor are slowed by `factor`, and the
+  // band between blends the two smoothly.
+  const double low_wavelen = original_context / low_freq_factor;
+  const double high_wavelen = original_context / high_freq_factor;
+  std::vector<float> out;
+  for (int i = 0; i < n_rot; i += 2) {
+    const double freq = std::pow(freq_base, -static_cast<double>(i) / n_rot);
+    const double wavelen = 2.0 * M_PI / freq;
+    double f;
+    if (wavelen < high_wavelen) {
+      f = 1.0;
+    } else if (wavelen > low_wavelen) {
+      f = factor;
+    } else {
+      const double smooth =
+          (original_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+      f = 1.0 / ((1.0 - smooth) / factor + smooth);
+    }
+    out.push_back(static_cast<float>(f));
+  }
+  return out;
+}
+
+namespace {
+
+// Writes <arch>.* keys; returns the dimensions the tensors must have.
+Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where,
+                 gguf::MemorySource& src, std::vector<float>* rope_factors) {
+  ConfigReader r{cfg, where};
+  const std::string p = std::string(spec.arch) + ".";
+  Dims d{};
+  d.n_embd = r.get_int("hidden_size");
+  d.n_layer = r.get_int("num_hidden_layers");
+  d.n_ff = r.get_int("intermediate_size");
+  d.n_head = r.get_int("num_attention_heads");
+  d.n_head_kv = r.get_int("num_key_value_heads", d.n_head);
+  d.n_vocab = r.get_int("vocab_size");
+  if (d.n_head_kv > d.n_head || d.n_head % d.n_head_kv != 0)
+    throw Error(where + ": num_attention_heads (" + std::to_string(d.n_head) +
+                ") is not a multiple of num_key_value_heads (" + std::to_string(d.n_head_kv) + ")");
+  if (!r.has("head_dim") && d.n_embd % d.n_head != 0)
+    throw Error(where +
+                ": hidden_size is not a multiple of num_attention_heads and no head_dim is given");
+  d.head_dim = r.get_int("head_dim", d.n_embd / d.n_head);
+  if (d.head_dim % 2 != 0) throw Error(where + ": head_dim must be even");
+  d.tied = cfg.value("tie_word_embeddings", false);
+
+  src.set_string("general.architecture", std::string(spec.arch));
+  src.set_uint(p + "vocab_size", d.n_vocab);
+  src.set_uint(p + "context_length", r.get_int("max_position_embeddings", 2048));
+  src.set_uint(p + "embedding_length", d.n_embd);
+  src.set_uint(p + "block_count", d.n_layer);
+  src.set_uint(p + "feed_forward_length", d.n_ff);
+  src.set_uint(p + "attention.head_count", d.n_head);
+  src.set_uint(p + "attention.head_count_kv", d.n_head_kv);
+  if (r.has("head_dim")) {
+    src.set_uint(p + "attention.key_length", d.head_dim);
+    src.set_uint(p + "attention.value_length", d.head_dim);
+  }
+  src.set_uint(p + "rope.dimension_count", d.head_dim);
+  const double eps = r.get_float(cfg, "rms_norm_eps", 1e-6);
+  require_positive(eps, "rms_norm_eps", where);
+  src.set_float(p + "attention.layer_norm_rms_epsilon", eps);
+
+  // RoPE: rope_theta at the top level (or inside rope_parameters in newer files), and
+  // an optional rope_scaling / rope_parameters object.
+  json scaling = r.has("rope_scaling")      ? cfg["rope_scaling"]
+                 : r.has("rope_parameters") ? cfg["rope_parameters"]
+                                            : json();
+  if (!scaling.is_null() && !scaling.is_object())
+    throw Error(where + ": rope_scaling is not an object");
+  double theta = 10000.0;
+  if (r.has("rope_theta"))
+    theta = r.get_float(cfg, "rope_theta", 10000.0);
+  else if (scaling.is_object() && scaling.contains("rope_theta"))
+    theta = r.get_float(scaling, "rope_theta", 10000.0);
+  if (!(theta > 1.0)) throw Error(where + ": rope_theta must be > 1");
+  src.set_float(p + "rope.freq_base", theta);
+  if (scaling.is_object()) {
+    std::string type = scaling.value("rope_type", scaling.value("type", std::string("default")));
+    if (type == "default" || type.empty()) {
+      // no scaling
+    } else if (type == "linear" || type == "yarn") {
+      const double factor = r.get_float(scaling, "factor", std::nullopt);
+      require_positive(factor, "rope_scaling.factor", where);
+      src.set_string(p + "rope.scaling.type", type);
+      src.set_float(p + "rope.scaling.factor", factor);
+      if (type == "yarn") {
+        if (scaling.contains("original_max_position_embeddings"))
+          src.set_uint(p + "rope.scaling.original_context_length",
+                       static_cast<uint64_t>(
+                           r.get_float(scaling, "original_max_position_embeddings", std::nullopt)));
+        if (scaling.contains("beta_fast"))
+          src.set_float(p + "rope.scaling.yarn_beta_fast", r.get_float(scaling, "beta_fast", 32.0));
+        if (scaling.contains("beta_slow"))
+          src.set_float(p + "rope.scaling.yarn_beta_slow", r.get_float(scaling, "beta_slow", 1.0));
+      }
+    } else if (type == "llama3") {
+      const double factor = r.get_float(scaling, "factor", std::nullopt);
+      const double lo = r.get_float(scaling, "low_freq_factor", 1.0);
+      const double hi = r.get_float(scaling, "high_freq_factor", 4.0);
+      const double orig = r.get_float(scaling, "original_max_position_embeddings", 8192.0);
+      for (double v : {factor, lo, hi, orig})
+        require_positive(v, "rope_scaling (llama3) values", where);
+      if (!(hi > lo))
+        throw Error(where + ": rope_scaling needs high_freq_factor > low_freq_factor");
+      *rope_factors =
+          llama3_rope_factors(static_cast<int>(d.head_dim), theta, factor, lo, hi, orig);
+    } else {
+      throw Error(where + ": unsupported rope_scaling type '" + type +
+                  "' (supported: linear, yarn, llama3)");
+    }
+  }
+  if (spec.qk_rotate_half) src.set_bool(kRopeNeoxKey, true);
+  return d;
+}
+
+// --- tensors ---
+
+DType dtype_or_throw(const safetensors::TensorView& t) {
+  return t.require_float();
+}
+
+// 1-D tensors become F32 copies (norm weights and biases are read as F32).
+const uint8_t* to_f32(gguf::MemorySource& src, const uint8_t* data, DType type, int64_t n) {
+  float* out = reinterpret_cast<float*>(src.alloc(sizeof(float) * n));
+  if (type == DType::F32) {
+    std::memcpy(out, data, sizeof(float) * n);
+  } else {
+    std::vector<uint16_t> tmp(n);
+    std::memcpy(tmp.data(), data, 2 * n);
+    cpu::dequantize_row(type, tmp.data(), out, n);
+  }
+  return reinterpret_cast<const uint8_t*>(out);
+}
+
+void add_checkpoint_tensors(const std::string& dir, const ArchSpec& spec, const Dims& d,
+                            gguf::MemorySource& src) {
+  std::shared_ptr<safetensors::Checkpoint> ck = safetensors::Checkpoint::open(dir);
+  src.keep(ck);
+  for (const safetensors::TensorView* t : ck->tensors()) {
+    const std::optional<std::string> name = gguf_name(spec, t->name, d.n_layer);
+    if (!name)
+      throw Error(t->file + ": tensor '" + t->name + "' has no counterpart in architecture '" +
+                  std::string(spec.arch) + "' (an unsupported variant of " +
+                  std::string(spec.hf_arch) + "?)");
+    if (name->empty()) continue;
+    const DType type = dtype_or_throw(*t);
+    if (t->shape.empty() || t->shape.size() > 4)
+      throw Error(t->file + ": tensor '" + t->name + "' has " + std::to_string(t->shape.size()) +
+                  " dimensions (1 to 4 supported)");
+    gguf::TensorInfo ti;
+    ti.name = *name;
+    ti.n_dims = static_cast<int>(t->shape.size());
+    for (int i = 0; i < ti.n_dims; ++i) ti.ne[i] = t->shape[ti.n_dims - 1 - i];
+    if (ti.n_dims == 1) {
+      ti.type = DType::F32;
+      ti.data = to_f32(src, t->data, type, ti.ne[0]);
+    } else {
+      ti.type = type;
+      ti.data = t->data;
+      const size_t elem = type == DType::F32 ? 4 : 2;
+      if (reinterpret_cast<uintptr_t>(t->data) % elem != 0) {  // keep element access aligned
+        uint8_t* copy = src.alloc(t->n_bytes);
+        std::memcpy(copy, t->data, t->n_bytes);
+        ti.data = copy;
+      }
+    }
+    ti.n_bytes = ti.n_dims == 1 ? sizeof(float) * ti.ne[0] : t->n_bytes;
+    src.add_tensor(std::move(ti));
+  }
+}
+
+// splitmix64: a tiny, well-mixed generator; one stream per (seed, tensor, chunk) so the
+// values do not depend on the number of threads.
+uint64_t splitmix(uint64_t& s) {
+  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint64_t hash_name(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+void add_dummy_tensors(const ArchSpec& spec, const Dims& d, const LoadOptions& opts,
+                       gguf::MemorySource& src) {
+  std::vector<Needed> needed;
+  spec.shapes(d, spec.qkv_bias, needed);
+  const DTypeInfo& qi = dtype_info(opts.dummy_type);
+  for (const Needed& n : needed) {
+    gguf::TensorInfo ti;
+    ti.name = n.name;
+    ti.n_dims = static_cast<int>(n.shape.size());
+    for (int i = 0; i < ti.n_dims; ++i) ti.ne[i] = n.shape[ti.n_dims - 1 - i];
+    const int64_t cols = ti.ne[0], rows = ti.n_elements() / cols;
+    const bool is_vec = ti.n_dims == 1;
+    const bool is_norm = n.name.find("norm") != std::string::npos;
+    ti.type = is_vec ? DType::F32 : (cols % qi.block_size == 0 ? opts.dummy_type : DType::F16);
+    ti.n_bytes = row_size(ti.type, cols) * rows;
+    uint8_t* data = src.alloc(ti.n_bytes);
+    ti.data = data;
+    // Weights ~ U(-a, a) with a = sqrt(3) * 0.02 (std 0.02, the usual initialiser scale);
+    // norm weights 1, biases small.
+    const uint64_t tseed = opts.seed ^ hash_name(n.name);
+    constexpr int64_t kChunk = 64;  // rows per random stream
+    const int64_t n_chunks = (rows + kChunk - 1) / kChunk;
+    auto fill = [&](int64_t c0, int64_t c1) {
+      std::vector<float> row(cols);
+      for (int64_t c = c0; c < c1; ++c) {
+        uint64_t s = tseed + 0x632BE59BD9B4E019ull * static_cast<uint64_t>(c + 1);
+        for (int64_t r = c * kChunk; r < std::min(rows, (c + 1) * kChunk); ++r) {
+          for (int64_t j = 0; j < cols; ++j) {
+            const double u = (splitmix(s) >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
+            row[j] = is_norm ? 1.0f : static_cast<float>((2.0 * u - 1.0) * 0.0346410161514);
+          }
+          cpu::quantize_row_ref(ti.type, row.data(), data + r * row_size(ti.type, cols), cols);
+        }
+      }
+    };
+    const int64_t n_threads =
+        std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, std::max<int64_t>(1, n_chunks));
+    std::vector<std::thread> pool;
+    for (int64_t t = 1; t < n_threads; ++t)
+      pool.emplace_back(fill, n_chunks * t / n_threads, n_chunks * (t + 1) / n_threads);
+    fill(0, n_chunks / n_threads);
+    for (std::thread& th : pool) th.join();
+    src.add_tensor(std::move(ti));
+  }
+}
+
+}  // namespace
+
+bool is_hf_path(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return true;
+  return fs::path(path).filename() == "config.json";
+}
+
+std::vector<std::string> supported_hf_architectures() {
+  std::vector<std::string> v;
+  for (const ArchSpec& a : kArchs) v.emplace_back(a.hf_arch);
+  return v;
+}
+
+std::unique_ptr<gguf::Source> open_hf_directory(const std::string& path, const LoadOptions& opts) {
+  std::error_code ec;
+  fs::path dir(path), config_path;
+  if (fs::is_directory(dir, ec)) {
+    config_path = dir / "config.json";
+  } else {
+    if (!opts.dummy_weights)
+      throw Error(path + ": a config.json file alone can only be used with dummy weights");
+    config_path = dir;
+    dir = dir.parent_path().empty() ? fs::path(".") : dir.parent_path();
+  }
+  if (!fs::exists(config_path, ec)) throw Error(path + ": no config.json");
+  const json cfg = read_json(config_path);
+  const std::string where = config_path.string();
+  if (!cfg.is_object()) throw Error(where + ": not a JSON object");
+
+  auto src = std::make_unique<gguf::MemorySource>(
+      opts.dummy_weights ? "Hugging Face config (dummy weights)" : "Hugging Face safetensors");
+  try {
+    const ArchSpec& spec = find_arch(cfg, where);
+    std::vector<float> rope_factors;
+    const Dims d = read_config(cfg, spec, where, *src, &rope_factors);
+    std::string name = fs::weakly_canonical(dir, ec).filename().string();
+    src->set_string("general.name", name.empty() ? std::string(spec.hf_arch) : name);
+
+    const bool has_tok = fs::exists(dir / "tokenizer.json") ||
+                         (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt"));
+    VocabData vocab = has_tok || !opts.dummy_weights ? read_tokenizer_dir(dir.string(), &cfg)
+                                                     : synthetic_byte_vocab(d.n_vocab);
+    write_vocab_metadata(vocab, *src);
+    if (has_tok) {
+      const std::string tmpl = read_chat_template(dir.string());
+      if (!tmpl.empty()) src->set_string("tokenizer.chat_template", tmpl);
+    }
+
+    if (opts.dummy_weights) {
+      add_dummy_tensors(spec, d, opts, *src);
+    } else {
+      add_checkpoint_tensors(dir.string(), spec, d, *src);
+    }
+    if (!rope_factors.empty()) {
+      gguf::TensorInfo ti;
+      ti.name = "rope_freqs.weight";
+      ti.n_dims = 1;
+      ti.ne[0] = static_cast<int64_t>(rope_factors.size());
+      ti.type = DType::F32;
+      ti.n_bytes = sizeof(float) * rope_factors.size();
+      uint8_t* buf = src->alloc(ti.n_bytes);
+      std::memcpy(buf, rope_factors.data(), ti.n_bytes);
+      ti.data = buf;
+      src->add_tensor(std::move(ti));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(where + ": unexpected structure: " + e.what());
+  }
+  return src;
+}
+
+}  // namespace tessera::hf
