@@ -18,6 +18,7 @@ struct ServeOptions {
   std::string model;
   std::string kv_cache_memory;
   int n_threads = 0;
+  ModelOptions load;
   EngineConfig engine;
   ServerOptions server;
 };
@@ -62,7 +63,7 @@ int serve(ServeOptions& o) {
   if (!o.kv_cache_memory.empty()) o.engine.kv_cache_bytes = parse_bytes(o.kv_cache_memory);
   if (o.server.served_model_name.empty()) o.server.served_model_name = model_stem(o.model);
 
-  ModelOptions mo;
+  ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
   auto model = load_model(o.model, mo);
   Engine engine(*model, o.engine);
@@ -94,6 +95,7 @@ Runner add_serve(CLI::App& app) {
   app.add_option("--api-key", o->server.api_key, "require 'Authorization: Bearer KEY'");
   app.add_option("--served-model-name", o->server.served_model_name,
                  "model name clients use (default: the file name without .gguf)");
+  add_model_load_options(app, o->load);
   app.add_option("-t,--threads", o->n_threads, "compute threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
   app.add_option("--max-num-seqs", o->engine.max_num_seqs, "sequences per engine step")
