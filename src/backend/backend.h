@@ -43,6 +43,20 @@ struct AttentionBatch {
   int block_size = 16;
 };
 
+// Options of Backend::attention_ext. Zero turns each feature off.
+struct AttentionOptions {
+  float scale = 1.0f;          // scores = q·k * scale
+  int n_window = 0;            // sliding window: token at p sees keys at (p - n_window, p]
+  float softcap = 0.0f;        // scores = softcap * tanh(scores / softcap)
+  float alibi_max_bias = 0.0f; // ALiBi: scores += slope(h) * (j - p), slopes as ggml
+};
+
+// Options of Backend::moe_route.
+struct MoeRouting {
+  bool norm_topk = false;           // renormalize the k selected probabilities to sum 1
+  bool softmax_after_topk = false;  // softmax over the k selected logits only
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -73,6 +87,34 @@ class Backend {
   // query head h reads KV head h / (n_head / n_head_kv) (GQA / MQA).
   virtual void attention(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
                          int head_dim, float scale, const AttentionBatch& b) = 0;
+
+  // --- Ops for the architecture families beyond Llama (gemma3, phi3, MoE, ...). ---
+
+  // gate[n, d] = gelu_tanh(gate) * up     (GeGLU, tanh approximation of GELU)
+  virtual void gelu_mul(float* gate, const float* up, int n, int d) = 0;
+  // x[n, d] *= s
+  virtual void scale(float* x, int n, int d, float s) = 0;
+  // x[n, d] = cap * tanh(x / cap)     (logit soft-capping)
+  virtual void softcap(float* x, int n, int d, float cap) = 0;
+  // x[i, :] += w[i] * y[i, :]  for i < n      (w: [n]; sigmoid(w[i]) when sigmoid_w)
+  virtual void add_scaled(float* x, const float* y, const float* w, int n, int d,
+                          bool sigmoid_w) = 0;
+  // Attention as `attention`, with the options in AttentionOptions (sliding window, ALiBi,
+  // score soft-capping).
+  virtual void attention_ext(const float* q, const KVLayer& kv, float* out, int n_head,
+                             int n_head_kv, int head_dim, const AttentionOptions& o,
+                             const AttentionBatch& b) = 0;
+  // Mixture-of-experts routing. logits: [n, n_expert] router outputs. Picks the top k
+  // experts of each row (ties: lower index first) into ids[n, k] and their weights into
+  // w[n, k]: softmax over all experts, then the k largest (renormalized to sum 1 when
+  // o.norm_topk), or with o.softmax_after_topk, softmax over the k selected logits only.
+  virtual void moe_route(const float* logits, int n, int n_expert, int k, const MoeRouting& o,
+                         int32_t* ids, float* w) = 0;
+  // dst[i, :] = src[rows[i], :]  for i < m            src: [*, d], dst: [m, d]
+  virtual void gather_rows(const float* src, const int32_t* rows, int m, int d, float* dst) = 0;
+  // dst[rows[i], :] += w[i] * src[i, :]  for i < m   (rows may repeat; applied in order)
+  virtual void scatter_add_rows(const float* src, const int32_t* rows, const float* w, int m,
+                                int d, float* dst) = 0;
 };
 
 // Backend for this process's CPU, with n_threads workers (<= 0: automatic).
