@@ -11,6 +11,7 @@ Runner add_run(CLI::App& app);
 Runner add_perplexity(CLI::App& app);
 Runner add_tokenize(CLI::App& app);
 Runner add_info(CLI::App& app);
+Runner add_logits(CLI::App& app);
 
 // Reads a whole file; throws tessera::Error naming the path when it cannot.
 std::string read_file(const std::string& path);

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   sub("perplexity", "perplexity of a text file (llama.cpp's method)", cli::add_perplexity);
   sub("tokenize", "print the token ids of a text", cli::add_tokenize);
   sub("info", "describe a model file", cli::add_info);
+  sub("logits", "raw logits of a prompt, as JSON", cli::add_logits);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

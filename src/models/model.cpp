@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "loader/gguf.h"
+#include "models/families.h"
 #include "models/llama.h"
 
 namespace tessera {
@@ -15,11 +16,30 @@ namespace {
 using Builder = std::function<std::unique_ptr<Model>(std::unique_ptr<gguf::Source>,
                                                      const std::string&, const ModelOptions&)>;
 
+// "llama" / "mistral" files also carry Mixtral (experts) and Mistral's sliding window.
+std::unique_ptr<Model> make_llama_variant(std::unique_ptr<gguf::Source> file,
+                                          const std::string& arch, const ModelOptions& opts) {
+  if (file->get_int(arch + ".expert_count").value_or(0) > 0)
+    return make_moe_model(std::move(file), arch, opts);
+  if (file->get_int(arch + ".attention.sliding_window").value_or(0) > 0)
+    return make_mistral_model(std::move(file), arch, opts);
+  return make_llama_model(std::move(file), arch, opts);
+}
+
 const std::map<std::string, Builder>& registry() {
   static const std::map<std::string, Builder> r = {
-      {"llama", make_llama_model},
-      {"mistral", make_llama_model},
+      {"baichuan", make_baichuan_model},
+      {"chatglm", make_chatglm_model},
+      {"gemma3", make_gemma3_model},
+      {"glm4", make_chatglm_model},
+      {"internlm2", make_internlm2_model},
+      {"llama", make_llama_variant},
+      {"mistral", make_llama_variant},
+      {"phi3", make_phi3_model},
       {"qwen2", make_llama_model},
+      {"qwen2moe", make_moe_model},
+      {"qwen3", make_qwen3_model},
+      {"qwen3moe", make_moe_model},
   };
   return r;
 }
