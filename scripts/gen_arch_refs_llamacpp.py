@@ -108,9 +108,9 @@ def write_model(gguf, path: Path, arch: str, seed: int, *, n_embd, n_head, n_hea
 
 CASES = {
     # ChatGLM2/3: fused QKV with bias, RoPE on half of each head, fused gate+up.
-    "chatglm": dict(arch="chatglm", n_embd=32, n_head=4, n_head_kv=2, n_ff=64, n_layer=2,
+    "chatglm": dict(arch="chatglm", n_embd=16, n_head=2, n_head_kv=1, n_ff=32, n_layer=2,
                     n_rot=4, fused_qkv=True, qkv_bias=True, fused_gate_up=True),
-    "internlm2": dict(arch="internlm2", n_embd=32, n_head=4, n_head_kv=2, n_ff=64, n_layer=2,
+    "internlm2": dict(arch="internlm2", n_embd=16, n_head=2, n_head_kv=1, n_ff=32, n_layer=2,
                       n_rot=8),
     # Baichuan 13B: llama.cpp picks ALiBi by the layer count (40), so this one is deep and
     # narrow.
