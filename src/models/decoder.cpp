@@ -290,7 +290,10 @@ void DecoderModel::attention_block(const DecoderLayer& L, const KVLayer& kv,
   o.scale = f_.attn_scale > 0.0f ? f_.attn_scale : 1.0f / std::sqrt(float(c.head_dim));
   o.n_window = L.swa ? f_.n_swa : 0;
   o.alibi_max_bias = f_.alibi_max_bias;
-  be.attention_ext(q_, kv, att_, c.n_head, c.n_head_kv, c.head_dim, o, ab);  // [n, q_dim]
+  if (o.n_window == 0 && o.alibi_max_bias == 0.0f)  // plain causal attention
+    be.attention(q_, kv, att_, c.n_head, c.n_head_kv, c.head_dim, o.scale, ab);  // [n, q_dim]
+  else
+    be.attention_ext(q_, kv, att_, c.n_head, c.n_head_kv, c.head_dim, o, ab);
   be.matmul(L.wo, att_, tmp_, n, L.bo ? &L.bo : nullptr);                    // [n, n_embd]
 }
 
