@@ -1,13 +1,12 @@
 // tessera logits: the model's raw logits for a prompt given as token ids (or text), one
 // row per position, as JSON — for comparing with reference implementations.
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "cli_common.h"
 #include "core/error.h"
 #include "engine/sequence_runner.h"
 #include "models/model.h"
-
-#include <nlohmann/json.hpp>
 
 namespace tessera::cli {
 
@@ -48,8 +47,8 @@ Runner add_logits(CLI::App& app) {
     j["positions"] = want;
     nlohmann::json rows = nlohmann::json::array();
     for (size_t r = 0; r < want.size(); ++r)
-      rows.push_back(std::vector<float>(logits.begin() + r * n_vocab,
-                                        logits.begin() + (r + 1) * n_vocab));
+      rows.push_back(
+          std::vector<float>(logits.begin() + r * n_vocab, logits.begin() + (r + 1) * n_vocab));
     j["logits"] = rows;
     std::puts(j.dump().c_str());
     return 0;

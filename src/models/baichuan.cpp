@@ -12,8 +12,8 @@ std::unique_ptr<Model> make_baichuan_model(std::unique_ptr<gguf::Source> file,
                                            const std::string& arch, const ModelOptions& opts) {
   const ModelConfig c = read_model_config(*file, arch);
   DecoderFeatures f;
-  f.alibi_max_bias = static_cast<float>(file->get_float(arch + ".attention.max_alibi_bias")
-                                            .value_or(c.n_layer == 40 ? 8.0 : 0.0));
+  f.alibi_max_bias = static_cast<float>(
+      file->get_float(arch + ".attention.max_alibi_bias").value_or(c.n_layer == 40 ? 8.0 : 0.0));
   return make_decoder_model(std::move(file), arch, opts, f);
 }
 

@@ -14,19 +14,19 @@ namespace tessera {
 namespace {
 
 struct DecoderLayer {
-  const float* attn_norm = nullptr;   // [n_embd]
-  Tensor wq, wk, wv, wo;              // [n_embd -> q_dim], [n_embd -> kv_dim] x2, [q_dim -> n_embd]
-  Tensor bq, bk, bv, bo;              // optional biases
-  const float* q_norm = nullptr;      // [head_dim] (qk_norm)
-  const float* k_norm = nullptr;      // [head_dim] (qk_norm)
+  const float* attn_norm = nullptr;  // [n_embd]
+  Tensor wq, wk, wv, wo;             // [n_embd -> q_dim], [n_embd -> kv_dim] x2, [q_dim -> n_embd]
+  Tensor bq, bk, bv, bo;             // optional biases
+  const float* q_norm = nullptr;     // [head_dim] (qk_norm)
+  const float* k_norm = nullptr;     // [head_dim] (qk_norm)
   const float* attn_post_norm = nullptr;  // [n_embd] (post_norms)
-  const float* ffn_norm = nullptr;    // [n_embd]
-  Tensor w_gate, w_up, w_down;        // [n_embd -> n_ff] x2, [n_ff -> n_embd]
+  const float* ffn_norm = nullptr;        // [n_embd]
+  Tensor w_gate, w_up, w_down;            // [n_embd -> n_ff] x2, [n_ff -> n_embd]
   const float* ffn_post_norm = nullptr;   // [n_embd] (post_norms)
   // Experts: 3-D [n_expert, rows, cols]; the router [n_embd -> n_expert].
   Tensor router, gate_exps, up_exps, down_exps;
   Tensor shexp_gate_inp, shexp_gate, shexp_up, shexp_down;  // shared expert (Qwen2-MoE)
-  bool swa = false;                   // sliding-window layer
+  bool swa = false;                                         // sliding-window layer
   RopeParams rope;
 };
 
@@ -57,8 +57,7 @@ class DecoderModel final : public Model {
   Tensor tensor(const std::string& name, std::initializer_list<int64_t> shape, bool required);
   const float* norm_weight(const std::string& name, int64_t n, bool required = true);
   void load_layer(int l);
-  void attention_block(const DecoderLayer& L, const KVLayer& kv, const AttentionBatch& ab,
-                       int n);
+  void attention_block(const DecoderLayer& L, const KVLayer& kv, const AttentionBatch& ab, int n);
   void dense_ffn(const DecoderLayer& L, int n);
   void moe_ffn(const DecoderLayer& L, int n);
   void ensure_capacity(int n_tokens);
@@ -73,9 +72,9 @@ class DecoderModel final : public Model {
 
   int capacity_ = 0;
   // Activation buffers, [capacity_, width] each.
-  float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr,
-        *att_ = nullptr, *gate_ = nullptr, *up_ = nullptr, *tmp_ = nullptr, *xe_ = nullptr,
-        *ye_ = nullptr, *router_ = nullptr, *route_w_ = nullptr;
+  float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr,
+        *gate_ = nullptr, *up_ = nullptr, *tmp_ = nullptr, *xe_ = nullptr, *ye_ = nullptr,
+        *router_ = nullptr, *route_w_ = nullptr;
   // MoE routing, host side: experts [n, k], and the batch rows grouped by expert.
   std::vector<int32_t> route_ids_, expert_rows_;
   std::vector<float> expert_w_;
@@ -125,11 +124,11 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
   backend_ = make_cpu_backend(opts.n_threads);
 
   const ModelConfig& c = config_;
-  if (f_.ffn == FfnKind::MOE &&
-      (f_.n_expert < 1 || f_.n_expert_used < 1 || f_.n_expert_used > f_.n_expert ||
-       f_.n_ff_exp < 1))
-    throw Error("mixture-of-experts metadata (expert_count, expert_used_count, expert "
-                "feed-forward length) is missing or inconsistent");
+  if (f_.ffn == FfnKind::MOE && (f_.n_expert < 1 || f_.n_expert_used < 1 ||
+                                 f_.n_expert_used > f_.n_expert || f_.n_ff_exp < 1))
+    throw Error(
+        "mixture-of-experts metadata (expert_count, expert_used_count, expert "
+        "feed-forward length) is missing or inconsistent");
   if (!f_.swa_layers.empty() && static_cast<int>(f_.swa_layers.size()) != c.n_layer)
     throw Error("sliding-window pattern does not cover every layer");
   n_ff_max_ = std::max({c.n_ff, f_.n_ff_exp, f_.n_ff_shexp});
@@ -232,8 +231,8 @@ void DecoderModel::load_layer(int l) {
     break;
   }
   if (L.rope.freq_factors)
-    L.rope.attn_factor = static_cast<float>(
-        file_->get_float(c.arch + ".rope.scaling.attn_factor").value_or(1.0));
+    L.rope.attn_factor =
+        static_cast<float>(file_->get_float(c.arch + ".rope.scaling.attn_factor").value_or(1.0));
   layers_.push_back(L);
 }
 
@@ -277,7 +276,8 @@ void DecoderModel::attention_block(const DecoderLayer& L, const KVLayer& kv,
   be.matmul(L.wq, h_, q_, n, L.bq ? &L.bq : nullptr);  // q: [n, n_head * head_dim]
   be.matmul(L.wk, h_, k_, n, L.bk ? &L.bk : nullptr);  // k: [n, n_head_kv * head_dim]
   be.matmul(L.wv, h_, v_, n, L.bv ? &L.bv : nullptr);  // v: [n, n_head_kv * head_dim]
-  if (L.q_norm) {  // one RMSNorm per head: rows of head_dim
+  if (L.q_norm) {
+    // QK-norm: one RMSNorm per head, i.e. over rows of head_dim.
     be.rms_norm(q_, L.q_norm, q_, n * c.n_head, c.head_dim, c.rms_eps);
     be.rms_norm(k_, L.k_norm, k_, n * c.n_head_kv, c.head_dim, c.rms_eps);
   }
@@ -294,7 +294,7 @@ void DecoderModel::attention_block(const DecoderLayer& L, const KVLayer& kv,
     be.attention(q_, kv, att_, c.n_head, c.n_head_kv, c.head_dim, o.scale, ab);  // [n, q_dim]
   else
     be.attention_ext(q_, kv, att_, c.n_head, c.n_head_kv, c.head_dim, o, ab);
-  be.matmul(L.wo, att_, tmp_, n, L.bo ? &L.bo : nullptr);                    // [n, n_embd]
+  be.matmul(L.wo, att_, tmp_, n, L.bo ? &L.bo : nullptr);  // [n, n_embd]
 }
 
 // tmp[n, n_embd] = Wdown · act(Wgate·h, Wup·h)
@@ -317,7 +317,7 @@ void DecoderModel::moe_ffn(const DecoderLayer& L, int n) {
   const ModelConfig& c = config_;
   Backend& be = *backend_;
   const int E = c.n_embd, X = f_.n_expert, K = f_.n_expert_used, FE = f_.n_ff_exp;
-  be.matmul(L.router, h_, router_, n, nullptr);  // [n, n_expert]
+  be.matmul(L.router, h_, router_, n, nullptr);                             // [n, n_expert]
   be.moe_route(router_, n, X, K, f_.routing, route_ids_.data(), route_w_);  // [n, k] each
 
   std::memset(tmp_, 0, sizeof(float) * size_t(n) * E);
@@ -331,18 +331,18 @@ void DecoderModel::moe_ffn(const DecoderLayer& L, int n) {
       }
     const int m = static_cast<int>(expert_rows_.size());
     if (m == 0) continue;
-    be.gather_rows(h_, expert_rows_.data(), m, E, xe_);           // [m, n_embd]
-    be.matmul(expert(L.gate_exps, e), xe_, gate_, m, nullptr);    // [m, n_ff_exp]
-    be.matmul(expert(L.up_exps, e), xe_, up_, m, nullptr);        // [m, n_ff_exp]
+    be.gather_rows(h_, expert_rows_.data(), m, E, xe_);         // [m, n_embd]
+    be.matmul(expert(L.gate_exps, e), xe_, gate_, m, nullptr);  // [m, n_ff_exp]
+    be.matmul(expert(L.up_exps, e), xe_, up_, m, nullptr);      // [m, n_ff_exp]
     be.silu_mul(gate_, up_, m, FE);
-    be.matmul(expert(L.down_exps, e), gate_, ye_, m, nullptr);    // [m, n_embd]
+    be.matmul(expert(L.down_exps, e), gate_, ye_, m, nullptr);  // [m, n_embd]
     be.scatter_add_rows(ye_, expert_rows_.data(), expert_w_.data(), m, E, tmp_);
   }
   if (L.shexp_gate) {
     be.matmul(L.shexp_gate, h_, gate_, n, nullptr);  // [n, n_ff_shexp]
     be.matmul(L.shexp_up, h_, up_, n, nullptr);
     be.silu_mul(gate_, up_, n, f_.n_ff_shexp);
-    be.matmul(L.shexp_down, gate_, ye_, n, nullptr);     // [n, n_embd]
+    be.matmul(L.shexp_down, gate_, ye_, n, nullptr);       // [n, n_embd]
     be.matmul(L.shexp_gate_inp, h_, router_, n, nullptr);  // [n, 1]
     be.add_scaled(tmp_, ye_, router_, n, E, /*sigmoid_w=*/true);
   }

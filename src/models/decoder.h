@@ -30,12 +30,12 @@ enum class FfnKind {
 };
 
 struct DecoderFeatures {
-  bool rope_neox = false;    // RoPE pairs (i, i + n_rot/2) instead of (2i, 2i+1)
-  bool embd_scale = false;   // scale the embeddings by sqrt(n_embd) (Gemma)
-  bool qk_norm = false;      // attn_q_norm / attn_k_norm: RMSNorm per head before RoPE
-  bool post_norms = false;   // post_attention_norm / post_ffw_norm on the block outputs
+  bool rope_neox = false;   // RoPE pairs (i, i + n_rot/2) instead of (2i, 2i+1)
+  bool embd_scale = false;  // scale the embeddings by sqrt(n_embd) (Gemma)
+  bool qk_norm = false;     // attn_q_norm / attn_k_norm: RMSNorm per head before RoPE
+  bool post_norms = false;  // post_attention_norm / post_ffw_norm on the block outputs
   FfnKind ffn = FfnKind::SWIGLU;
-  float attn_scale = 0.0f;   // 0: 1/sqrt(head_dim)
+  float attn_scale = 0.0f;  // 0: 1/sqrt(head_dim)
   float final_softcap = 0.0f;
   float alibi_max_bias = 0.0f;  // > 0: ALiBi attention bias and no RoPE (Baichuan 13B)
 
@@ -48,8 +48,8 @@ struct DecoderFeatures {
   // Mixture of experts (ffn == MOE).
   int n_expert = 0;
   int n_expert_used = 0;
-  int n_ff_exp = 0;          // rows of each expert's gate/up
-  int n_ff_shexp = 0;        // rows of the shared expert (0: none)
+  int n_ff_exp = 0;    // rows of each expert's gate/up
+  int n_ff_shexp = 0;  // rows of the shared expert (0: none)
   MoeRouting routing;
 };
 

@@ -30,7 +30,8 @@ std::unique_ptr<Model> make_gemma3_model(std::unique_ptr<gguf::Source> file,
   f.qk_norm = true;
   f.post_norms = true;
   f.ffn = FfnKind::GEGLU;
-  f.final_softcap = static_cast<float>(file->get_float(p + "final_logit_softcapping").value_or(0.0));
+  f.final_softcap =
+      static_cast<float>(file->get_float(p + "final_logit_softcapping").value_or(0.0));
   f.attn_scale = c.n_layer == 62 ? 1.0f / std::sqrt(float(c.n_embd / c.n_head))
                                  : 1.0f / std::sqrt(float(c.head_dim));
 
@@ -47,7 +48,8 @@ std::unique_ptr<Model> make_gemma3_model(std::unique_ptr<gguf::Source> file,
       for (int l = 0; l < c.n_layer; ++l)
         f.swa_layers.push_back(n_pattern == 0 || l % n_pattern < n_pattern - 1);
     }
-    f.rope_base_swa = static_cast<float>(file->get_float(p + "rope.freq_base_swa").value_or(10000.0));
+    f.rope_base_swa =
+        static_cast<float>(file->get_float(p + "rope.freq_base_swa").value_or(10000.0));
   }
   return make_decoder_model(std::move(file), arch, opts, f);
 }

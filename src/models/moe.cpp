@@ -31,8 +31,8 @@ std::unique_ptr<Model> make_moe_model(std::unique_ptr<gguf::Source> file, const 
   f.n_ff_exp = static_cast<int>(file->get_int(p + "expert_feed_forward_length")
                                     .value_or(arch == "llama" ? c.n_ff : c.n_ff / f.n_expert_used));
   if (arch == "qwen2moe")
-    f.n_ff_shexp = static_cast<int>(
-        file->get_int(p + "expert_shared_feed_forward_length").value_or(c.n_ff));
+    f.n_ff_shexp =
+        static_cast<int>(file->get_int(p + "expert_shared_feed_forward_length").value_or(c.n_ff));
   // Qwen2-MoE keeps the softmax probabilities of the chosen experts as they are.
   f.routing.norm_topk = file->get_bool(p + "expert_weights_norm").value_or(arch != "qwen2moe");
   return make_decoder_model(std::move(file), arch, opts, f);

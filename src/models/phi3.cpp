@@ -9,8 +9,8 @@
 
 namespace tessera {
 
-std::unique_ptr<Model> make_phi3_model(std::unique_ptr<gguf::Source> file,
-                                       const std::string& arch, const ModelOptions& opts) {
+std::unique_ptr<Model> make_phi3_model(std::unique_ptr<gguf::Source> file, const std::string& arch,
+                                       const ModelOptions& opts) {
   DecoderFeatures f;
   f.rope_neox = true;
   f.ffn = FfnKind::SWIGLU_FUSED;

@@ -24,8 +24,8 @@ struct Reference {
   int n_vocab = 0;
   std::vector<std::vector<int32_t>> prompts;
   std::vector<float> logits;  // [sum of prompt lengths, n_vocab]
-  bool last_only = false;  // one row per prompt (its last position) instead of every position
-  bool centered = false;   // rows are logits up to a constant, shifted to mean 0
+  bool last_only = false;     // one row per prompt (its last position) instead of every position
+  bool centered = false;      // rows are logits up to a constant, shifted to mean 0
 };
 
 Reference load_reference(const std::string& name) {

@@ -57,7 +57,8 @@ TEST(OpsExt, AddScaled) {
     be->add_scaled(out.data(), y.data(), w.data(), n, d, sig);
     for (int i = 0; i < n; ++i) {
       const double wi = sig ? 1.0 / (1.0 + std::exp(-w[i])) : w[i];
-      for (int j = 0; j < d; ++j) EXPECT_NEAR(out[i * d + j], x[i * d + j] + wi * y[i * d + j], 1e-5);
+      for (int j = 0; j < d; ++j)
+        EXPECT_NEAR(out[i * d + j], x[i * d + j] + wi * y[i * d + j], 1e-5);
     }
   }
 }

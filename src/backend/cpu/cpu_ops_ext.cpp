@@ -21,7 +21,9 @@ inline float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
 }
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+inline float sigmoid(float x) {
+  return 1.0f / (1.0f + std::exp(-x));
+}
 
 // ALiBi slope of head h, as ggml computes it: heads up to the largest power of two
 // n_head_log2 get m0^(h+1); the rest interleave between them with m1^(2(h-n_head_log2)+1).
@@ -36,31 +38,43 @@ float alibi_slope(int h, int n_head, float max_bias) {
 }  // namespace
 
 void CpuBackend::gelu_mul(float* gate, const float* up, int n, int d) {
-  pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b * d; i < e * d; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
-  }, grain(int64_t{d} * 16));
+  pool_.parallel_for(
+      n,
+      [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b * d; i < e * d; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+      },
+      grain(int64_t{d} * 16));
 }
 
 void CpuBackend::scale(float* x, int n, int d, float s) {
-  pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b * d; i < e * d; ++i) x[i] *= s;
-  }, grain(d));
+  pool_.parallel_for(
+      n,
+      [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b * d; i < e * d; ++i) x[i] *= s;
+      },
+      grain(d));
 }
 
 void CpuBackend::softcap(float* x, int n, int d, float cap) {
-  pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b * d; i < e * d; ++i) x[i] = cap * std::tanh(x[i] / cap);
-  }, grain(int64_t{d} * 16));
+  pool_.parallel_for(
+      n,
+      [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b * d; i < e * d; ++i) x[i] = cap * std::tanh(x[i] / cap);
+      },
+      grain(int64_t{d} * 16));
 }
 
 void CpuBackend::add_scaled(float* x, const float* y, const float* w, int n, int d,
                             bool sigmoid_w) {
-  pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) {
-      const float wi = sigmoid_w ? sigmoid(w[i]) : w[i];
-      for (int j = 0; j < d; ++j) x[i * d + j] += wi * y[i * d + j];
-    }
-  }, grain(d));
+  pool_.parallel_for(
+      n,
+      [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) {
+          const float wi = sigmoid_w ? sigmoid(w[i]) : w[i];
+          for (int j = 0; j < d; ++j) x[i * d + j] += wi * y[i * d + j];
+        }
+      },
+      grain(d));
 }
 
 void CpuBackend::attention_ext(const float* q, const KVLayer& kv, float* out, int n_head,
@@ -73,88 +87,96 @@ void CpuBackend::attention_ext(const float* q, const KVLayer& kv, float* out, in
   for (int t = 0; t < b.n_tokens; ++t) max_pos = std::max(max_pos, b.pos[t]);
   const int span = o.n_window > 0 ? std::min(max_pos + 1, o.n_window) : max_pos + 1;
 
-  pool_.parallel_for(static_cast<int64_t>(b.n_tokens) * n_head, [&](int64_t ib, int64_t ie,
-                                                                     int) {
-    thread_local std::vector<float> scores;
-    if (static_cast<int>(scores.size()) < span) scores.resize(span);
-    for (int64_t item = ib; item < ie; ++item) {
-      const int t = static_cast<int>(item / n_head);
-      const int h = static_cast<int>(item % n_head);
-      const int kvh = h / group;
-      const int p = b.pos[t];
-      const int j0 = o.n_window > 0 ? std::max(0, p - o.n_window + 1) : 0;
-      const int32_t* table = b.block_tables[b.seq_of[t]];
-      const float* qh = q + (static_cast<int64_t>(t) * n_head + h) * head_dim;
-      const float slope = o.alibi_max_bias > 0.0f ? alibi_slope(h, n_head, o.alibi_max_bias)
-                                                  : 0.0f;
+  pool_.parallel_for(
+      static_cast<int64_t>(b.n_tokens) * n_head,
+      [&](int64_t ib, int64_t ie, int) {
+        thread_local std::vector<float> scores;
+        if (static_cast<int>(scores.size()) < span) scores.resize(span);
+        for (int64_t item = ib; item < ie; ++item) {
+          const int t = static_cast<int>(item / n_head);
+          const int h = static_cast<int>(item % n_head);
+          const int kvh = h / group;
+          const int p = b.pos[t];
+          const int j0 = o.n_window > 0 ? std::max(0, p - o.n_window + 1) : 0;
+          const int32_t* table = b.block_tables[b.seq_of[t]];
+          const float* qh = q + (static_cast<int64_t>(t) * n_head + h) * head_dim;
+          const float slope =
+              o.alibi_max_bias > 0.0f ? alibi_slope(h, n_head, o.alibi_max_bias) : 0.0f;
 
-      float max_score = -INFINITY;
-      for (int j = j0; j <= p; ++j) {
-        const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
-        const float* kj = kv.k + slot * kv_dim + kvh * head_dim;
-        float s = 0.0f;
-        for (int d = 0; d < head_dim; ++d) s += qh[d] * kj[d];
-        s *= o.scale;
-        if (o.softcap > 0.0f) s = o.softcap * std::tanh(s / o.softcap);
-        s += slope * static_cast<float>(j - p);
-        scores[j - j0] = s;
-        max_score = std::max(max_score, s);
-      }
-      float sum = 0.0f;
-      for (int j = j0; j <= p; ++j) {
-        scores[j - j0] = std::exp(scores[j - j0] - max_score);
-        sum += scores[j - j0];
-      }
-      const float inv = 1.0f / sum;
-      float* oh = out + (static_cast<int64_t>(t) * n_head + h) * head_dim;
-      std::fill(oh, oh + head_dim, 0.0f);
-      for (int j = j0; j <= p; ++j) {
-        const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
-        const float* vj = kv.v + slot * kv_dim + kvh * head_dim;
-        const float wgt = scores[j - j0] * inv;
-        for (int d = 0; d < head_dim; ++d) oh[d] += wgt * vj[d];
-      }
-    }
-  }, grain(int64_t{head_dim} * 2 * span));
+          float max_score = -INFINITY;
+          for (int j = j0; j <= p; ++j) {
+            const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
+            const float* kj = kv.k + slot * kv_dim + kvh * head_dim;
+            float s = 0.0f;
+            for (int d = 0; d < head_dim; ++d) s += qh[d] * kj[d];
+            s *= o.scale;
+            if (o.softcap > 0.0f) s = o.softcap * std::tanh(s / o.softcap);
+            s += slope * static_cast<float>(j - p);
+            scores[j - j0] = s;
+            max_score = std::max(max_score, s);
+          }
+          float sum = 0.0f;
+          for (int j = j0; j <= p; ++j) {
+            scores[j - j0] = std::exp(scores[j - j0] - max_score);
+            sum += scores[j - j0];
+          }
+          const float inv = 1.0f / sum;
+          float* oh = out + (static_cast<int64_t>(t) * n_head + h) * head_dim;
+          std::fill(oh, oh + head_dim, 0.0f);
+          for (int j = j0; j <= p; ++j) {
+            const int64_t slot = static_cast<int64_t>(table[j / bs]) * bs + j % bs;
+            const float* vj = kv.v + slot * kv_dim + kvh * head_dim;
+            const float wgt = scores[j - j0] * inv;
+            for (int d = 0; d < head_dim; ++d) oh[d] += wgt * vj[d];
+          }
+        }
+      },
+      grain(int64_t{head_dim} * 2 * span));
 }
 
 void CpuBackend::moe_route(const float* logits, int n, int n_expert, int k, const MoeRouting& o,
                            int32_t* ids, float* w) {
-  pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    std::vector<int32_t> order(n_expert);
-    std::vector<float> prob(n_expert);
-    for (int64_t t = b; t < e; ++t) {
-      const float* lt = logits + t * n_expert;
-      std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t c) {
-        return lt[a] > lt[c] || (lt[a] == lt[c] && a < c);
-      });
-      // Softmax over the experts that take part (all, or the k selected).
-      const int n_soft = o.softmax_after_topk ? k : n_expert;
-      const float mx = lt[order[0]];
-      float sum = 0.0f;
-      for (int i = 0; i < n_soft; ++i) {
-        const int32_t ex = o.softmax_after_topk ? order[i] : i;
-        prob[ex] = std::exp(lt[ex] - mx);
-        sum += prob[ex];
-      }
-      float sel = 0.0f;
-      for (int i = 0; i < k; ++i) sel += prob[order[i]] / sum;
-      for (int i = 0; i < k; ++i) {
-        ids[t * k + i] = order[i];
-        float p = prob[order[i]] / sum;
-        if (o.norm_topk && !o.softmax_after_topk) p /= sel;
-        w[t * k + i] = p;
-      }
-    }
-  }, grain(int64_t{n_expert} * 16));
+  pool_.parallel_for(
+      n,
+      [&](int64_t b, int64_t e, int) {
+        std::vector<int32_t> order(n_expert);
+        std::vector<float> prob(n_expert);
+        for (int64_t t = b; t < e; ++t) {
+          const float* lt = logits + t * n_expert;
+          std::iota(order.begin(), order.end(), 0);
+          std::partial_sort(
+              order.begin(), order.begin() + k, order.end(),
+              [&](int32_t a, int32_t c) { return lt[a] > lt[c] || (lt[a] == lt[c] && a < c); });
+          // Softmax over the experts that take part (all, or the k selected).
+          const int n_soft = o.softmax_after_topk ? k : n_expert;
+          const float mx = lt[order[0]];
+          float sum = 0.0f;
+          for (int i = 0; i < n_soft; ++i) {
+            const int32_t ex = o.softmax_after_topk ? order[i] : i;
+            prob[ex] = std::exp(lt[ex] - mx);
+            sum += prob[ex];
+          }
+          float sel = 0.0f;
+          for (int i = 0; i < k; ++i) sel += prob[order[i]] / sum;
+          for (int i = 0; i < k; ++i) {
+            ids[t * k + i] = order[i];
+            float p = prob[order[i]] / sum;
+            if (o.norm_topk && !o.softmax_after_topk) p /= sel;
+            w[t * k + i] = p;
+          }
+        }
+      },
+      grain(int64_t{n_expert} * 16));
 }
 
 void CpuBackend::gather_rows(const float* src, const int32_t* rows, int m, int d, float* dst) {
-  pool_.parallel_for(m, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i)
-      std::memcpy(dst + i * d, src + static_cast<int64_t>(rows[i]) * d, sizeof(float) * d);
-  }, grain(d));
+  pool_.parallel_for(
+      m,
+      [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i)
+          std::memcpy(dst + i * d, src + static_cast<int64_t>(rows[i]) * d, sizeof(float) * d);
+      },
+      grain(d));
 }
 
 void CpuBackend::scatter_add_rows(const float* src, const int32_t* rows, const float* w, int m,
