@@ -95,6 +95,66 @@ TEST_P(ArchReference, LogitsMatch) {
   std::printf("[ %s ] max relative error %.3g\n", name.c_str(), worst);
 }
 
+// Two prompts interleaved token by token in one batch, their KV blocks interleaved in the
+// cache (as the scheduler batches sequences): each must still match its reference.
+TEST_P(ArchReference, TwoSequencesInOneBatch) {
+  const std::string name = GetParam();
+  const Reference ref = load_reference(name);
+  auto model = load_model(kDir + name + ".gguf", ModelOptions{2});
+  const int V = ref.n_vocab, bs = 4;
+  // Prompts 2 and 1 (24 and 11 tokens) and where their reference rows start.
+  const std::vector<int32_t>& a = ref.prompts[2];
+  const std::vector<int32_t>& b = ref.prompts[1];
+  const size_t row_b = ref.last_only ? 1 : ref.prompts[0].size();
+  const size_t row_a = ref.last_only ? 2 : ref.prompts[0].size() + b.size();
+  auto kv = model->make_kv_cache(16, bs);
+  std::vector<int32_t> table_a, table_b;  // a: even blocks, b: odd blocks
+  for (int i = 0; i < 8; ++i) {
+    table_a.push_back(2 * i);
+    table_b.push_back(2 * i + 1);
+  }
+  const int32_t* tables[2] = {table_a.data(), table_b.data()};
+  std::vector<int32_t> tokens, pos, seq, slots, out;
+  std::vector<size_t> ref_row;  // reference row of each output
+  auto add = [&](const std::vector<int32_t>& p, int s, const std::vector<int32_t>& table, int i,
+                 size_t row0) {
+    const int n = static_cast<int>(p.size());
+    if (!ref.last_only || i == n - 1) {
+      out.push_back(static_cast<int32_t>(tokens.size()));
+      ref_row.push_back(row0 + (ref.last_only ? 0 : i));
+    }
+    tokens.push_back(p[i]);
+    pos.push_back(i);
+    seq.push_back(s);
+    slots.push_back(table[i / bs] * bs + i % bs);
+  };
+  for (size_t i = 0; i < a.size(); ++i) {
+    add(a, 0, table_a, static_cast<int>(i), row_a);
+    if (i < b.size()) add(b, 1, table_b, static_cast<int>(i), row_b);
+  }
+  ForwardBatch fb;
+  fb.n_tokens = static_cast<int>(tokens.size());
+  fb.tokens = tokens.data();
+  fb.pos = pos.data();
+  fb.seq_of = seq.data();
+  fb.slots = slots.data();
+  fb.block_tables = tables;
+  fb.n_out = static_cast<int>(out.size());
+  fb.out_rows = out.data();
+  std::vector<float> logits(out.size() * V);
+  model->forward(fb, *kv, logits.data());
+  for (size_t k = 0; k < out.size(); ++k) {
+    float* row = &logits[k * V];
+    if (ref.centered) {
+      double mean = 0.0;
+      for (int i = 0; i < V; ++i) mean += row[i];
+      for (int i = 0; i < V; ++i) row[i] -= static_cast<float>(mean / V);
+    }
+    EXPECT_LT(rel_error(row, &ref.logits[ref_row[k] * V], V), 1e-3)
+        << name << ": output " << k << " (batch row " << out[k] << ")";
+  }
+}
+
 std::vector<std::string> cases() {
   std::vector<std::string> names;
   for (const auto& e : std::filesystem::directory_iterator(kDir))
