@@ -11,6 +11,8 @@ Runner add_run(CLI::App& app);
 Runner add_perplexity(CLI::App& app);
 Runner add_tokenize(CLI::App& app);
 Runner add_info(CLI::App& app);
+Runner add_serve(CLI::App& app);
+Runner add_bench(CLI::App& app);
 Runner add_logits(CLI::App& app);
 
 // Reads a whole file; throws tessera::Error naming the path when it cannot.

@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   sub("perplexity", "perplexity of a text file (llama.cpp's method)", cli::add_perplexity);
   sub("tokenize", "print the token ids of a text", cli::add_tokenize);
   sub("info", "describe a model file", cli::add_info);
+  sub("serve", "OpenAI-compatible HTTP server", cli::add_serve);
+  sub("bench", "benchmarks (serve: load an OpenAI-compatible server)", cli::add_bench);
   sub("logits", "raw logits of a prompt, as JSON", cli::add_logits);
   try {
     app.parse(argc, argv);

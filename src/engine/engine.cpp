@@ -272,6 +272,14 @@ void Engine::loop() {
       finish(*it->second, FinishReason::ABORT, RequestStatus::FINISHED_ABORTED);
       s.live.erase(it);
     }
+    if (!aborts.empty()) {
+      // An abort frees blocks outside a step; the engine may go idle right after, so the
+      // gauges are refreshed here too, not only at the end of the next step.
+      std::lock_guard<std::mutex> lock(s.metrics_mu);
+      s.metrics.n_running = s.sched->n_running();
+      s.metrics.n_waiting = s.sched->n_waiting();
+      s.metrics.kv_blocks_used = s.kvm->pool().n_used();
+    }
     if (stop) {
       for (auto& [id, l] : s.live) finish(*l, FinishReason::ABORT, RequestStatus::FINISHED_ABORTED);
       s.live.clear();

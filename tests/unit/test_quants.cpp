@@ -468,5 +468,114 @@ TEST(QuantsSimd, PublicEntryPointsAgreeWithRef) {
   }
 }
 
+// ------------------------------------------------------------------ tiled dots
+
+// A gemm tile's result for a (row, activation) pair is vec_dot's, bit for bit, whatever the
+// tile shape and position: batched prompts give the same numbers as one token at a time.
+TEST(QuantsSimd, GemmTileEqualsVecDotBitExactForEveryShape) {
+  std::mt19937 rng(99);
+  int n_tested = 0;
+  for (const char* level : simd_levels()) {
+    for (DType t : kWeightTypes) {
+      const GemmTileFn tile = gemm_tile_fn_for(t, level);
+      if (tile == nullptr) continue;
+      const VecDotFn dot = vec_dot_fn_for(t, level);
+      const DType xt = vec_dot_type(t);
+      const std::vector<int64_t> sizes = dtype_info(t).block_size == 32
+                                             ? std::vector<int64_t>{32, 96, 576, 1536}
+                                             : std::vector<int64_t>{256, 768, 1536};
+      for (int64_t n : sizes) {
+        SCOPED_TRACE(std::string(level) + " " + dtype_name(t) + " n=" + std::to_string(n));
+        const size_t wb = row_size(t, n), xb = row_size(xt, n);
+        std::vector<uint8_t> w(kGemmTile * wb), x(kGemmTile * xb);
+        for (int r = 0; r < kGemmTile; ++r) {
+          const std::vector<uint8_t> row = random_row(t, n, rng);
+          std::memcpy(w.data() + r * wb, row.data(), wb);
+          const std::vector<float> xf = random_floats(n, rng);
+          quantize_row(xt, xf.data(), x.data() + r * xb, n);
+        }
+        float want[kGemmTile][kGemmTile];  // [activation][row]
+        for (int c = 0; c < kGemmTile; ++c)
+          for (int r = 0; r < kGemmTile; ++r) want[c][r] = dot(n, w.data() + r * wb, x.data() + c * xb);
+        for (int nr = 1; nr <= kGemmTile; ++nr) {
+          for (int nc = 1; nc <= kGemmTile; ++nc) {
+            for (int r0 = 0; r0 + nr <= kGemmTile; ++r0) {
+              for (int c0 = 0; c0 + nc <= kGemmTile; ++c0) {
+                float got[kGemmTile][kGemmTile + 1];
+                tile(n, w.data() + r0 * wb, wb, nr, x.data() + c0 * xb, xb, nc, &got[0][0],
+                     kGemmTile + 1);
+                for (int c = 0; c < nc; ++c)
+                  for (int r = 0; r < nr; ++r)
+                    ASSERT_EQ(bits(got[c][r]), bits(want[c0 + c][r0 + r]))
+                        << "tile " << nr << "x" << nc << " at (" << r0 << "," << c0 << ")";
+              }
+            }
+          }
+        }
+        ++n_tested;
+      }
+    }
+  }
+  if (vec_dot_fn_for(DType::F32, "avx512") != nullptr) EXPECT_GE(n_tested, 3 * 4 + 3);
+}
+
+// The AVX2 and AVX-512 dots of the types with tiles share one summation order, so the SIMD
+// level does not change the numbers either.
+TEST(QuantsSimd, BlockDotsAgreeBitExactAcrossSimdLevels) {
+  if (vec_dot_fn_for(DType::F32, "avx512") == nullptr) GTEST_SKIP() << "no AVX-512";
+  std::mt19937 rng(7);
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4_K}) {
+    const DType xt = vec_dot_type(t);
+    for (int64_t n : test_sizes(t)) {
+      SCOPED_TRACE(std::string(dtype_name(t)) + " n=" + std::to_string(n));
+      const std::vector<uint8_t> w = random_row(t, n, rng);
+      const std::vector<float> xf = random_floats(n, rng);
+      std::vector<uint8_t> x(row_size(xt, n));
+      quantize_row_ref(xt, xf.data(), x.data(), n);
+      EXPECT_EQ(bits(vec_dot_fn_for(t, "avx2")(n, w.data(), x.data())),
+                bits(vec_dot_fn_for(t, "avx512")(n, w.data(), x.data())));
+    }
+  }
+}
+
+// ------------------------------------------------------------------ attention kernels
+
+// The SIMD attention kernels do the reference's arithmetic in the same order: equal bits.
+TEST(QuantsSimd, AttentionKernelsEqualRefBitExact) {
+  std::mt19937 rng(5);
+  const AttnScoresFn qk_ref = attn_scores_fn_for("scalar");
+  const AttnAccumFn av_ref = attn_accum_fn_for("scalar");
+  ASSERT_NE(qk_ref, nullptr);
+  ASSERT_NE(av_ref, nullptr);
+  for (const char* level : simd_levels()) {
+    const AttnScoresFn qk = attn_scores_fn_for(level);
+    const AttnAccumFn av = attn_accum_fn_for(level);
+    for (int head_dim : {8, 12, 40, 64, 128}) {
+      for (int nq : {1, 3, 4}) {
+        for (int n : {1, 5, 8, 13, 16}) {
+          SCOPED_TRACE(std::string(level) + " head_dim=" + std::to_string(head_dim) +
+                       " nq=" + std::to_string(nq) + " n=" + std::to_string(n));
+          const int64_t stride = 3 * head_dim;  // rows of a 3-KV-head cache
+          const std::vector<float> q = random_floats(nq * head_dim, rng);
+          const std::vector<float> kv = random_floats(n * stride, rng);
+          const int64_t s_stride = n + 3;
+          std::vector<float> want(nq * s_stride, 0.f), got(nq * s_stride, 0.f);
+          qk_ref(q.data(), nq, head_dim, kv.data() + head_dim, stride, n, 0.125f, want.data(),
+                 s_stride);
+          qk(q.data(), nq, head_dim, kv.data() + head_dim, stride, n, 0.125f, got.data(),
+             s_stride);
+          for (int h = 0; h < nq; ++h)
+            for (int j = 0; j < n; ++j)
+              ASSERT_EQ(bits(got[h * s_stride + j]), bits(want[h * s_stride + j])) << h << "," << j;
+          std::vector<float> o_want = random_floats(nq * head_dim, rng), o_got = o_want;
+          av_ref(want.data(), s_stride, nq, kv.data(), stride, n, head_dim, o_want.data());
+          av(want.data(), s_stride, nq, kv.data(), stride, n, head_dim, o_got.data());
+          for (int i = 0; i < nq * head_dim; ++i) ASSERT_EQ(bits(o_got[i]), bits(o_want[i])) << i;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tessera::cpu

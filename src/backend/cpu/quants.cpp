@@ -44,7 +44,10 @@ const Tables& tables() {
     r.cpu = cpu_level();
     fill_ref_kernels(r.level[kScalar]);
     r.level[kAvx2] = r.level[kScalar];
-    if (r.cpu >= kAvx2) fill_avx2_kernels(r.level[kAvx2]);
+    if (r.cpu >= kAvx2) {
+      fill_avx2_kernels(r.level[kAvx2]);
+      fill_avx2_attention_kernels(r.level[kAvx2]);
+    }
     r.level[kAvx512] = r.level[kAvx2];
     if (r.cpu >= kAvx512) fill_avx512_kernels(r.level[kAvx512]);
     return r;
@@ -144,6 +147,35 @@ QuantizeRowFn quantize_row_fn_for(DType t, const char* level) {
   const KernelTable* k = table_for(level);
   const int s = slot_of(t);
   return k && s >= 0 ? k->quantize[s] : nullptr;
+}
+
+GemmTileFn gemm_tile_fn(DType t) {
+  const int s = slot_of(t);
+  return s >= 0 ? active().gemm_tile[s] : nullptr;
+}
+
+AttnScoresFn attn_scores_fn() {
+  return active().attn_scores;
+}
+
+AttnAccumFn attn_accum_fn() {
+  return active().attn_accum;
+}
+
+GemmTileFn gemm_tile_fn_for(DType t, const char* level) {
+  const KernelTable* k = table_for(level);
+  const int s = slot_of(t);
+  return k && s >= 0 ? k->gemm_tile[s] : nullptr;
+}
+
+AttnScoresFn attn_scores_fn_for(const char* level) {
+  const KernelTable* k = table_for(level);
+  return k ? k->attn_scores : nullptr;
+}
+
+AttnAccumFn attn_accum_fn_for(const char* level) {
+  const KernelTable* k = table_for(level);
+  return k ? k->attn_accum : nullptr;
 }
 
 }  // namespace tessera::cpu

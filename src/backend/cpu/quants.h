@@ -33,6 +33,30 @@ inline float vec_dot(DType t, int64_t n, const void* w, const void* x) {
   return vec_dot_fn(t)(n, w, x);
 }
 
+// --- batched dot products (prompt processing) ---
+// y[c * y_stride + r] = dot(w + r * w_stride, x + c * x_stride) for r < nr, c < nc, with
+// 1 <= nr, nc <= kGemmTile: a tile of weight rows against a tile of activation rows, each
+// weight block unpacked once for all nc activations. Every result is bit-identical to
+// vec_dot_fn(t) on the same pair, whatever nr and nc: a token's output never depends on
+// which other tokens share its batch. nullptr when t has no tiled kernel at this level.
+constexpr int kGemmTile = 4;
+using GemmTileFn = void (*)(int64_t n, const void* w, size_t w_stride, int nr, const void* x,
+                            size_t x_stride, int nc, float* y, int64_t y_stride);
+GemmTileFn gemm_tile_fn(DType t);
+
+// --- attention over float32 K/V rows ---
+// scores[h * s_stride + j] = scale * <q_h, k_j> for h < nq, j < n, where q_h = q + h * head_dim
+// and k_j = k + j * k_stride.
+using AttnScoresFn = void (*)(const float* q, int nq, int head_dim, const float* k,
+                              int64_t k_stride, int n, float scale, float* scores,
+                              int64_t s_stride);
+// out[h * head_dim + d] += sum_j w[h * w_stride + j] * v[j * v_stride + d], the sum taken in
+// order of increasing j, for h < nq, d < head_dim.
+using AttnAccumFn = void (*)(const float* w, int64_t w_stride, int nq, const float* v,
+                             int64_t v_stride, int n, int head_dim, float* out);
+AttnScoresFn attn_scores_fn();
+AttnAccumFn attn_accum_fn();
+
 // fp16 / bf16 scalar conversions (round-to-nearest-even, as ggml).
 float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_fp16(float f);
@@ -52,5 +76,8 @@ using QuantizeRowFn = void (*)(const float* x, void* dst, int64_t n);
 VecDotFn vec_dot_fn_for(DType t, const char* level);
 DequantizeRowFn dequantize_row_fn_for(DType t, const char* level);
 QuantizeRowFn quantize_row_fn_for(DType t, const char* level);
+GemmTileFn gemm_tile_fn_for(DType t, const char* level);
+AttnScoresFn attn_scores_fn_for(const char* level);
+AttnAccumFn attn_accum_fn_for(const char* level);
 
 }  // namespace tessera::cpu

@@ -137,7 +137,7 @@ float dot_q4_1(int64_t n, const void* vw, const void* vx) {
     const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
     const __m256 d = _mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d));
     acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8s8(q, y)), acc);
-    mins += h2f(w[i].m) * h2f(x[i].s);
+    mins = std::fma(h2f(w[i].m), h2f(x[i].s), mins);  // the order quants_avx512.cpp keeps
   }
   return hsum(acc) + mins;
 }
@@ -218,7 +218,9 @@ float dot_q45_k(int64_t n, const void* vw, const void* vx) {
   for (int64_t i = 0; i < n / QK_K; ++i) {
     alignas(16) uint8_t sm[16];
     k4_unpack(w[i].scales, sm);
-    mins += h2f(w[i].dmin) * x[i].d * static_cast<float>(k4_min_dot(x[i].bsums, sm + 8));
+    // The order quants_avx512.cpp keeps.
+    mins = std::fma(h2f(w[i].dmin) * x[i].d, static_cast<float>(k4_min_dot(x[i].bsums, sm + 8)),
+                    mins);
     __m256i qh;
     if constexpr (kFive) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
     __m256i sumi = _mm256_setzero_si256();

@@ -128,6 +128,9 @@ struct KernelTable {
   VecDotFn vec_dot[kNumTypeSlots] = {};
   DequantizeRowFn dequantize[kNumTypeSlots] = {};
   QuantizeRowFn quantize[kNumTypeSlots] = {};
+  GemmTileFn gemm_tile[kNumTypeSlots] = {};
+  AttnScoresFn attn_scores = nullptr;
+  AttnAccumFn attn_accum = nullptr;
 };
 
 // Throws tessera::Error naming the function and the type.
@@ -138,5 +141,6 @@ void fill_ref_kernels(KernelTable& t);
 // SIMD kernels; only called after the CPU checks in quants.cpp passed.
 void fill_avx2_kernels(KernelTable& t);
 void fill_avx512_kernels(KernelTable& t);
+void fill_avx2_attention_kernels(KernelTable& t);  // attention_avx2.cpp
 
 }  // namespace tessera::cpu

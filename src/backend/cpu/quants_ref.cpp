@@ -653,7 +653,40 @@ inline int slot(DType t) {
 
 }  // namespace
 
+// ---------------------------------------------------------------- attention
+
+namespace {
+
+void attn_scores_ref(const float* q, int nq, int head_dim, const float* k, int64_t k_stride,
+                     int n, float scale, float* scores, int64_t s_stride) {
+  for (int h = 0; h < nq; ++h) {
+    const float* qh = q + static_cast<int64_t>(h) * head_dim;
+    for (int j = 0; j < n; ++j) {
+      const float* kj = k + j * k_stride;
+      float s = 0.0f;
+      for (int d = 0; d < head_dim; ++d) s += qh[d] * kj[d];
+      scores[h * s_stride + j] = s * scale;
+    }
+  }
+}
+
+void attn_accum_ref(const float* w, int64_t w_stride, int nq, const float* v, int64_t v_stride,
+                    int n, int head_dim, float* out) {
+  for (int h = 0; h < nq; ++h) {
+    float* oh = out + static_cast<int64_t>(h) * head_dim;
+    for (int j = 0; j < n; ++j) {
+      const float wj = w[h * w_stride + j];
+      const float* vj = v + j * v_stride;
+      for (int d = 0; d < head_dim; ++d) oh[d] += wj * vj[d];
+    }
+  }
+}
+
+}  // namespace
+
 void fill_ref_kernels(KernelTable& t) {
+  t.attn_scores = attn_scores_ref;
+  t.attn_accum = attn_accum_ref;
   t.dequantize[slot(DType::F32)] = deq_f32;
   t.dequantize[slot(DType::F16)] = deq_f16;
   t.dequantize[slot(DType::BF16)] = deq_bf16;

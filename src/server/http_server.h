@@ -1,0 +1,45 @@
+// The HTTP server around OpenAIRoutes: listening, API-key check, body size limit, OpenAI
+// error bodies for what the routes never see (404, 405, 413), and graceful shutdown on
+// SIGINT / SIGTERM: stop accepting (503), let running requests finish within the
+// shutdown timeout, abort the rest, exit.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace tessera {
+
+class Engine;
+class Model;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;            // "": no authentication
+  std::string served_model_name;  // the name /v1/models lists and requests must use
+  size_t max_body_bytes = 8u << 20;
+  double shutdown_timeout_s = 30.0;
+  int n_http_threads = 0;  // 0: enough for every request the engine can hold
+};
+
+// Blocks SIGINT and SIGTERM in the calling thread and every thread it starts afterwards
+// (call it first, before the engine starts its thread), so that only HttpServer::run
+// receives them; ignores SIGPIPE (a vanished client must not kill the server).
+void block_shutdown_signals();
+
+class HttpServer {
+ public:
+  HttpServer(Engine& engine, const Model& model, const ServerOptions& opts);
+  ~HttpServer();
+
+  // Binds the listening socket; throws Error when it cannot. Returns the bound port.
+  int bind();
+  // Serves until SIGINT / SIGTERM, then drains. Returns the process exit code.
+  int run();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera

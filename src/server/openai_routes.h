@@ -1,0 +1,61 @@
+// The API routes: /v1/chat/completions, /v1/completions, /v1/models, /health, /metrics,
+// /tokenize, /detokenize. A generation request flows one way:
+//   body -> CompletionRequest (parse + validate) -> prompt tokens (template, tokenizer)
+//   -> Generation::submit -> poll deltas -> JSON body or SSE chunks.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/engine.h"
+#include "server/generation.h"
+#include "server/metrics.h"
+#include "server/prompt_builder.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace tessera {
+
+class OpenAIRoutes {
+ public:
+  OpenAIRoutes(Engine& engine, const Model& model, std::string served_model_name);
+
+  void add_to(httplib::Server& svr);
+
+  // Shutdown: new generation requests are refused by the engine (503); these let the
+  // server wait for, or cut short, those still running.
+  void set_draining() { draining_ = true; }
+  int n_active() const { return inflight_.n_generations(); }
+  void abort_all() { inflight_.abort_all(engine_); }
+
+  ServerMetrics& metrics() { return metrics_; }
+  const std::string& served_model_name() const { return served_name_; }
+
+ private:
+  void completions(const httplib::Request& req, httplib::Response& res, bool chat);
+  void models(httplib::Response& res) const;
+  void health(httplib::Response& res) const;
+  void tokenize(const httplib::Request& req, httplib::Response& res) const;
+  void detokenize(const httplib::Request& req, httplib::Response& res) const;
+
+  Engine& engine_;
+  const Model& model_;
+  const Tokenizer& tok_;
+  std::string served_name_;
+  PromptBuilder prompts_;
+  ServerMetrics metrics_;
+  InflightRegistry inflight_;
+  std::atomic<bool> draining_{false};
+  int64_t created_;
+};
+
+// Writes an OpenAI error body with `status`.
+void send_error(httplib::Response& res, int status, const std::string& message,
+                const std::string& param = {}, const std::string& code = {});
+
+}  // namespace tessera

@@ -1,0 +1,123 @@
+// tessera serve: the OpenAI-compatible HTTP server over the continuous-batching engine.
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+
+#include "cli_common.h"
+#include "core/error.h"
+#include "engine/engine.h"
+#include "kv/kv_cache.h"
+#include "models/model.h"
+#include "server/http_server.h"
+
+namespace tessera::cli {
+
+namespace {
+
+struct ServeOptions {
+  std::string model;
+  std::string kv_cache_memory;
+  int n_threads = 0;
+  EngineConfig engine;
+  ServerOptions server;
+};
+
+// "2GiB", "512MiB", "1.5G", "1000000" -> bytes. K/M/G/T and KiB.. are powers of 1024;
+// KB/MB/GB/TB powers of 1000.
+int64_t parse_bytes(const std::string& s) {
+  size_t pos = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &pos);
+  } catch (const std::exception&) {
+    throw Error("--kv-cache-memory: '" + s + "' is not a size (e.g. 2GiB, 512MiB)");
+  }
+  std::string unit = s.substr(pos);
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  static const std::pair<const char*, double> units[] = {
+      {"", 1},        {"B", 1},         {"K", 1024.0},   {"KIB", 1024.0}, {"KB", 1e3},
+      {"M", 1 << 20}, {"MIB", 1 << 20}, {"MB", 1e6},     {"G", 1 << 30},  {"GIB", 1 << 30},
+      {"GB", 1e9},    {"T", 0x1p40},    {"TIB", 0x1p40}, {"TB", 1e12}};
+  for (const auto& [name, mult] : units) {
+    if (unit == name) {
+      const double bytes = v * mult;
+      if (!(bytes >= 1) || bytes > 0x1p62)
+        throw Error("--kv-cache-memory: '" + s + "' is out of range");
+      return static_cast<int64_t>(bytes);
+    }
+  }
+  throw Error("--kv-cache-memory: unknown unit in '" + s + "' (use B, KiB, MiB, GiB, KB, MB, GB)");
+}
+
+std::string model_stem(const std::string& path) {
+  std::string name = path.substr(path.find_last_of('/') + 1);
+  if (name.size() > 5 && name.compare(name.size() - 5, 5, ".gguf") == 0)
+    name.resize(name.size() - 5);
+  return name;
+}
+
+int serve(ServeOptions& o) {
+  // Before any thread exists (the engine starts one): shutdown signals go to run() only.
+  block_shutdown_signals();
+  if (!o.kv_cache_memory.empty()) o.engine.kv_cache_bytes = parse_bytes(o.kv_cache_memory);
+  if (o.server.served_model_name.empty()) o.server.served_model_name = model_stem(o.model);
+
+  ModelOptions mo;
+  mo.n_threads = o.n_threads;
+  auto model = load_model(o.model, mo);
+  Engine engine(*model, o.engine);
+
+  const EngineMetrics m = engine.metrics();
+  const ModelConfig& mc = model->config();
+  const double kv_mib = static_cast<double>(m.kv_blocks_total) * m.block_size *
+                        KVCache::bytes_per_token(mc.n_layer, mc.kv_dim()) / (1 << 20);
+  std::fprintf(stderr,
+               "KV cache: %d blocks of %d tokens (%lld tokens, %.1f MiB); max model len %d; "
+               "max %d sequences, %d batched tokens; prefix caching %s\n",
+               m.kv_blocks_total, m.block_size,
+               static_cast<long long>(m.kv_blocks_total) * m.block_size, kv_mib,
+               engine.max_model_len(), o.engine.max_num_seqs, o.engine.max_num_batched_tokens,
+               o.engine.enable_prefix_caching ? "on" : "off");
+
+  HttpServer server(engine, *model, o.server);
+  server.bind();
+  return server.run();
+}
+
+}  // namespace
+
+Runner add_serve(CLI::App& app) {
+  auto o = std::make_shared<ServeOptions>();
+  app.add_option("-m,--model", o->model, "GGUF model file")->required();
+  app.add_option("--host", o->server.host, "address to listen on");
+  app.add_option("--port", o->server.port, "port to listen on")->check(CLI::Range(1, 65535));
+  app.add_option("--api-key", o->server.api_key, "require 'Authorization: Bearer KEY'");
+  app.add_option("--served-model-name", o->server.served_model_name,
+                 "model name clients use (default: the file name without .gguf)");
+  app.add_option("-t,--threads", o->n_threads, "compute threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--max-num-seqs", o->engine.max_num_seqs, "sequences per engine step")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--max-num-batched-tokens", o->engine.max_num_batched_tokens,
+                 "tokens per engine step")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--kv-cache-memory", o->kv_cache_memory,
+                 "KV cache size, e.g. 2GiB (default: a quarter of the available memory)");
+  app.add_option("--max-model-len", o->engine.max_model_len,
+                 "prompt + completion limit (default: the model's context, at most 8192)")
+      ->check(CLI::Range(0, 1 << 24));
+  app.add_flag(
+      "--no-prefix-caching", [o](int64_t) { o->engine.enable_prefix_caching = false; },
+      "do not reuse KV blocks of identical prompt prefixes");
+  app.add_option("--max-waiting", o->engine.max_waiting,
+                 "queued requests beyond which new ones get 429")
+      ->check(CLI::Range(0, 1 << 20));
+  app.add_option("--max-body-bytes", o->server.max_body_bytes, "largest request body (413 above)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 34));
+  app.add_option("--shutdown-timeout", o->server.shutdown_timeout_s,
+                 "seconds running requests get to finish after SIGTERM/SIGINT")
+      ->check(CLI::Range(0.0, 86400.0));
+  return [o] { return serve(*o); };
+}
+
+}  // namespace tessera::cli
