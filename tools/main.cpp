@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   sub("serve", "OpenAI-compatible HTTP server", cli::add_serve);
   sub("bench", "benchmarks (serve: load an OpenAI-compatible server)", cli::add_bench);
   sub("convert", "convert a Hugging Face model directory to GGUF", cli::add_convert);
+  sub("logits", "raw logits of a prompt, as JSON", cli::add_logits);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,6 +14,9 @@ void add_model_load_options(CLI::App& app, ModelOptions& mo) {
                  "weights shaped by an HF config.json)")
       ->check(CLI::IsMember({"auto", "gguf", "hf", "dummy"}));
   app.add_option("--dummy-seed", mo.dummy_seed, "seed of the dummy weights");
+  app.add_option("--kv-cache-dtype", mo.kv_cache_type,
+                 "KV cache storage: f16 (default, as llama.cpp) or f32 (exact attention)")
+      ->check(CLI::IsMember({"f16", "f32"}));
 }
 
 }  // namespace tessera::cli

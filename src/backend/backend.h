@@ -25,13 +25,19 @@ struct RopeParams {
   const float* freq_factors = nullptr;  // [n_rot/2] divisors of theta (llama3 / longrope) or null
 };
 
-// Where one layer's K/V live: one row of kv_dim IEEE half floats (fp16 bits) per slot;
-// slot = block_table[pos / block_size] * block_size + pos % block_size. fp16 halves the
-// cache against f32 and is what llama.cpp stores by default, so attention sees the same
-// rounded keys and values.
+// Where one layer's K/V live: one row of kv_dim values per slot;
+// slot = block_table[pos / block_size] * block_size + pos % block_size.
+// F16 (the default) halves the cache against F32 and is what llama.cpp stores by default,
+// so attention sees the same rounded keys and values; F32 gives exact attention (used to
+// compare with float32 reference implementations).
 struct KVLayer {
-  uint16_t* k = nullptr;  // [n_slots, kv_dim] fp16
-  uint16_t* v = nullptr;  // [n_slots, kv_dim] fp16
+  DType type = DType::F16;  // F16 or F32
+  void* k = nullptr;        // [n_slots, kv_dim]
+  void* v = nullptr;        // [n_slots, kv_dim]
+  uint16_t* k16() const { return static_cast<uint16_t*>(k); }
+  uint16_t* v16() const { return static_cast<uint16_t*>(v); }
+  float* k32() const { return static_cast<float*>(k); }
+  float* v32() const { return static_cast<float*>(v); }
 };
 
 // The sequences of a batch, for attention. Token t belongs to sequence seq_of[t] and
@@ -43,6 +49,20 @@ struct AttentionBatch {
   const int32_t* const* block_tables = nullptr; // [n_seqs] -> physical block ids
   const int32_t* slots = nullptr;               // [n_tokens] slot where token t's K/V go
   int block_size = 16;
+};
+
+// Options of Backend::attention_ext. Zero turns each feature off.
+struct AttentionOptions {
+  float scale = 1.0f;          // scores = q·k * scale
+  int n_window = 0;            // sliding window: token at p sees keys at (p - n_window, p]
+  float softcap = 0.0f;        // scores = softcap * tanh(scores / softcap)
+  float alibi_max_bias = 0.0f; // ALiBi: scores += slope(h) * (j - p), slopes as ggml
+};
+
+// Options of Backend::moe_route.
+struct MoeRouting {
+  bool norm_topk = false;           // renormalize the k selected probabilities to sum 1
+  bool softmax_after_topk = false;  // softmax over the k selected logits only
 };
 
 class Backend {
@@ -72,11 +92,39 @@ class Backend {
   virtual void store_kv(const KVLayer& kv, const float* k, const float* v, int kv_dim,
                         const AttentionBatch& b) = 0;
   // out[n, n_head*head_dim] = softmax(q·Kᵀ · scale) · V over each token's own sequence;
-  // query head h reads KV head h / (n_head / n_head_kv) (GQA / MQA). Like llama.cpp's
-  // exact (non-flash) attention with an fp16 cache, q and the softmax weights are rounded
-  // to fp16 before they meet the fp16 keys and values; sums are f32.
+  // query head h reads KV head h / (n_head / n_head_kv) (GQA / MQA). With an F16 cache,
+  // like llama.cpp's exact (non-flash) attention, q and the softmax weights are rounded to
+  // fp16 before they meet the fp16 keys and values; sums are f32. An F32 cache is exact.
   virtual void attention(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
                          int head_dim, float scale, const AttentionBatch& b) = 0;
+
+  // --- Ops for the architecture families beyond Llama (gemma3, phi3, MoE, ...). ---
+
+  // gate[n, d] = gelu_tanh(gate) * up     (GeGLU, tanh approximation of GELU)
+  virtual void gelu_mul(float* gate, const float* up, int n, int d) = 0;
+  // x[n, d] *= s
+  virtual void scale(float* x, int n, int d, float s) = 0;
+  // x[n, d] = cap * tanh(x / cap)     (logit soft-capping)
+  virtual void softcap(float* x, int n, int d, float cap) = 0;
+  // x[i, :] += w[i] * y[i, :]  for i < n      (w: [n]; sigmoid(w[i]) when sigmoid_w)
+  virtual void add_scaled(float* x, const float* y, const float* w, int n, int d,
+                          bool sigmoid_w) = 0;
+  // Attention as `attention`, with the options in AttentionOptions (sliding window, ALiBi,
+  // score soft-capping).
+  virtual void attention_ext(const float* q, const KVLayer& kv, float* out, int n_head,
+                             int n_head_kv, int head_dim, const AttentionOptions& o,
+                             const AttentionBatch& b) = 0;
+  // Mixture-of-experts routing. logits: [n, n_expert] router outputs. Picks the top k
+  // experts of each row (ties: lower index first) into ids[n, k] and their weights into
+  // w[n, k]: softmax over all experts, then the k largest (renormalized to sum 1 when
+  // o.norm_topk), or with o.softmax_after_topk, softmax over the k selected logits only.
+  virtual void moe_route(const float* logits, int n, int n_expert, int k, const MoeRouting& o,
+                         int32_t* ids, float* w) = 0;
+  // dst[i, :] = src[rows[i], :]  for i < m            src: [*, d], dst: [m, d]
+  virtual void gather_rows(const float* src, const int32_t* rows, int m, int d, float* dst) = 0;
+  // dst[rows[i], :] += w[i] * src[i, :]  for i < m   (rows may repeat; applied in order)
+  virtual void scatter_add_rows(const float* src, const int32_t* rows, const float* w, int m,
+                                int d, float* dst) = 0;
 };
 
 // Backend for this process's CPU, with n_threads workers (<= 0: automatic).

@@ -103,7 +103,7 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   if (cfg_.max_num_batched_tokens < 1) throw Error("max_num_batched_tokens must be >= 1");
   max_model_len_ = cfg_.max_model_len > 0 ? cfg_.max_model_len : std::min(mc.n_ctx_train, 8192);
 
-  const size_t per_block = KVCache::bytes_per_token(mc.n_layer, mc.kv_dim()) * cfg_.block_size;
+  const size_t per_block = KVCache::bytes_per_token(mc.n_layer, mc.kv_dim(), model.kv_cache_type()) * cfg_.block_size;
   const int64_t budget = cfg_.kv_cache_bytes > 0
                              ? cfg_.kv_cache_bytes
                              : static_cast<int64_t>(available_memory_bytes() *

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "loader/gguf.h"
 #include "loader/hf_source.h"
+#include "models/families.h"
 #include "models/llama.h"
 #include "models/weight_quant.h"
 
@@ -17,11 +18,30 @@ namespace {
 using Builder = std::function<std::unique_ptr<Model>(std::unique_ptr<gguf::Source>,
                                                      const std::string&, const ModelOptions&)>;
 
+// "llama" / "mistral" files also carry Mixtral (experts) and Mistral's sliding window.
+std::unique_ptr<Model> make_llama_variant(std::unique_ptr<gguf::Source> file,
+                                          const std::string& arch, const ModelOptions& opts) {
+  if (file->get_int(arch + ".expert_count").value_or(0) > 0)
+    return make_moe_model(std::move(file), arch, opts);
+  if (file->get_int(arch + ".attention.sliding_window").value_or(0) > 0)
+    return make_mistral_model(std::move(file), arch, opts);
+  return make_llama_model(std::move(file), arch, opts);
+}
+
 const std::map<std::string, Builder>& registry() {
   static const std::map<std::string, Builder> r = {
-      {"llama", make_llama_model},
-      {"mistral", make_llama_model},
+      {"baichuan", make_baichuan_model},
+      {"chatglm", make_chatglm_model},
+      {"gemma3", make_gemma3_model},
+      {"glm4", make_chatglm_model},
+      {"internlm2", make_internlm2_model},
+      {"llama", make_llama_variant},
+      {"mistral", make_llama_variant},
+      {"phi3", make_phi3_model},
       {"qwen2", make_llama_model},
+      {"qwen2moe", make_moe_model},
+      {"qwen3", make_qwen3_model},
+      {"qwen3moe", make_moe_model},
   };
   return r;
 }
@@ -37,6 +57,10 @@ std::vector<std::string> supported_architectures() {
 std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& opts) {
   std::unique_ptr<gguf::Source> f;
   const std::optional<DType> quant = parse_weight_type(opts.quantization);
+  DType kv_type;
+  if (opts.kv_cache_type == "f16") kv_type = DType::F16;
+  else if (opts.kv_cache_type == "f32") kv_type = DType::F32;
+  else throw Error("unknown KV cache type '" + opts.kv_cache_type + "' (f16, f32)");
   if (opts.load_format == "dummy") {
     hf::LoadOptions lo;
     lo.dummy_weights = true;
@@ -59,7 +83,9 @@ std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& o
     throw Error(path + ": unsupported architecture '" + arch + "' (supported: " + known + ")");
   }
   try {
-    return it->second(std::move(f), arch, opts);
+    std::unique_ptr<Model> m = it->second(std::move(f), arch, opts);
+    m->set_kv_cache_type(kv_type);
+    return m;
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
   }
@@ -67,7 +93,7 @@ std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& o
 
 std::unique_ptr<KVCache> Model::make_kv_cache(int n_blocks, int block_size) {
   return std::make_unique<KVCache>(*backend_, config_.n_layer, config_.kv_dim(), n_blocks,
-                                   block_size);
+                                   block_size, kv_type_);
 }
 
 }  // namespace tessera

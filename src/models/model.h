@@ -41,6 +41,8 @@ struct ModelOptions {
   // quantization type).
   std::string load_format = "auto";
   uint64_t dummy_seed = 0;
+  // Storage of the KV cache: "f16" (default, as llama.cpp) or "f32" (exact attention).
+  std::string kv_cache_type = "f16";
 };
 
 class Model {
@@ -55,12 +57,15 @@ class Model {
   virtual void forward(const ForwardBatch& batch, KVCache& kv, float* logits) = 0;
   // A KV cache of n_blocks blocks of block_size tokens for this model.
   std::unique_ptr<KVCache> make_kv_cache(int n_blocks, int block_size);
+  DType kv_cache_type() const { return kv_type_; }
+  void set_kv_cache_type(DType t) { kv_type_ = t; }
 
  protected:
   ModelConfig config_;
   std::unique_ptr<gguf::Source> file_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Backend> backend_;
+  DType kv_type_ = DType::F16;
 };
 
 // Opens a GGUF file or a Hugging Face model directory (see ModelOptions::load_format) and

@@ -11,6 +11,8 @@ DATA = ROOT / "tests" / "data"
 REF = DATA / "reference"
 STORIES = DATA / "stories260K-f32.gguf"
 SMOLLM2 = ROOT / "models" / "SmolLM2-135M-Instruct-Q4_1.gguf"
+GEMMA3 = pathlib.Path(os.environ.get("TESSERA_GEMMA3",
+                                     ROOT / "models" / "gemma-3-270m-q4_k_m.gguf"))
 GPL3 = pathlib.Path("/usr/share/common-licenses/GPL-3")
 
 
@@ -43,3 +45,11 @@ def smollm2():
     if not SMOLLM2.exists():
         pytest.fail(f"{SMOLLM2} is missing: run `make model`")
     return SMOLLM2
+
+
+@pytest.fixture(scope="session")
+def gemma3():
+    if not GEMMA3.exists():
+        pytest.fail(f"{GEMMA3} is missing: run `scripts/fetch_model.sh gemma3` "
+                    "(or point TESSERA_GEMMA3 at the file)")
+    return GEMMA3

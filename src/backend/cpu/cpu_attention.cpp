@@ -23,8 +23,15 @@ void CpuBackend::store_kv(const KVLayer& kv, const float* k, const float* v, int
                           const AttentionBatch& b) {
   for (int t = 0; t < b.n_tokens; ++t) {
     const int64_t slot = b.slots[t];
-    quantize_row(DType::F16, k + static_cast<int64_t>(t) * kv_dim, kv.k + slot * kv_dim, kv_dim);
-    quantize_row(DType::F16, v + static_cast<int64_t>(t) * kv_dim, kv.v + slot * kv_dim, kv_dim);
+    const float* kt = k + static_cast<int64_t>(t) * kv_dim;
+    const float* vt = v + static_cast<int64_t>(t) * kv_dim;
+    if (kv.type == DType::F16) {
+      quantize_row(DType::F16, kt, kv.k16() + slot * kv_dim, kv_dim);
+      quantize_row(DType::F16, vt, kv.v16() + slot * kv_dim, kv_dim);
+    } else {
+      std::memcpy(kv.k32() + slot * kv_dim, kt, sizeof(float) * kv_dim);
+      std::memcpy(kv.v32() + slot * kv_dim, vt, sizeof(float) * kv_dim);
+    }
   }
 }
 
@@ -37,6 +44,13 @@ inline float round_fp16(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
 
 void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_head,
                            int n_head_kv, int head_dim, float scale, const AttentionBatch& b) {
+  if (kv.type == DType::F32) {
+    // Exact attention over an f32 cache: the general kernel, with no window or bias.
+    AttentionOptions o;
+    o.scale = scale;
+    attention_ext(q, kv, out, n_head, n_head_kv, head_dim, o, b);
+    return;
+  }
   const int kv_dim = n_head_kv * head_dim;
   const int group = n_head / n_head_kv;
   const int bs = b.block_size;
@@ -65,7 +79,7 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
 
       for (int j0 = 0; j0 < n_ctx; j0 += bs) {
         const int64_t row0 = (static_cast<int64_t>(table[j0 / bs]) * bs) * kv_dim + kvh * head_dim;
-        qk(q16, group, head_dim, kv.k + row0, kv_dim, std::min(bs, n_ctx - j0), scale, scores + j0,
+        qk(q16, group, head_dim, kv.k16() + row0, kv_dim, std::min(bs, n_ctx - j0), scale, scores + j0,
            s_stride);
       }
       for (int h = 0; h < group; ++h) {
@@ -83,7 +97,7 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
       std::fill(og, og + int64_t{group} * head_dim, 0.0f);
       for (int j0 = 0; j0 < n_ctx; j0 += bs) {
         const int64_t row0 = (static_cast<int64_t>(table[j0 / bs]) * bs) * kv_dim + kvh * head_dim;
-        av(scores + j0, s_stride, group, kv.v + row0, kv_dim, std::min(bs, n_ctx - j0), head_dim,
+        av(scores + j0, s_stride, group, kv.v16() + row0, kv_dim, std::min(bs, n_ctx - j0), head_dim,
            og);
       }
     }

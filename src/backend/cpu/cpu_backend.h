@@ -35,6 +35,20 @@ class CpuBackend final : public Backend {
   void attention(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
                  int head_dim, float scale, const AttentionBatch& b) override;
 
+  // Ops for the architecture families beyond Llama: cpu_ops_ext.cpp (scalar).
+  void gelu_mul(float* gate, const float* up, int n, int d) override;
+  void scale(float* x, int n, int d, float s) override;
+  void softcap(float* x, int n, int d, float cap) override;
+  void add_scaled(float* x, const float* y, const float* w, int n, int d,
+                  bool sigmoid_w) override;
+  void attention_ext(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
+                     int head_dim, const AttentionOptions& o, const AttentionBatch& b) override;
+  void moe_route(const float* logits, int n, int n_expert, int k, const MoeRouting& o,
+                 int32_t* ids, float* w) override;
+  void gather_rows(const float* src, const int32_t* rows, int m, int d, float* dst) override;
+  void scatter_add_rows(const float* src, const int32_t* rows, const float* w, int m, int d,
+                        float* dst) override;
+
  private:
   ThreadPool pool_;
   std::vector<uint8_t> xq_;                  // activations in the weight's vec dot type

@@ -1,0 +1,403 @@
+// DecoderModel: the forward pass described in decoder.h, over GGUF's standard tensor names.
+#include "models/decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "backend/cpu/quants.h"
+#include "core/error.h"
+#include "loader/gguf.h"
+
+namespace tessera {
+
+namespace {
+
+struct DecoderLayer {
+  const float* attn_norm = nullptr;  // [n_embd]
+  Tensor wq, wk, wv, wo;             // [n_embd -> q_dim], [n_embd -> kv_dim] x2, [q_dim -> n_embd]
+  Tensor bq, bk, bv, bo;             // optional biases
+  const float* q_norm = nullptr;     // [head_dim] (qk_norm)
+  const float* k_norm = nullptr;     // [head_dim] (qk_norm)
+  const float* attn_post_norm = nullptr;  // [n_embd] (post_norms)
+  const float* ffn_norm = nullptr;        // [n_embd]
+  Tensor w_gate, w_up, w_down;            // [n_embd -> n_ff] x2, [n_ff -> n_embd]
+  const float* ffn_post_norm = nullptr;   // [n_embd] (post_norms)
+  // Experts: 3-D [n_expert, rows, cols]; the router [n_embd -> n_expert].
+  Tensor router, gate_exps, up_exps, down_exps;
+  Tensor shexp_gate_inp, shexp_gate, shexp_up, shexp_down;  // shared expert (Qwen2-MoE)
+  bool swa = false;                                         // sliding-window layer
+  RopeParams rope;
+};
+
+// Rows [r0, r0 + n_rows) of a 2-D weight as a weight of its own (fused QKV / gate+up).
+Tensor row_slice(const Tensor& t, int64_t r0, int64_t n_rows) {
+  Tensor s = t;
+  s.ne[1] = n_rows;
+  s.data = t.row(r0);
+  return s;
+}
+
+// Expert e of a 3-D expert tensor [n_expert, rows, cols] as a 2-D weight [rows, cols].
+Tensor expert(const Tensor& t, int e) {
+  Tensor s = t;
+  s.ne[2] = 1;
+  s.data = t.row(int64_t{e} * t.ne[1]);
+  return s;
+}
+
+class DecoderModel final : public Model {
+ public:
+  DecoderModel(std::unique_ptr<gguf::Source> file, const std::string& arch,
+               const ModelOptions& opts, const DecoderFeatures& f);
+  ~DecoderModel() override { release_buffers(); }
+  void forward(const ForwardBatch& batch, KVCache& kv, float* logits) override;
+
+ private:
+  Tensor tensor(const std::string& name, std::initializer_list<int64_t> shape, bool required);
+  const float* norm_weight(const std::string& name, int64_t n, bool required = true);
+  void load_layer(int l);
+  void attention_block(const DecoderLayer& L, const KVLayer& kv, const AttentionBatch& ab, int n);
+  void dense_ffn(const DecoderLayer& L, int n);
+  void moe_ffn(const DecoderLayer& L, int n);
+  void ensure_capacity(int n_tokens);
+  void release_buffers();
+
+  DecoderFeatures f_;
+  Tensor tok_embd_, output_;
+  const float* output_norm_ = nullptr;
+  std::vector<DecoderLayer> layers_;
+  std::vector<std::vector<float>> owned_;  // weights converted to f32
+  int n_ff_max_ = 0;                       // widest FFN hidden size (dense, expert, shared)
+
+  int capacity_ = 0;
+  // Activation buffers, [capacity_, width] each.
+  float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr,
+        *gate_ = nullptr, *up_ = nullptr, *tmp_ = nullptr, *xe_ = nullptr, *ye_ = nullptr,
+        *router_ = nullptr, *route_w_ = nullptr;
+  // MoE routing, host side: experts [n, k], and the batch rows grouped by expert.
+  std::vector<int32_t> route_ids_, expert_rows_;
+  std::vector<float> expert_w_;
+};
+
+Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64_t> shape,
+                            bool required) {
+  const gguf::TensorInfo* ti = file_->find_tensor(name);
+  if (!ti) {
+    if (required) throw Error("model is missing tensor '" + name + "'");
+    return {};
+  }
+  Tensor t;
+  t.type = ti->type;
+  int i = 0;
+  for (int64_t d : shape) {
+    if (ti->ne[i] != d)
+      throw Error("tensor '" + name + "' has dimension " + std::to_string(i) + " = " +
+                  std::to_string(ti->ne[i]) + ", expected " + std::to_string(d));
+    t.ne[i++] = d;
+  }
+  for (; i < 4; ++i)
+    if (ti->ne[i] != 1) throw Error("tensor '" + name + "' has too many dimensions");
+  t.data = ti->data;
+  return t;
+}
+
+const float* DecoderModel::norm_weight(const std::string& name, int64_t n, bool required) {
+  Tensor t = tensor(name, {n}, required);
+  if (!t) return nullptr;
+  if (t.type == DType::F32) return static_cast<const float*>(t.data);
+  if (dtype_info(t.type).block_size != 1 && n % dtype_info(t.type).block_size != 0)
+    throw Error("tensor '" + name + "' has an unusable type");
+  owned_.emplace_back(n);
+  cpu::dequantize_row(t.type, t.data, owned_.back().data(), n);
+  return owned_.back().data();
+}
+
+DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string& arch,
+                           const ModelOptions& opts, const DecoderFeatures& f)
+    : f_(f) {
+  file_ = std::move(file);
+  config_ = read_model_config(*file_, arch);
+  tokenizer_ = Tokenizer::from_gguf(*file_);
+  config_.n_vocab = tokenizer_->n_vocab();
+  config_.rope_neox = f.rope_neox;
+  backend_ = make_cpu_backend(opts.n_threads);
+
+  const ModelConfig& c = config_;
+  if (f_.ffn == FfnKind::MOE && (f_.n_expert < 1 || f_.n_expert_used < 1 ||
+                                 f_.n_expert_used > f_.n_expert || f_.n_ff_exp < 1))
+    throw Error(
+        "mixture-of-experts metadata (expert_count, expert_used_count, expert "
+        "feed-forward length) is missing or inconsistent");
+  if (!f_.swa_layers.empty() && static_cast<int>(f_.swa_layers.size()) != c.n_layer)
+    throw Error("sliding-window pattern does not cover every layer");
+  n_ff_max_ = std::max({c.n_ff, f_.n_ff_exp, f_.n_ff_shexp});
+
+  const int64_t E = c.n_embd, V = c.n_vocab;
+  tok_embd_ = tensor("token_embd.weight", {E, V}, true);
+  output_norm_ = norm_weight("output_norm.weight", E);
+  output_ = tensor("output.weight", {E, V}, false);
+  if (!output_) output_ = tok_embd_;  // tied embeddings
+  for (int l = 0; l < c.n_layer; ++l) load_layer(l);
+}
+
+void DecoderModel::load_layer(int l) {
+  const ModelConfig& c = config_;
+  const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff, D = c.head_dim;
+  const std::string p = "blk." + std::to_string(l) + ".";
+  DecoderLayer L;
+  L.attn_norm = norm_weight(p + "attn_norm.weight", E);
+  if (Tensor wqkv = tensor(p + "attn_qkv.weight", {E, Q + 2 * KV}, false)) {
+    L.wq = row_slice(wqkv, 0, Q);
+    L.wk = row_slice(wqkv, Q, KV);
+    L.wv = row_slice(wqkv, Q + KV, KV);
+    if (Tensor b = tensor(p + "attn_qkv.bias", {Q + 2 * KV}, false)) {
+      if (b.type != DType::F32) throw Error("attention biases must be F32");
+      const float* bd = static_cast<const float*>(b.data);
+      L.bq = {DType::F32, {Q, 1, 1, 1}, bd};
+      L.bk = {DType::F32, {KV, 1, 1, 1}, bd + Q};
+      L.bv = {DType::F32, {KV, 1, 1, 1}, bd + Q + KV};
+    }
+  } else {
+    L.wq = tensor(p + "attn_q.weight", {E, Q}, true);
+    L.wk = tensor(p + "attn_k.weight", {E, KV}, true);
+    L.wv = tensor(p + "attn_v.weight", {E, KV}, true);
+  }
+  L.wo = tensor(p + "attn_output.weight", {Q, E}, true);
+  if (!L.bq) L.bq = tensor(p + "attn_q.bias", {Q}, false);
+  if (!L.bk) L.bk = tensor(p + "attn_k.bias", {KV}, false);
+  if (!L.bv) L.bv = tensor(p + "attn_v.bias", {KV}, false);
+  L.bo = tensor(p + "attn_output.bias", {E}, false);
+  for (const Tensor* b : {&L.bq, &L.bk, &L.bv, &L.bo})
+    if (*b && b->type != DType::F32) throw Error("attention biases must be F32");
+  if (f_.qk_norm) {
+    L.q_norm = norm_weight(p + "attn_q_norm.weight", D);
+    L.k_norm = norm_weight(p + "attn_k_norm.weight", D);
+  }
+  if (f_.post_norms) {
+    L.attn_post_norm = norm_weight(p + "post_attention_norm.weight", E);
+    L.ffn_post_norm = norm_weight(p + "post_ffw_norm.weight", E);
+  }
+  L.ffn_norm = norm_weight(p + "ffn_norm.weight", E);
+  switch (f_.ffn) {
+    case FfnKind::SWIGLU:
+    case FfnKind::GEGLU:
+      L.w_gate = tensor(p + "ffn_gate.weight", {E, F}, true);
+      L.w_up = tensor(p + "ffn_up.weight", {E, F}, true);
+      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true);
+      break;
+    case FfnKind::SWIGLU_FUSED: {
+      Tensor gu = tensor(p + "ffn_up.weight", {E, 2 * F}, true);
+      L.w_gate = row_slice(gu, 0, F);
+      L.w_up = row_slice(gu, F, F);
+      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true);
+      break;
+    }
+    case FfnKind::MOE: {
+      const int64_t X = f_.n_expert, FE = f_.n_ff_exp, FS = f_.n_ff_shexp;
+      L.router = tensor(p + "ffn_gate_inp.weight", {E, X}, true);
+      L.gate_exps = tensor(p + "ffn_gate_exps.weight", {E, FE, X}, true);
+      L.up_exps = tensor(p + "ffn_up_exps.weight", {E, FE, X}, true);
+      L.down_exps = tensor(p + "ffn_down_exps.weight", {FE, E, X}, true);
+      if (FS > 0) {
+        L.shexp_gate_inp = tensor(p + "ffn_gate_inp_shexp.weight", {E}, true);
+        L.shexp_gate = tensor(p + "ffn_gate_shexp.weight", {E, FS}, true);
+        L.shexp_up = tensor(p + "ffn_up_shexp.weight", {E, FS}, true);
+        L.shexp_down = tensor(p + "ffn_down_shexp.weight", {FS, E}, true);
+      }
+      break;
+    }
+  }
+
+  L.swa = !f_.swa_layers.empty() && f_.swa_layers[l];
+  L.rope.n_rot = c.n_rot;
+  L.rope.neox = c.rope_neox;
+  L.rope.freq_base = L.swa && f_.rope_base_swa > 0.0f ? f_.rope_base_swa : c.rope_freq_base;
+  // Linear / YaRN scaling applies to the global layers only (as llama.cpp's SWA layers).
+  const bool scaled = !L.swa || f_.rope_base_swa == 0.0f;
+  L.rope.freq_scale = scaled ? 1.0f / c.rope_scaling_factor : 1.0f;
+  L.rope.ext_factor = scaled && c.rope_scaling == RopeScaling::YARN ? 1.0f : 0.0f;
+  L.rope.beta_fast = c.yarn_beta_fast;
+  L.rope.beta_slow = c.yarn_beta_slow;
+  L.rope.n_ctx_orig = c.rope_n_ctx_orig;
+  // Per-dimension frequency divisors: llama3-style rope_freqs, or Phi-3's longrope factors
+  // (the short ones: the long ones are for contexts beyond the original training length).
+  for (const char* name : {"rope_freqs.weight", "rope_factors_short.weight"}) {
+    const gguf::TensorInfo* rf = file_->find_tensor(name);
+    if (!rf) continue;
+    if (rf->type != DType::F32 || rf->n_elements() != c.n_rot / 2)
+      throw Error(std::string("tensor '") + name + "' must be F32 with n_rot/2 elements");
+    L.rope.freq_factors = reinterpret_cast<const float*>(rf->data);
+    break;
+  }
+  if (L.rope.freq_factors)
+    L.rope.attn_factor =
+        static_cast<float>(file_->get_float(c.arch + ".rope.scaling.attn_factor").value_or(1.0));
+  layers_.push_back(L);
+}
+
+void DecoderModel::release_buffers() {
+  for (float* p : {x_, h_, q_, k_, v_, att_, gate_, up_, tmp_, xe_, ye_, router_, route_w_})
+    if (p) backend_->free_buffer(p);
+  x_ = h_ = q_ = k_ = v_ = att_ = gate_ = up_ = tmp_ = xe_ = ye_ = router_ = route_w_ = nullptr;
+  capacity_ = 0;
+}
+
+void DecoderModel::ensure_capacity(int n) {
+  if (n <= capacity_) return;
+  release_buffers();
+  const ModelConfig& c = config_;
+  Backend& b = *backend_;
+  const int64_t N = n;
+  x_ = b.alloc(N * c.n_embd);
+  h_ = b.alloc(N * c.n_embd);
+  tmp_ = b.alloc(N * c.n_embd);
+  q_ = b.alloc(N * c.q_dim());
+  att_ = b.alloc(N * c.q_dim());
+  k_ = b.alloc(N * c.kv_dim());
+  v_ = b.alloc(N * c.kv_dim());
+  gate_ = b.alloc(N * n_ff_max_);
+  up_ = b.alloc(N * n_ff_max_);
+  if (f_.ffn == FfnKind::MOE) {
+    xe_ = b.alloc(N * c.n_embd);
+    ye_ = b.alloc(N * c.n_embd);
+    router_ = b.alloc(N * f_.n_expert);
+    route_w_ = b.alloc(N * f_.n_expert_used);
+    route_ids_.resize(N * f_.n_expert_used);
+  }
+  capacity_ = n;
+}
+
+// tmp[n, n_embd] = Wo · attn(q, k, v) for the normalized input h.
+void DecoderModel::attention_block(const DecoderLayer& L, const KVLayer& kv,
+                                   const AttentionBatch& ab, int n) {
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  be.matmul(L.wq, h_, q_, n, L.bq ? &L.bq : nullptr);  // q: [n, n_head * head_dim]
+  be.matmul(L.wk, h_, k_, n, L.bk ? &L.bk : nullptr);  // k: [n, n_head_kv * head_dim]
+  be.matmul(L.wv, h_, v_, n, L.bv ? &L.bv : nullptr);  // v: [n, n_head_kv * head_dim]
+  if (L.q_norm) {
+    // QK-norm: one RMSNorm per head, i.e. over rows of head_dim.
+    be.rms_norm(q_, L.q_norm, q_, n * c.n_head, c.head_dim, c.rms_eps);
+    be.rms_norm(k_, L.k_norm, k_, n * c.n_head_kv, c.head_dim, c.rms_eps);
+  }
+  if (f_.alibi_max_bias == 0.0f) {
+    be.rope(q_, n, c.n_head, c.head_dim, ab.pos, L.rope);
+    be.rope(k_, n, c.n_head_kv, c.head_dim, ab.pos, L.rope);
+  }
+  be.store_kv(kv, k_, v_, c.kv_dim(), ab);
+  AttentionOptions o;
+  o.scale = f_.attn_scale > 0.0f ? f_.attn_scale : 1.0f / std::sqrt(float(c.head_dim));
+  o.n_window = L.swa ? f_.n_swa : 0;
+  o.alibi_max_bias = f_.alibi_max_bias;
+  if (o.n_window == 0 && o.alibi_max_bias == 0.0f)  // plain causal attention
+    be.attention(q_, kv, att_, c.n_head, c.n_head_kv, c.head_dim, o.scale, ab);  // [n, q_dim]
+  else
+    be.attention_ext(q_, kv, att_, c.n_head, c.n_head_kv, c.head_dim, o, ab);
+  be.matmul(L.wo, att_, tmp_, n, L.bo ? &L.bo : nullptr);  // [n, n_embd]
+}
+
+// tmp[n, n_embd] = Wdown · act(Wgate·h, Wup·h)
+void DecoderModel::dense_ffn(const DecoderLayer& L, int n) {
+  const int F = static_cast<int>(L.w_gate.rows());
+  Backend& be = *backend_;
+  be.matmul(L.w_gate, h_, gate_, n, nullptr);  // [n, n_ff]
+  be.matmul(L.w_up, h_, up_, n, nullptr);      // [n, n_ff]
+  if (f_.ffn == FfnKind::GEGLU)
+    be.gelu_mul(gate_, up_, n, F);
+  else
+    be.silu_mul(gate_, up_, n, F);
+  be.matmul(L.w_down, gate_, tmp_, n, nullptr);  // [n, n_embd]
+}
+
+// tmp[n, n_embd] = sum over the k experts e chosen for each token of w_e · expert_e(h),
+// plus sigmoid(g·h) · shared(h) when there is a shared expert. Tokens are grouped by
+// expert so each expert runs one batched matmul over the tokens that chose it.
+void DecoderModel::moe_ffn(const DecoderLayer& L, int n) {
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  const int E = c.n_embd, X = f_.n_expert, K = f_.n_expert_used, FE = f_.n_ff_exp;
+  be.matmul(L.router, h_, router_, n, nullptr);                             // [n, n_expert]
+  be.moe_route(router_, n, X, K, f_.routing, route_ids_.data(), route_w_);  // [n, k] each
+
+  std::memset(tmp_, 0, sizeof(float) * size_t(n) * E);
+  for (int e = 0; e < X; ++e) {
+    expert_rows_.clear();
+    expert_w_.clear();
+    for (int i = 0; i < n * K; ++i)
+      if (route_ids_[i] == e) {
+        expert_rows_.push_back(i / K);
+        expert_w_.push_back(route_w_[i]);
+      }
+    const int m = static_cast<int>(expert_rows_.size());
+    if (m == 0) continue;
+    be.gather_rows(h_, expert_rows_.data(), m, E, xe_);         // [m, n_embd]
+    be.matmul(expert(L.gate_exps, e), xe_, gate_, m, nullptr);  // [m, n_ff_exp]
+    be.matmul(expert(L.up_exps, e), xe_, up_, m, nullptr);      // [m, n_ff_exp]
+    be.silu_mul(gate_, up_, m, FE);
+    be.matmul(expert(L.down_exps, e), gate_, ye_, m, nullptr);  // [m, n_embd]
+    be.scatter_add_rows(ye_, expert_rows_.data(), expert_w_.data(), m, E, tmp_);
+  }
+  if (L.shexp_gate) {
+    be.matmul(L.shexp_gate, h_, gate_, n, nullptr);  // [n, n_ff_shexp]
+    be.matmul(L.shexp_up, h_, up_, n, nullptr);
+    be.silu_mul(gate_, up_, n, f_.n_ff_shexp);
+    be.matmul(L.shexp_down, gate_, ye_, n, nullptr);       // [n, n_embd]
+    be.matmul(L.shexp_gate_inp, h_, router_, n, nullptr);  // [n, 1]
+    be.add_scaled(tmp_, ye_, router_, n, E, /*sigmoid_w=*/true);
+  }
+}
+
+void DecoderModel::forward(const ForwardBatch& batch, KVCache& kv, float* logits) {
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  const int n = batch.n_tokens;
+  ensure_capacity(n);
+  for (int i = 0; i < n; ++i)
+    if (batch.tokens[i] < 0 || batch.tokens[i] >= c.n_vocab)
+      throw Error("token id " + std::to_string(batch.tokens[i]) + " is outside the vocabulary");
+
+  AttentionBatch ab;
+  ab.n_tokens = n;
+  ab.pos = batch.pos;
+  ab.seq_of = batch.seq_of;
+  ab.block_tables = batch.block_tables;
+  ab.slots = batch.slots;
+  ab.block_size = kv.block_size();
+
+  be.get_rows(tok_embd_, batch.tokens, n, x_);  // x: [n, n_embd]
+  if (f_.embd_scale) be.scale(x_, n, c.n_embd, std::sqrt(float(c.n_embd)));
+  for (int l = 0; l < c.n_layer; ++l) {
+    const DecoderLayer& L = layers_[l];
+    // Attention block.
+    be.rms_norm(x_, L.attn_norm, h_, n, c.n_embd, c.rms_eps);
+    attention_block(L, kv.layer(l), ab, n);  // tmp: [n, n_embd]
+    if (L.attn_post_norm) be.rms_norm(tmp_, L.attn_post_norm, tmp_, n, c.n_embd, c.rms_eps);
+    be.add(x_, tmp_, n, c.n_embd);
+    // Feed-forward block.
+    be.rms_norm(x_, L.ffn_norm, h_, n, c.n_embd, c.rms_eps);
+    if (f_.ffn == FfnKind::MOE)
+      moe_ffn(L, n);  // tmp: [n, n_embd]
+    else
+      dense_ffn(L, n);
+    if (L.ffn_post_norm) be.rms_norm(tmp_, L.ffn_post_norm, tmp_, n, c.n_embd, c.rms_eps);
+    be.add(x_, tmp_, n, c.n_embd);
+  }
+  // Gather the rows that want logits, normalize, project to the vocabulary.
+  for (int i = 0; i < batch.n_out; ++i)
+    std::memcpy(h_ + int64_t{i} * c.n_embd, x_ + int64_t{batch.out_rows[i]} * c.n_embd,
+                sizeof(float) * c.n_embd);
+  be.rms_norm(h_, output_norm_, h_, batch.n_out, c.n_embd, c.rms_eps);
+  be.matmul(output_, h_, logits, batch.n_out, nullptr);  // [n_out, n_vocab]
+  if (f_.final_softcap > 0.0f) be.softcap(logits, batch.n_out, c.n_vocab, f_.final_softcap);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> make_decoder_model(std::unique_ptr<gguf::Source> file,
+                                          const std::string& arch, const ModelOptions& opts,
+                                          const DecoderFeatures& features) {
+  return std::make_unique<DecoderModel>(std::move(file), arch, opts, features);
+}
+
+}  // namespace tessera

@@ -1,0 +1,288 @@
+// The backend ops added for the architecture families beyond Llama, against naive
+// references written from their definitions.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu/quants.h"
+
+namespace tessera {
+namespace {
+
+std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+double gelu_tanh_ref(double x) {
+  return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+TEST(OpsExt, GeluMul) {
+  auto be = make_cpu_backend(2);
+  const int n = 7, d = 300;
+  auto g = random_vec(n * d, 1, -6, 6), u = random_vec(n * d, 2);
+  auto out = g;
+  be->gelu_mul(out.data(), u.data(), n, d);
+  for (int i = 0; i < n * d; ++i) EXPECT_NEAR(out[i], gelu_tanh_ref(g[i]) * u[i], 1e-5) << i;
+}
+
+TEST(OpsExt, ScaleAndSoftcap) {
+  auto be = make_cpu_backend(2);
+  const int n = 3, d = 50;
+  auto x = random_vec(n * d, 3, -100, 100);
+  auto s = x, c = x;
+  be->scale(s.data(), n, d, 0.25f);
+  be->softcap(c.data(), n, d, 30.0f);
+  for (int i = 0; i < n * d; ++i) {
+    EXPECT_FLOAT_EQ(s[i], x[i] * 0.25f);
+    EXPECT_NEAR(c[i], 30.0 * std::tanh(x[i] / 30.0), 1e-4);
+    EXPECT_LT(std::fabs(c[i]), 30.0f + 1e-4f);
+  }
+}
+
+TEST(OpsExt, AddScaled) {
+  auto be = make_cpu_backend(2);
+  const int n = 5, d = 33;
+  auto x = random_vec(n * d, 4), y = random_vec(n * d, 5), w = random_vec(n, 6);
+  for (bool sig : {false, true}) {
+    auto out = x;
+    be->add_scaled(out.data(), y.data(), w.data(), n, d, sig);
+    for (int i = 0; i < n; ++i) {
+      const double wi = sig ? 1.0 / (1.0 + std::exp(-w[i])) : w[i];
+      for (int j = 0; j < d; ++j)
+        EXPECT_NEAR(out[i * d + j], x[i * d + j] + wi * y[i * d + j], 1e-5);
+    }
+  }
+}
+
+float fp16_round(float x) { return cpu::fp16_to_fp32(cpu::fp32_to_fp16(x)); }
+
+std::vector<float> fp16_rounded(std::vector<float> x) {
+  for (float& e : x) e = fp16_round(e);
+  return x;
+}
+
+// Naive attention over one sequence held contiguously: keys/values [n_ctx, kv_dim], in
+// double, on the values the backend sees: q, k, v and the softmax weights rounded to fp16
+// (the KV cache holds fp16; the backend rounds q and the weights as llama.cpp does).
+std::vector<float> attention_ref(std::vector<float> q, std::vector<float> k,
+                                 std::vector<float> v, const std::vector<int32_t>& pos,
+                                 int n_head, int n_head_kv, int hd, const AttentionOptions& o,
+                                 bool f16) {
+  if (f16) {
+    q = fp16_rounded(std::move(q));
+    k = fp16_rounded(std::move(k));
+    v = fp16_rounded(std::move(v));
+  }
+  const int n = static_cast<int>(pos.size()), kv_dim = n_head_kv * hd;
+  std::vector<float> out(size_t(n) * n_head * hd, 0.0f);
+  // ALiBi slopes for n_head heads with the given maximum bias (ALiBi paper, extended to
+  // head counts that are not powers of two as in ggml).
+  auto slope = [&](int h) {
+    const int base = 1 << int(std::floor(std::log2(double(n_head))));
+    if (h < base) return std::pow(2.0, -o.alibi_max_bias * (h + 1) / base);
+    return std::pow(2.0, -o.alibi_max_bias / 2.0 * (2 * (h - base) + 1) / base);
+  };
+  for (int t = 0; t < n; ++t)
+    for (int h = 0; h < n_head; ++h) {
+      const int kvh = h / (n_head / n_head_kv);
+      std::vector<double> s;
+      std::vector<int> js;
+      for (int j = 0; j <= pos[t]; ++j) {
+        if (o.n_window > 0 && pos[t] - j >= o.n_window) continue;
+        double dot = 0;
+        for (int d = 0; d < hd; ++d)
+          dot += double(q[(t * n_head + h) * hd + d]) * k[j * kv_dim + kvh * hd + d];
+        dot *= o.scale;
+        if (o.softcap > 0) dot = o.softcap * std::tanh(dot / o.softcap);
+        if (o.alibi_max_bias > 0) dot -= slope(h) * (pos[t] - j);
+        s.push_back(dot);
+        js.push_back(j);
+      }
+      const double mx = *std::max_element(s.begin(), s.end());
+      double sum = 0;
+      for (double& x : s) sum += (x = std::exp(x - mx));
+      for (size_t i = 0; i < s.size(); ++i)
+        for (int d = 0; d < hd; ++d)
+          out[(t * n_head + h) * hd + d] +=
+              float((f16 ? fp16_round(float(s[i] / sum)) : s[i] / sum) *
+                    v[js[i] * kv_dim + kvh * hd + d]);
+    }
+  return out;
+}
+
+void check_attention_type(const AttentionOptions& o, int n_head, int n_head_kv, DType type) {
+  SCOPED_TRACE(dtype_name(type));
+  auto be = make_cpu_backend(2);
+  const int hd = 16, kv_dim = n_head_kv * hd, n_ctx = 37, bs = 4;
+  // Paged layout: logical block i lives in physical block perm[i].
+  const int n_blocks = (n_ctx + bs - 1) / bs;
+  std::vector<int32_t> table(n_blocks);
+  std::iota(table.begin(), table.end(), 0);
+  std::reverse(table.begin(), table.end());
+  auto k = random_vec(size_t(n_ctx) * kv_dim, 10), v = random_vec(size_t(n_ctx) * kv_dim, 11);
+  // Storage for either type (f32 needs two uint16 per value).
+  const size_t per = type == DType::F32 ? 2 : 1;
+  std::vector<uint16_t> kc(size_t(n_blocks) * bs * kv_dim * per), vc(kc.size());
+  std::vector<int32_t> slots(n_ctx), pos(n_ctx), seq(n_ctx, 0);
+  for (int j = 0; j < n_ctx; ++j) {
+    pos[j] = j;
+    slots[j] = table[j / bs] * bs + j % bs;
+  }
+  const int32_t* tables[] = {table.data()};
+  AttentionBatch ab;
+  ab.n_tokens = n_ctx;
+  ab.pos = pos.data();
+  ab.seq_of = seq.data();
+  ab.block_tables = tables;
+  ab.slots = slots.data();
+  ab.block_size = bs;
+  KVLayer layer{type, kc.data(), vc.data()};
+  be->store_kv(layer, k.data(), v.data(), kv_dim, ab);
+  auto q = random_vec(size_t(n_ctx) * n_head * hd, 12);
+  std::vector<float> out(q.size());
+  be->attention_ext(q.data(), layer, out.data(), n_head, n_head_kv, hd, o, ab);
+  const bool f16 = type == DType::F16;
+  auto ref = attention_ref(q, k, v, pos, n_head, n_head_kv, hd, o, f16);
+  // f32: the same arithmetic in double. f16: the reference rounds the same values, but its
+  // double-precision softmax can round a weight to the neighbouring fp16 value: one fp16
+  // step of a weight <= 1 (2^-11) times |v| <= 1 bounds the difference.
+  const double tol = f16 ? 1.0 / 2048 : 2e-5;
+  for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], ref[i], tol) << i;
+}
+
+void check_attention(const AttentionOptions& o, int n_head, int n_head_kv) {
+  check_attention_type(o, n_head, n_head_kv, DType::F32);
+  check_attention_type(o, n_head, n_head_kv, DType::F16);
+}
+
+TEST(OpsExt, AttentionMatchesPlainAttention) {
+  AttentionOptions o;
+  o.scale = 0.25f;
+  check_attention(o, 4, 2);
+}
+
+TEST(OpsExt, AttentionSlidingWindow) {
+  AttentionOptions o;
+  o.scale = 0.25f;
+  for (int w : {1, 5, 16, 100}) {
+    o.n_window = w;
+    check_attention(o, 4, 1);
+  }
+}
+
+TEST(OpsExt, AttentionAlibi) {
+  AttentionOptions o;
+  o.scale = 0.25f;
+  o.alibi_max_bias = 8.0f;
+  check_attention(o, 8, 8);  // power-of-two head count
+  check_attention(o, 6, 6);  // interleaved slopes for the heads past 4
+}
+
+TEST(OpsExt, AttentionSoftcapWithWindow) {
+  AttentionOptions o;
+  o.scale = 1.0f;
+  o.softcap = 2.0f;
+  o.n_window = 7;
+  check_attention(o, 4, 2);
+}
+
+TEST(OpsExt, AttentionDecodeStepSeesWindowOnly) {
+  // One query at position p with window w equals attention over the last w keys alone.
+  auto be = make_cpu_backend(1);
+  const int hd = 8, n_ctx = 20, w = 3;
+  auto k = random_vec(n_ctx * hd, 20), v = random_vec(n_ctx * hd, 21), q = random_vec(hd, 22);
+  std::vector<int32_t> table = {0}, slots(n_ctx), pos(n_ctx), seq(n_ctx, 0);
+  std::iota(slots.begin(), slots.end(), 0);
+  std::iota(pos.begin(), pos.end(), 0);
+  const int32_t* tables[] = {table.data()};
+  AttentionBatch ab{n_ctx, pos.data(), seq.data(), tables, slots.data(), 64};
+  std::vector<uint16_t> kc(64 * hd), vc(64 * hd);
+  KVLayer layer{DType::F16, kc.data(), vc.data()};
+  be->store_kv(layer, k.data(), v.data(), hd, ab);
+  int32_t p_last = n_ctx - 1, s_last = n_ctx - 1, seq0 = 0;
+  AttentionBatch one{1, &p_last, &seq0, tables, &s_last, 64};
+  AttentionOptions o;
+  o.scale = 0.5f;
+  o.n_window = w;
+  std::vector<float> out(hd);
+  be->attention_ext(q.data(), layer, out.data(), 1, 1, hd, o, one);
+  q = fp16_rounded(q);  // what the backend computes with
+  k = fp16_rounded(k);
+  v = fp16_rounded(v);
+  std::vector<double> s(w);
+  double mx = -1e30, sum = 0;
+  for (int i = 0; i < w; ++i) {
+    const int j = n_ctx - w + i;
+    s[i] = 0;
+    for (int d = 0; d < hd; ++d) s[i] += 0.5 * q[d] * k[j * hd + d];
+    mx = std::max(mx, s[i]);
+  }
+  for (double& x : s) sum += (x = std::exp(x - mx));
+  for (int d = 0; d < hd; ++d) {
+    double r = 0;
+    for (int i = 0; i < w; ++i) r += fp16_round(float(s[i] / sum)) * v[(n_ctx - w + i) * hd + d];
+    EXPECT_NEAR(out[d], r, 1e-5);
+  }
+}
+
+TEST(OpsExt, MoeRoute) {
+  auto be = make_cpu_backend(2);
+  const int n = 9, X = 8, K = 2;
+  auto logits = random_vec(n * X, 30, -3, 3);
+  logits[5 * X + 1] = logits[5 * X + 6] = 10.0f;  // a tie: the lower index comes first
+  for (int mode = 0; mode < 3; ++mode) {
+    MoeRouting o;
+    o.norm_topk = mode == 1;
+    o.softmax_after_topk = mode == 2;
+    std::vector<int32_t> ids(n * K);
+    std::vector<float> w(n * K);
+    be->moe_route(logits.data(), n, X, K, o, ids.data(), w.data());
+    for (int t = 0; t < n; ++t) {
+      const float* l = &logits[t * X];
+      std::vector<int> order(X);
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l[a] > l[b]; });
+      double z = 0, zk = 0;
+      for (int e = 0; e < X; ++e) z += std::exp(double(l[e]));
+      for (int i = 0; i < K; ++i) zk += std::exp(double(l[order[i]]));
+      for (int i = 0; i < K; ++i) {
+        EXPECT_EQ(ids[t * K + i], order[i]) << "token " << t;
+        const double p = std::exp(double(l[order[i]]));
+        const double want = mode == 0 ? p / z : p / zk;  // renormalized == softmax over top-k
+        EXPECT_NEAR(w[t * K + i], want, 1e-6);
+      }
+    }
+    EXPECT_EQ(ids[5 * K], 1);
+    EXPECT_EQ(ids[5 * K + 1], 6);
+  }
+}
+
+TEST(OpsExt, GatherScatterRows) {
+  auto be = make_cpu_backend(2);
+  const int n = 6, d = 10, m = 5;
+  auto src = random_vec(n * d, 40);
+  std::vector<int32_t> rows = {4, 0, 4, 2, 5};
+  std::vector<float> g(m * d);
+  be->gather_rows(src.data(), rows.data(), m, d, g.data());
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < d; ++j) EXPECT_EQ(g[i * d + j], src[rows[i] * d + j]);
+  std::vector<float> w = {0.5f, 2.0f, -1.0f, 1.0f, 0.25f};
+  std::vector<float> dst(n * d, 1.0f), ref(dst);
+  be->scatter_add_rows(g.data(), rows.data(), w.data(), m, d, dst.data());
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < d; ++j) ref[rows[i] * d + j] += w[i] * g[i * d + j];
+  for (int i = 0; i < n * d; ++i) EXPECT_FLOAT_EQ(dst[i], ref[i]);
+}
+
+}  // namespace
+}  // namespace tessera
