@@ -8,6 +8,8 @@
 #include "backend/cpu/quants.h"
 #include "core/error.h"
 #include "loader/gguf.h"
+#include "loader/hf_source.h"
+#include "models/weight_quant.h"
 
 namespace tessera {
 
@@ -68,6 +70,9 @@ class DecoderModel final : public Model {
   const float* output_norm_ = nullptr;
   std::vector<DecoderLayer> layers_;
   std::vector<std::vector<float>> owned_;  // weights converted to f32
+  std::vector<std::unique_ptr<uint8_t[]>> owned_weights_;  // matrices converted at load time
+  std::optional<DType> quant_;                             // ModelOptions::quantization
+  int n_threads_ = 0;
   int n_ff_max_ = 0;                       // widest FFN hidden size (dense, expert, shared)
 
   int capacity_ = 0;
@@ -99,6 +104,8 @@ Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64
   for (; i < 4; ++i)
     if (ti->ne[i] != 1) throw Error("tensor '" + name + "' has too many dimensions");
   t.data = ti->data;
+  // Matrices (not norms or biases) may be converted at load time.
+  if (quant_ && shape.size() >= 2) t = convert_weight(t, *quant_, owned_weights_, n_threads_);
   return t;
 }
 
@@ -120,7 +127,10 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
   config_ = read_model_config(*file_, arch);
   tokenizer_ = Tokenizer::from_gguf(*file_);
   config_.n_vocab = tokenizer_->n_vocab();
-  config_.rope_neox = f.rope_neox;
+  // Hugging Face checkpoints keep Q/K in the rotate-half order: NeoX RoPE for them.
+  config_.rope_neox = f.rope_neox || file_->get_bool(hf::kRopeNeoxKey).value_or(false);
+  quant_ = parse_weight_type(opts.quantization);
+  n_threads_ = opts.n_threads;
   backend_ = make_cpu_backend(opts.n_threads);
 
   const ModelConfig& c = config_;

@@ -12,6 +12,7 @@ namespace tessera {
 using FamilyBuilder = std::unique_ptr<Model>(std::unique_ptr<gguf::Source> file,
                                              const std::string& arch, const ModelOptions& opts);
 
+FamilyBuilder make_llama_model;      // llama.cpp: Llama 2/3, SmolLM2, Mistral, Qwen2
 FamilyBuilder make_qwen3_model;      // qwen3.cpp
 FamilyBuilder make_gemma3_model;     // gemma3.cpp
 FamilyBuilder make_mistral_model;    // mistral.cpp: Mistral with a sliding window

@@ -8,7 +8,6 @@
 #include "loader/gguf.h"
 #include "loader/hf_source.h"
 #include "models/families.h"
-#include "models/llama.h"
 #include "models/weight_quant.h"
 
 namespace tessera {
