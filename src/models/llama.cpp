@@ -77,6 +77,8 @@ Tensor LlamaModel::tensor(const std::string& name, std::initializer_list<int64_t
   t.data = ti->data;
   // Matrices (not norms or biases) may be converted at load time.
   if (quant_ && shape.size() >= 2) t = convert_weight(t, *quant_, owned_weights_, n_threads_);
+  weight_stats_.n_params += static_cast<uint64_t>(t.rows() * t.cols());
+  weight_stats_.n_bytes += static_cast<uint64_t>(t.rows()) * t.row_bytes();
   return t;
 }
 
@@ -111,6 +113,8 @@ LlamaModel::LlamaModel(std::unique_ptr<gguf::Source> file, const std::string& ar
     if (rf->type != DType::F32 || rf->n_elements() != c.n_rot / 2)
       throw Error("tensor 'rope_freqs.weight' must be F32 with rope.dimension_count/2 elements");
     rope_freqs_ = reinterpret_cast<const float*>(rf->data);
+    weight_stats_.n_params += static_cast<uint64_t>(rf->n_elements());
+    weight_stats_.n_bytes += rf->n_bytes;
   }
   for (int l = 0; l < c.n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
@@ -131,6 +135,12 @@ LlamaModel::LlamaModel(std::unique_ptr<gguf::Source> file, const std::string& ar
     L.w_down = tensor(p + "ffn_down.weight", {F, E}, true);
     layers_.push_back(L);
   }
+  auto bytes = [](const Tensor& t) { return static_cast<uint64_t>(t.rows()) * t.row_bytes(); };
+  uint64_t& db = weight_stats_.decode_bytes;
+  for (const LlamaLayer& L : layers_)
+    for (const Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      db += bytes(*t);
+  db += bytes(output_) + tok_embd_.row_bytes();
 
   rope_.n_rot = c.n_rot;
   rope_.neox = c.rope_neox;

@@ -43,6 +43,16 @@ struct ModelOptions {
   uint64_t dummy_seed = 0;
 };
 
+// Sizes of the weights as the model holds them (after any load-time conversion).
+struct WeightStats {
+  uint64_t n_params = 0;  // elements of every weight tensor
+  uint64_t n_bytes = 0;   // bytes of every weight tensor
+  // Weight-matrix bytes one decode step (one token) reads: every layer's matrices, the
+  // output matrix (the embedding when tied) and one row of the token embedding. Norms
+  // and biases are left out. The numerator of the decode roofline.
+  uint64_t decode_bytes = 0;
+};
+
 class Model {
  public:
   virtual ~Model();
@@ -50,6 +60,7 @@ class Model {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   Backend& backend() { return *backend_; }
   const gguf::Source& file() const { return *file_; }
+  const WeightStats& weight_stats() const { return weight_stats_; }
 
   // logits: [batch.n_out, n_vocab]
   virtual void forward(const ForwardBatch& batch, KVCache& kv, float* logits) = 0;
@@ -61,6 +72,7 @@ class Model {
   std::unique_ptr<gguf::Source> file_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Backend> backend_;
+  WeightStats weight_stats_;
 };
 
 // Opens a GGUF file or a Hugging Face model directory (see ModelOptions::load_format) and
