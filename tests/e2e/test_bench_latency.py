@@ -46,3 +46,22 @@ def test_bench_needs_a_model():
     p = run_tessera("bench", check=False)
     assert p.returncode != 0
     assert "-m MODEL" in p.stderr
+
+
+def test_convert_dummy_config_to_gguf_then_bench(tmp_path):
+    cfg = {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+           "vocab_size": 320, "tie_word_embeddings": True, "max_position_embeddings": 256}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    out = tmp_path / "synth-q8_0.gguf"
+    # A config.json alone: no tokenizer files, a byte-level vocabulary is made up.
+    run_tessera("convert", "--load-format", "dummy", "-m", tmp_path / "config.json",
+                "--type", "q8_0", "-o", out)
+    j = json.loads(run_tessera("bench", "-m", out, "-p", "8", "-n", "4", "-r", "1",
+                               "--no-bandwidth", "--json", "-q").stdout)
+    assert j["weight_type"] == "Q8_0"
+    # 2 layers * (q 64*64 + k,v 2 * 64*32 + o 64*64 + gate,up,down 3 * 64*128) weights in
+    # Q8_0 (34 bytes per 32), the tied 320 x 64 output and one embedding row.
+    per_layer = (4096 + 2 * 2048 + 4096 + 3 * 8192) // 32 * 34
+    assert j["decode_bytes_per_token"] == 2 * per_layer + 320 * 64 // 32 * 34 + 68
+    assert "roofline" not in j
