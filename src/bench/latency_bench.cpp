@@ -255,15 +255,22 @@ std::string format_latency_table(const LatencyReport& r) {
     for (size_t i = 0; i < 6; ++i) {
       const std::string pad(w[i] - width(row[i]), ' ');
       // Text columns left-aligned, figures right-aligned.
-      s += " " + (i == 0 || i == 4 ? row[i] + pad : pad + row[i]) + " |";
+      const bool left = i == 0 || i == 4;
+      s += ' ';
+      s += left ? row[i] : pad;
+      s += left ? pad : row[i];
+      s += " |";
     }
     s += "\n";
   };
   emit(rows[0]);
   s += "|";
-  for (size_t i = 0; i < 6; ++i)
-    s += " " + std::string(w[i] - (i == 0 || i == 4 ? 0 : 1), '-') + (i == 0 || i == 4 ? "" : ":") +
-         " |";
+  for (size_t i = 0; i < 6; ++i) {
+    const bool left = i == 0 || i == 4;
+    s += ' ';
+    s.append(w[i] - (left ? 0 : 1), '-');
+    s += left ? " |" : ": |";
+  }
   s += "\n";
   for (size_t i = 1; i < rows.size(); ++i) emit(rows[i]);
   s += "\n";
