@@ -2,8 +2,9 @@
 # Tessera's `bench` against llama.cpp's llama-bench on the same models, same thread count,
 # one after the other per model. Writes every output to OUT_DIR (default
 # /tmp/tessera-latency-<date>); bench/summarize_latency.py OUT_DIR makes the tables.
-#   bench/compare_llama_bench.sh [LLAMA_BENCH] MODEL...
-# Environment: THREADS (2), P (512), N (128), R (3), BUILD (build).
+#   bench/compare_llama_bench.sh MODEL...
+# Environment: THREADS (2), P (512), N (128), R (3), BUILD (build),
+# LLAMA_BENCH (/work/ref/build/bin/llama-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LLAMA_BENCH=${LLAMA_BENCH:-/work/ref/build/bin/llama-bench}
