@@ -8,7 +8,7 @@ APT_DEPS   := cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev l
               libutf8proc-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev python3-jinja2 unzip
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps venv build model serve test clean
+.PHONY: all deps venv build model serve test clean bench-models
 
 all: build
 
@@ -42,6 +42,10 @@ serve: build model
 
 test: build model venv
 	scripts/run_tests.sh $(BUILD)
+
+# Random-weight GGUF models of real shapes (bench/configs/) in models/, for speed tests.
+bench-models: build
+	bench/make_synth_models.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,13 +1,26 @@
-// tessera bench: benchmarks. `bench serve` loads an OpenAI-compatible server over HTTP and
-// reports throughput and TTFT / TPOT / ITL / end-to-end latency.
+// tessera bench: benchmarks.
+//   bench -m MODEL     prompt-processing / generation speed in this process (llama-bench
+//                      style), with the memory bandwidth and the decode roofline
+//   bench bandwidth    the memory-bandwidth probe alone
+//   bench serve        loads an OpenAI-compatible server over HTTP and reports throughput
+//                      and TTFT / TPOT / ITL / end-to-end latency
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 
+#include "bench/latency_bench.h"
 #include "bench/serve_bench.h"
 #include "cli_common.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
+#include "loader/gguf.h"
+#include "models/model.h"
+#include "models/weight_quant.h"
 
 namespace tessera::cli {
 
@@ -93,15 +106,150 @@ Runner add_bench_serve(CLI::App& app) {
   };
 }
 
+void print_bandwidth(const bench::BandwidthResult& b) {
+  std::printf("memory bandwidth (triad, %d threads, 3 x %.0f MiB arrays, LLC %.0f MiB): "
+              "%.2f GB/s best, %.2f ± %.2f GB/s mean\n",
+              b.n_threads, b.n_elements * 8.0 / (1 << 20), b.llc_bytes / double(1 << 20),
+              b.best_gbs, b.gbs.mean, b.gbs.stddev);
+}
+
+Runner add_bench_bandwidth(CLI::App& app) {
+  struct Opts {
+    bench::BandwidthConfig cfg;
+    double size_mib = 0;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  o->cfg.n_threads = ThreadPool::default_threads();
+  app.add_option("-t,--threads", o->cfg.n_threads, "threads")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--size-mib", o->size_mib,
+                 "MiB per array (default: 128, or 4x the last-level cache if larger)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--iterations", o->cfg.iterations, "timed triad passes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--json", o->json, "print JSON instead of text");
+  return [o] {
+    if (o->size_mib > 0) o->cfg.n_elements = static_cast<int64_t>(o->size_mib * (1 << 20) / 8);
+    const bench::BandwidthResult b = bench::measure_bandwidth(o->cfg);
+    if (o->json)
+      std::printf("%s\n", bench::bandwidth_json(b).dump(2).c_str());
+    else
+      print_bandwidth(b);
+    return 0;
+  };
+}
+
+// The type holding most of the weight-matrix bytes, upper case as llama-bench prints it.
+std::string main_weight_type(const Model& m, const std::string& quantization) {
+  std::string name = quantization;
+  if (name.empty()) {
+    std::map<std::string, uint64_t> by_type;
+    for (const gguf::TensorInfo& t : m.file().tensors())
+      if (t.n_dims >= 2) by_type[dtype_name(t.type)] += t.n_bytes;
+    uint64_t best = 0;
+    for (const auto& [n, b] : by_type)
+      if (b > best) best = b, name = n;
+  }
+  std::transform(name.begin(), name.end(), name.begin(), ::toupper);
+  return name;
+}
+
+Runner add_bench_latency(CLI::App& app) {
+  struct Opts {
+    std::string model;
+    ModelOptions mo;
+    bench::LatencyConfig cfg;
+    int n_threads = ThreadPool::default_threads();
+    bool json = false, quiet = false, no_bandwidth = false;
+    double bandwidth_gbs = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  app.add_option("-m,--model", o->model, "model: GGUF file, HF directory or config.json");
+  app.add_option("-p,--n-prompt", o->cfg.n_prompt,
+                 "prompt lengths of the pp tests (comma-separated; 0: none)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("-n,--n-gen", o->cfg.n_gen,
+                 "generated tokens of the tg tests (comma-separated; 0: none)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("-r,--repetitions", o->cfg.repetitions, "timed repetitions of each test")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("-t,--threads", o->n_threads, "threads")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--json", o->json, "print JSON instead of the table");
+  app.add_flag("--no-bandwidth", o->no_bandwidth,
+               "skip the bandwidth probe (and so the roofline)");
+  app.add_option("--bandwidth-gbs", o->bandwidth_gbs,
+                 "use this memory bandwidth (GB/s) for the roofline instead of measuring it")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--seed", o->cfg.seed, "seed of the random prompt tokens")->capture_default_str();
+  app.add_flag("-q,--quiet", o->quiet, "no progress on stderr");
+  add_model_load_options(app, o->mo);
+  return [o] {
+    if (o->model.empty()) throw Error("bench: -m MODEL is required (or a subcommand: serve, bandwidth)");
+    for (int v : o->cfg.n_prompt)
+      if (v < 0) throw Error("-p must not be negative");
+    for (int v : o->cfg.n_gen)
+      if (v < 0) throw Error("-n must not be negative");
+    bench::LatencyReport r;
+    r.model_path = o->model;
+    r.n_threads = o->n_threads;
+    o->mo.n_threads = o->n_threads;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::unique_ptr<Model> model = load_model(o->model, o->mo);
+    r.load_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const ModelConfig& c = model->config();
+    r.arch = c.arch;
+    r.model_name =
+        c.name.empty() ? std::filesystem::path(o->model).stem().string() : c.name;
+    r.n_params = model->weight_stats().n_params;
+    r.n_bytes = model->weight_stats().n_bytes;
+    r.decode_bytes = model->weight_stats().decode_bytes;
+    r.weight_type = main_weight_type(*model, o->mo.quantization);
+    if (!o->quiet)
+      std::fprintf(stderr, "loaded %s in %.2f s (%d threads)\n", o->model.c_str(), r.load_seconds,
+                   r.n_threads);
+    r.tests = bench::run_latency_tests(*model, o->cfg, o->quiet);
+    if (o->bandwidth_gbs > 0) {
+      r.roofline = bench::decode_roofline(r.decode_bytes, o->bandwidth_gbs);
+    } else if (!o->no_bandwidth) {
+      // After the tests, so that its arrays do not count in the peak RSS of the model.
+      r.peak_rss = bench::peak_rss_bytes();
+      if (!o->quiet) std::fprintf(stderr, "bandwidth probe\n");
+      bench::BandwidthConfig bc;
+      bc.n_threads = o->n_threads;
+      r.bandwidth = bench::measure_bandwidth(bc);
+      r.roofline = bench::decode_roofline(r.decode_bytes, r.bandwidth->best_gbs);
+    }
+    if (r.peak_rss == 0) r.peak_rss = bench::peak_rss_bytes();
+    if (o->json)
+      std::printf("%s\n", bench::latency_json(r).dump(2).c_str());
+    else
+      std::fputs(bench::format_latency_table(r).c_str(), stdout);
+    return 0;
+  };
+}
+
 }  // namespace
 
 Runner add_bench(CLI::App& app) {
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
   CLI::App* serve = app.add_subcommand("serve", "load an OpenAI-compatible server over HTTP");
   Runner run_serve = add_bench_serve(*serve);
-  return [serve, run_serve] {
+  CLI::App* bw = app.add_subcommand("bandwidth", "memory bandwidth (STREAM triad)");
+  Runner run_bw = add_bench_bandwidth(*bw);
+  Runner run_latency = add_bench_latency(app);
+  return [serve, run_serve, bw, run_bw, run_latency] {
     if (serve->parsed()) return run_serve();
-    return 1;
+    if (bw->parsed()) return run_bw();
+    return run_latency();
   };
 }
 

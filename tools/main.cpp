@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   sub("tokenize", "print the token ids of a text", cli::add_tokenize);
   sub("info", "describe a model file", cli::add_info);
   sub("serve", "OpenAI-compatible HTTP server", cli::add_serve);
-  sub("bench", "benchmarks (serve: load an OpenAI-compatible server)", cli::add_bench);
+  sub("bench", "benchmarks: -m MODEL (pp/tg speed), bandwidth, serve (HTTP load)", cli::add_bench);
   sub("convert", "convert a Hugging Face model directory to GGUF", cli::add_convert);
   sub("logits", "raw logits of a prompt, as JSON", cli::add_logits);
   try {

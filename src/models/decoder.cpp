@@ -106,6 +106,19 @@ Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64
   t.data = ti->data;
   // Matrices (not norms or biases) may be converted at load time.
   if (quant_ && shape.size() >= 2) t = convert_weight(t, *quant_, owned_weights_, n_threads_);
+  const uint64_t bytes = static_cast<uint64_t>(t.rows()) * t.row_bytes();
+  weight_stats_.n_params += static_cast<uint64_t>(t.rows() * t.cols());
+  weight_stats_.n_bytes += bytes;
+  // What one decode step reads: each matrix once; of the token embedding one row; of
+  // 3-D expert tensors only the experts a token is routed to.
+  if (shape.size() >= 2) {
+    if (name == "token_embd.weight")
+      weight_stats_.decode_bytes += t.row_bytes();
+    else if (shape.size() == 3 && f_.n_expert > 0)
+      weight_stats_.decode_bytes += bytes / f_.n_expert * f_.n_expert_used;
+    else
+      weight_stats_.decode_bytes += bytes;
+  }
   return t;
 }
 
@@ -147,7 +160,10 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
   tok_embd_ = tensor("token_embd.weight", {E, V}, true);
   output_norm_ = norm_weight("output_norm.weight", E);
   output_ = tensor("output.weight", {E, V}, false);
-  if (!output_) output_ = tok_embd_;  // tied embeddings
+  if (!output_) {
+    output_ = tok_embd_;  // tied embeddings: the whole matrix is read again as the output
+    weight_stats_.decode_bytes += static_cast<uint64_t>(tok_embd_.rows()) * tok_embd_.row_bytes();
+  }
   for (int l = 0; l < c.n_layer; ++l) load_layer(l);
 }
 

@@ -45,6 +45,16 @@ struct ModelOptions {
   std::string kv_cache_type = "f16";
 };
 
+// Sizes of the weights as the model holds them (after any load-time conversion).
+struct WeightStats {
+  uint64_t n_params = 0;  // elements of every weight tensor
+  uint64_t n_bytes = 0;   // bytes of every weight tensor
+  // Weight-matrix bytes one decode step (one token) reads: every layer's matrices, the
+  // output matrix (the embedding when tied) and one row of the token embedding. Norms
+  // and biases are left out. The numerator of the decode roofline.
+  uint64_t decode_bytes = 0;
+};
+
 class Model {
  public:
   virtual ~Model();
@@ -52,6 +62,7 @@ class Model {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   Backend& backend() { return *backend_; }
   const gguf::Source& file() const { return *file_; }
+  const WeightStats& weight_stats() const { return weight_stats_; }
 
   // logits: [batch.n_out, n_vocab]
   virtual void forward(const ForwardBatch& batch, KVCache& kv, float* logits) = 0;
@@ -66,6 +77,7 @@ class Model {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Backend> backend_;
   DType kv_type_ = DType::F16;
+  WeightStats weight_stats_;
 };
 
 // Opens a GGUF file or a Hugging Face model directory (see ModelOptions::load_format) and
