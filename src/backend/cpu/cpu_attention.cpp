@@ -37,8 +37,12 @@ void CpuBackend::store_kv(const KVLayer& kv, const float* k, const float* v, int
 
 namespace {
 
-// x rounded to the nearest fp16 value, kept as f32.
-inline float round_fp16(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
+// x[0, n) rounded to the nearest fp16 values, kept as f32, through the dispatched
+// (F16C where present) conversions; `tmp` holds n fp16 values.
+inline void round_fp16(float* x, int64_t n, uint16_t* tmp) {
+  quantize_row(DType::F16, x, tmp, n);
+  dequantize_row(DType::F16, tmp, x, n);
+}
 
 }  // namespace
 
@@ -57,7 +61,10 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
   int max_pos = 0;
   for (int t = 0; t < b.n_tokens; ++t) max_pos = std::max(max_pos, b.pos[t]);
   const int64_t s_stride = max_pos + 1;  // scores: [group, n_ctx] per thread, then q16
-  const int64_t scratch_size = group * s_stride + int64_t{group} * head_dim;
+  // Per thread: scores [group, s_stride], q16 [group, head_dim], and fp16 staging for the
+  // roundings (as many values as the larger of the two, as floats' worth of room).
+  const int64_t n_h16 = std::max<int64_t>(s_stride, int64_t{group} * head_dim);
+  const int64_t scratch_size = group * s_stride + int64_t{group} * head_dim + (n_h16 + 1) / 2;
   for (auto& s : scratch_)
     if (static_cast<int64_t>(s.size()) < scratch_size) s.resize(scratch_size);
   const AttnScoresFn qk = attn_scores_fn();
@@ -67,6 +74,7 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
                                                                         int thread) {
     float* scores = scratch_[thread].data();
     float* q16 = scores + group * s_stride;  // [group, head_dim] q rounded to fp16
+    uint16_t* h16 = reinterpret_cast<uint16_t*>(q16 + int64_t{group} * head_dim);
     for (int64_t item = ib; item < ie; ++item) {
       const int t = static_cast<int>(item / n_head_kv);
       const int kvh = static_cast<int>(item % n_head_kv);
@@ -75,7 +83,8 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
       const int64_t head0 = static_cast<int64_t>(t) * n_head + int64_t{kvh} * group;
       const float* qg = q + head0 * head_dim;  // [group, head_dim]
       float* og = out + head0 * head_dim;      // [group, head_dim]
-      for (int64_t i = 0; i < int64_t{group} * head_dim; ++i) q16[i] = round_fp16(qg[i]);
+      std::copy(qg, qg + int64_t{group} * head_dim, q16);
+      round_fp16(q16, int64_t{group} * head_dim, h16);
 
       for (int j0 = 0; j0 < n_ctx; j0 += bs) {
         const int64_t row0 = (static_cast<int64_t>(table[j0 / bs]) * bs) * kv_dim + kvh * head_dim;
@@ -92,7 +101,8 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
           sum += sh[j];
         }
         const float inv = static_cast<float>(1.0 / sum);
-        for (int j = 0; j < n_ctx; ++j) sh[j] = round_fp16(sh[j] * inv);
+        for (int j = 0; j < n_ctx; ++j) sh[j] *= inv;
+        round_fp16(sh, n_ctx, h16);
       }
       std::fill(og, og + int64_t{group} * head_dim, 0.0f);
       for (int j0 = 0; j0 < n_ctx; j0 += bs) {
