@@ -17,6 +17,7 @@ namespace {
 struct ServeOptions {
   std::string model;
   std::string kv_cache_memory;
+  std::string chat_template_file;
   int n_threads = 0;
   ModelOptions load;
   EngineConfig engine;
@@ -62,6 +63,7 @@ int serve(ServeOptions& o) {
   block_shutdown_signals();
   if (!o.kv_cache_memory.empty()) o.engine.kv_cache_bytes = parse_bytes(o.kv_cache_memory);
   if (o.server.served_model_name.empty()) o.server.served_model_name = model_stem(o.model);
+  if (!o.chat_template_file.empty()) o.server.chat_template = read_file(o.chat_template_file);
 
   ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
@@ -93,6 +95,8 @@ Runner add_serve(CLI::App& app) {
   app.add_option("--host", o->server.host, "address to listen on");
   app.add_option("--port", o->server.port, "port to listen on")->check(CLI::Range(1, 65535));
   app.add_option("--api-key", o->server.api_key, "require 'Authorization: Bearer KEY'");
+  app.add_option("--chat-template", o->chat_template_file,
+                 "Jinja chat template file to use instead of the model's own");
   app.add_option("--served-model-name", o->server.served_model_name,
                  "model name clients use (default: the file name without .gguf)");
   add_model_load_options(app, o->load);

@@ -20,6 +20,7 @@ struct ServerOptions {
   size_t max_body_bytes = 8u << 20;
   double shutdown_timeout_s = 30.0;
   int n_http_threads = 0;  // 0: enough for every request the engine can hold
+  std::string chat_template;  // Jinja source overriding the model's (""): --chat-template
 };
 
 // Blocks SIGINT and SIGTERM in the calling thread and every thread it starts afterwards

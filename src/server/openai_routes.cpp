@@ -124,12 +124,13 @@ void send_error(httplib::Response& res, int status, const std::string& message,
   send_json(res, status, api_error_body(status, message, param, code));
 }
 
-OpenAIRoutes::OpenAIRoutes(Engine& engine, const Model& model, std::string served_model_name)
+OpenAIRoutes::OpenAIRoutes(Engine& engine, const Model& model, std::string served_model_name,
+                           const std::string& chat_template)
     : engine_(engine),
       model_(model),
       tok_(model.tokenizer()),
       served_name_(std::move(served_model_name)),
-      prompts_(model),
+      prompts_(model, chat_template),
       created_(static_cast<int64_t>(std::time(nullptr))) {}
 
 void OpenAIRoutes::add_to(httplib::Server& svr) {

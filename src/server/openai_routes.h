@@ -23,7 +23,8 @@ namespace tessera {
 
 class OpenAIRoutes {
  public:
-  OpenAIRoutes(Engine& engine, const Model& model, std::string served_model_name);
+  OpenAIRoutes(Engine& engine, const Model& model, std::string served_model_name,
+               const std::string& chat_template = "");
 
   void add_to(httplib::Server& svr);
 

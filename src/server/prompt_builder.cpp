@@ -8,10 +8,12 @@
 
 namespace tessera {
 
-PromptBuilder::PromptBuilder(const Model& model) : tok_(model.tokenizer()) {
+PromptBuilder::PromptBuilder(const Model& model, const std::string& chat_template)
+    : tok_(model.tokenizer()) {
   if (tok_.bos_id() >= 0) bos_text_ = tok_.token_text(tok_.bos_id());
   if (tok_.eos_id() >= 0) eos_text_ = tok_.token_text(tok_.eos_id());
-  const std::optional<std::string> src = model.file().get_string("tokenizer.chat_template");
+  const std::optional<std::string> src =
+      chat_template.empty() ? model.file().get_string("tokenizer.chat_template") : chat_template;
   if (!src) return;
   try {
     tmpl_ = std::make_unique<ChatTemplate>(*src);

@@ -18,9 +18,10 @@ class Tokenizer;
 
 class PromptBuilder {
  public:
-  // Reads and parses `tokenizer.chat_template` from the model's metadata. A template that
-  // does not parse is remembered and reported on each chat request.
-  explicit PromptBuilder(const Model& model);
+  // Parses `chat_template` when given (a --chat-template override), else the model's
+  // `tokenizer.chat_template`. A template that does not parse is remembered and reported
+  // on each chat request.
+  explicit PromptBuilder(const Model& model, const std::string& chat_template = "");
   ~PromptBuilder();
 
   bool has_chat_template() const { return tmpl_ != nullptr; }
