@@ -51,7 +51,12 @@ int64_t parse_bytes(const std::string& s) {
   throw Error("--kv-cache-memory: unknown unit in '" + s + "' (use B, KiB, MiB, GiB, KB, MB, GB)");
 }
 
-std::string model_stem(const std::string& path) {
+// The name /v1/models lists: the file name without ".gguf", or the directory's name for
+// a Hugging Face directory or its config.json.
+std::string model_stem(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (path.size() > 12 && path.compare(path.size() - 12, 12, "/config.json") == 0)
+    path.resize(path.size() - 12);
   std::string name = path.substr(path.find_last_of('/') + 1);
   if (name.size() > 5 && name.compare(name.size() - 5, 5, ".gguf") == 0)
     name.resize(name.size() - 5);
