@@ -10,6 +10,9 @@ Outputs, per case NAME, in --out (tests/data/archs/):
   NAME.logits.f32   little-endian float32 logits, [sum of prompt lengths, n_vocab], the
                     prompts one after another, every position
   NAME.json         {"arch", "n_vocab", "prompts": [[ids]], "source": ...}
+  hf/NAME/          the Hugging Face directory itself (config.json, model.safetensors and a
+                    minimal SentencePiece-style tokenizer.json), for the safetensors loader;
+                    same weights, so the same reference logits apply
 
 The models need no real tokenizer: prompts are token ids. The converter's vocabulary step
 is replaced by a synthetic SentencePiece-style vocabulary of N_VOCAB tokens, so every file
@@ -124,6 +127,34 @@ def synthetic_vocab(self) -> None:
     w.add_add_bos_token(False)
 
 
+def hf_tokenizer() -> dict:
+    """A tokenizer.json of N_VOCAB tokens, SentencePiece-style (byte fallback, no merges)."""
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    vocab.update({f"\u2581t{i}": i + 3 for i in range(N_VOCAB - 3)})
+    added = [{"id": i, "content": t, "special": True} for t, i in list(vocab.items())[:3]]
+    return {"version": "1.0", "added_tokens": added,
+            "normalizer": {"type": "Sequence", "normalizers": [
+                {"type": "Prepend", "prepend": "\u2581"},
+                {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+            "pre_tokenizer": None, "post_processor": None, "decoder": None,
+            "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>",
+                      "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                      "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+                      "vocab": vocab, "merges": []}}
+
+
+def keep_hf_dir(hf_dir: Path, out: Path) -> None:
+    """Copies config.json + model.safetensors and writes the tokenizer files to `out`."""
+    import shutil
+    out.mkdir(parents=True, exist_ok=True)
+    for f in ("config.json", "model.safetensors"):
+        shutil.copyfile(hf_dir / f, out / f)
+    (out / "tokenizer.json").write_text(json.dumps(hf_tokenizer(), indent=1) + "\n")
+    (out / "tokenizer_config.json").write_text(json.dumps(
+        {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": False,
+         "add_eos_token": False}, indent=1) + "\n")
+
+
 def convert(llama_cpp: Path, hf_dir: Path, out: Path, extra: dict) -> None:
     """Runs llama.cpp's converter with the synthetic vocabulary and the `extra` keys."""
     sys.path.insert(0, str(llama_cpp))
@@ -180,6 +211,7 @@ def main() -> None:
             # The Gemma converter trims the embedding to the tokenizer's size.
             (hf_dir / "tokenizer.json").write_text(json.dumps(
                 {"model": {"vocab": {f"t{i}": i for i in range(N_VOCAB)}}, "added_tokens": []}))
+            keep_hf_dir(hf_dir, args.out / "hf" / name)
             convert(args.llama_cpp, hf_dir, args.out / f"{name}.gguf", extra)
         rows = []
         with torch.no_grad():

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
@@ -51,6 +52,100 @@ constexpr NamePair kLlamaLayer[] = {
     {"mlp.up_proj.weight", "ffn_up.weight"},
     {"mlp.down_proj.weight", "ffn_down.weight"},
 };
+// Qwen3 / Qwen3-MoE: the Llama names plus per-head Q/K norms.
+constexpr NamePair kQwen3Layer[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},
+    {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight"},
+    {"mlp.up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},
+    // Qwen3-MoE
+    {"mlp.gate.weight", "ffn_gate_inp.weight"},
+};
+// Gemma 3: sandwich norms around attention and the feed-forward block.
+constexpr NamePair kGemma3Layer[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},
+    {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+    {"post_attention_layernorm.weight", "post_attention_norm.weight"},
+    {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+    {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight"},
+    {"mlp.up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},
+};
+// Mixtral: Llama attention, sparse MoE block.
+constexpr NamePair kMixtralLayer[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},
+    {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"},
+};
+constexpr NamePair kMixtralExpert[] = {
+    {"w1.weight", "ffn_gate_exps.weight"},
+    {"w2.weight", "ffn_down_exps.weight"},
+    {"w3.weight", "ffn_up_exps.weight"},
+};
+// Qwen2-MoE: Qwen2 attention (biases), routed experts plus a gated shared expert.
+constexpr NamePair kQwen2MoeLayer[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},
+    {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"self_attn.q_proj.bias", "attn_q.bias"},
+    {"self_attn.k_proj.bias", "attn_k.bias"},
+    {"self_attn.v_proj.bias", "attn_v.bias"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"mlp.gate.weight", "ffn_gate_inp.weight"},
+    {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"},
+    {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight"},
+    {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight"},
+    {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight"},
+};
+constexpr NamePair kQwenExpert[] = {
+    {"gate_proj.weight", "ffn_gate_exps.weight"},
+    {"up_proj.weight", "ffn_up_exps.weight"},
+    {"down_proj.weight", "ffn_down_exps.weight"},
+};
+// Phi-3: fused QKV and gate/up projections, named as GGUF's fused tensors.
+constexpr NamePair kPhi3Layer[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"self_attn.qkv_proj.weight", "attn_qkv.weight"},
+    {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"mlp.gate_up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},
+};
+// GLM-4: biased Q/K/V, fused gate/up, post-attention and post-MLP norms.
+constexpr NamePair kGlm4Layer[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},
+    {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"self_attn.q_proj.bias", "attn_q.bias"},
+    {"self_attn.k_proj.bias", "attn_k.bias"},
+    {"self_attn.v_proj.bias", "attn_v.bias"},
+    {"post_self_attn_layernorm.weight", "post_attention_norm.weight"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"post_mlp_layernorm.weight", "post_ffw_norm.weight"},
+    {"mlp.gate_up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},
+};
 // Buffers some checkpoints save that hold nothing the model needs.
 constexpr std::string_view kLlamaIgnored[] = {"self_attn.rotary_emb.inv_freq"};
 
@@ -89,6 +184,10 @@ void llama_shapes(const Dims& d, bool qkv_bias, std::vector<Needed>& out) {
   }
 }
 
+struct ConfigReader;
+// Architecture-specific config.json fields -> <arch>.* keys ("p" is "<arch>.").
+using ExtraConfig = void (*)(const ConfigReader& r, const std::string& p, gguf::MemorySource& src);
+
 // One row per HF architecture (config.json "architectures"[0]).
 struct ArchSpec {
   std::string_view hf_arch;
@@ -101,17 +200,45 @@ struct ArchSpec {
   std::string_view layer_prefix;
   std::span<const NamePair> layer;
   std::span<const std::string_view> ignored;
-  void (*shapes)(const Dims&, bool qkv_bias, std::vector<Needed>&);
+  void (*shapes)(const Dims&, bool qkv_bias, std::vector<Needed>&);  // null: no dummy weights
+  // Norm weights w are stored for a (1 + w) RMSNorm (Gemma); GGUF stores 1 + w.
+  bool norm_plus_one = false;
+  ExtraConfig extra = nullptr;
+  // MoE experts: per-layer "<expert_prefix><E>.<name>" tensors, stacked into GGUF's 3-D
+  // [n_expert, rows, cols] tensors named by `expert`.
+  std::string_view expert_prefix = {};
+  std::span<const NamePair> expert = {};
 };
+
+void mistral_config(const ConfigReader& r, const std::string& p, gguf::MemorySource& src);
+void mixtral_config(const ConfigReader& r, const std::string& p, gguf::MemorySource& src);
+void moe_config(const ConfigReader& r, const std::string& p, gguf::MemorySource& src);
+void qwen2moe_config(const ConfigReader& r, const std::string& p, gguf::MemorySource& src);
+void gemma3_config(const ConfigReader& r, const std::string& p, gguf::MemorySource& src);
+void phi3_config(const ConfigReader& r, const std::string& p, gguf::MemorySource& src);
 
 // GGUF converters write Mistral checkpoints as arch "llama" (same tensors and RoPE).
 constexpr ArchSpec kArchs[] = {
     {"LlamaForCausalLM", "llama", true, false, kLlamaGlobals, "model.layers.", kLlamaLayer,
      kLlamaIgnored, llama_shapes},
     {"MistralForCausalLM", "llama", true, false, kLlamaGlobals, "model.layers.", kLlamaLayer,
-     kLlamaIgnored, llama_shapes},
+     kLlamaIgnored, llama_shapes, false, mistral_config},
     {"Qwen2ForCausalLM", "qwen2", false, true, kLlamaGlobals, "model.layers.", kLlamaLayer,
      kLlamaIgnored, llama_shapes},
+    {"Qwen3ForCausalLM", "qwen3", false, false, kLlamaGlobals, "model.layers.", kQwen3Layer,
+     kLlamaIgnored, nullptr},
+    {"Gemma3ForCausalLM", "gemma3", false, false, kLlamaGlobals, "model.layers.", kGemma3Layer,
+     kLlamaIgnored, nullptr, true, gemma3_config},
+    {"MixtralForCausalLM", "llama", true, false, kLlamaGlobals, "model.layers.", kMixtralLayer,
+     kLlamaIgnored, nullptr, false, mixtral_config, "block_sparse_moe.experts.", kMixtralExpert},
+    {"Qwen2MoeForCausalLM", "qwen2moe", false, true, kLlamaGlobals, "model.layers.", kQwen2MoeLayer,
+     kLlamaIgnored, nullptr, false, qwen2moe_config, "mlp.experts.", kQwenExpert},
+    {"Qwen3MoeForCausalLM", "qwen3moe", false, false, kLlamaGlobals, "model.layers.", kQwen3Layer,
+     kLlamaIgnored, nullptr, false, moe_config, "mlp.experts.", kQwenExpert},
+    {"Phi3ForCausalLM", "phi3", false, false, kLlamaGlobals, "model.layers.", kPhi3Layer,
+     kLlamaIgnored, nullptr, false, phi3_config},
+    {"Glm4ForCausalLM", "glm4", false, true, kLlamaGlobals, "model.layers.", kGlm4Layer,
+     kLlamaIgnored, nullptr},
 };
 
 const ArchSpec& find_arch(const json& cfg, const std::string& where) {
@@ -127,7 +254,8 @@ const ArchSpec& find_arch(const json& cfg, const std::string& where) {
 }
 
 // GGUF name of HF tensor `name`; "" when the architecture ignores it; nullopt when unknown.
-std::optional<std::string> gguf_name(const ArchSpec& a, const std::string& name, int64_t n_layer) {
+std::optional<std::string> gguf_name(const ArchSpec& a, const std::string& name, int64_t n_layer,
+                                     int64_t* expert = nullptr) {
   for (const NamePair& p : a.globals)
     if (p.hf == name) return std::string(p.gguf);
   if (!name.starts_with(a.layer_prefix)) return std::nullopt;
@@ -145,6 +273,21 @@ std::optional<std::string> gguf_name(const ArchSpec& a, const std::string& name,
     if (suffix == ig) return std::string();
   for (const NamePair& p : a.layer)
     if (p.hf == suffix) return "blk." + std::to_string(l) + "." + std::string(p.gguf);
+  if (expert && !a.expert_prefix.empty() && suffix.starts_with(a.expert_prefix)) {
+    const std::string e = suffix.substr(a.expert_prefix.size());
+    const size_t edot = e.find('.');
+    if (edot == 0 || edot == std::string::npos || edot > 6) return std::nullopt;
+    int64_t n = 0;
+    for (size_t i = 0; i < edot; ++i) {
+      if (e[i] < '0' || e[i] > '9') return std::nullopt;
+      n = n * 10 + (e[i] - '0');
+    }
+    for (const NamePair& p : a.expert)
+      if (p.hf == e.substr(edot + 1)) {
+        *expert = n;
+        return "blk." + std::to_string(l) + "." + std::string(p.gguf);
+      }
+  }
   return std::nullopt;
 }
 
@@ -192,6 +335,77 @@ void require_positive(double v, const std::string& what, const std::string& wher
   if (!(v > 0.0) || !std::isfinite(v)) throw Error(where + ": " + what + " must be > 0");
 }
 
+void moe_config(const ConfigReader& r, const std::string& p, gguf::MemorySource& src) {
+  const int64_t n_expert =
+      r.has("num_local_experts") ? r.get_int("num_local_experts") : r.get_int("num_experts");
+  const int64_t n_used = r.get_int("num_experts_per_tok");
+  if (n_used > n_expert) throw Error(r.where + ": num_experts_per_tok > the number of experts");
+  src.set_uint(p + "expert_count", n_expert);
+  src.set_uint(p + "expert_used_count", n_used);
+  if (r.has("moe_intermediate_size"))
+    src.set_uint(p + "expert_feed_forward_length", r.get_int("moe_intermediate_size"));
+  if (r.has("norm_topk_prob")) src.set_bool(p + "expert_weights_norm", r.cfg["norm_topk_prob"]);
+  // Dense layers between MoE layers are not supported.
+  if (r.get_int("decoder_sparse_step", 1) != 1)
+    throw Error(r.where + ": decoder_sparse_step != 1 (dense layers) is not supported");
+  if (r.has("mlp_only_layers") && !r.cfg["mlp_only_layers"].empty())
+    throw Error(r.where + ": mlp_only_layers (dense layers) is not supported");
+}
+
+// Mistral 7B v0.1's sliding window (every layer); later versions set it to null.
+void mistral_config(const ConfigReader& r, const std::string& p, gguf::MemorySource& src) {
+  if (r.has("sliding_window"))
+    src.set_uint(p + "attention.sliding_window", r.get_int("sliding_window"));
+}
+
+void mixtral_config(const ConfigReader& r, const std::string& p, gguf::MemorySource& src) {
+  if (r.has("sliding_window"))
+    throw Error(r.where + ": sliding_window together with experts is not supported");
+  moe_config(r, p, src);
+}
+
+void qwen2moe_config(const ConfigReader& r, const std::string& p, gguf::MemorySource& src) {
+  moe_config(r, p, src);
+  src.set_uint(p + "expert_shared_feed_forward_length",
+               r.get_int("shared_expert_intermediate_size"));
+}
+
+void gemma3_config(const ConfigReader& r, const std::string& p, gguf::MemorySource& src) {
+  if (r.has("attn_logit_softcapping"))
+    throw Error(r.where + ": attn_logit_softcapping is not supported");
+  if (r.has("final_logit_softcapping"))
+    src.set_float(p + "final_logit_softcapping",
+                  r.get_float(r.cfg, "final_logit_softcapping", std::nullopt));
+  // The model scales attention by 1/sqrt(head_dim) (by 1/sqrt(n_embd / n_head) for the
+  // 62-layer 27B); query_pre_attn_scalar must say the same.
+  const int64_t n_embd = r.get_int("hidden_size"), n_head = r.get_int("num_attention_heads");
+  const int64_t head_dim = r.get_int("head_dim", n_embd / n_head);
+  const int64_t want = r.get_int("num_hidden_layers") == 62 ? n_embd / n_head : head_dim;
+  if (r.get_int("query_pre_attn_scalar", want) != want)
+    throw Error(r.where + ": query_pre_attn_scalar must be " + std::to_string(want));
+  if (!r.has("sliding_window")) return;
+  src.set_uint(p + "attention.sliding_window", r.get_int("sliding_window"));
+  const int64_t n_layer = r.get_int("num_hidden_layers");
+  std::vector<int32_t> swa;
+  if (r.has("layer_types")) {
+    for (const json& t : r.cfg["layer_types"]) swa.push_back(t == "sliding_attention" ? 1 : 0);
+  } else {
+    const int64_t n = r.get_int("sliding_window_pattern", 6);
+    for (int64_t l = 0; l < n_layer; ++l) swa.push_back(l % n < n - 1 ? 1 : 0);
+  }
+  if (static_cast<int64_t>(swa.size()) != n_layer)
+    throw Error(r.where + ": layer_types must have one entry per layer");
+  src.set_int32_array(p + "attention.sliding_window_pattern", swa);
+  if (r.has("rope_local_base_freq"))
+    src.set_float(p + "rope.freq_base_swa", r.get_float(r.cfg, "rope_local_base_freq", 1e4));
+}
+
+void phi3_config(const ConfigReader& r, const std::string& p, gguf::MemorySource& src) {
+  if (r.has("original_max_position_embeddings"))
+    src.set_uint(p + "rope.scaling.original_context_length",
+                 r.get_int("original_max_position_embeddings"));
+}
+
 }  // namespace
 
 std::vector<float> llama3_rope_factors(int n_rot, double freq_base, double factor,
@@ -223,9 +437,12 @@ std::vector<float> llama3_rope_factors(int n_rot, double freq_base, double facto
 
 namespace {
 
-// Writes <arch>.* keys; returns the dimensions the tensors must have.
+using NamedVector = std::pair<std::string, std::vector<float>>;
+
+// Writes <arch>.* keys; returns the dimensions the tensors must have. `rope_tensors`
+// receives the 1-D RoPE factor tensors the scaling needs (rope_freqs, rope_factors_*).
 Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where,
-                 gguf::MemorySource& src, std::vector<float>* rope_factors) {
+                 gguf::MemorySource& src, std::vector<NamedVector>* rope_tensors) {
   ConfigReader r{cfg, where};
   const std::string p = std::string(spec.arch) + ".";
   Dims d{};
@@ -257,7 +474,6 @@ Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where
     src.set_uint(p + "attention.key_length", d.head_dim);
     src.set_uint(p + "attention.value_length", d.head_dim);
   }
-  src.set_uint(p + "rope.dimension_count", d.head_dim);
   const double eps = r.get_float(cfg, "rms_norm_eps", 1e-6);
   require_positive(eps, "rms_norm_eps", where);
   src.set_float(p + "attention.layer_norm_rms_epsilon", eps);
@@ -269,6 +485,29 @@ Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where
                                             : json();
   if (!scaling.is_null() && !scaling.is_object())
     throw Error(where + ": rope_scaling is not an object");
+  // Per layer type (Gemma 3): full attention's parameters are the main ones, sliding
+  // attention's theta becomes rope.freq_base_swa.
+  if (scaling.is_object() && scaling.contains("full_attention")) {
+    if (scaling.contains("sliding_attention") && scaling["sliding_attention"].is_object() &&
+        scaling["sliding_attention"].contains("rope_theta"))
+      src.set_float(p + "rope.freq_base_swa",
+                    r.get_float(scaling["sliding_attention"], "rope_theta", std::nullopt));
+    json full = scaling["full_attention"];
+    if (!full.is_object()) throw Error(where + ": rope_parameters.full_attention is not an object");
+    scaling = full;
+  }
+  // Partial rotary embedding (GLM-4): only the first head_dim * factor dimensions rotate.
+  const json& prf_obj = r.has("partial_rotary_factor")                                     ? cfg
+                        : scaling.is_object() && scaling.contains("partial_rotary_factor") ? scaling
+                                                                                           : cfg;
+  // GLM-4 rotates half of each head unless told otherwise (its config default).
+  const double prf = r.get_float(prf_obj, "partial_rotary_factor", spec.arch == "glm4" ? 0.5 : 1.0);
+  if (scaling.is_object() && scaling.contains("mrope_section"))
+    throw Error(where + ": multimodal RoPE (mrope_section) is not supported");
+  if (!(prf > 0.0 && prf <= 1.0)) throw Error(where + ": partial_rotary_factor must be in (0, 1]");
+  const int64_t n_rot = static_cast<int64_t>(std::llround(d.head_dim * prf));
+  if (n_rot % 2 != 0) throw Error(where + ": rotary dimensions must be even");
+  src.set_uint(p + "rope.dimension_count", n_rot);
   double theta = 10000.0;
   if (r.has("rope_theta"))
     theta = r.get_float(cfg, "rope_theta", 10000.0);
@@ -295,6 +534,34 @@ Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where
         if (scaling.contains("beta_slow"))
           src.set_float(p + "rope.scaling.yarn_beta_slow", r.get_float(scaling, "beta_slow", 1.0));
       }
+    } else if (type == "longrope" && spec.arch == "phi3") {
+      // Phi-3 LongRoPE: per-dimension divisors for short and long contexts and a cos/sin
+      // magnitude sqrt(1 + ln(s) / ln(original context)), s = context / original context.
+      const double orig = scaling.contains("original_max_position_embeddings")
+                              ? r.get_float(scaling, "original_max_position_embeddings", 0.0)
+                              : static_cast<double>(r.get_int("original_max_position_embeddings"));
+      require_positive(orig, "original_max_position_embeddings", where);
+      const double ctx = static_cast<double>(r.get_int("max_position_embeddings", 2048));
+      const double s = ctx / orig;
+      const double attn_factor = scaling.contains("attention_factor")
+                                     ? r.get_float(scaling, "attention_factor", 1.0)
+                                 : s <= 1.0 ? 1.0
+                                            : std::sqrt(1.0 + std::log(s) / std::log(orig));
+      src.set_float(p + "rope.scaling.attn_factor", attn_factor);
+      src.set_uint(p + "rope.scaling.original_context_length", static_cast<uint64_t>(orig));
+      for (const char* which : {"short", "long"}) {
+        const std::string key = std::string(which) + "_factor";
+        if (!scaling.contains(key) || !scaling[key].is_array() ||
+            static_cast<int64_t>(scaling[key].size()) != n_rot / 2)
+          throw Error(where + ": rope_scaling." + key + " must list " + std::to_string(n_rot / 2) +
+                      " numbers");
+        std::vector<float> v;
+        for (const json& x : scaling[key]) {
+          if (!x.is_number()) throw Error(where + ": rope_scaling." + key + " is not numeric");
+          v.push_back(x.get<float>());
+        }
+        rope_tensors->emplace_back("rope_factors_" + std::string(which) + ".weight", v);
+      }
     } else if (type == "llama3") {
       const double factor = r.get_float(scaling, "factor", std::nullopt);
       const double lo = r.get_float(scaling, "low_freq_factor", 1.0);
@@ -304,14 +571,16 @@ Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where
         require_positive(v, "rope_scaling (llama3) values", where);
       if (!(hi > lo))
         throw Error(where + ": rope_scaling needs high_freq_factor > low_freq_factor");
-      *rope_factors =
-          llama3_rope_factors(static_cast<int>(d.head_dim), theta, factor, lo, hi, orig);
+      rope_tensors->emplace_back(
+          "rope_freqs.weight",
+          llama3_rope_factors(static_cast<int>(d.head_dim), theta, factor, lo, hi, orig));
     } else {
       throw Error(where + ": unsupported rope_scaling type '" + type +
-                  "' (supported: linear, yarn, llama3)");
+                  "' (supported: linear, yarn, llama3; longrope for Phi-3)");
     }
   }
   if (spec.qk_rotate_half) src.set_bool(kRopeNeoxKey, true);
+  if (spec.extra) spec.extra(r, p, src);
   return d;
 }
 
@@ -338,14 +607,25 @@ void add_checkpoint_tensors(const std::string& dir, const ArchSpec& spec, const 
                             gguf::MemorySource& src) {
   std::shared_ptr<safetensors::Checkpoint> ck = safetensors::Checkpoint::open(dir);
   src.keep(ck);
+  // Expert matrices by GGUF name, indexed by expert.
+  std::map<std::string, std::vector<const safetensors::TensorView*>> experts;
   for (const safetensors::TensorView* t : ck->tensors()) {
-    const std::optional<std::string> name = gguf_name(spec, t->name, d.n_layer);
+    int64_t expert = -1;
+    const std::optional<std::string> name = gguf_name(spec, t->name, d.n_layer, &expert);
     if (!name)
       throw Error(t->file + ": tensor '" + t->name + "' has no counterpart in architecture '" +
                   std::string(spec.arch) + "' (an unsupported variant of " +
                   std::string(spec.hf_arch) + "?)");
     if (name->empty()) continue;
     const DType type = dtype_or_throw(*t);
+    if (expert >= 0) {
+      if (t->shape.size() != 2)
+        throw Error(t->file + ": expert tensor '" + t->name + "' is not a matrix");
+      std::vector<const safetensors::TensorView*>& v = experts[*name];
+      if (static_cast<int64_t>(v.size()) <= expert) v.resize(expert + 1, nullptr);
+      v[expert] = t;
+      continue;
+    }
     if (t->shape.empty() || t->shape.size() > 4)
       throw Error(t->file + ": tensor '" + t->name + "' has " + std::to_string(t->shape.size()) +
                   " dimensions (1 to 4 supported)");
@@ -356,6 +636,10 @@ void add_checkpoint_tensors(const std::string& dir, const ArchSpec& spec, const 
     if (ti.n_dims == 1) {
       ti.type = DType::F32;
       ti.data = to_f32(src, t->data, type, ti.ne[0]);
+      if (spec.norm_plus_one && ti.name.find("norm") != std::string::npos) {
+        float* w = reinterpret_cast<float*>(const_cast<uint8_t*>(ti.data));
+        for (int64_t i = 0; i < ti.ne[0]; ++i) w[i] += 1.0f;
+      }
     } else {
       ti.type = type;
       ti.data = t->data;
@@ -367,6 +651,29 @@ void add_checkpoint_tensors(const std::string& dir, const ArchSpec& spec, const 
       }
     }
     ti.n_bytes = ti.n_dims == 1 ? sizeof(float) * ti.ne[0] : t->n_bytes;
+    src.add_tensor(std::move(ti));
+  }
+  // Experts stacked into one [n_expert, rows, cols] tensor (a copy).
+  for (const auto& [name, v] : experts) {
+    const safetensors::TensorView* first = v.empty() ? nullptr : v[0];
+    for (size_t e = 0; e < v.size(); ++e) {
+      if (!v[e])
+        throw Error(dir + ": expert " + std::to_string(e) + " of '" + name + "' is missing");
+      if (v[e]->shape != first->shape || v[e]->require_float() != first->require_float())
+        throw Error(v[e]->file + ": '" + v[e]->name + "' differs in shape or type from expert 0");
+    }
+    gguf::TensorInfo ti;
+    ti.name = name;
+    ti.n_dims = 3;
+    ti.ne[0] = first->shape[1];
+    ti.ne[1] = first->shape[0];
+    ti.ne[2] = static_cast<int64_t>(v.size());
+    ti.type = first->require_float();
+    ti.n_bytes = first->n_bytes * v.size();
+    uint8_t* data = src.alloc(ti.n_bytes);
+    for (size_t e = 0; e < v.size(); ++e)
+      std::memcpy(data + e * first->n_bytes, v[e]->data, first->n_bytes);
+    ti.data = data;
     src.add_tensor(std::move(ti));
   }
 }
@@ -466,8 +773,8 @@ std::unique_ptr<gguf::Source> open_hf_directory(const std::string& path, const L
       opts.dummy_weights ? "Hugging Face config (dummy weights)" : "Hugging Face safetensors");
   try {
     const ArchSpec& spec = find_arch(cfg, where);
-    std::vector<float> rope_factors;
-    const Dims d = read_config(cfg, spec, where, *src, &rope_factors);
+    std::vector<NamedVector> rope_tensors;
+    const Dims d = read_config(cfg, spec, where, *src, &rope_tensors);
     std::string name = fs::weakly_canonical(dir, ec).filename().string();
     src->set_string("general.name", name.empty() ? std::string(spec.hf_arch) : name);
 
@@ -482,13 +789,15 @@ std::unique_ptr<gguf::Source> open_hf_directory(const std::string& path, const L
     }
 
     if (opts.dummy_weights) {
+      if (!spec.shapes)
+        throw Error(where + ": dummy weights are not available for " + std::string(spec.hf_arch));
       add_dummy_tensors(spec, d, opts, *src);
     } else {
       add_checkpoint_tensors(dir.string(), spec, d, *src);
     }
-    if (!rope_factors.empty()) {
+    for (const auto& [rope_name, rope_factors] : rope_tensors) {
       gguf::TensorInfo ti;
-      ti.name = "rope_freqs.weight";
+      ti.name = rope_name;
       ti.n_dims = 1;
       ti.ne[0] = static_cast<int64_t>(rope_factors.size());
       ti.type = DType::F32;

@@ -5,6 +5,12 @@
 //                             the mapped files; 1-D tensors (norms, biases) converted to F32
 //   tokenizer files        -> tokenizer.ggml.* keys (see hf_tokenizer.h)
 //
+// Architectures: Llama, Mistral (sliding window kept), Mixtral, Qwen2, Qwen2-MoE, Qwen3,
+// Qwen3-MoE, Gemma 3 (text), Phi-3 (LongRoPE included), GLM-4. MoE experts, stored one
+// matrix per expert, are stacked into GGUF's 3-D ffn_*_exps tensors (copies); Gemma's
+// (1 + w) RMSNorm weights become F32 copies holding 1 + w, as GGUF stores them; Phi-3's and
+// GLM-4's fused qkv_proj / gate_up_proj map to attn_qkv / ffn_up unchanged.
+//
 // Q/K projections: HF Llama-family checkpoints lay each head's rows out for the rotate-half
 // ("NeoX") RoPE, while GGUF's llama converter permutes them for the interleaved RoPE.
 // Instead of permuting here, the source publishes kRopeNeoxKey = true and the model uses
@@ -25,7 +31,7 @@ inline constexpr const char* kRopeNeoxKey = "tessera.rope.neox";
 
 struct LoadOptions {
   // Build every tensor the architecture needs from config.json with random values
-  // (deterministic in `seed`) instead of reading safetensors.
+  // (deterministic in `seed`) instead of reading safetensors. Llama, Mistral and Qwen2 only.
   bool dummy_weights = false;
   uint64_t seed = 0;
   DType dummy_type = DType::F16;  // matrices; F16 or a type quantize_row_ref writes

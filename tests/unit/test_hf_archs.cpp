@@ -1,0 +1,133 @@
+// Every architecture the Hugging Face loader translates, against transformers: the tiny
+// random-weight HF directories in tests/data/archs/hf/<name>/ (kept by
+// scripts/gen_arch_refs.py, the same weights as <name>.gguf) load through load_model and
+// must give transformers' float32 logits (<name>.logits.f32) within 1e-3 relative at every
+// position of every prompt (max |ours - ref| over the vocabulary / max |ref|), in one batch
+// and one token at a time. After `tessera convert` to an F16 GGUF, the same comparison
+// within kF16Tolerance.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/sequence_runner.h"
+#include "loader/convert.h"
+#include "loader/hf_source.h"
+#include "loader/memory_source.h"
+#include "models/model.h"
+
+namespace tessera {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kDir = std::string(TESSERA_TEST_DATA) + "/archs/";
+
+// F16 weights carry a relative rounding error of up to 2^-11 (4.9e-4) each; through two
+// layers of random unit-scale matrices (and the embedding/output matrices) these add up to
+// a few times that in the logits. 5e-3 is ten times the per-weight rounding.
+constexpr double kF16Tolerance = 5e-3;
+
+struct Reference {
+  int n_vocab = 0;
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<float> logits;  // [sum of prompt lengths, n_vocab]
+};
+
+Reference load_reference(const std::string& name) {
+  Reference r;
+  std::ifstream jf(kDir + name + ".json");
+  EXPECT_TRUE(jf.good()) << name;
+  const nlohmann::json j = nlohmann::json::parse(jf);
+  r.n_vocab = j.at("n_vocab");
+  r.prompts = j.at("prompts").get<std::vector<std::vector<int32_t>>>();
+  size_t rows = 0;
+  for (const auto& p : r.prompts) rows += p.size();
+  r.logits.resize(rows * r.n_vocab);
+  std::ifstream lf(kDir + name + ".logits.f32", std::ios::binary);
+  lf.read(reinterpret_cast<char*>(r.logits.data()), sizeof(float) * r.logits.size());
+  EXPECT_TRUE(lf.good()) << name << ": logits file too short";
+  return r;
+}
+
+double rel_error(const float* ours, const float* ref, int n) {
+  double max_diff = 0.0, max_ref = 0.0;
+  for (int i = 0; i < n; ++i) {
+    max_diff = std::max(max_diff, std::fabs(double(ours[i]) - ref[i]));
+    max_ref = std::max(max_ref, std::fabs(double(ref[i])));
+  }
+  return max_diff / max_ref;
+}
+
+// Worst relative error of `path` (an HF directory or a GGUF file) over every position of
+// every prompt, whole-prompt batch and token by token; each must be below `tol`.
+double compare(const std::string& name, const std::string& path, double tol) {
+  const Reference ref = load_reference(name);
+  auto model = load_model(path, {.n_threads = 2, .kv_cache_type = "f32"});
+  EXPECT_EQ(model->config().n_vocab, ref.n_vocab) << path;
+  const int V = ref.n_vocab;
+  size_t row = 0;
+  double worst = 0.0;
+  for (const auto& prompt : ref.prompts) {
+    const int n = static_cast<int>(prompt.size());
+    std::vector<int32_t> want(n);
+    for (int i = 0; i < n; ++i) want[i] = i;
+    for (int n_batch : {n, 1}) {
+      SequenceRunner runner(*model, 64);
+      std::vector<float> logits(static_cast<size_t>(n) * V);
+      runner.eval(prompt, want, logits.data(), n_batch);
+      for (int k = 0; k < n; ++k) {
+        const double e = rel_error(&logits[k * V], &ref.logits[(row + k) * V], V);
+        worst = std::max(worst, e);
+        EXPECT_LT(e, tol) << path << ": prompt of " << n << " tokens, position " << k << ", batch "
+                          << n_batch;
+      }
+    }
+    row += n;
+  }
+  return worst;
+}
+
+class HfArch : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HfArch, DirectoryMatchesTransformers) {
+  const std::string name = GetParam();
+  const double e = compare(name, kDir + "hf/" + name, 1e-3);
+  RecordProperty("max_rel_error", std::to_string(e));
+  std::printf("[ hf/%s ] max relative error %.3g\n", name.c_str(), e);
+}
+
+TEST_P(HfArch, F16ConversionMatchesTransformers) {
+  const std::string name = GetParam();
+  const fs::path out = fs::temp_directory_path() /
+                       ("tessera_hf_arch_" + name + "_" + std::to_string(::getpid()) + ".gguf");
+  {
+    auto src = hf::open_hf_directory(kDir + "hf/" + name);
+    convert_to_gguf(*src, static_cast<const gguf::MemorySource&>(*src).metadata(), out.string(),
+                    DType::F16);
+  }
+  const double e = compare(name, out.string(), kF16Tolerance);
+  fs::remove(out);
+  RecordProperty("max_rel_error", std::to_string(e));
+  std::printf("[ hf/%s -> f16 gguf ] max relative error %.3g\n", name.c_str(), e);
+}
+
+std::vector<std::string> cases() {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(kDir + "hf"))
+    if (e.is_directory()) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, HfArch, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace tessera
