@@ -12,48 +12,18 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "arch_reference.h"
 #include "engine/sequence_runner.h"
 #include "models/model.h"
 
 namespace tessera {
 namespace {
 
-const std::string kDir = std::string(TESSERA_TEST_DATA) + "/archs/";
+using archref::kDir;
+using archref::load_reference;
+using archref::Reference;
+using archref::rel_error;
 
-struct Reference {
-  int n_vocab = 0;
-  std::vector<std::vector<int32_t>> prompts;
-  std::vector<float> logits;  // [sum of prompt lengths, n_vocab]
-  bool last_only = false;     // one row per prompt (its last position) instead of every position
-  bool centered = false;      // rows are logits up to a constant, shifted to mean 0
-};
-
-Reference load_reference(const std::string& name) {
-  Reference r;
-  std::ifstream jf(kDir + name + ".json");
-  EXPECT_TRUE(jf.good()) << name;
-  const nlohmann::json j = nlohmann::json::parse(jf);
-  r.n_vocab = j.at("n_vocab");
-  r.prompts = j.at("prompts").get<std::vector<std::vector<int32_t>>>();
-  r.last_only = j.value("last_only", false);
-  r.centered = j.value("centered", false);
-  size_t rows = 0;
-  for (const auto& p : r.prompts) rows += r.last_only ? 1 : p.size();
-  r.logits.resize(rows * r.n_vocab);
-  std::ifstream lf(kDir + name + ".logits.f32", std::ios::binary);
-  lf.read(reinterpret_cast<char*>(r.logits.data()), sizeof(float) * r.logits.size());
-  EXPECT_TRUE(lf.good()) << name << ": logits file too short";
-  return r;
-}
-
-double rel_error(const float* ours, const float* ref, int n) {
-  double max_diff = 0.0, max_ref = 0.0;
-  for (int i = 0; i < n; ++i) {
-    max_diff = std::max(max_diff, std::fabs(double(ours[i]) - ref[i]));
-    max_ref = std::max(max_ref, std::fabs(double(ref[i])));
-  }
-  return max_diff / max_ref;
-}
 
 class ArchReference : public ::testing::TestWithParam<std::string> {};
 

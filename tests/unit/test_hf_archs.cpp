@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "arch_reference.h"
 #include "engine/sequence_runner.h"
 #include "loader/convert.h"
 #include "loader/hf_source.h"
@@ -27,43 +28,15 @@ namespace tessera {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kDir = std::string(TESSERA_TEST_DATA) + "/archs/";
+using archref::kDir;
+using archref::load_reference;
+using archref::Reference;
+using archref::rel_error;
 
 // F16 weights carry a relative rounding error of up to 2^-11 (4.9e-4) each; through two
 // layers of random unit-scale matrices (and the embedding/output matrices) these add up to
 // a few times that in the logits. 5e-3 is ten times the per-weight rounding.
 constexpr double kF16Tolerance = 5e-3;
-
-struct Reference {
-  int n_vocab = 0;
-  std::vector<std::vector<int32_t>> prompts;
-  std::vector<float> logits;  // [sum of prompt lengths, n_vocab]
-};
-
-Reference load_reference(const std::string& name) {
-  Reference r;
-  std::ifstream jf(kDir + name + ".json");
-  EXPECT_TRUE(jf.good()) << name;
-  const nlohmann::json j = nlohmann::json::parse(jf);
-  r.n_vocab = j.at("n_vocab");
-  r.prompts = j.at("prompts").get<std::vector<std::vector<int32_t>>>();
-  size_t rows = 0;
-  for (const auto& p : r.prompts) rows += p.size();
-  r.logits.resize(rows * r.n_vocab);
-  std::ifstream lf(kDir + name + ".logits.f32", std::ios::binary);
-  lf.read(reinterpret_cast<char*>(r.logits.data()), sizeof(float) * r.logits.size());
-  EXPECT_TRUE(lf.good()) << name << ": logits file too short";
-  return r;
-}
-
-double rel_error(const float* ours, const float* ref, int n) {
-  double max_diff = 0.0, max_ref = 0.0;
-  for (int i = 0; i < n; ++i) {
-    max_diff = std::max(max_diff, std::fabs(double(ours[i]) - ref[i]));
-    max_ref = std::max(max_ref, std::fabs(double(ref[i])));
-  }
-  return max_diff / max_ref;
-}
 
 // Worst relative error of `path` (an HF directory or a GGUF file) over every position of
 // every prompt, whole-prompt batch and token by token; each must be below `tol`.
