@@ -23,12 +23,14 @@ def test_tokenizer_matches_on_the_perplexity_text(gemma3):
 
 def test_greedy_continuations_follow_llamacpp(gemma3):
     """Each greedy continuation equals llama.cpp's up to its end or up to a step where
-    llama.cpp itself was undecided: the token we pick is among its top 5 and within 0.05
-    of its top probability, the near-tie bound of the SmolLM2 test (270M at 4 bits has many
-    near-ties; llama.cpp's own KV cache precision and attention mode move these by ~0.01-0.03)."""
+    llama.cpp itself was undecided: the token we pick is among its top 5 and within 0.03
+    of its top probability (270M at 4 bits has many near-ties; llama.cpp's own KV cache
+    precision moves these by ~0.01). Run with an f32 KV cache, the configuration this bound
+    was set for; the default fp16 cache is checked by the perplexity test and by the chat
+    test, which must equal llama.cpp token for token."""
     for case in REF["greedy"]:
         p = run_tessera("run", "-m", gemma3, "-p", case["prompt"], "-n", case["n_predict"],
-                        "--temp", 0, "--json", "-t", 2)
+                        "--temp", 0, "--json", "-t", 2, "--kv-cache-dtype", "f32")
         ours, theirs = json.loads(p.stdout)["tokens"], case["tokens"]
         n = min(len(ours), len(theirs))
         k = next((i for i in range(n) if ours[i] != theirs[i]), n)
@@ -37,7 +39,7 @@ def test_greedy_continuations_follow_llamacpp(gemma3):
         top = case["top_probs"][k]
         probs = {t["id"]: t["prob"] for t in top}
         assert ours[k] in probs, (case["prompt"], k, ours[k], top)
-        assert top[0]["prob"] - probs[ours[k]] < 0.05, (case["prompt"], k, ours[k], top)
+        assert top[0]["prob"] - probs[ours[k]] < 0.03, (case["prompt"], k, ours[k], top)
 
 
 def test_chat_with_gemma_template_matches_llamacpp(gemma3, tmp_path):
