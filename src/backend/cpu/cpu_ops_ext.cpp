@@ -166,8 +166,11 @@ void CpuBackend::moe_route(const float* logits, int n, int n_expert, int k, cons
   pool_.parallel_for(
       n,
       [&](int64_t b, int64_t e, int) {
-        std::vector<int32_t> order(n_expert);
-        std::vector<float> prob(n_expert);
+        // Per-thread scratch, reused across steps: no allocation in the decode loop.
+        thread_local std::vector<int32_t> order;
+        thread_local std::vector<float> prob;
+        order.resize(n_expert);
+        prob.resize(n_expert);
         for (int64_t t = b; t < e; ++t) {
           const float* lt = logits + t * n_expert;
           std::iota(order.begin(), order.end(), 0);
