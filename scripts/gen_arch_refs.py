@@ -2,7 +2,8 @@
 """Tiny random-weight models per architecture, with reference logits from transformers.
 
 For each case: build a tiny model with Hugging Face transformers (random weights, seeded),
-save it as a Hugging Face directory, convert it to GGUF (f32) with llama.cpp's
+save it as a Hugging Face directory (BF16 safetensors, the weights rounded to bfloat16
+before the reference runs), convert it to GGUF (f32) with llama.cpp's
 convert_hf_to_gguf.py, and record transformers' float32 logits for a few token-id prompts.
 
 Outputs, per case NAME, in --out (tests/data/archs/):
@@ -25,6 +26,7 @@ Usage: python scripts/gen_arch_refs.py --llama-cpp PATH/TO/llama.cpp [--out test
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -107,6 +109,12 @@ def randomize(model: torch.nn.Module, seed: int, gemma: bool) -> None:
                 p.copy_(0.2 * torch.randn(p.shape, generator=g))
         emb = model.get_input_embeddings().weight
         emb.copy_(torch.randn(emb.shape, generator=g))
+        # Every weight representable in bfloat16, as published checkpoints are: the
+        # directory is saved in BF16 and a conversion to F16 is exact (up to f16
+        # subnormals), so the comparison after conversion measures the converter, not the
+        # rounding of random float32 weights.
+        for p in model.parameters():
+            p.copy_(p.bfloat16().float())
 
 
 def synthetic_vocab(self) -> None:
@@ -207,7 +215,9 @@ def main() -> None:
         randomize(model, 2000 + seed, gemma=name.startswith("gemma"))
         with tempfile.TemporaryDirectory() as tmp:
             hf_dir = Path(tmp) / name
-            model.save_pretrained(hf_dir, safe_serialization=True)
+            # A copy is cast, so the reference keeps float32 buffers (RoPE inv_freq).
+            copy.deepcopy(model).to(torch.bfloat16).save_pretrained(hf_dir,
+                                                                    safe_serialization=True)
             # The Gemma converter trims the embedding to the tokenizer's size.
             (hf_dir / "tokenizer.json").write_text(json.dumps(
                 {"model": {"vocab": {f"t{i}": i for i in range(N_VOCAB)}}, "added_tokens": []}))

@@ -334,7 +334,8 @@ TEST(QuantsDispatch, TypesAndErrors) {
   EXPECT_EQ(vec_dot_type(DType::Q4_1), DType::Q8_1);
   EXPECT_EQ(vec_dot_type(DType::Q5_1), DType::Q8_1);
   EXPECT_EQ(vec_dot_type(DType::Q6_K), DType::Q8_K);
-  EXPECT_EQ(vec_dot_type(DType::BF16), DType::BF16);
+  EXPECT_EQ(vec_dot_type(DType::BF16), DType::F32);
+  EXPECT_EQ(vec_dot_type(DType::F16), DType::F32);
   EXPECT_THROW(vec_dot_type(DType::Q8_K), Error);
   EXPECT_THROW(vec_dot_fn(DType::Q8_1), Error);
   std::vector<float> x(256, 1.f);

@@ -443,21 +443,20 @@ float dot_f32(int64_t n, const void* vw, const void* vx) {
   return static_cast<float>(sum);
 }
 
+// F16 / BF16 weights times float32 activations (vec_dot_type is F32 for both).
 float dot_f16(int64_t n, const void* vw, const void* vx) {
   const auto* w = static_cast<const uint16_t*>(vw);
-  const auto* x = static_cast<const uint16_t*>(vx);
+  const auto* x = static_cast<const float*>(vx);
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(h2f(w[i]) * h2f(x[i]));
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(h2f(w[i]) * x[i]);
   return static_cast<float>(sum);
 }
 
 float dot_bf16(int64_t n, const void* vw, const void* vx) {
   const auto* w = static_cast<const uint16_t*>(vw);
-  const auto* x = static_cast<const uint16_t*>(vx);
+  const auto* x = static_cast<const float*>(vx);
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    sum += static_cast<double>(bf16_to_fp32(w[i]) * bf16_to_fp32(x[i]));
-  }
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(bf16_to_fp32(w[i]) * x[i]);
   return static_cast<float>(sum);
 }
 
