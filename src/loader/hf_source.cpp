@@ -158,31 +158,71 @@ struct Needed {
 struct Dims {
   int64_t n_embd, n_layer, n_ff, n_head, n_head_kv, head_dim, n_vocab;
   bool tied;
+  int64_t n_expert = 0;     // mixture of experts: experts per layer (0: dense)
+  int64_t n_ff_expert = 0;  // an expert's feed-forward width
 };
 
-void llama_shapes(const Dims& d, bool qkv_bias, std::vector<Needed>& out) {
+// Shapes of the GGUF tensors a checkpoint of this shape holds, outermost dimension first
+// (what dummy weights allocate). The attention block and the globals are common to every
+// supported architecture; the feed-forward block is dense or a mixture of experts.
+void attention_shapes(const Dims& d, bool qkv_bias, bool qk_norm, const std::string& p,
+                      std::vector<Needed>& out) {
   const int64_t q = d.n_head * d.head_dim, kv = d.n_head_kv * d.head_dim;
+  out.push_back({p + "attn_norm.weight", {d.n_embd}});
+  out.push_back({p + "attn_q.weight", {q, d.n_embd}});
+  out.push_back({p + "attn_k.weight", {kv, d.n_embd}});
+  out.push_back({p + "attn_v.weight", {kv, d.n_embd}});
+  if (qkv_bias) {
+    out.push_back({p + "attn_q.bias", {q}});
+    out.push_back({p + "attn_k.bias", {kv}});
+    out.push_back({p + "attn_v.bias", {kv}});
+  }
+  if (qk_norm) {
+    out.push_back({p + "attn_q_norm.weight", {d.head_dim}});
+    out.push_back({p + "attn_k_norm.weight", {d.head_dim}});
+  }
+  out.push_back({p + "attn_output.weight", {d.n_embd, q}});
+  out.push_back({p + "ffn_norm.weight", {d.n_embd}});
+}
+
+void global_shapes(const Dims& d, std::vector<Needed>& out) {
   out.push_back({"token_embd.weight", {d.n_vocab, d.n_embd}});
   out.push_back({"output_norm.weight", {d.n_embd}});
   if (!d.tied) out.push_back({"output.weight", {d.n_vocab, d.n_embd}});
+}
+
+void dense_ffn_shapes(const Dims& d, const std::string& p, std::vector<Needed>& out) {
+  out.push_back({p + "ffn_gate.weight", {d.n_ff, d.n_embd}});
+  out.push_back({p + "ffn_up.weight", {d.n_ff, d.n_embd}});
+  out.push_back({p + "ffn_down.weight", {d.n_embd, d.n_ff}});
+}
+
+// Router [n_expert, n_embd] and the experts stacked as [n_expert, rows, cols].
+void moe_ffn_shapes(const Dims& d, const std::string& p, std::vector<Needed>& out) {
+  out.push_back({p + "ffn_gate_inp.weight", {d.n_expert, d.n_embd}});
+  out.push_back({p + "ffn_gate_exps.weight", {d.n_expert, d.n_ff_expert, d.n_embd}});
+  out.push_back({p + "ffn_up_exps.weight", {d.n_expert, d.n_ff_expert, d.n_embd}});
+  out.push_back({p + "ffn_down_exps.weight", {d.n_expert, d.n_embd, d.n_ff_expert}});
+}
+
+template <bool kQkNorm, bool kMoe>
+void decoder_shapes(const Dims& d, bool qkv_bias, std::vector<Needed>& out) {
+  global_shapes(d, out);
   for (int64_t l = 0; l < d.n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
-    out.push_back({p + "attn_norm.weight", {d.n_embd}});
-    out.push_back({p + "attn_q.weight", {q, d.n_embd}});
-    out.push_back({p + "attn_k.weight", {kv, d.n_embd}});
-    out.push_back({p + "attn_v.weight", {kv, d.n_embd}});
-    if (qkv_bias) {
-      out.push_back({p + "attn_q.bias", {q}});
-      out.push_back({p + "attn_k.bias", {kv}});
-      out.push_back({p + "attn_v.bias", {kv}});
+    attention_shapes(d, qkv_bias, kQkNorm, p, out);
+    if constexpr (kMoe) {
+      moe_ffn_shapes(d, p, out);
+    } else {
+      dense_ffn_shapes(d, p, out);
     }
-    out.push_back({p + "attn_output.weight", {d.n_embd, q}});
-    out.push_back({p + "ffn_norm.weight", {d.n_embd}});
-    out.push_back({p + "ffn_gate.weight", {d.n_ff, d.n_embd}});
-    out.push_back({p + "ffn_up.weight", {d.n_ff, d.n_embd}});
-    out.push_back({p + "ffn_down.weight", {d.n_embd, d.n_ff}});
   }
 }
+
+constexpr auto llama_shapes = decoder_shapes<false, false>;
+constexpr auto qwen3_shapes = decoder_shapes<true, false>;
+constexpr auto mixtral_shapes = decoder_shapes<false, true>;
+constexpr auto qwen3moe_shapes = decoder_shapes<true, true>;
 
 struct ConfigReader;
 // Architecture-specific config.json fields -> <arch>.* keys ("p" is "<arch>.").
@@ -226,15 +266,16 @@ constexpr ArchSpec kArchs[] = {
     {"Qwen2ForCausalLM", "qwen2", false, true, kLlamaGlobals, "model.layers.", kLlamaLayer,
      kLlamaIgnored, llama_shapes},
     {"Qwen3ForCausalLM", "qwen3", false, false, kLlamaGlobals, "model.layers.", kQwen3Layer,
-     kLlamaIgnored, nullptr},
+     kLlamaIgnored, qwen3_shapes},
     {"Gemma3ForCausalLM", "gemma3", false, false, kLlamaGlobals, "model.layers.", kGemma3Layer,
      kLlamaIgnored, nullptr, true, gemma3_config},
     {"MixtralForCausalLM", "llama", true, false, kLlamaGlobals, "model.layers.", kMixtralLayer,
-     kLlamaIgnored, nullptr, false, mixtral_config, "block_sparse_moe.experts.", kMixtralExpert},
+     kLlamaIgnored, mixtral_shapes, false, mixtral_config, "block_sparse_moe.experts.",
+     kMixtralExpert},
     {"Qwen2MoeForCausalLM", "qwen2moe", false, true, kLlamaGlobals, "model.layers.", kQwen2MoeLayer,
      kLlamaIgnored, nullptr, false, qwen2moe_config, "mlp.experts.", kQwenExpert},
     {"Qwen3MoeForCausalLM", "qwen3moe", false, false, kLlamaGlobals, "model.layers.", kQwen3Layer,
-     kLlamaIgnored, nullptr, false, moe_config, "mlp.experts.", kQwenExpert},
+     kLlamaIgnored, qwen3moe_shapes, false, moe_config, "mlp.experts.", kQwenExpert},
     {"Phi3ForCausalLM", "phi3", false, false, kLlamaGlobals, "model.layers.", kPhi3Layer,
      kLlamaIgnored, nullptr, false, phi3_config},
     {"Glm4ForCausalLM", "glm4", false, true, kLlamaGlobals, "model.layers.", kGlm4Layer,
@@ -461,6 +502,10 @@ Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where
   d.head_dim = r.get_int("head_dim", d.n_embd / d.n_head);
   if (d.head_dim % 2 != 0) throw Error(where + ": head_dim must be even");
   d.tied = cfg.value("tie_word_embeddings", false);
+  if (r.has("num_local_experts") || r.has("num_experts")) {
+    d.n_expert = r.has("num_local_experts") ? r.get_int("num_local_experts") : r.get_int("num_experts");
+    d.n_ff_expert = r.get_int("moe_intermediate_size", d.n_ff);
+  }
 
   src.set_string("general.architecture", std::string(spec.arch));
   src.set_uint(p + "vocab_size", d.n_vocab);
