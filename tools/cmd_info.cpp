@@ -15,12 +15,33 @@ std::string token_desc(const Tokenizer& tok, int32_t id) {
   return std::to_string(id) + " '" + tok.token_text(id) + "'";
 }
 
+// The architecture table: GGUF architecture, families, features, HF classes, dummy shapes.
+int print_architectures() {
+  for (const ArchitectureInfo& a : architecture_table()) {
+    std::printf("%s\n  families:     %s\n  features:     %s\n", a.name.c_str(),
+                a.families.c_str(), a.features.c_str());
+    std::string hf, dummy;
+    for (const auto& h : a.hf_archs) hf += (hf.empty() ? "" : ", ") + h;
+    for (const auto& h : a.dummy_archs) dummy += (dummy.empty() ? "" : ", ") + h;
+    std::printf("  GGUF:         yes\n  HF directory: %s\n  dummy:        %s\n",
+                hf.empty() ? "no" : hf.c_str(), dummy.empty() ? "no" : dummy.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 Runner add_info(CLI::App& app) {
   auto path = std::make_shared<std::string>();
-  app.add_option("-m,--model", *path, "GGUF model file")->required();
-  return [path] {
+  auto archs = std::make_shared<bool>(false);
+  auto* m = app.add_option("-m,--model", *path, "GGUF model file or Hugging Face directory");
+  app.add_flag("--archs", *archs,
+               "list the supported architectures and what each supports (no model needed)");
+  app.callback([m, archs] {
+    if (!*archs && m->count() == 0) throw CLI::RequiredError("--model");
+  });
+  return [path, archs] {
+    if (*archs) return print_architectures();
     ModelOptions mo;
     mo.n_threads = 1;
     auto model = load_model(*path, mo);
@@ -65,7 +86,7 @@ Runner add_info(CLI::App& app) {
                 f.get_string("tokenizer.chat_template") ? "yes" : "no");
     std::printf("supported archs: ");
     for (const auto& a : supported_architectures()) std::printf(" %s", a.c_str());
-    std::printf("\n");
+    std::printf("  (tessera info --archs: what each supports)\n");
     return 0;
   };
 }

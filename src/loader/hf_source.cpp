@@ -798,6 +798,13 @@ std::vector<std::string> supported_hf_architectures() {
   return v;
 }
 
+std::vector<HfArchitecture> hf_architecture_table() {
+  std::vector<HfArchitecture> v;
+  for (const ArchSpec& a : kArchs)
+    v.push_back({std::string(a.hf_arch), std::string(a.arch), a.shapes != nullptr});
+  return v;
+}
+
 std::unique_ptr<gguf::Source> open_hf_directory(const std::string& path, const LoadOptions& opts) {
   std::error_code ec;
   fs::path dir(path), config_path;

@@ -50,6 +50,14 @@ bool is_hf_path(const std::string& path);
 // HF architectures (config.json "architectures") this build translates.
 std::vector<std::string> supported_hf_architectures();
 
+// Each HF architecture with the GGUF architecture it becomes and whether dummy weights
+// can be built for its shape.
+struct HfArchitecture {
+  std::string hf_arch, arch;
+  bool dummy;
+};
+std::vector<HfArchitecture> hf_architecture_table();
+
 // Llama 3 RoPE frequency factors ("rope_type": "llama3"): one divisor of theta per
 // dimension pair, [n_rot / 2].
 std::vector<float> llama3_rope_factors(int n_rot, double freq_base, double factor,

@@ -53,6 +53,45 @@ std::vector<std::string> supported_architectures() {
   return v;
 }
 
+std::vector<ArchitectureInfo> architecture_table() {
+  // One line per registry entry; the Hugging Face side comes from the HF loader's table.
+  static const std::map<std::string, std::pair<const char*, const char*>> kText = {
+      {"baichuan", {"Baichuan 1/2", "RoPE (7B) or ALiBi (13B), fused QKV split at conversion"}},
+      {"chatglm", {"ChatGLM2/3", "partial RoPE, fused QKV with biases, fused gate/up"}},
+      {"gemma3",
+       {"Gemma 3 (text)", "sliding-window/global layers, QK-norm, GeGLU, sandwich norms, "
+                          "embedding scale, final logit soft-cap"}},
+      {"glm4", {"GLM-4", "partial RoPE, QKV biases, post-attention and post-MLP norms"}},
+      {"internlm2", {"InternLM2", "Llama decoder (wqkv split at conversion)"}},
+      {"llama",
+       {"Llama 2/3, SmolLM2, Mistral, Mixtral",
+        "GQA, RoPE scaling (linear, YaRN, llama3), sliding window, mixture of experts"}},
+      {"mistral", {"Mistral, Mixtral", "as llama"}},
+      {"phi3", {"Phi-3", "fused QKV and gate/up, LongRoPE (short factors)"}},
+      {"qwen2", {"Qwen2, Qwen2.5", "QKV biases, NeoX RoPE"}},
+      {"qwen2moe", {"Qwen1.5-MoE, Qwen2-MoE", "top-k experts + gated shared expert"}},
+      {"qwen3", {"Qwen3", "QK-norm, NeoX RoPE"}},
+      {"qwen3moe", {"Qwen3-MoE", "QK-norm, top-k experts (normalized)"}},
+  };
+  std::vector<ArchitectureInfo> out;
+  const std::vector<hf::HfArchitecture> hf_archs = hf::hf_architecture_table();
+  for (const std::string& name : supported_architectures()) {
+    ArchitectureInfo a;
+    a.name = name;
+    if (auto it = kText.find(name); it != kText.end()) {
+      a.families = it->second.first;
+      a.features = it->second.second;
+    }
+    for (const hf::HfArchitecture& h : hf_archs) {
+      if (h.arch != name) continue;
+      a.hf_archs.push_back(h.hf_arch);
+      if (h.dummy) a.dummy_archs.push_back(h.hf_arch);
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
 std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& opts) {
   std::unique_ptr<gguf::Source> f;
   const std::optional<DType> quant = parse_weight_type(opts.quantization);

@@ -88,4 +88,14 @@ std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& o
 // Architectures load_model accepts.
 std::vector<std::string> supported_architectures();
 
+// What each architecture covers, for `tessera info --archs`.
+struct ArchitectureInfo {
+  std::string name;                     // general.architecture
+  std::string families;                 // model families published in it
+  std::string features;                 // what the implementation handles
+  std::vector<std::string> hf_archs;    // config.json "architectures" that load as it
+  std::vector<std::string> dummy_archs; // of those, the shapes --load-format dummy builds
+};
+std::vector<ArchitectureInfo> architecture_table();
+
 }  // namespace tessera

@@ -100,3 +100,24 @@ def test_llama_cpp_runs_converted_file(tiny, tmp_path, type_):
                            capture_output=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
         assert r.stdout.replace(b"<|begin_of_text|>", b"").strip() == greedy(tiny).strip()
+
+
+def test_info_lists_architectures():
+    """`tessera info --archs` needs no model: every architecture with its HF classes and the
+    shapes dummy weights cover; without --archs, -m stays required."""
+    out = run_tessera("info", "--archs").stdout
+    blocks, name = {}, None
+    for line in out.splitlines():
+        if line and not line[0].isspace():
+            name = line.strip()
+            blocks[name] = ""
+        else:
+            blocks[name] += line.strip() + "\n"
+    for arch in ("llama", "qwen2", "qwen3", "qwen3moe", "gemma3", "phi3", "glm4", "chatglm",
+                 "baichuan", "internlm2", "qwen2moe"):
+        assert arch in blocks, out
+    assert "HF directory: Qwen3MoeForCausalLM" in blocks["qwen3moe"]
+    assert "dummy:        Qwen3MoeForCausalLM" in blocks["qwen3moe"]
+    assert "dummy:        no" in blocks["gemma3"]
+    p = run_tessera("info", check=False)
+    assert p.returncode != 0 and "--model" in p.stderr
