@@ -40,8 +40,9 @@ void CpuBackend::rms_norm(const float* x, const float* weight, float* y, int n, 
     for (int64_t i = b; i < e; ++i) {
       const float* xi = x + i * d;
       float* yi = y + i * d;
-      double sum = 0.0;  // ggml accumulates the mean of squares in double (ggml_float)
-      for (int j = 0; j < d; ++j) sum += static_cast<double>(xi[j]) * xi[j];
+      // As ggml: each square in f32, the squares summed in order in double (ggml_float).
+      double sum = 0.0;
+      for (int j = 0; j < d; ++j) sum += static_cast<double>(xi[j] * xi[j]);
       const float scale = 1.0f / std::sqrt(static_cast<float>(sum / d) + eps);
       for (int j = 0; j < d; ++j) yi[j] = xi[j] * scale * weight[j];
     }
