@@ -97,6 +97,8 @@ void CpuBackend::rope(float* x, int n, int n_head, int head_dim, const int32_t* 
         cs[i0 + 1] = std::sin(th) * mscale;
         theta *= theta_scale;
       }
+      // The rotation with the fused multiply-adds of llama.cpp's x86 build (GCC contracts
+      // ggml's rotate_pairs): fma(x0, c, -(x1 s)) and fma(x0, s, x1 c).
       for (int h = 0; h < n_head; ++h) {
         float* v = x + (t * n_head + h) * static_cast<int64_t>(head_dim);
         for (int i0 = 0; i0 < n_rot; i0 += 2) {
@@ -104,8 +106,8 @@ void CpuBackend::rope(float* x, int n, int n_head, int head_dim, const int32_t* 
           const int a = p.neox ? i0 / 2 : i0;
           const int bb = p.neox ? i0 / 2 + n_rot / 2 : i0 + 1;
           const float x0 = v[a], x1 = v[bb];
-          v[a] = x0 * c - x1 * s;
-          v[bb] = x0 * s + x1 * c;
+          v[a] = std::fma(x0, c, -(x1 * s));
+          v[bb] = std::fma(x0, s, x1 * c);
         }
       }
     }
