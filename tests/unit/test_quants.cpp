@@ -375,7 +375,7 @@ TEST(QuantsSimd, DequantizeMatchesRefExactly) {
   }
 }
 
-// The SIMD quantizers compute the same scale and the same products x * (1/d) in fp32 and
+// The SIMD quantizers compute the same scale and the same products x * multiplier in fp32 and
 // round with the same rule, so their bytes equal the reference's exactly.
 TEST(QuantsSimd, QuantizeMatchesRefExactly) {
   std::mt19937 rng(5);
@@ -389,7 +389,7 @@ TEST(QuantsSimd, QuantizeMatchesRefExactly) {
         if (n >= 64) std::fill(x.begin(), x.begin() + 32, 0.f);  // zero block
         if (n >= 96) {
           // With -127 the largest magnitude the scale is exactly 1, so these are exact
-          // rounding ties for Q8_0/Q8_1 (away from zero) and Q8_K (to even); 1 + 2^-11 and
+          // rounding ties for Q8_0 (away from zero) and Q8_1/Q8_K (to even); 1 + 2^-11 and
           // 1 + 3 * 2^-11 are fp16 ties.
           const float ties[] = {-127.f,
                                 0.5f,

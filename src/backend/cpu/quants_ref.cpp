@@ -385,17 +385,20 @@ void q_q8_0(const float* x, void* dst, int64_t n) {
   }
 }
 
+// Q8_1 is only ever an activation type, so it follows ggml's x86 quantize_row_q8_1 (what
+// llama.cpp runs on this kind of machine) rather than the generic reference: the multiplier
+// is 127 / amax (not 1 / d) and rounding is half to even.
 void q_q8_1(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ8_1*>(dst);
   for (int64_t i = 0; i < n / QK8_1; ++i, x += QK8_1) {
     float amax = 0.f;
     for (int j = 0; j < QK8_1; ++j) amax = std::max(amax, std::fabs(x[j]));
     const float d = amax / 127;
-    const float id = d != 0.f ? 1.0f / d : 0.0f;
+    const float id = amax != 0.f ? 127.f / amax : 0.0f;
     y[i].d = fp32_to_fp16(d);
     int sum = 0;
     for (int j = 0; j < QK8_1; ++j) {
-      y[i].qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+      y[i].qs[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
       sum += y[i].qs[j];
     }
     y[i].s = fp32_to_fp16(static_cast<float>(sum) * d);
