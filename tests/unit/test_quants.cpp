@@ -579,5 +579,35 @@ TEST(QuantsSimd, AttentionKernelsEqualRefBitExact) {
   }
 }
 
+// ------------------------------------------------------------------ activations
+
+// The SIMD SwiGLU does the reference's arithmetic (ggml's exp polynomial, its fused
+// multiply-adds, the libm tail past the last whole 16): equal bits at every level, also
+// for arguments whose exponent leaves the fast path; and it is SiLU to a few ulps.
+TEST(QuantsSimd, SiluMulEqualsRefBitExact) {
+  std::mt19937 rng(9);
+  const SiluMulFn ref = silu_mul_fn_for("scalar");
+  ASSERT_NE(ref, nullptr);
+  for (const char* level : simd_levels()) {
+    const SiluMulFn f = silu_mul_fn_for(level);
+    ASSERT_NE(f, nullptr);
+    for (int64_t n : {1, 15, 16, 37, 1536}) {
+      SCOPED_TRACE(std::string(level) + " n=" + std::to_string(n));
+      std::vector<float> g = random_floats(n, rng), up = random_floats(n, rng);
+      for (int64_t i = 0; i < n; ++i) g[i] *= 12.0f;
+      const float extremes[] = {-100.f, 100.f, -87.5f, 88.f, -0.f, 1e-30f, -200.f, 150.f};
+      for (int64_t i = 0; i < n && i < 8; ++i) g[(i * 5) % n] = extremes[i];
+      std::vector<float> want = g, got = g;
+      ref(want.data(), up.data(), n);
+      f(got.data(), up.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(bits(got[i]), bits(want[i])) << i << " x=" << g[i];
+        const double x = g[i], silu = x / (1.0 + std::exp(-x)) * up[i];
+        EXPECT_NEAR(want[i], silu, std::fabs(silu) * 1e-6 + 1e-30) << i << " x=" << g[i];
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tessera::cpu

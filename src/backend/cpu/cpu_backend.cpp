@@ -115,11 +115,9 @@ void CpuBackend::rope(float* x, int n, int n_head, int head_dim, const int32_t* 
 }
 
 void CpuBackend::silu_mul(float* gate, const float* up, int n, int d) {
+  const SiluMulFn f = silu_mul_fn();  // row by row: the kernel's tail rule is per row
   pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b * d; i < e * d; ++i) {
-      const float g = gate[i];
-      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-    }
+    for (int64_t i = b; i < e; ++i) f(gate + i * d, up + i * d, d);
   }, grain(int64_t{d} * 8));
 }
 

@@ -47,6 +47,7 @@ const Tables& tables() {
     if (r.cpu >= kAvx2) {
       fill_avx2_kernels(r.level[kAvx2]);
       fill_avx2_attention_kernels(r.level[kAvx2]);
+      fill_avx2_activation_kernels(r.level[kAvx2]);
     }
     r.level[kAvx512] = r.level[kAvx2];
     if (r.cpu >= kAvx512) fill_avx512_kernels(r.level[kAvx512]);
@@ -162,6 +163,10 @@ AttnAccumFn attn_accum_fn() {
   return active().attn_accum;
 }
 
+SiluMulFn silu_mul_fn() {
+  return active().silu_mul;
+}
+
 GemmTileFn gemm_tile_fn_for(DType t, const char* level) {
   const KernelTable* k = table_for(level);
   const int s = slot_of(t);
@@ -176,6 +181,11 @@ AttnScoresFn attn_scores_fn_for(const char* level) {
 AttnAccumFn attn_accum_fn_for(const char* level) {
   const KernelTable* k = table_for(level);
   return k ? k->attn_accum : nullptr;
+}
+
+SiluMulFn silu_mul_fn_for(const char* level) {
+  const KernelTable* k = table_for(level);
+  return k ? k->silu_mul : nullptr;
 }
 
 }  // namespace tessera::cpu

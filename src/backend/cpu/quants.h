@@ -57,6 +57,13 @@ using AttnAccumFn = void (*)(const float* w, int64_t w_stride, int nq, const uin
 AttnScoresFn attn_scores_fn();
 AttnAccumFn attn_accum_fn();
 
+// --- activations ---
+// gate[i] = silu(gate[i]) * up[i] for i < n, as llama.cpp's AVX-512 build computes SwiGLU
+// (ggml_vec_swiglu_f32): exp by ggml's polynomial for the first n & ~15 elements, by libm
+// for the rest; see silu_mul_ref in quants_ref.cpp.
+using SiluMulFn = void (*)(float* gate, const float* up, int64_t n);
+SiluMulFn silu_mul_fn();
+
 // fp16 / bf16 scalar conversions (round-to-nearest-even, as ggml).
 float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_fp16(float f);
@@ -79,5 +86,6 @@ QuantizeRowFn quantize_row_fn_for(DType t, const char* level);
 GemmTileFn gemm_tile_fn_for(DType t, const char* level);
 AttnScoresFn attn_scores_fn_for(const char* level);
 AttnAccumFn attn_accum_fn_for(const char* level);
+SiluMulFn silu_mul_fn_for(const char* level);
 
 }  // namespace tessera::cpu

@@ -687,9 +687,30 @@ void attn_accum_ref(const float* w, int64_t w_stride, int nq, const uint16_t* v,
 
 }  // namespace
 
+// ---------------------------------------------------------------- activations
+
+namespace {
+
+// gate[i] = silu(gate[i]) * up[i] as ggml_vec_swiglu_f32 in llama.cpp's AVX-512 build: the
+// first n & ~15 elements (its vector loop) with expf_poly, the rest with the libm expf.
+void silu_mul_ref(float* gate, const float* up, int64_t n) {
+  const int64_t nv = n & ~int64_t{15};
+  for (int64_t i = 0; i < nv; ++i) {
+    const float x = gate[i];
+    gate[i] = x / (1.0f + expf_poly(0.0f - x)) * up[i];
+  }
+  for (int64_t i = nv; i < n; ++i) {
+    const float x = gate[i];
+    gate[i] = x / (1.0f + std::exp(-x)) * up[i];
+  }
+}
+
+}  // namespace
+
 void fill_ref_kernels(KernelTable& t) {
   t.attn_scores = attn_scores_ref;
   t.attn_accum = attn_accum_ref;
+  t.silu_mul = silu_mul_ref;
   t.dequantize[slot(DType::F32)] = deq_f32;
   t.dequantize[slot(DType::F16)] = deq_f16;
   t.dequantize[slot(DType::BF16)] = deq_bf16;
