@@ -155,12 +155,8 @@ GemmTileFn gemm_tile_fn(DType t) {
   return s >= 0 ? active().gemm_tile[s] : nullptr;
 }
 
-AttnScoresFn attn_scores_fn() {
-  return active().attn_scores;
-}
-
-AttnAccumFn attn_accum_fn() {
-  return active().attn_accum;
+FlashAttnFn flash_attn_fn() {
+  return active().flash_attn;
 }
 
 SiluMulFn silu_mul_fn() {
@@ -173,14 +169,9 @@ GemmTileFn gemm_tile_fn_for(DType t, const char* level) {
   return k && s >= 0 ? k->gemm_tile[s] : nullptr;
 }
 
-AttnScoresFn attn_scores_fn_for(const char* level) {
+FlashAttnFn flash_attn_fn_for(const char* level) {
   const KernelTable* k = table_for(level);
-  return k ? k->attn_scores : nullptr;
-}
-
-AttnAccumFn attn_accum_fn_for(const char* level) {
-  const KernelTable* k = table_for(level);
-  return k ? k->attn_accum : nullptr;
+  return k ? k->flash_attn : nullptr;
 }
 
 SiluMulFn silu_mul_fn_for(const char* level) {

@@ -130,8 +130,7 @@ struct KernelTable {
   DequantizeRowFn dequantize[kNumTypeSlots] = {};
   QuantizeRowFn quantize[kNumTypeSlots] = {};
   GemmTileFn gemm_tile[kNumTypeSlots] = {};
-  AttnScoresFn attn_scores = nullptr;
-  AttnAccumFn attn_accum = nullptr;
+  FlashAttnFn flash_attn = nullptr;
   SiluMulFn silu_mul = nullptr;
 };
 

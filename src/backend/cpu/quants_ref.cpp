@@ -660,27 +660,52 @@ inline int slot(DType t) {
 
 namespace {
 
-void attn_scores_ref(const float* q, int nq, int head_dim, const uint16_t* k, int64_t k_stride,
-                     int n, float scale, float* scores, int64_t s_stride) {
-  for (int h = 0; h < nq; ++h) {
-    const float* qh = q + static_cast<int64_t>(h) * head_dim;
-    for (int j = 0; j < n; ++j) {
-      const uint16_t* kj = k + j * k_stride;
-      float s = 0.0f;
-      for (int d = 0; d < head_dim; ++d) s += qh[d] * fp16_to_fp32(kj[d]);
-      scores[h * s_stride + j] = s * scale;
-    }
-  }
+// q·k of two fp16 rows in the order of ggml_vec_dot_f16 built for AVX-512 (16-lane vectors,
+// 4 accumulators): per 64-element chunk, lane l of accumulator i takes fma(k, q, acc) of
+// element 16i + l; the accumulators fold as (0 + 2) + (1 + 3), the 16 lanes as l + (l + 8),
+// then l + (l + 4), then (0 + 2) + (1 + 3); elements past the last whole chunk are added in
+// double. Products of fp16 values are exact in f32, so only the sums round.
+float dot16_ref(const uint16_t* k, const uint16_t* q, int n) {
+  const int np = n & ~63;
+  float acc[4][16] = {};
+  for (int i = 0; i < np; i += 64)
+    for (int a = 0; a < 4; ++a)
+      for (int l = 0; l < 16; ++l) {
+        const int e = i + 16 * a + l;
+        acc[a][l] = std::fma(fp16_to_fp32(k[e]), fp16_to_fp32(q[e]), acc[a][l]);
+      }
+  float r[16];
+  for (int l = 0; l < 16; ++l) r[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+  float t[8];
+  for (int l = 0; l < 8; ++l) t[l] = r[l] + r[l + 8];
+  float u[4];
+  for (int l = 0; l < 4; ++l) u[l] = t[l] + t[l + 4];
+  double sum = (u[0] + u[2]) + (u[1] + u[3]);
+  for (int e = np; e < n; ++e) sum += static_cast<double>(fp16_to_fp32(k[e]) * fp16_to_fp32(q[e]));
+  return static_cast<float>(sum);
 }
 
-void attn_accum_ref(const float* w, int64_t w_stride, int nq, const uint16_t* v,
-                    int64_t v_stride, int n, int head_dim, float* out) {
+void flash_attn_ref(const uint16_t* q16, int nq, int head_dim, const uint16_t* k,
+                    const uint16_t* v, int64_t stride, int n, float scale, float* m, float* s,
+                    uint16_t* acc) {
   for (int h = 0; h < nq; ++h) {
-    float* oh = out + static_cast<int64_t>(h) * head_dim;
+    const uint16_t* qh = q16 + static_cast<int64_t>(h) * head_dim;
+    uint16_t* ah = acc + static_cast<int64_t>(h) * head_dim;
     for (int j = 0; j < n; ++j) {
-      const float wj = w[h * w_stride + j];
-      const uint16_t* vj = v + j * v_stride;
-      for (int d = 0; d < head_dim; ++d) oh[d] += wj * fp16_to_fp32(vj[d]);
+      const uint16_t* kj = k + j * stride;
+      const uint16_t* vj = v + j * stride;
+      const float sc = dot16_ref(kj, qh, head_dim) * scale;
+      float ms = 1.0f, vs = 1.0f;
+      if (sc > m[h]) {  // new maximum: rescale what was accumulated, this key weighs 1
+        ms = std::exp(m[h] - sc);
+        m[h] = sc;
+        for (int d = 0; d < head_dim; ++d) ah[d] = fp32_to_fp16(fp16_to_fp32(ah[d]) * ms);
+      } else {
+        vs = std::exp(sc - m[h]);
+      }
+      for (int d = 0; d < head_dim; ++d)
+        ah[d] = fp32_to_fp16(std::fma(fp16_to_fp32(vj[d]), vs, fp16_to_fp32(ah[d])));
+      s[h] = std::fma(s[h], ms, vs);
     }
   }
 }
@@ -708,8 +733,7 @@ void silu_mul_ref(float* gate, const float* up, int64_t n) {
 }  // namespace
 
 void fill_ref_kernels(KernelTable& t) {
-  t.attn_scores = attn_scores_ref;
-  t.attn_accum = attn_accum_ref;
+  t.flash_attn = flash_attn_ref;
   t.silu_mul = silu_mul_ref;
   t.dequantize[slot(DType::F32)] = deq_f32;
   t.dequantize[slot(DType::F16)] = deq_f16;
