@@ -7,6 +7,7 @@
 // and rounded back to fp16 per element, 8 elements at a time.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "backend/cpu/quants_impl.h"
@@ -50,8 +51,53 @@ inline float dot16(const uint16_t* k, const float* qf, int n) {
   return static_cast<float>(sum);
 }
 
+// flash_attn for a head dimension D known at compile time (a multiple of 8, at most 128):
+// per head, the n scores first (they do not depend on the softmax state), then the online
+// softmax with the accumulator held in registers as f32 copies of its fp16 values.
+template <int D>
+void flash_attn_fixed(const uint16_t* q16, int nq, const uint16_t* k, const uint16_t* v,
+                      int64_t stride, int n, float scale, float* m, float* s, uint16_t* acc) {
+  constexpr int kV = D / 8;
+  constexpr int kMaxKeys = 64;  // scores per batch of keys
+  float qf[D];
+  float sc[kMaxKeys];
+  for (int h = 0; h < nq; ++h) {
+    const uint16_t* qh = q16 + static_cast<int64_t>(h) * D;
+    uint16_t* ah = acc + static_cast<int64_t>(h) * D;
+    for (int d = 0; d < D; d += 8) _mm256_storeu_ps(qf + d, load_h8(qh + d));
+    __m256 a[kV];
+    for (int i = 0; i < kV; ++i) a[i] = load_h8(ah + 8 * i);
+    float mh = m[h], sh = s[h];
+    for (int j0 = 0; j0 < n; j0 += kMaxKeys) {
+      const int nj = std::min(kMaxKeys, n - j0);
+      for (int j = 0; j < nj; ++j) sc[j] = dot16(k + (j0 + j) * stride, qf, D) * scale;
+      for (int j = 0; j < nj; ++j) {
+        const uint16_t* vj = v + (j0 + j) * stride;
+        float ms = 1.0f, vs = 1.0f;
+        if (sc[j] > mh) {
+          ms = std::exp(mh - sc[j]);
+          mh = sc[j];
+          const __m256 vms = _mm256_set1_ps(ms);
+          for (int i = 0; i < kV; ++i) a[i] = round_h8(_mm256_mul_ps(a[i], vms));
+        } else {
+          vs = std::exp(sc[j] - mh);
+        }
+        const __m256 vvs = _mm256_set1_ps(vs);
+        for (int i = 0; i < kV; ++i)
+          a[i] = round_h8(_mm256_fmadd_ps(load_h8(vj + 8 * i), vvs, a[i]));
+        sh = std::fma(sh, ms, vs);
+      }
+    }
+    for (int i = 0; i < kV; ++i) store_h8(ah + 8 * i, a[i]);
+    m[h] = mh;
+    s[h] = sh;
+  }
+}
+
 void flash_attn(const uint16_t* q16, int nq, int head_dim, const uint16_t* k, const uint16_t* v,
                 int64_t stride, int n, float scale, float* m, float* s, uint16_t* acc) {
+  if (head_dim == 64) return flash_attn_fixed<64>(q16, nq, k, v, stride, n, scale, m, s, acc);
+  if (head_dim == 128) return flash_attn_fixed<128>(q16, nq, k, v, stride, n, scale, m, s, acc);
   constexpr int kMaxDim = 1024;
   float qf[kMaxDim];
   for (int h = 0; h < nq; ++h) {
