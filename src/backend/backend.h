@@ -92,9 +92,10 @@ class Backend {
   virtual void store_kv(const KVLayer& kv, const float* k, const float* v, int kv_dim,
                         const AttentionBatch& b) = 0;
   // out[n, n_head*head_dim] = softmax(q·Kᵀ · scale) · V over each token's own sequence;
-  // query head h reads KV head h / (n_head / n_head_kv) (GQA / MQA). With an F16 cache,
-  // like llama.cpp's exact (non-flash) attention, q and the softmax weights are rounded to
-  // fp16 before they meet the fp16 keys and values; sums are f32. An F32 cache is exact.
+  // query head h reads KV head h / (n_head / n_head_kv) (GQA / MQA). With an F16 cache the
+  // arithmetic is llama.cpp's CPU flash attention (its default): q rounded to fp16, keys
+  // taken in position order with an online softmax into an fp16 accumulator. An F32 cache
+  // is exact.
   virtual void attention(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
                          int head_dim, float scale, const AttentionBatch& b) = 0;
 

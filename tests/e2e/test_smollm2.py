@@ -29,10 +29,11 @@ def greedy(smollm2, case):
 
 
 def test_greedy_continuations_track_llamacpp(smollm2):
-    """Each continuation equals llama.cpp's token for token up to the first step where
-    llama.cpp's own two best candidates are nearly tied (probabilities within 0.05); there
-    the engines' last-bit differences may pick either, and ours must pick one of the two.
-    At least the two continuations without an early near-tie are identical throughout."""
+    """The default CPU path (fp16 KV cache) does llama.cpp's float arithmetic op for op, so
+    greedy continuations are llama.cpp's token for token: at least 4 of the 5 identical,
+    and any other one identical for its first 32 tokens, then parting only where
+    llama.cpp's own two best candidates are nearly tied (probabilities within 0.05), with
+    ours one of the two."""
     identical = 0
     for case in REF["greedy"]:
         out = greedy(smollm2, case)
@@ -43,7 +44,8 @@ def test_greedy_continuations_track_llamacpp(smollm2):
             continue
         k = next(i for i in range(min(len(ours), len(theirs)) + 1)
                  if i == min(len(ours), len(theirs)) or ours[i] != theirs[i])
+        assert k >= 32, (case["prompt"], k, ours, theirs)
         top = case["top_probs"][k]
         assert top[0]["prob"] - top[1]["prob"] < 0.05, (case["prompt"], k, top)
         assert ours[k] in (top[0]["id"], top[1]["id"]), (case["prompt"], k, ours[k], top)
-    assert identical >= 2
+    assert identical >= 4

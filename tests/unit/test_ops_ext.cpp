@@ -196,6 +196,45 @@ TEST(OpsExt, AttentionSoftcapWithWindow) {
   check_attention(o, 4, 2);
 }
 
+// Plain attention over an fp16 cache (llama.cpp's flash-attention order) is softmax
+// attention up to its fp16 accumulator's rounding, and a token's row does not depend on
+// its batch: each query row alone gives the bits it gets inside the whole prompt.
+TEST(OpsExt, AttentionF16IsSoftmaxAndBatchInvariant) {
+  auto be = make_cpu_backend(2);
+  const int n_head = 6, n_head_kv = 2, hd = 64, kv_dim = n_head_kv * hd, n_ctx = 29, bs = 4;
+  const int n_blocks = (n_ctx + bs - 1) / bs;
+  std::vector<int32_t> table(n_blocks), slots(n_ctx), pos(n_ctx), seq(n_ctx, 0);
+  std::iota(table.rbegin(), table.rend(), 0);  // physical blocks in reverse order
+  for (int j = 0; j < n_ctx; ++j) {
+    pos[j] = j;
+    slots[j] = table[j / bs] * bs + j % bs;
+  }
+  const int32_t* tables[] = {table.data()};
+  AttentionBatch ab{n_ctx, pos.data(), seq.data(), tables, slots.data(), bs};
+  auto k = random_vec(size_t(n_ctx) * kv_dim, 30), v = random_vec(size_t(n_ctx) * kv_dim, 31);
+  auto q = random_vec(size_t(n_ctx) * n_head * hd, 32);
+  std::vector<uint16_t> kc(size_t(n_blocks) * bs * kv_dim), vc(kc.size());
+  KVLayer layer{DType::F16, kc.data(), vc.data()};
+  be->store_kv(layer, k.data(), v.data(), kv_dim, ab);
+  const float scale = 0.125f;
+  std::vector<float> out(q.size());
+  be->attention(q.data(), layer, out.data(), n_head, n_head_kv, hd, scale, ab);
+  AttentionOptions o;
+  o.scale = scale;
+  const auto ref = attention_ref(q, k, v, pos, n_head, n_head_kv, hd, o, /*f16=*/false);
+  // fp16 inputs (relative 2^-11 on q, k, v of magnitude <= 2) and up to n_ctx roundings of
+  // the fp16 accumulator.
+  for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], ref[i], 0.02) << i;
+  for (int t = 0; t < n_ctx; t += 7) {
+    AttentionBatch one{1, &pos[t], &seq[t], tables, &slots[t], bs};
+    std::vector<float> row(size_t(n_head) * hd);
+    be->attention(q.data() + size_t(t) * n_head * hd, layer, row.data(), n_head, n_head_kv, hd,
+                  scale, one);
+    for (int i = 0; i < n_head * hd; ++i)
+      ASSERT_EQ(row[i], out[size_t(t) * n_head * hd + i]) << t << "," << i;
+  }
+}
+
 TEST(OpsExt, AttentionDecodeStepSeesWindowOnly) {
   // One query at position p with window w equals attention over the last w keys alone.
   auto be = make_cpu_backend(1);

@@ -376,7 +376,7 @@ TEST(QuantsSimd, DequantizeMatchesRefExactly) {
   }
 }
 
-// The SIMD quantizers compute the same scale and the same products x * (1/d) in fp32 and
+// The SIMD quantizers compute the same scale and the same products x * multiplier in fp32 and
 // round with the same rule, so their bytes equal the reference's exactly.
 TEST(QuantsSimd, QuantizeMatchesRefExactly) {
   std::mt19937 rng(5);
@@ -390,7 +390,7 @@ TEST(QuantsSimd, QuantizeMatchesRefExactly) {
         if (n >= 64) std::fill(x.begin(), x.begin() + 32, 0.f);  // zero block
         if (n >= 96) {
           // With -127 the largest magnitude the scale is exactly 1, so these are exact
-          // rounding ties for Q8_0/Q8_1 (away from zero) and Q8_K (to even); 1 + 2^-11 and
+          // rounding ties for Q8_0 (away from zero) and Q8_1/Q8_K (to even); 1 + 2^-11 and
           // 1 + 3 * 2^-11 are fp16 ties.
           const float ties[] = {-127.f,
                                 0.5f,
@@ -539,42 +539,111 @@ TEST(QuantsSimd, BlockDotsAgreeBitExactAcrossSimdLevels) {
   }
 }
 
-// ------------------------------------------------------------------ attention kernels
+// ------------------------------------------------------------------ attention kernel
 
-// The SIMD attention kernels do the reference's arithmetic in the same order: equal bits.
-TEST(QuantsSimd, AttentionKernelsEqualRefBitExact) {
+// Exact softmax attention (double) of one query over n fp16 keys/values, for the sanity check.
+std::vector<double> softmax_attention(const std::vector<uint16_t>& q16, const uint16_t* k,
+                                      const uint16_t* v, int64_t stride, int n, int head_dim,
+                                      float scale) {
+  std::vector<double> w(n), out(head_dim, 0.0);
+  double mx = -INFINITY, sum = 0;
+  for (int j = 0; j < n; ++j) {
+    double dot = 0;
+    for (int d = 0; d < head_dim; ++d)
+      dot += double(fp16_to_fp32(q16[d])) * fp16_to_fp32(k[j * stride + d]);
+    w[j] = dot * scale;
+    mx = std::max(mx, w[j]);
+  }
+  for (double& x : w) sum += (x = std::exp(x - mx));
+  for (int j = 0; j < n; ++j)
+    for (int d = 0; d < head_dim; ++d) out[d] += w[j] / sum * fp16_to_fp32(v[j * stride + d]);
+  return out;
+}
+
+// The SIMD flash-attention kernels do the reference's arithmetic in the same order: equal
+// bits for the running maxima, sums and fp16 accumulators, however the keys are split
+// across calls; and the result is softmax attention up to fp16 accumulation error.
+TEST(QuantsSimd, FlashAttentionEqualsRefBitExact) {
   std::mt19937 rng(5);
-  const AttnScoresFn qk_ref = attn_scores_fn_for("scalar");
-  const AttnAccumFn av_ref = attn_accum_fn_for("scalar");
-  ASSERT_NE(qk_ref, nullptr);
-  ASSERT_NE(av_ref, nullptr);
+  const FlashAttnFn ref = flash_attn_fn_for("scalar");
+  ASSERT_NE(ref, nullptr);
   for (const char* level : simd_levels()) {
-    const AttnScoresFn qk = attn_scores_fn_for(level);
-    const AttnAccumFn av = attn_accum_fn_for(level);
-    for (int head_dim : {8, 12, 40, 64, 128}) {
-      for (int nq : {1, 3, 4}) {
-        for (int n : {1, 5, 8, 13, 16}) {
+    const FlashAttnFn fa = flash_attn_fn_for(level);
+    ASSERT_NE(fa, nullptr);
+    for (int head_dim : {8, 12, 40, 64, 72, 128}) {
+      for (int nq : {1, 3}) {
+        for (int n : {1, 5, 16, 37}) {
           SCOPED_TRACE(std::string(level) + " head_dim=" + std::to_string(head_dim) +
                        " nq=" + std::to_string(nq) + " n=" + std::to_string(n));
           const int64_t stride = 3 * head_dim;  // rows of a 3-KV-head cache
-          const std::vector<float> q = random_floats(nq * head_dim, rng);
-          const std::vector<float> kvf = random_floats(n * stride, rng);
-          std::vector<uint16_t> kv(kvf.size());
-          for (size_t i = 0; i < kvf.size(); ++i) kv[i] = fp32_to_fp16(kvf[i]);
-          const int64_t s_stride = n + 3;
-          std::vector<float> want(nq * s_stride, 0.f), got(nq * s_stride, 0.f);
-          qk_ref(q.data(), nq, head_dim, kv.data() + head_dim, stride, n, 0.125f, want.data(),
-                 s_stride);
-          qk(q.data(), nq, head_dim, kv.data() + head_dim, stride, n, 0.125f, got.data(),
-             s_stride);
-          for (int h = 0; h < nq; ++h)
-            for (int j = 0; j < n; ++j)
-              ASSERT_EQ(bits(got[h * s_stride + j]), bits(want[h * s_stride + j])) << h << "," << j;
-          std::vector<float> o_want = random_floats(nq * head_dim, rng), o_got = o_want;
-          av_ref(want.data(), s_stride, nq, kv.data(), stride, n, head_dim, o_want.data());
-          av(want.data(), s_stride, nq, kv.data(), stride, n, head_dim, o_got.data());
-          for (int i = 0; i < nq * head_dim; ++i) ASSERT_EQ(bits(o_got[i]), bits(o_want[i])) << i;
+          std::vector<uint16_t> q16(nq * head_dim), k(n * stride), v(n * stride);
+          const std::vector<float> qf = random_floats(nq * head_dim, rng);
+          const std::vector<float> kf = random_floats(n * stride, rng);
+          const std::vector<float> vf = random_floats(n * stride, rng);
+          for (size_t i = 0; i < q16.size(); ++i) q16[i] = fp32_to_fp16(4.0f * qf[i]);
+          for (size_t i = 0; i < k.size(); ++i) k[i] = fp32_to_fp16(kf[i]);
+          for (size_t i = 0; i < v.size(); ++i) v[i] = fp32_to_fp16(vf[i]);
+          const float scale = 1.0f / std::sqrt(float(head_dim));
+          std::vector<float> m_want(nq, -INFINITY), s_want(nq, 0.f), m_got = m_want, s_got = s_want;
+          std::vector<uint16_t> a_want(nq * head_dim, 0), a_got = a_want;
+          ref(q16.data(), nq, head_dim, k.data() + head_dim, v.data() + head_dim, stride, n, scale,
+              m_want.data(), s_want.data(), a_want.data());
+          const int n1 = n / 2;  // the kernel continues a state across calls
+          fa(q16.data(), nq, head_dim, k.data() + head_dim, v.data() + head_dim, stride, n1, scale,
+             m_got.data(), s_got.data(), a_got.data());
+          fa(q16.data(), nq, head_dim, k.data() + head_dim + n1 * stride,
+             v.data() + head_dim + n1 * stride, stride, n - n1, scale, m_got.data(), s_got.data(),
+             a_got.data());
+          for (int h = 0; h < nq; ++h) {
+            ASSERT_EQ(bits(m_got[h]), bits(m_want[h])) << h;
+            ASSERT_EQ(bits(s_got[h]), bits(s_want[h])) << h;
+          }
+          ASSERT_EQ(a_got, a_want);
+          for (int h = 0; h < nq; ++h) {
+            const std::vector<uint16_t> qh(q16.begin() + h * head_dim,
+                                           q16.begin() + (h + 1) * head_dim);
+            const std::vector<double> exact = softmax_attention(
+                qh, k.data() + head_dim, v.data() + head_dim, stride, n, head_dim, scale);
+            // Each of the n updates of the fp16 accumulator (a rescale and an fma) rounds by
+            // at most 2^-11 relative to |acc| <= s * max|v| (the weights are <= 1).
+            double vmax = 0;
+            for (float x : vf) vmax = std::max(vmax, std::fabs(double(x)));
+            for (int d = 0; d < head_dim; ++d) {
+              EXPECT_NEAR(fp16_to_fp32(a_want[h * head_dim + d]) / s_want[h], exact[d],
+                          2 * n * 0x1p-11 * vmax + 1e-6);
+            }
+          }
         }
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ activations
+
+// The SIMD SwiGLU does the reference's arithmetic (ggml's exp polynomial, its fused
+// multiply-adds, the libm tail past the last whole 16): equal bits at every level, also
+// for arguments whose exponent leaves the fast path; and it is SiLU to a few ulps.
+TEST(QuantsSimd, SiluMulEqualsRefBitExact) {
+  std::mt19937 rng(9);
+  const SiluMulFn ref = silu_mul_fn_for("scalar");
+  ASSERT_NE(ref, nullptr);
+  for (const char* level : simd_levels()) {
+    const SiluMulFn f = silu_mul_fn_for(level);
+    ASSERT_NE(f, nullptr);
+    for (int64_t n : {1, 15, 16, 37, 1536}) {
+      SCOPED_TRACE(std::string(level) + " n=" + std::to_string(n));
+      std::vector<float> g = random_floats(n, rng), up = random_floats(n, rng);
+      for (int64_t i = 0; i < n; ++i) g[i] *= 12.0f;
+      const float extremes[] = {-100.f, 100.f, -87.5f, 88.f, -0.f, 1e-30f, -200.f, 150.f};
+      for (int64_t i = 0; i < n && i < 8; ++i) g[(i * 5) % n] = extremes[i];
+      std::vector<float> want = g, got = g;
+      ref(want.data(), up.data(), n);
+      f(got.data(), up.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(bits(got[i]), bits(want[i])) << i << " x=" << g[i];
+        const double x = g[i], silu = x / (1.0 + std::exp(-x)) * up[i];
+        EXPECT_NEAR(want[i], silu, std::fabs(silu) * 1e-6 + 1e-30) << i << " x=" << g[i];
       }
     }
   }

@@ -1,11 +1,10 @@
-// AVX2 + FMA attention kernels (see AttnScoresFn / AttnAccumFn in quants.h). Compiled with
+// AVX2 + FMA + F16C flash-attention kernel (see FlashAttnFn in quants.h). Compiled with
 // -mavx2 -mfma -mf16c and only reached through quants.cpp after the CPU check.
 //
-// Both kernels do the scalar reference's arithmetic exactly (same operations, same order, no
-// fused multiply-add), only several independent sums at once: attention output does not
-// move by a bit with the SIMD level, so quantized models' activations (which amplify
-// last-bit noise through the Q8 rounding of the next matmul) stay where they were. Head
-// dimensions that are not a multiple of 8 take plain loops.
+// Same operations in the same order as flash_attn_ref in quants_ref.cpp, so every SIMD level
+// gives the same bits: the 16-lane partial sums of the q·k dot are held as two 8-lane halves
+// and folded in the reference's tree; the fp16 accumulator is widened, updated with one fma
+// and rounded back to fp16 per element, 8 elements at a time.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -13,131 +12,136 @@
 
 #include "backend/cpu/quants_impl.h"
 
-// No contraction of the multiplies and adds into FMAs (the reference has none).
+// Only the explicit _mm256_fmadd_ps below may fuse; everything else rounds as written.
 #pragma GCC optimize("fp-contract=off")
 
 namespace tessera::cpu {
 namespace {
 
-// Transposes the 8x8 block m[0..7] (rows) in place, so m[i] holds column i.
-inline void transpose8(__m256 m[8]) {
-  const __m256 t0 = _mm256_unpacklo_ps(m[0], m[1]), t1 = _mm256_unpackhi_ps(m[0], m[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(m[2], m[3]), t3 = _mm256_unpackhi_ps(m[2], m[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(m[4], m[5]), t5 = _mm256_unpackhi_ps(m[4], m[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(m[6], m[7]), t7 = _mm256_unpackhi_ps(m[6], m[7]);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-  m[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-  m[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-  m[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-  m[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-  m[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-  m[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-  m[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-  m[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
-constexpr int kMaxHeads = 16;  // query heads per call handled in registers/stack
-
-// Vectorized across 8 keys at a time (one key per lane), each lane summing q_h[d] * k_j[d]
-// in order of increasing d with a separate multiply and add: the reference's arithmetic,
-// bit for bit.
-// 8 fp16 values widened to f32 (exact: every fp16 is a float).
 inline __m256 load_h8(const uint16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
+inline void store_h8(uint16_t* p, __m256 v) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+}
+// v rounded to fp16 and widened back (exact).
+inline __m256 round_h8(__m256 v) {
+  return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+}
 
-void attn_scores(const float* q, int nq, int head_dim, const uint16_t* k, int64_t k_stride, int n,
-                 float scale, float* scores, int64_t s_stride) {
-  if (head_dim % 8 != 0 || nq > kMaxHeads) {
-    for (int j = 0; j < n; ++j) {
-      for (int h = 0; h < nq; ++h) {
-        float s = 0.0f;
-        for (int d = 0; d < head_dim; ++d)
-          s += q[h * head_dim + d] * fp16_to_fp32(k[j * k_stride + d]);
-        scores[h * s_stride + j] = s * scale;
-      }
-    }
-    return;
+// The flash_attn_ref dot of fp16 rows a and b (widened q in qf), see quants.h.
+inline float dot16(const uint16_t* k, const float* qf, int n) {
+  const int np = n & ~63;
+  // acc[2 * i + half]: accumulator i (0..3) of the 16-lane scheme, lanes 8 * half .. + 7.
+  __m256 acc[8];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  for (int i = 0; i < np; i += 64) {
+    for (int a = 0; a < 8; ++a)
+      acc[a] = _mm256_fmadd_ps(load_h8(k + i + 8 * a), _mm256_loadu_ps(qf + i + 8 * a), acc[a]);
   }
-  const __m256 vscale = _mm256_set1_ps(scale);
-  for (int j0 = 0; j0 < n; j0 += 8) {
-    const int nj = std::min(8, n - j0);
-    const uint16_t* rows[8];
-    for (int i = 0; i < 8; ++i) rows[i] = k + (j0 + std::min(i, nj - 1)) * k_stride;
-    __m256 acc[kMaxHeads];
-    for (int h = 0; h < nq; ++h) acc[h] = _mm256_setzero_ps();
-    for (int d0 = 0; d0 < head_dim; d0 += 8) {
-      __m256 kt[8];
-      for (int i = 0; i < 8; ++i) kt[i] = load_h8(rows[i] + d0);
-      transpose8(kt);  // kt[i]: element d0 + i of the 8 keys
-      for (int h = 0; h < nq; ++h) {
-        const float* qh = q + static_cast<int64_t>(h) * head_dim + d0;
-        __m256 a = acc[h];
-        for (int i = 0; i < 8; ++i) a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_set1_ps(qh[i]), kt[i]));
-        acc[h] = a;
+  // r = (acc0 + acc2) + (acc1 + acc3) per lane, then lanes l + 8, l + 4, {0,2}/{1,3}, 0 + 1.
+  const __m256 r_lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
+  const __m256 r_hi = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
+  const __m256 t = _mm256_add_ps(r_lo, r_hi);
+  __m128 u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+  u = _mm_add_ps(u, _mm_movehl_ps(u, u));
+  u = _mm_add_ss(u, _mm_movehdup_ps(u));
+  double sum = _mm_cvtss_f32(u);
+  for (int i = np; i < n; ++i) sum += static_cast<double>(_cvtsh_ss(k[i]) * qf[i]);
+  return static_cast<float>(sum);
+}
+
+// flash_attn for a head dimension D known at compile time (a multiple of 8, at most 128):
+// per head, the n scores first (they do not depend on the softmax state), then the online
+// softmax with the accumulator held in registers as f32 copies of its fp16 values.
+template <int D>
+void flash_attn_fixed(const uint16_t* q16, int nq, const uint16_t* k, const uint16_t* v,
+                      int64_t stride, int n, float scale, float* m, float* s, uint16_t* acc) {
+  constexpr int kV = D / 8;
+  constexpr int kMaxKeys = 64;  // scores per batch of keys
+  float qf[D];
+  float sc[kMaxKeys];
+  for (int h = 0; h < nq; ++h) {
+    const uint16_t* qh = q16 + static_cast<int64_t>(h) * D;
+    uint16_t* ah = acc + static_cast<int64_t>(h) * D;
+    for (int d = 0; d < D; d += 8) _mm256_storeu_ps(qf + d, load_h8(qh + d));
+    __m256 a[kV];
+    for (int i = 0; i < kV; ++i) a[i] = load_h8(ah + 8 * i);
+    float mh = m[h], sh = s[h];
+    for (int j0 = 0; j0 < n; j0 += kMaxKeys) {
+      const int nj = std::min(kMaxKeys, n - j0);
+      for (int j = 0; j < nj; ++j) sc[j] = dot16(k + (j0 + j) * stride, qf, D) * scale;
+      for (int j = 0; j < nj; ++j) {
+        const uint16_t* vj = v + (j0 + j) * stride;
+        float ms = 1.0f, vs = 1.0f;
+        if (sc[j] > mh) {
+          ms = std::exp(mh - sc[j]);
+          mh = sc[j];
+          const __m256 vms = _mm256_set1_ps(ms);
+          for (int i = 0; i < kV; ++i) a[i] = round_h8(_mm256_mul_ps(a[i], vms));
+        } else {
+          vs = std::exp(sc[j] - mh);
+        }
+        const __m256 vvs = _mm256_set1_ps(vs);
+        for (int i = 0; i < kV; ++i)
+          a[i] = round_h8(_mm256_fmadd_ps(load_h8(vj + 8 * i), vvs, a[i]));
+        sh = std::fma(sh, ms, vs);
       }
     }
-    for (int h = 0; h < nq; ++h) {
-      alignas(32) float out[8];
-      _mm256_store_ps(out, _mm256_mul_ps(acc[h], vscale));
-      std::copy(out, out + nj, scores + h * s_stride + j0);
-    }
+    for (int i = 0; i < kV; ++i) store_h8(ah + 8 * i, a[i]);
+    m[h] = mh;
+    s[h] = sh;
   }
 }
 
-// Vectorized across d; per element the sum runs over j in order with a separate multiply
-// and add, as the reference.
-void attn_accum(const float* w, int64_t w_stride, int nq, const uint16_t* v, int64_t v_stride,
-                int n, int head_dim, float* out) {
+void flash_attn(const uint16_t* q16, int nq, int head_dim, const uint16_t* k, const uint16_t* v,
+                int64_t stride, int n, float scale, float* m, float* s, uint16_t* acc) {
+  if (head_dim == 64) return flash_attn_fixed<64>(q16, nq, k, v, stride, n, scale, m, s, acc);
+  if (head_dim == 128) return flash_attn_fixed<128>(q16, nq, k, v, stride, n, scale, m, s, acc);
+  constexpr int kMaxDim = 1024;
+  float qf[kMaxDim];
   for (int h = 0; h < nq; ++h) {
-    const float* wh = w + h * w_stride;
-    float* oh = out + static_cast<int64_t>(h) * head_dim;
+    const uint16_t* qh = q16 + static_cast<int64_t>(h) * head_dim;
+    uint16_t* ah = acc + static_cast<int64_t>(h) * head_dim;
     int d = 0;
-    // 32 output floats in registers across all n rows.
-    for (; d + 32 <= head_dim; d += 32) {
-      __m256 a0 = _mm256_loadu_ps(oh + d), a1 = _mm256_loadu_ps(oh + d + 8);
-      __m256 a2 = _mm256_loadu_ps(oh + d + 16), a3 = _mm256_loadu_ps(oh + d + 24);
-      const uint16_t* vd = v + d;
-      for (int j = 0; j < n; ++j, vd += v_stride) {
-        const __m256 wj = _mm256_broadcast_ss(wh + j);
-        a0 = _mm256_add_ps(a0, _mm256_mul_ps(wj, load_h8(vd)));
-        a1 = _mm256_add_ps(a1, _mm256_mul_ps(wj, load_h8(vd + 8)));
-        a2 = _mm256_add_ps(a2, _mm256_mul_ps(wj, load_h8(vd + 16)));
-        a3 = _mm256_add_ps(a3, _mm256_mul_ps(wj, load_h8(vd + 24)));
+    for (; d + 8 <= head_dim; d += 8) _mm256_storeu_ps(qf + d, load_h8(qh + d));
+    for (; d < head_dim; ++d) qf[d] = _cvtsh_ss(qh[d]);
+    float mh = m[h], sh = s[h];
+    for (int j = 0; j < n; ++j) {
+      const uint16_t* kj = k + j * stride;
+      const uint16_t* vj = v + j * stride;
+      const float sc = dot16(kj, qf, head_dim) * scale;
+      float ms = 1.0f, vs = 1.0f;
+      const bool new_max = sc > mh;
+      if (new_max) {
+        ms = std::exp(mh - sc);
+        mh = sc;
+      } else {
+        vs = std::exp(sc - mh);
       }
-      _mm256_storeu_ps(oh + d, a0);
-      _mm256_storeu_ps(oh + d + 8, a1);
-      _mm256_storeu_ps(oh + d + 16, a2);
-      _mm256_storeu_ps(oh + d + 24, a3);
-    }
-    for (; d + 8 <= head_dim; d += 8) {
-      __m256 a = _mm256_loadu_ps(oh + d);
-      for (int j = 0; j < n; ++j) {
-        a = _mm256_add_ps(
-            a, _mm256_mul_ps(_mm256_broadcast_ss(wh + j), load_h8(v + j * v_stride + d)));
+      const __m256 vms = _mm256_set1_ps(ms), vvs = _mm256_set1_ps(vs);
+      int e = 0;
+      for (; e + 8 <= head_dim; e += 8) {
+        __m256 a = load_h8(ah + e);
+        if (new_max) a = round_h8(_mm256_mul_ps(a, vms));
+        store_h8(ah + e, _mm256_fmadd_ps(load_h8(vj + e), vvs, a));
       }
-      _mm256_storeu_ps(oh + d, a);
+      for (; e < head_dim; ++e) {
+        float a = _cvtsh_ss(ah[e]);
+        if (new_max) a = _cvtsh_ss(_cvtss_sh(a * ms, _MM_FROUND_TO_NEAREST_INT));
+        ah[e] = _cvtss_sh(std::fma(_cvtsh_ss(vj[e]), vs, a), _MM_FROUND_TO_NEAREST_INT);
+      }
+      sh = std::fma(sh, ms, vs);
     }
-    for (; d < head_dim; ++d) {
-      float a = oh[d];
-      for (int j = 0; j < n; ++j) a += wh[j] * fp16_to_fp32(v[j * v_stride + d]);
-      oh[d] = a;
-    }
+    m[h] = mh;
+    s[h] = sh;
   }
 }
 
 }  // namespace
 
 void fill_avx2_attention_kernels(KernelTable& t) {
-  t.attn_scores = attn_scores;
-  t.attn_accum = attn_accum;
+  t.flash_attn = flash_attn;
 }
 
 }  // namespace tessera::cpu

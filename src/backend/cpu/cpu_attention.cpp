@@ -4,12 +4,12 @@
 //
 // For token t at position p in sequence s, key/value j (0 <= j <= p) lives in slot
 // block_table[s][j / B] * B + j % B; the B slots of a block are consecutive rows, which
-// the SIMD kernels walk with a stride of kv_dim. K and V are stored as fp16. The arithmetic
-// follows llama.cpp's exact (non-flash) attention over an fp16 cache, so the two engines see
-// the same roundings: q is rounded to fp16 before q·k, scores are scaled and soft-maxed in
-// f32 (sum in double), and the weights are rounded to fp16 before the weighted sum of V.
-// A token's result depends only on its own query and context, never on which other tokens
-// share the batch.
+// the kernel walks with a stride of kv_dim. K and V are stored as fp16. The arithmetic is
+// llama.cpp's CPU flash attention over an fp16 cache (its default), key by key in position
+// order with an online softmax and an fp16 accumulator (FlashAttnFn in quants.h), so the two
+// engines round alike. Every query row takes that one path, whatever the batch: a token's
+// result depends only on its own query and context, never on which other tokens share the
+// batch or how its prompt was chunked.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -35,19 +35,8 @@ void CpuBackend::store_kv(const KVLayer& kv, const float* k, const float* v, int
   }
 }
 
-namespace {
-
-// x[0, n) rounded to the nearest fp16 values, kept as f32, through the dispatched
-// (F16C where present) conversions; `tmp` holds n fp16 values.
-inline void round_fp16(float* x, int64_t n, uint16_t* tmp) {
-  quantize_row(DType::F16, x, tmp, n);
-  dequantize_row(DType::F16, tmp, x, n);
-}
-
-}  // namespace
-
-void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_head,
-                           int n_head_kv, int head_dim, float scale, const AttentionBatch& b) {
+void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
+                           int head_dim, float scale, const AttentionBatch& b) {
   if (kv.type == DType::F32) {
     // Exact attention over an f32 cache: the general kernel, with no window or bias.
     AttentionOptions o;
@@ -58,60 +47,48 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
   const int kv_dim = n_head_kv * head_dim;
   const int group = n_head / n_head_kv;
   const int bs = b.block_size;
-  int max_pos = 0;
-  for (int t = 0; t < b.n_tokens; ++t) max_pos = std::max(max_pos, b.pos[t]);
-  const int64_t s_stride = max_pos + 1;  // scores: [group, n_ctx] per thread, then q16
-  // Per thread: scores [group, s_stride], q16 [group, head_dim], and fp16 staging for the
-  // roundings (as many values as the larger of the two, as floats' worth of room).
-  const int64_t n_h16 = std::max<int64_t>(s_stride, int64_t{group} * head_dim);
-  const int64_t scratch_size = group * s_stride + int64_t{group} * head_dim + (n_h16 + 1) / 2;
+  const int64_t gd = int64_t{group} * head_dim;
+  // Per thread: q16 and acc16 [group, head_dim] fp16 each, then m and s [group] floats.
+  const int64_t scratch_size = gd + 2 * group;
   for (auto& s : scratch_)
     if (static_cast<int64_t>(s.size()) < scratch_size) s.resize(scratch_size);
-  const AttnScoresFn qk = attn_scores_fn();
-  const AttnAccumFn av = attn_accum_fn();
+  int max_pos = 0;
+  for (int t = 0; t < b.n_tokens; ++t) max_pos = std::max(max_pos, b.pos[t]);
+  const FlashAttnFn fa = flash_attn_fn();
 
-  pool_.parallel_for(static_cast<int64_t>(b.n_tokens) * n_head_kv, [&](int64_t ib, int64_t ie,
-                                                                        int thread) {
-    float* scores = scratch_[thread].data();
-    float* q16 = scores + group * s_stride;  // [group, head_dim] q rounded to fp16
-    uint16_t* h16 = reinterpret_cast<uint16_t*>(q16 + int64_t{group} * head_dim);
-    for (int64_t item = ib; item < ie; ++item) {
-      const int t = static_cast<int>(item / n_head_kv);
-      const int kvh = static_cast<int>(item % n_head_kv);
-      const int n_ctx = b.pos[t] + 1;
-      const int32_t* table = b.block_tables[b.seq_of[t]];
-      const int64_t head0 = static_cast<int64_t>(t) * n_head + int64_t{kvh} * group;
-      const float* qg = q + head0 * head_dim;  // [group, head_dim]
-      float* og = out + head0 * head_dim;      // [group, head_dim]
-      std::copy(qg, qg + int64_t{group} * head_dim, q16);
-      round_fp16(q16, int64_t{group} * head_dim, h16);
-
-      for (int j0 = 0; j0 < n_ctx; j0 += bs) {
-        const int64_t row0 = (static_cast<int64_t>(table[j0 / bs]) * bs) * kv_dim + kvh * head_dim;
-        qk(q16, group, head_dim, kv.k16() + row0, kv_dim, std::min(bs, n_ctx - j0), scale, scores + j0,
-           s_stride);
-      }
-      for (int h = 0; h < group; ++h) {
-        float* sh = scores + h * s_stride;
-        float max_score = -INFINITY;
-        for (int j = 0; j < n_ctx; ++j) max_score = std::max(max_score, sh[j]);
-        double sum = 0.0;
-        for (int j = 0; j < n_ctx; ++j) {
-          sh[j] = std::exp(sh[j] - max_score);
-          sum += sh[j];
+  pool_.parallel_for(
+      static_cast<int64_t>(b.n_tokens) * n_head_kv,
+      [&](int64_t ib, int64_t ie, int thread) {
+        uint16_t* q16 = reinterpret_cast<uint16_t*>(scratch_[thread].data());
+        uint16_t* acc = q16 + gd;
+        float* m = scratch_[thread].data() + gd;
+        float* s = m + group;
+        for (int64_t item = ib; item < ie; ++item) {
+          const int t = static_cast<int>(item / n_head_kv);
+          const int kvh = static_cast<int>(item % n_head_kv);
+          const int n_ctx = b.pos[t] + 1;
+          const int32_t* table = b.block_tables[b.seq_of[t]];
+          const int64_t head0 = static_cast<int64_t>(t) * n_head + int64_t{kvh} * group;
+          quantize_row(DType::F16, q + head0 * head_dim, q16, gd);
+          std::fill(acc, acc + gd, uint16_t{0});
+          std::fill(m, m + group, -INFINITY);
+          std::fill(s, s + group, 0.0f);
+          // Keys in position order, one block of the paged cache (bs consecutive rows) per call.
+          for (int j0 = 0; j0 < n_ctx; j0 += bs) {
+            const int64_t row0 =
+                (static_cast<int64_t>(table[j0 / bs]) * bs) * kv_dim + kvh * head_dim;
+            fa(q16, group, head_dim, kv.k16() + row0, kv.v16() + row0, kv_dim,
+               std::min(bs, n_ctx - j0), scale, m, s, acc);
+          }
+          float* og = out + head0 * head_dim;  // [group, head_dim]
+          dequantize_row(DType::F16, acc, og, gd);
+          for (int h = 0; h < group; ++h) {
+            const float inv = s[h] == 0.0f ? 0.0f : 1.0f / s[h];
+            for (int d = 0; d < head_dim; ++d) og[h * head_dim + d] *= inv;
+          }
         }
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int j = 0; j < n_ctx; ++j) sh[j] *= inv;
-        round_fp16(sh, n_ctx, h16);
-      }
-      std::fill(og, og + int64_t{group} * head_dim, 0.0f);
-      for (int j0 = 0; j0 < n_ctx; j0 += bs) {
-        const int64_t row0 = (static_cast<int64_t>(table[j0 / bs]) * bs) * kv_dim + kvh * head_dim;
-        av(scores + j0, s_stride, group, kv.v16() + row0, kv_dim, std::min(bs, n_ctx - j0), head_dim,
-           og);
-      }
-    }
-  }, grain(int64_t{group} * head_dim * 4 * (max_pos + 1)));
+      },
+      grain(int64_t{group} * head_dim * 8 * (max_pos + 1)));
 }
 
 }  // namespace tessera::cpu

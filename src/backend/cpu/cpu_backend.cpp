@@ -40,8 +40,9 @@ void CpuBackend::rms_norm(const float* x, const float* weight, float* y, int n, 
     for (int64_t i = b; i < e; ++i) {
       const float* xi = x + i * d;
       float* yi = y + i * d;
-      double sum = 0.0;  // ggml accumulates the mean of squares in double (ggml_float)
-      for (int j = 0; j < d; ++j) sum += static_cast<double>(xi[j]) * xi[j];
+      // As ggml: each square in f32, the squares summed in order in double (ggml_float).
+      double sum = 0.0;
+      for (int j = 0; j < d; ++j) sum += static_cast<double>(xi[j] * xi[j]);
       const float scale = 1.0f / std::sqrt(static_cast<float>(sum / d) + eps);
       for (int j = 0; j < d; ++j) yi[j] = xi[j] * scale * weight[j];
     }
@@ -96,6 +97,8 @@ void CpuBackend::rope(float* x, int n, int n_head, int head_dim, const int32_t* 
         cs[i0 + 1] = std::sin(th) * mscale;
         theta *= theta_scale;
       }
+      // The rotation with the fused multiply-adds of llama.cpp's x86 build (GCC contracts
+      // ggml's rotate_pairs): fma(x0, c, -(x1 s)) and fma(x0, s, x1 c).
       for (int h = 0; h < n_head; ++h) {
         float* v = x + (t * n_head + h) * static_cast<int64_t>(head_dim);
         for (int i0 = 0; i0 < n_rot; i0 += 2) {
@@ -103,8 +106,8 @@ void CpuBackend::rope(float* x, int n, int n_head, int head_dim, const int32_t* 
           const int a = p.neox ? i0 / 2 : i0;
           const int bb = p.neox ? i0 / 2 + n_rot / 2 : i0 + 1;
           const float x0 = v[a], x1 = v[bb];
-          v[a] = x0 * c - x1 * s;
-          v[bb] = x0 * s + x1 * c;
+          v[a] = std::fma(x0, c, -(x1 * s));
+          v[bb] = std::fma(x0, s, x1 * c);
         }
       }
     }
@@ -112,11 +115,9 @@ void CpuBackend::rope(float* x, int n, int n_head, int head_dim, const int32_t* 
 }
 
 void CpuBackend::silu_mul(float* gate, const float* up, int n, int d) {
+  const SiluMulFn f = silu_mul_fn();  // row by row: the kernel's tail rule is per row
   pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b * d; i < e * d; ++i) {
-      const float g = gate[i];
-      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-    }
+    for (int64_t i = b; i < e; ++i) f(gate + i * d, up + i * d, d);
   }, grain(int64_t{d} * 8));
 }
 

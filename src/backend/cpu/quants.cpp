@@ -47,6 +47,7 @@ const Tables& tables() {
     if (r.cpu >= kAvx2) {
       fill_avx2_kernels(r.level[kAvx2]);
       fill_avx2_attention_kernels(r.level[kAvx2]);
+      fill_avx2_activation_kernels(r.level[kAvx2]);
     }
     r.level[kAvx512] = r.level[kAvx2];
     if (r.cpu >= kAvx512) fill_avx512_kernels(r.level[kAvx512]);
@@ -155,12 +156,12 @@ GemmTileFn gemm_tile_fn(DType t) {
   return s >= 0 ? active().gemm_tile[s] : nullptr;
 }
 
-AttnScoresFn attn_scores_fn() {
-  return active().attn_scores;
+FlashAttnFn flash_attn_fn() {
+  return active().flash_attn;
 }
 
-AttnAccumFn attn_accum_fn() {
-  return active().attn_accum;
+SiluMulFn silu_mul_fn() {
+  return active().silu_mul;
 }
 
 GemmTileFn gemm_tile_fn_for(DType t, const char* level) {
@@ -169,14 +170,14 @@ GemmTileFn gemm_tile_fn_for(DType t, const char* level) {
   return k && s >= 0 ? k->gemm_tile[s] : nullptr;
 }
 
-AttnScoresFn attn_scores_fn_for(const char* level) {
+FlashAttnFn flash_attn_fn_for(const char* level) {
   const KernelTable* k = table_for(level);
-  return k ? k->attn_scores : nullptr;
+  return k ? k->flash_attn : nullptr;
 }
 
-AttnAccumFn attn_accum_fn_for(const char* level) {
+SiluMulFn silu_mul_fn_for(const char* level) {
   const KernelTable* k = table_for(level);
-  return k ? k->attn_accum : nullptr;
+  return k ? k->silu_mul : nullptr;
 }
 
 }  // namespace tessera::cpu

@@ -44,18 +44,28 @@ using GemmTileFn = void (*)(int64_t n, const void* w, size_t w_stride, int nr, c
                             size_t x_stride, int nc, float* y, int64_t y_stride);
 GemmTileFn gemm_tile_fn(DType t);
 
-// --- attention over fp16 K/V rows (the KV cache's layout) ---
-// scores[h * s_stride + j] = scale * <q_h, k_j> for h < nq, j < n, where q_h = q + h * head_dim
-// and k_j = k + j * k_stride (fp16 bits, widened to f32).
-using AttnScoresFn = void (*)(const float* q, int nq, int head_dim, const uint16_t* k,
-                              int64_t k_stride, int n, float scale, float* scores,
-                              int64_t s_stride);
-// out[h * head_dim + d] += sum_j w[h * w_stride + j] * v[j * v_stride + d], the sum taken in
-// order of increasing j, for h < nq, d < head_dim (v: fp16 bits).
-using AttnAccumFn = void (*)(const float* w, int64_t w_stride, int nq, const uint16_t* v,
-                             int64_t v_stride, int n, int head_dim, float* out);
-AttnScoresFn attn_scores_fn();
-AttnAccumFn attn_accum_fn();
+// --- flash attention over fp16 K/V rows (the KV cache's layout) ---
+// Feeds keys/values j < n (k + j * stride, v + j * stride, fp16 bits) to the online softmax of
+// nq query heads (q16: [nq, head_dim] fp16 bits), in the float order of llama.cpp's CPU flash
+// attention (one-chunk path, AVX-512 build), so both engines round alike. For each head h and
+// each key j in order:
+//   sc = dot16(k_j, q_h) * scale              (dot16: see flash_attn_ref in quants_ref.cpp)
+//   sc > m[h]:  ms = exp(m[h] - sc), m[h] = sc, acc_h = fp16(acc_h * ms), vs = 1
+//   otherwise:  ms = 1, vs = exp(sc - m[h])
+//   acc_h[d] = fp16(fma(v_j[d], vs, acc_h[d]))    (acc: [nq, head_dim] fp16 bits)
+//   s[h] = fma(s[h], ms, vs)
+// Start with m = -inf, s = 0, acc = 0; the attention output is then acc_h * (1 / s[h]).
+using FlashAttnFn = void (*)(const uint16_t* q16, int nq, int head_dim, const uint16_t* k,
+                             const uint16_t* v, int64_t stride, int n, float scale, float* m,
+                             float* s, uint16_t* acc);
+FlashAttnFn flash_attn_fn();
+
+// --- activations ---
+// gate[i] = silu(gate[i]) * up[i] for i < n, as llama.cpp's AVX-512 build computes SwiGLU
+// (ggml_vec_swiglu_f32): exp by ggml's polynomial for the first n & ~15 elements, by libm
+// for the rest; see silu_mul_ref in quants_ref.cpp.
+using SiluMulFn = void (*)(float* gate, const float* up, int64_t n);
+SiluMulFn silu_mul_fn();
 
 // fp16 / bf16 scalar conversions (round-to-nearest-even, as ggml).
 float fp16_to_fp32(uint16_t h);
@@ -77,7 +87,7 @@ VecDotFn vec_dot_fn_for(DType t, const char* level);
 DequantizeRowFn dequantize_row_fn_for(DType t, const char* level);
 QuantizeRowFn quantize_row_fn_for(DType t, const char* level);
 GemmTileFn gemm_tile_fn_for(DType t, const char* level);
-AttnScoresFn attn_scores_fn_for(const char* level);
-AttnAccumFn attn_accum_fn_for(const char* level);
+FlashAttnFn flash_attn_fn_for(const char* level);
+SiluMulFn silu_mul_fn_for(const char* level);
 
 }  // namespace tessera::cpu

@@ -337,9 +337,16 @@ void quantize_q8(const float* x, void* dst, int64_t n) {
   for (int64_t i = 0; i < n / 32; ++i, x += 32) {
     const float amax = amax32(x);
     const float d = amax / 127;
-    const __m256 id = _mm256_set1_ps(d != 0.f ? 1.0f / d : 0.0f);
     __m256i q[4];
-    for (int k = 0; k < 4; ++k) q[k] = round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), id));
+    if constexpr (kWithSum) {
+      // Q8_1 (activations only) as ggml's x86 quantize_row_q8_1: x * (127 / amax), half to even.
+      const __m256 id = _mm256_set1_ps(amax != 0.f ? 127.f / amax : 0.0f);
+      for (int k = 0; k < 4; ++k)
+        q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), id));
+    } else {
+      const __m256 id = _mm256_set1_ps(d != 0.f ? 1.0f / d : 0.0f);
+      for (int k = 0; k < 4; ++k) q[k] = round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), id));
+    }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs), pack32(q[0], q[1], q[2], q[3]));
     y[i].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
     if constexpr (kWithSum) {

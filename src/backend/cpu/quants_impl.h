@@ -5,6 +5,7 @@
 // sizes are checked against dtype_info at compile time below. "fp16" fields are IEEE
 // binary16 bit patterns.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -129,8 +130,8 @@ struct KernelTable {
   DequantizeRowFn dequantize[kNumTypeSlots] = {};
   QuantizeRowFn quantize[kNumTypeSlots] = {};
   GemmTileFn gemm_tile[kNumTypeSlots] = {};
-  AttnScoresFn attn_scores = nullptr;
-  AttnAccumFn attn_accum = nullptr;
+  FlashAttnFn flash_attn = nullptr;
+  SiluMulFn silu_mul = nullptr;
 };
 
 // Throws tessera::Error naming the function and the type.
@@ -141,6 +142,24 @@ void fill_ref_kernels(KernelTable& t);
 // SIMD kernels; only called after the CPU checks in quants.cpp passed.
 void fill_avx2_kernels(KernelTable& t);
 void fill_avx512_kernels(KernelTable& t);
-void fill_avx2_attention_kernels(KernelTable& t);  // attention_avx2.cpp
+void fill_avx2_attention_kernels(KernelTable& t);   // attention_avx2.cpp
+void fill_avx2_activation_kernels(KernelTable& t);  // activations_avx2.cpp
+
+// exp(x) as ggml_v_expf computes it in llama.cpp's AVX-512 build: x = n ln2 + b with
+// n = round(x log2 e) (by the 1.5 * 2^23 trick) and ln2 split in two, a degree-5
+// polynomial in b with the fused multiply-adds as written, times 2^n; |n| > 192 gives 0 or
+// inf. Not the libm expf: SwiGLU must round as llama.cpp's does.
+inline float expf_poly(float x) {
+  const float r = 0x1.8p23f;
+  const float z = std::fma(x, 0x1.715476p+0f, r);
+  const float n = z - r;
+  const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+  const float u = b * b;
+  const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                                    std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                           u, std::fma(0x1.ffffecp-1f, b, 1.0f));
+  if (std::fabs(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+  return std::ldexp(j, static_cast<int>(n));
+}
 
 }  // namespace tessera::cpu

@@ -385,17 +385,20 @@ void q_q8_0(const float* x, void* dst, int64_t n) {
   }
 }
 
+// Q8_1 is only ever an activation type, so it follows ggml's x86 quantize_row_q8_1 (what
+// llama.cpp runs on this kind of machine) rather than the generic reference: the multiplier
+// is 127 / amax (not 1 / d) and rounding is half to even.
 void q_q8_1(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ8_1*>(dst);
   for (int64_t i = 0; i < n / QK8_1; ++i, x += QK8_1) {
     float amax = 0.f;
     for (int j = 0; j < QK8_1; ++j) amax = std::max(amax, std::fabs(x[j]));
     const float d = amax / 127;
-    const float id = d != 0.f ? 1.0f / d : 0.0f;
+    const float id = amax != 0.f ? 127.f / amax : 0.0f;
     y[i].d = fp32_to_fp16(d);
     int sum = 0;
     for (int j = 0; j < QK8_1; ++j) {
-      y[i].qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+      y[i].qs[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
       sum += y[i].qs[j];
     }
     y[i].s = fp32_to_fp16(static_cast<float>(sum) * d);
@@ -656,36 +659,81 @@ inline int slot(DType t) {
 
 namespace {
 
-void attn_scores_ref(const float* q, int nq, int head_dim, const uint16_t* k, int64_t k_stride,
-                     int n, float scale, float* scores, int64_t s_stride) {
-  for (int h = 0; h < nq; ++h) {
-    const float* qh = q + static_cast<int64_t>(h) * head_dim;
-    for (int j = 0; j < n; ++j) {
-      const uint16_t* kj = k + j * k_stride;
-      float s = 0.0f;
-      for (int d = 0; d < head_dim; ++d) s += qh[d] * fp16_to_fp32(kj[d]);
-      scores[h * s_stride + j] = s * scale;
-    }
-  }
+// q·k of two fp16 rows in the order of ggml_vec_dot_f16 built for AVX-512 (16-lane vectors,
+// 4 accumulators): per 64-element chunk, lane l of accumulator i takes fma(k, q, acc) of
+// element 16i + l; the accumulators fold as (0 + 2) + (1 + 3), the 16 lanes as l + (l + 8),
+// then l + (l + 4), then (0 + 2) + (1 + 3); elements past the last whole chunk are added in
+// double. Products of fp16 values are exact in f32, so only the sums round.
+float dot16_ref(const uint16_t* k, const uint16_t* q, int n) {
+  const int np = n & ~63;
+  float acc[4][16] = {};
+  for (int i = 0; i < np; i += 64)
+    for (int a = 0; a < 4; ++a)
+      for (int l = 0; l < 16; ++l) {
+        const int e = i + 16 * a + l;
+        acc[a][l] = std::fma(fp16_to_fp32(k[e]), fp16_to_fp32(q[e]), acc[a][l]);
+      }
+  float r[16];
+  for (int l = 0; l < 16; ++l) r[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+  float t[8];
+  for (int l = 0; l < 8; ++l) t[l] = r[l] + r[l + 8];
+  float u[4];
+  for (int l = 0; l < 4; ++l) u[l] = t[l] + t[l + 4];
+  double sum = (u[0] + u[2]) + (u[1] + u[3]);
+  for (int e = np; e < n; ++e) sum += static_cast<double>(fp16_to_fp32(k[e]) * fp16_to_fp32(q[e]));
+  return static_cast<float>(sum);
 }
 
-void attn_accum_ref(const float* w, int64_t w_stride, int nq, const uint16_t* v,
-                    int64_t v_stride, int n, int head_dim, float* out) {
+void flash_attn_ref(const uint16_t* q16, int nq, int head_dim, const uint16_t* k,
+                    const uint16_t* v, int64_t stride, int n, float scale, float* m, float* s,
+                    uint16_t* acc) {
   for (int h = 0; h < nq; ++h) {
-    float* oh = out + static_cast<int64_t>(h) * head_dim;
+    const uint16_t* qh = q16 + static_cast<int64_t>(h) * head_dim;
+    uint16_t* ah = acc + static_cast<int64_t>(h) * head_dim;
     for (int j = 0; j < n; ++j) {
-      const float wj = w[h * w_stride + j];
-      const uint16_t* vj = v + j * v_stride;
-      for (int d = 0; d < head_dim; ++d) oh[d] += wj * fp16_to_fp32(vj[d]);
+      const uint16_t* kj = k + j * stride;
+      const uint16_t* vj = v + j * stride;
+      const float sc = dot16_ref(kj, qh, head_dim) * scale;
+      float ms = 1.0f, vs = 1.0f;
+      if (sc > m[h]) {  // new maximum: rescale what was accumulated, this key weighs 1
+        ms = std::exp(m[h] - sc);
+        m[h] = sc;
+        for (int d = 0; d < head_dim; ++d) ah[d] = fp32_to_fp16(fp16_to_fp32(ah[d]) * ms);
+      } else {
+        vs = std::exp(sc - m[h]);
+      }
+      for (int d = 0; d < head_dim; ++d)
+        ah[d] = fp32_to_fp16(std::fma(fp16_to_fp32(vj[d]), vs, fp16_to_fp32(ah[d])));
+      s[h] = std::fma(s[h], ms, vs);
     }
   }
 }
 
 }  // namespace
 
+// ---------------------------------------------------------------- activations
+
+namespace {
+
+// gate[i] = silu(gate[i]) * up[i] as ggml_vec_swiglu_f32 in llama.cpp's AVX-512 build: the
+// first n & ~15 elements (its vector loop) with expf_poly, the rest with the libm expf.
+void silu_mul_ref(float* gate, const float* up, int64_t n) {
+  const int64_t nv = n & ~int64_t{15};
+  for (int64_t i = 0; i < nv; ++i) {
+    const float x = gate[i];
+    gate[i] = x / (1.0f + expf_poly(0.0f - x)) * up[i];
+  }
+  for (int64_t i = nv; i < n; ++i) {
+    const float x = gate[i];
+    gate[i] = x / (1.0f + std::exp(-x)) * up[i];
+  }
+}
+
+}  // namespace
+
 void fill_ref_kernels(KernelTable& t) {
-  t.attn_scores = attn_scores_ref;
-  t.attn_accum = attn_accum_ref;
+  t.flash_attn = flash_attn_ref;
+  t.silu_mul = silu_mul_ref;
   t.dequantize[slot(DType::F32)] = deq_f32;
   t.dequantize[slot(DType::F16)] = deq_f16;
   t.dequantize[slot(DType::BF16)] = deq_bf16;
