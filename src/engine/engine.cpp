@@ -238,14 +238,20 @@ void Engine::loop() {
 
   auto finish = [&](Live& l, FinishReason why, RequestStatus status) {
     s.sched->finish(&l.req, status);
+    {
+      // Before the client hears of the end, so /metrics read right after agrees with it.
+      std::lock_guard<std::mutex> lock(s.metrics_mu);
+      ++s.metrics.requests_finished;
+      s.metrics.n_running = s.sched->n_running();
+      s.metrics.n_waiting = s.sched->n_waiting();
+      s.metrics.kv_blocks_used = s.kvm->pool().n_used();
+    }
     RequestUpdate u;
     u.finish = why;
     u.n_prompt_tokens = l.req.n_prompt;
     u.n_cached_tokens = std::max(0, l.req.n_cached_prompt);
     l.stream->push(std::move(u));
     --n_inflight_;
-    std::lock_guard<std::mutex> lock(s.metrics_mu);
-    ++s.metrics.requests_finished;
   };
 
   for (;;) {
@@ -331,11 +337,27 @@ void Engine::loop() {
     model_.forward(fb, *s.kv, s.logits.data());
     s.sched->step_done(out);
 
-    int64_t n_prompt_tokens = 0, n_gen = 0;
+    // Counters first: a client that has its last token may read /metrics at once, and
+    // must find this step in them.
+    {
+      int64_t n_prompt_tokens = 0;
+      for (const ScheduledItem& it : out.items) {
+        const Request& r = *it.req;
+        n_prompt_tokens += std::max(0, std::min(it.start + it.n_new, r.n_prompt) - it.start);
+      }
+      std::lock_guard<std::mutex> lock(s.metrics_mu);
+      EngineMetrics& m = s.metrics;
+      m.prefix_query_tokens = s.kvm->query_tokens();
+      m.prefix_hit_tokens = s.kvm->hit_tokens();
+      m.prompt_tokens_total += n_prompt_tokens;
+      m.generation_tokens_total += static_cast<int64_t>(s.out_rows.size());  // one per sample
+      m.preemptions_total += static_cast<int64_t>(out.preempted.size());
+      ++m.steps_total;
+    }
+
     int row = 0;
     for (const ScheduledItem& it : out.items) {
       Request& r = *it.req;
-      n_prompt_tokens += std::max(0, std::min(it.start + it.n_new, r.n_prompt) - it.start);
       if (!it.sample) continue;
       float* lg = s.logits.data() + static_cast<size_t>(row++) * n_vocab;
       Live& l = *s.live.at(r.id);
@@ -362,7 +384,6 @@ void Engine::loop() {
         g.token = l.sampler.sample(lg, r.tokens);
       }
       r.tokens.push_back(g.token);
-      ++n_gen;
       RequestUpdate u;
       u.n_prompt_tokens = r.n_prompt;
       u.n_cached_tokens = std::max(0, r.n_cached_prompt);
@@ -387,17 +408,12 @@ void Engine::loop() {
       s.live.erase(r.id);
     }
 
+    // Gauges after the finished requests have left.
     std::lock_guard<std::mutex> lock(s.metrics_mu);
     EngineMetrics& m = s.metrics;
     m.n_running = s.sched->n_running();
     m.n_waiting = s.sched->n_waiting();
     m.kv_blocks_used = s.kvm->pool().n_used();
-    m.prefix_query_tokens = s.kvm->query_tokens();
-    m.prefix_hit_tokens = s.kvm->hit_tokens();
-    m.prompt_tokens_total += n_prompt_tokens;
-    m.generation_tokens_total += n_gen;
-    m.preemptions_total += static_cast<int64_t>(out.preempted.size());
-    ++m.steps_total;
   }
 }
 
