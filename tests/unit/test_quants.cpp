@@ -519,6 +519,26 @@ TEST(QuantsSimd, GemmTileEqualsVecDotBitExactForEveryShape) {
   if (vec_dot_fn_for(DType::F32, "avx512") != nullptr) EXPECT_GE(n_tested, 3 * 4 + 3);
 }
 
+// Q4_0's SIMD dots take the reference's order (one fma per block on the exact block sum), so
+// the scalar reference is an exact oracle for them.
+TEST(QuantsSimd, Q4_0DotsEqualRefBitExact) {
+  std::mt19937 rng(31);
+  for (const char* level : simd_levels()) {
+    const VecDotFn f = vec_dot_fn_for(DType::Q4_0, level);
+    for (int64_t n : test_sizes(DType::Q4_0)) {
+      SCOPED_TRACE(std::string(level) + " n=" + std::to_string(n));
+      for (int rep = 0; rep < 8; ++rep) {
+        const std::vector<uint8_t> w = random_row(DType::Q4_0, n, rng);
+        const std::vector<float> xf = random_floats(n, rng);
+        std::vector<uint8_t> x(row_size(DType::Q8_0, n));
+        quantize_row_ref(DType::Q8_0, xf.data(), x.data(), n);
+        ASSERT_EQ(bits(f(n, w.data(), x.data())),
+                  bits(vec_dot_ref(DType::Q4_0, n, w.data(), x.data())));
+      }
+    }
+  }
+}
+
 // The AVX2 and AVX-512 dots of the types with tiles share one summation order, so the SIMD
 // level does not change the numbers either.
 TEST(QuantsSimd, BlockDotsAgreeBitExactAcrossSimdLevels) {
