@@ -519,6 +519,57 @@ TEST(QuantsSimd, GemmTileEqualsVecDotBitExactForEveryShape) {
   if (vec_dot_fn_for(DType::F32, "avx512") != nullptr) EXPECT_GE(n_tested, 3 * 4 + 3);
 }
 
+// A panel GEMM's result for a (row, token) pair is vec_dot's, bit for bit, for every tile
+// height, panel fill and position of the pair in the panel.
+TEST(QuantsSimd, PanelGemmEqualsVecDotBitExactForEveryShape) {
+  std::mt19937 rng(1234);
+  int n_tested = 0;
+  for (const char* level : simd_levels()) {
+    for (DType t : kWeightTypes) {
+      const PanelGemmFn gemm = panel_gemm_fn_for(t, level);
+      if (gemm == nullptr) continue;
+      const VecDotFn dot = vec_dot_fn_for(t, level);
+      const DType xt = vec_dot_type(t);
+      for (int64_t n : {32, 96, 576, 1536}) {
+        SCOPED_TRACE(std::string(level) + " " + dtype_name(t) + " n=" + std::to_string(n));
+        const size_t wb = row_size(t, n), xb = row_size(xt, n);
+        std::vector<uint8_t> w(kPanelRows * wb), x(kPanel * xb);
+        for (int r = 0; r < kPanelRows; ++r) {
+          const std::vector<uint8_t> row = random_row(t, n, rng);
+          std::memcpy(w.data() + r * wb, row.data(), wb);
+        }
+        for (int c = 0; c < kPanel; ++c) {
+          const std::vector<float> xf = random_floats(n, rng);
+          quantize_row(xt, xf.data(), x.data() + c * xb, n);
+        }
+        std::vector<uint8_t> panel_buf(panel_bytes(xt, n) + 64);
+        void* panel = panel_buf.data() + (-reinterpret_cast<uintptr_t>(panel_buf.data()) & 63);
+        for (int nc : {1, 5, kPanel}) {
+          pack_panel(xt, n, x.data(), xb, nc, panel);
+          for (int nr = 1; nr <= kPanelRows; ++nr) {
+            std::vector<float> got(kPanel * (kPanelRows + 1), -1.0f);
+            gemm(n, w.data(), wb, nr, panel, nc, got.data(), kPanelRows + 1);
+            for (int c = 0; c < kPanel; ++c) {
+              for (int r = 0; r <= kPanelRows; ++r) {
+                const float g = got[c * (kPanelRows + 1) + r];
+                if (c >= nc || r >= nr) {
+                  ASSERT_EQ(g, -1.0f) << "wrote outside the tile";
+                  continue;
+                }
+                const float want = dot(n, w.data() + r * wb, x.data() + c * xb);
+                ASSERT_EQ(bits(g), bits(want)) << nr << " rows, " << nc << " tokens: (" << r
+                                               << "," << c << ")";
+              }
+            }
+          }
+        }
+        ++n_tested;
+      }
+    }
+  }
+  if (vec_dot_fn_for(DType::F32, "avx512") != nullptr) EXPECT_GE(n_tested, 2 * 4);
+}
+
 // Q4_0's SIMD dots take the reference's order (one fma per block on the exact block sum), so
 // the scalar reference is an exact oracle for them.
 TEST(QuantsSimd, Q4_0DotsEqualRefBitExact) {
