@@ -72,7 +72,22 @@ void BM_GemmTile(benchmark::State& st, DType t) {
   set_items(st, d.n);
 }
 
-// The panel GEMM (cpu_matmul.cpp's path for batches), packing not included.
+// One token against 4-row tiles (the decode path), data in cache: compute cost only.
+void BM_GemvTile(benchmark::State& st, DType t) {
+  const Data d(t, st.range(0));
+  const GemmTileFn tile = gemm_tile_fn(t);
+  if (tile == nullptr) return st.SkipWithError("no tile kernel");
+  std::vector<float> y(kRows);
+  for (auto _ : st) {
+    for (int r0 = 0; r0 < kRows; r0 += kGemmTile)
+      tile(d.n, d.w.data() + r0 * d.wb, d.wb, kGemmTile, d.x.data(), d.xb, 1, y.data() + r0, 1);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(st.iterations() * kRows * (d.n / 32));
+}
+
+// The panel GEMM (cpu_matmul.cpp's path for batches): 8-row tiles against all the panels,
+// packing not included.
 void BM_PanelGemm(benchmark::State& st, DType t) {
   const Data d(t, st.range(0));
   const PanelGemmFn gemm = panel_gemm_fn(t);
@@ -81,9 +96,8 @@ void BM_PanelGemm(benchmark::State& st, DType t) {
   std::vector<float> y(kTokens * kRows);
   for (auto _ : st) {
     for (int r0 = 0; r0 < kRows; r0 += kPanelRows)
-      for (int p = 0; p < kTokens / kPanel; ++p)
-        gemm(d.n, d.w.data() + r0 * d.wb, d.wb, kPanelRows, d.panel0 + p * pb, kPanel,
-             y.data() + p * kPanel * kRows + r0, kRows);
+      gemm(d.n, d.w.data() + r0 * d.wb, d.wb, kPanelRows, d.panel0, pb, kTokens, y.data() + r0,
+           kRows);
     benchmark::DoNotOptimize(y.data());
   }
   set_items(st, d.n);
@@ -106,6 +120,9 @@ BENCHMARK_CAPTURE(BM_PanelGemm, q4_0, DType::Q4_0)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_GemmTile, q4_1, DType::Q4_1)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_PanelGemm, q4_1, DType::Q4_1)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_GemmTile, q8_0, DType::Q8_0)->Arg(576)->Arg(2048);
+BENCHMARK_CAPTURE(BM_GemvTile, q4_0, DType::Q4_0)->Arg(2048);
+BENCHMARK_CAPTURE(BM_GemvTile, q4_1, DType::Q4_1)->Arg(2048);
+BENCHMARK_CAPTURE(BM_GemvTile, q8_0, DType::Q8_0)->Arg(2048);
 BENCHMARK_CAPTURE(BM_PackPanel, q8_0, DType::Q4_0)->Arg(2048);
 
 }  // namespace

@@ -520,10 +520,11 @@ TEST(QuantsSimd, GemmTileEqualsVecDotBitExactForEveryShape) {
 }
 
 // A panel GEMM's result for a (row, token) pair is vec_dot's, bit for bit, for every tile
-// height, panel fill and position of the pair in the panel.
+// height, number of tokens and position of the pair in its panel.
 TEST(QuantsSimd, PanelGemmEqualsVecDotBitExactForEveryShape) {
   std::mt19937 rng(1234);
   int n_tested = 0;
+  constexpr int kTokens = 2 * kPanel;
   for (const char* level : simd_levels()) {
     for (DType t : kWeightTypes) {
       const PanelGemmFn gemm = panel_gemm_fn_for(t, level);
@@ -533,32 +534,36 @@ TEST(QuantsSimd, PanelGemmEqualsVecDotBitExactForEveryShape) {
       for (int64_t n : {32, 96, 576, 1536}) {
         SCOPED_TRACE(std::string(level) + " " + dtype_name(t) + " n=" + std::to_string(n));
         const size_t wb = row_size(t, n), xb = row_size(xt, n);
-        std::vector<uint8_t> w(kPanelRows * wb), x(kPanel * xb);
+        std::vector<uint8_t> w(kPanelRows * wb), x(kTokens * xb);
         for (int r = 0; r < kPanelRows; ++r) {
           const std::vector<uint8_t> row = random_row(t, n, rng);
           std::memcpy(w.data() + r * wb, row.data(), wb);
         }
-        for (int c = 0; c < kPanel; ++c) {
+        for (int c = 0; c < kTokens; ++c) {
           const std::vector<float> xf = random_floats(n, rng);
           quantize_row(xt, xf.data(), x.data() + c * xb, n);
         }
-        std::vector<uint8_t> panel_buf(panel_bytes(xt, n) + 64);
-        void* panel = panel_buf.data() + (-reinterpret_cast<uintptr_t>(panel_buf.data()) & 63);
-        for (int nc : {1, 5, kPanel}) {
-          pack_panel(xt, n, x.data(), xb, nc, panel);
+        const size_t pb = panel_bytes(xt, n);
+        std::vector<uint8_t> panel_buf(2 * pb + 64);
+        uint8_t* panels = panel_buf.data() + (-reinterpret_cast<uintptr_t>(panel_buf.data()) & 63);
+        for (int n_tok : {1, 5, kPanel, kPanel + 5, kTokens}) {
+          for (int p = 0; p * kPanel < n_tok; ++p) {
+            pack_panel(xt, n, x.data() + p * kPanel * xb, xb, std::min(kPanel, n_tok - p * kPanel),
+                       panels + p * pb);
+          }
           for (int nr = 1; nr <= kPanelRows; ++nr) {
-            std::vector<float> got(kPanel * (kPanelRows + 1), -1.0f);
-            gemm(n, w.data(), wb, nr, panel, nc, got.data(), kPanelRows + 1);
-            for (int c = 0; c < kPanel; ++c) {
+            std::vector<float> got(kTokens * (kPanelRows + 1), -1.0f);
+            gemm(n, w.data(), wb, nr, panels, pb, n_tok, got.data(), kPanelRows + 1);
+            for (int c = 0; c < kTokens; ++c) {
               for (int r = 0; r <= kPanelRows; ++r) {
                 const float g = got[c * (kPanelRows + 1) + r];
-                if (c >= nc || r >= nr) {
+                if (c >= n_tok || r >= nr) {
                   ASSERT_EQ(g, -1.0f) << "wrote outside the tile";
                   continue;
                 }
                 const float want = dot(n, w.data() + r * wb, x.data() + c * xb);
-                ASSERT_EQ(bits(g), bits(want)) << nr << " rows, " << nc << " tokens: (" << r
-                                               << "," << c << ")";
+                ASSERT_EQ(bits(g), bits(want))
+                    << nr << " rows, " << n_tok << " tokens: (" << r << "," << c << ")";
               }
             }
           }

@@ -1,7 +1,8 @@
 // AVX-512 VNNI panel GEMM: up to 8 weight rows x one panel of 16 tokens (PanelBlockQ8).
 // 512-bit lane c is token c; each of a weight block's eight 4-byte groups is broadcast and
-// met by the panel vector of that group, so one vpdpbusd does 16 tokens x 4 elements and a
-// weight block is unpacked once per panel. Compiled with the AVX-512 flags.
+// met by the panel vector of that group, so one vpdpbusd does 16 tokens x 4 elements. A
+// tile's weight rows are unpacked once and then meet every panel of the call (which
+// cpu_matmul.cpp sizes to stay in L2). Compiled with the AVX-512 flags.
 //
 // Per-output float order, the same as the row kernels' (quants_avx512.cpp, quants_avx2.cpp,
 // and for Q4_0 quants_ref.cpp), so a token's result does not depend on its batch:
@@ -13,7 +14,14 @@
 //        ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
 #include <immintrin.h>
 
+// GCC 12's 512-bit conversion and shift intrinsics start from _mm512_undefined_*(), which
+// -Wmaybe-uninitialized reports at every inlined use.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "backend/cpu/quants_impl.h"
 
@@ -44,33 +52,50 @@ inline void store_tokens(__m512 v, int nc, float* y, int64_t y_stride) {
   for (int c = 0; c < nc; ++c) y[c * y_stride] = t[c];
 }
 
-// The weight blocks' codes, unpacked to bytes in memory: the group broadcasts below read
-// them as 4-byte loads (a load-port broadcast, no shuffle).
+// A tile's weight rows unpacked once for all the panels it meets: per block i, the R rows'
+// 32 codes as bytes (q + (i * R + r) * 32; the group broadcasts read them as 4-byte loads,
+// a load-port broadcast with no shuffle) and their fp16 fields widened (d, and m for Q4_1,
+// at [i * R + r]). Per thread, grown on demand.
+struct Unpacked {
+  std::vector<uint8_t> q;
+  std::vector<float> d, m;
+};
+
 template <int R, typename W>
-inline void unpack_rows(const W* const* w, int64_t i, uint8_t (*wq)[32]) {
+Unpacked& unpack_tile(const uint8_t* vw, size_t w_stride, int64_t nb) {
+  thread_local Unpacked u;
+  if (u.q.size() < static_cast<size_t>(nb * R * 32)) {
+    u.q.resize(nb * R * 32);
+    u.d.resize(nb * R);
+    u.m.resize(nb * R);
+  }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    _mm256_store_si256(reinterpret_cast<__m256i*>(wq[r]), unpack_nibbles(w[r][i].qs));
+    const W* w = reinterpret_cast<const W*>(vw + r * w_stride);
+    for (int64_t i = 0; i < nb; ++i) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(&u.q[(i * R + r) * 32]),
+                          unpack_nibbles(w[i].qs));
+      u.d[i * R + r] = h2f(w[i].d);
+      if constexpr (std::is_same_v<W, BlockQ4_1>) u.m[i * R + r] = h2f(w[i].m);
+    }
   }
-  // The compiler must not turn the stores and 4-byte reloads into register shuffles.
-  asm volatile("" : : "r"(wq) : "memory");
+  return u;
+}
+
+inline __m512i group(const uint8_t* q, int g) {
+  return _mm512_set1_epi32(static_cast<int>(load_u32(q + 4 * g)));
 }
 
 template <int R>
-void panel_q4_0(int64_t n, const void* vw, size_t w_stride, const PanelBlockQ8* p, int nc, float* y,
+void panel_q4_0(int64_t nb, const Unpacked& u, const PanelBlockQ8* p, int nc, float* y,
                 int64_t y_stride) {
-  const BlockQ4_0* w[R];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    w[r] = reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(vw) + r * w_stride);
-  }
   __m512 acc[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  alignas(32) uint8_t wq[R][32];
-  for (int64_t i = 0; i < n / 32; ++i) {
+  const uint8_t* q = u.q.data();
+  const float* d = u.d.data();
+  for (int64_t i = 0; i < nb; ++i, q += R * 32, d += R) {
     const PanelBlockQ8& b = p[i];
-    unpack_rows<R>(w, i, wq);
     __m512i a[8];
 #pragma GCC unroll 8
     for (int g = 0; g < 8; ++g) a[g] = _mm512_load_si512(b.qs[g]);
@@ -82,11 +107,8 @@ void panel_q4_0(int64_t n, const void* vw, size_t w_stride, const PanelBlockQ8* 
     for (int r = 0; r < R; ++r) {
       __m512i s = start;
 #pragma GCC unroll 8
-      for (int g = 0; g < 8; ++g) {
-        s = _mm512_dpbusd_epi32(s, _mm512_set1_epi32(static_cast<int>(load_u32(wq[r] + 4 * g))),
-                                a[g]);
-      }
-      const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(h2f(w[r][i].d)), dx);
+      for (int g = 0; g < 8; ++g) s = _mm512_dpbusd_epi32(s, group(q + 32 * r, g), a[g]);
+      const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(d[r]), dx);
       acc[r] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(s), acc[r]);
     }
   }
@@ -94,42 +116,38 @@ void panel_q4_0(int64_t n, const void* vw, size_t w_stride, const PanelBlockQ8* 
   for (int r = 0; r < R; ++r) store_tokens(acc[r], nc, y + r, y_stride);
 }
 
-template <int R>
-void panel_q4_1(int64_t n, const void* vw, size_t w_stride, const PanelBlockQ8* p, int nc, float* y,
+// Rows r0 .. r0 + K - 1 of an R-row unpacked tile.
+template <int K, int R>
+void panel_q4_1(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, int nc, float* y,
                 int64_t y_stride) {
-  const BlockQ4_1* w[R];
+  __m512 acc[K][8], mins[K];
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    w[r] = reinterpret_cast<const BlockQ4_1*>(static_cast<const uint8_t*>(vw) + r * w_stride);
-  }
-  __m512 acc[R][8], mins[R];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
+  for (int r = 0; r < K; ++r) {
     mins[r] = _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) acc[r][j] = _mm512_setzero_ps();
   }
-  alignas(32) uint8_t wq[R][32];
-  for (int64_t i = 0; i < n / 32; ++i) {
+  const uint8_t* q = u.q.data() + r0 * 32;
+  const float* d = u.d.data() + r0;
+  const float* m = u.m.data() + r0;
+  for (int64_t i = 0; i < nb; ++i, q += R * 32, d += R, m += R) {
     const PanelBlockQ8& b = p[i];
-    unpack_rows<R>(w, i, wq);
     const __m512 dx = _mm512_load_ps(b.d);
     const __m512 sx = _mm512_load_ps(b.s);
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(h2f(w[r][i].d)), dx);
-      mins[r] = _mm512_fmadd_ps(_mm512_set1_ps(h2f(w[r][i].m)), sx, mins[r]);
+    for (int r = 0; r < K; ++r) {
+      const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(d[r]), dx);
+      mins[r] = _mm512_fmadd_ps(_mm512_set1_ps(m[r]), sx, mins[r]);
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
-        const __m512i s = _mm512_dpbusd_epi32(
-            _mm512_setzero_si512(), _mm512_set1_epi32(static_cast<int>(load_u32(wq[r] + 4 * j))),
-            _mm512_load_si512(b.qs[j]));
+        const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), group(q + 32 * r, j),
+                                              _mm512_load_si512(b.qs[j]));
         acc[r][j] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(s), acc[r][j]);
       }
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
+  for (int r = 0; r < K; ++r) {
     const __m512 u0 =
         _mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][4]), _mm512_add_ps(acc[r][2], acc[r][6]));
     const __m512 u1 =
@@ -138,23 +156,49 @@ void panel_q4_1(int64_t n, const void* vw, size_t w_stride, const PanelBlockQ8* 
   }
 }
 
-using TileFn = void (*)(int64_t, const void*, size_t, const PanelBlockQ8*, int, float*, int64_t);
-
-void gemm_q4_0(int64_t n, const void* w, size_t w_stride, int nr, const void* panel, int nc,
-               float* y, int64_t y_stride) {
-  static constexpr TileFn kTiles[8] = {panel_q4_0<1>, panel_q4_0<2>, panel_q4_0<3>, panel_q4_0<4>,
-                                       panel_q4_0<5>, panel_q4_0<6>, panel_q4_0<7>, panel_q4_0<8>};
-  kTiles[nr - 1](n, w, w_stride, static_cast<const PanelBlockQ8*>(panel), nc, y, y_stride);
+template <int R>
+void tile_q4_0(int64_t n, const void* w, size_t w_stride, const void* panels, size_t panel_stride,
+               int n_tokens, float* y, int64_t y_stride) {
+  const int64_t nb = n / 32;
+  const Unpacked& u = unpack_tile<R, BlockQ4_0>(static_cast<const uint8_t*>(w), w_stride, nb);
+  for (int c0 = 0; c0 < n_tokens; c0 += kPanel) {
+    const auto* p = reinterpret_cast<const PanelBlockQ8*>(static_cast<const uint8_t*>(panels) +
+                                                          (c0 / kPanel) * panel_stride);
+    panel_q4_0<R>(nb, u, p, std::min(kPanel, n_tokens - c0), y + c0 * y_stride, y_stride);
+  }
 }
 
 // Two rows at a time: 16 float accumulators + 2 min vectors fit the 32 registers.
-void gemm_q4_1(int64_t n, const void* w, size_t w_stride, int nr, const void* panel, int nc,
-               float* y, int64_t y_stride) {
-  const auto* p = static_cast<const PanelBlockQ8*>(panel);
-  const auto* wb = static_cast<const uint8_t*>(w);
-  int r = 0;
-  for (; r + 2 <= nr; r += 2) panel_q4_1<2>(n, wb + r * w_stride, w_stride, p, nc, y + r, y_stride);
-  if (r < nr) panel_q4_1<1>(n, wb + r * w_stride, w_stride, p, nc, y + r, y_stride);
+template <int R>
+void tile_q4_1(int64_t n, const void* w, size_t w_stride, const void* panels, size_t panel_stride,
+               int n_tokens, float* y, int64_t y_stride) {
+  const int64_t nb = n / 32;
+  const Unpacked& u = unpack_tile<R, BlockQ4_1>(static_cast<const uint8_t*>(w), w_stride, nb);
+  for (int c0 = 0; c0 < n_tokens; c0 += kPanel) {
+    const auto* p = reinterpret_cast<const PanelBlockQ8*>(static_cast<const uint8_t*>(panels) +
+                                                          (c0 / kPanel) * panel_stride);
+    const int nc = std::min(kPanel, n_tokens - c0);
+    float* yc = y + c0 * y_stride;
+    int r = 0;
+    for (; r + 2 <= R; r += 2) panel_q4_1<2, R>(nb, u, r, p, nc, yc + r, y_stride);
+    if (r < R) panel_q4_1<1, R>(nb, u, r, p, nc, yc + r, y_stride);
+  }
+}
+
+using TileFn = void (*)(int64_t, const void*, size_t, const void*, size_t, int, float*, int64_t);
+
+void gemm_q4_0(int64_t n, const void* w, size_t w_stride, int nr, const void* panels,
+               size_t panel_stride, int n_tokens, float* y, int64_t y_stride) {
+  static constexpr TileFn kTiles[8] = {tile_q4_0<1>, tile_q4_0<2>, tile_q4_0<3>, tile_q4_0<4>,
+                                       tile_q4_0<5>, tile_q4_0<6>, tile_q4_0<7>, tile_q4_0<8>};
+  kTiles[nr - 1](n, w, w_stride, panels, panel_stride, n_tokens, y, y_stride);
+}
+
+void gemm_q4_1(int64_t n, const void* w, size_t w_stride, int nr, const void* panels,
+               size_t panel_stride, int n_tokens, float* y, int64_t y_stride) {
+  static constexpr TileFn kTiles[8] = {tile_q4_1<1>, tile_q4_1<2>, tile_q4_1<3>, tile_q4_1<4>,
+                                       tile_q4_1<5>, tile_q4_1<6>, tile_q4_1<7>, tile_q4_1<8>};
+  kTiles[nr - 1](n, w, w_stride, panels, panel_stride, n_tokens, y, y_stride);
 }
 
 }  // namespace
