@@ -86,6 +86,33 @@ void BM_GemvTile(benchmark::State& st, DType t) {
   st.SetItemsProcessed(st.iterations() * kRows * (d.n / 32));
 }
 
+// Decode from memory: one token against a matrix four times the L3 (Q4_0 2048 x 131072 =
+// 144 MiB, as the 1B-shape's output matrix) through the 4-row tiles.
+void BM_GemvStream(benchmark::State& st, DType t) {
+  const int64_t n = 2048, rows = 131072;
+  const GemmTileFn tile = gemm_tile_fn(t);
+  if (tile == nullptr) return st.SkipWithError("no tile kernel");
+  const size_t wb = row_size(t, n);
+  std::vector<uint8_t> w(rows * wb);
+  std::mt19937 rng(5);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint8_t>(rng());
+  for (int64_t r = 0; r < rows; ++r)  // sane fp16 scales: 2 bytes at the start of each block
+    for (int64_t b = 0; b < n / 32; ++b) {
+      const uint16_t h = 0x2000;
+      std::memcpy(w.data() + r * wb + b * (wb / (n / 32)), &h, 2);
+    }
+  std::vector<float> xf(n, 0.5f);
+  std::vector<uint8_t> x(row_size(vec_dot_type(t), n));
+  quantize_row(vec_dot_type(t), xf.data(), x.data(), n);
+  std::vector<float> y(rows);
+  for (auto _ : st) {
+    for (int64_t r0 = 0; r0 < rows; r0 += kGemmTile)
+      tile(n, w.data() + r0 * wb, wb, kGemmTile, x.data(), x.size(), 1, y.data() + r0, 1);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(w.size()));
+}
+
 // The panel GEMM (cpu_matmul.cpp's path for batches): 8-row tiles against all the panels,
 // packing not included.
 void BM_PanelGemm(benchmark::State& st, DType t) {
@@ -121,6 +148,8 @@ BENCHMARK_CAPTURE(BM_GemmTile, q4_1, DType::Q4_1)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_PanelGemm, q4_1, DType::Q4_1)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_GemmTile, q8_0, DType::Q8_0)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_GemvTile, q4_0, DType::Q4_0)->Arg(2048);
+BENCHMARK_CAPTURE(BM_GemvStream, q4_0, DType::Q4_0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GemvStream, q4_1, DType::Q4_1)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GemvTile, q4_1, DType::Q4_1)->Arg(2048);
 BENCHMARK_CAPTURE(BM_GemvTile, q8_0, DType::Q8_0)->Arg(2048);
 BENCHMARK_CAPTURE(BM_PackPanel, q8_0, DType::Q4_0)->Arg(2048);

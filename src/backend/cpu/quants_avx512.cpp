@@ -247,13 +247,17 @@ void gemm_tile_q4_0(int64_t n, const void* vw, size_t w_stride, const void* vx, 
   const int64_t nb = n / 32;
   const char* next = static_cast<const char*>(vw) + 2 * R * w_stride;
   const int64_t pf_step = (static_cast<int64_t>(R * w_stride) / std::max<int64_t>(nb, 1) + 63) & ~63;
+  // The rows' scales of block i + 1 are converted while block i is multiplied, keeping the
+  // fp16 loads and the conversion off the critical path.
+  __m128 dw_next = nb > 0 ? _mm256_castps256_ps128(block_scales<false, R>(w, 0)) : _mm_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
     if constexpr (C == 1) {
       for (int64_t off = 0; off < pf_step; off += 64) {
         _mm_prefetch(next + i * pf_step + off, _MM_HINT_T0);
       }
     }
-    const __m128 dw = _mm256_castps256_ps128(block_scales<false, R>(w, i));
+    const __m128 dw = dw_next;
+    if (i + 1 < nb) dw_next = _mm256_castps256_ps128(block_scales<false, R>(w, i + 1));
     __m256i q[4];
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) q[r] = weight_u8<Kind::Q4_0>(w[r][i]);
