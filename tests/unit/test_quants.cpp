@@ -520,6 +520,82 @@ TEST(QuantsSimd, GemmTileEqualsVecDotBitExactForEveryShape) {
   if (vec_dot_fn_for(DType::F32, "avx512") != nullptr) EXPECT_GE(n_tested, 3 * 4 + 3);
 }
 
+// A panel GEMM's result for a (row, token) pair is vec_dot's, bit for bit, for every tile
+// height, number of tokens and position of the pair in its panel.
+TEST(QuantsSimd, PanelGemmEqualsVecDotBitExactForEveryShape) {
+  std::mt19937 rng(1234);
+  int n_tested = 0;
+  constexpr int kTokens = 2 * kPanel;
+  for (const char* level : simd_levels()) {
+    for (DType t : kWeightTypes) {
+      const PanelGemmFn gemm = panel_gemm_fn_for(t, level);
+      if (gemm == nullptr) continue;
+      const VecDotFn dot = vec_dot_fn_for(t, level);
+      const DType xt = vec_dot_type(t);
+      for (int64_t n : {32, 96, 576, 1536}) {
+        SCOPED_TRACE(std::string(level) + " " + dtype_name(t) + " n=" + std::to_string(n));
+        const size_t wb = row_size(t, n), xb = row_size(xt, n);
+        std::vector<uint8_t> w(kPanelRows * wb), x(kTokens * xb);
+        for (int r = 0; r < kPanelRows; ++r) {
+          const std::vector<uint8_t> row = random_row(t, n, rng);
+          std::memcpy(w.data() + r * wb, row.data(), wb);
+        }
+        for (int c = 0; c < kTokens; ++c) {
+          const std::vector<float> xf = random_floats(n, rng);
+          quantize_row(xt, xf.data(), x.data() + c * xb, n);
+        }
+        const size_t pb = panel_bytes(xt, n);
+        std::vector<uint8_t> panel_buf(2 * pb + 64);
+        uint8_t* panels = panel_buf.data() + (-reinterpret_cast<uintptr_t>(panel_buf.data()) & 63);
+        for (int n_tok : {1, 5, kPanel, kPanel + 5, kTokens}) {
+          for (int p = 0; p * kPanel < n_tok; ++p) {
+            pack_panel(xt, n, x.data() + p * kPanel * xb, xb, std::min(kPanel, n_tok - p * kPanel),
+                       panels + p * pb);
+          }
+          for (int nr = 1; nr <= kPanelRows; ++nr) {
+            std::vector<float> got(kTokens * (kPanelRows + 1), -1.0f);
+            gemm(n, w.data(), wb, nr, panels, pb, n_tok, got.data(), kPanelRows + 1);
+            for (int c = 0; c < kTokens; ++c) {
+              for (int r = 0; r <= kPanelRows; ++r) {
+                const float g = got[c * (kPanelRows + 1) + r];
+                if (c >= n_tok || r >= nr) {
+                  ASSERT_EQ(g, -1.0f) << "wrote outside the tile";
+                  continue;
+                }
+                const float want = dot(n, w.data() + r * wb, x.data() + c * xb);
+                ASSERT_EQ(bits(g), bits(want))
+                    << nr << " rows, " << n_tok << " tokens: (" << r << "," << c << ")";
+              }
+            }
+          }
+        }
+        ++n_tested;
+      }
+    }
+  }
+  if (vec_dot_fn_for(DType::F32, "avx512") != nullptr) EXPECT_GE(n_tested, 2 * 4);
+}
+
+// Q4_0's SIMD dots take the reference's order (one fma per block on the exact block sum), so
+// the scalar reference is an exact oracle for them.
+TEST(QuantsSimd, Q4_0DotsEqualRefBitExact) {
+  std::mt19937 rng(31);
+  for (const char* level : simd_levels()) {
+    const VecDotFn f = vec_dot_fn_for(DType::Q4_0, level);
+    for (int64_t n : test_sizes(DType::Q4_0)) {
+      SCOPED_TRACE(std::string(level) + " n=" + std::to_string(n));
+      for (int rep = 0; rep < 8; ++rep) {
+        const std::vector<uint8_t> w = random_row(DType::Q4_0, n, rng);
+        const std::vector<float> xf = random_floats(n, rng);
+        std::vector<uint8_t> x(row_size(DType::Q8_0, n));
+        quantize_row_ref(DType::Q8_0, xf.data(), x.data(), n);
+        ASSERT_EQ(bits(f(n, w.data(), x.data())),
+                  bits(vec_dot_ref(DType::Q4_0, n, w.data(), x.data())));
+      }
+    }
+  }
+}
+
 // The AVX2 and AVX-512 dots of the types with tiles share one summation order, so the SIMD
 // level does not change the numbers either.
 TEST(QuantsSimd, BlockDotsAgreeBitExactAcrossSimdLevels) {

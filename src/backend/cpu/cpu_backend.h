@@ -52,6 +52,7 @@ class CpuBackend final : public Backend {
  private:
   ThreadPool pool_;
   std::vector<uint8_t> xq_;                  // activations in the weight's vec dot type
+  std::vector<uint8_t> panels_;              // the same, packed for the panel GEMM (+64 to align)
   std::vector<std::vector<float>> scratch_;  // per-thread attention scores
 };
 

@@ -50,7 +50,10 @@ const Tables& tables() {
       fill_avx2_activation_kernels(r.level[kAvx2]);
     }
     r.level[kAvx512] = r.level[kAvx2];
-    if (r.cpu >= kAvx512) fill_avx512_kernels(r.level[kAvx512]);
+    if (r.cpu >= kAvx512) {
+      fill_avx512_kernels(r.level[kAvx512]);
+      fill_avx512_panel_kernels(r.level[kAvx512]);
+    }
     return r;
   }();
   return t;
@@ -154,6 +157,17 @@ QuantizeRowFn quantize_row_fn_for(DType t, const char* level) {
 GemmTileFn gemm_tile_fn(DType t) {
   const int s = slot_of(t);
   return s >= 0 ? active().gemm_tile[s] : nullptr;
+}
+
+PanelGemmFn panel_gemm_fn(DType t) {
+  const int s = slot_of(t);
+  return s >= 0 ? active().panel_gemm[s] : nullptr;
+}
+
+PanelGemmFn panel_gemm_fn_for(DType t, const char* level) {
+  const KernelTable* k = table_for(level);
+  const int s = slot_of(t);
+  return k && s >= 0 ? k->panel_gemm[s] : nullptr;
 }
 
 FlashAttnFn flash_attn_fn() {

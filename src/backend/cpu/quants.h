@@ -8,6 +8,7 @@
 // weight row and an activation row in that type. n is always a multiple of the
 // weight type's block size.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "core/dtype.h"
@@ -43,6 +44,26 @@ constexpr int kGemmTile = 4;
 using GemmTileFn = void (*)(int64_t n, const void* w, size_t w_stride, int nr, const void* x,
                             size_t x_stride, int nc, float* y, int64_t y_stride);
 GemmTileFn gemm_tile_fn(DType t);
+
+// --- panel GEMM (batches of tokens) ---
+// A panel holds kPanel activation rows of a 32-element-block vec dot type (Q8_0, Q8_1),
+// re-laid out so that one 512-bit vector carries the same 4-byte group of every token:
+// the weight's 4 bytes are broadcast and one VNNI instruction does kPanel tokens at once.
+// pack_panel writes the panel of activation rows x[c * x_stride], c < nc (<= kPanel; the
+// missing tokens are zeros). panel_gemm_fn(t) then gives, for the panels p at
+// panels + p * panel_stride holding tokens c = p * kPanel + (0 .. kPanel - 1):
+// y[c * y_stride + r] = dot(w + r * w_stride, token c) for r < nr (<= kPanelRows),
+// c < n_tokens, every result bit-identical to vec_dot_fn(t) on the same pair.
+// nullptr when t has none.
+constexpr int kPanel = 16;
+constexpr int kPanelRows = 8;
+size_t panel_bytes(DType vec_dot_t, int64_t n);  // bytes of one panel of n-element rows
+void pack_panel(DType vec_dot_t, int64_t n, const void* x, size_t x_stride, int nc, void* dst);
+using PanelGemmFn = void (*)(int64_t n, const void* w, size_t w_stride, int nr,
+                             const void* panels, size_t panel_stride, int n_tokens, float* y,
+                             int64_t y_stride);
+PanelGemmFn panel_gemm_fn(DType t);
+PanelGemmFn panel_gemm_fn_for(DType t, const char* level);
 
 // --- flash attention over fp16 K/V rows (the KV cache's layout) ---
 // Feeds keys/values j < n (k + j * stride, v + j * stride, fp16 bits) to the online softmax of

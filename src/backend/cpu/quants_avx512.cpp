@@ -6,11 +6,16 @@
 // the tile, 256-bit VNNI (u8 x s8 -> i32 in one instruction) and 16 accumulators held in
 // the 32 vector registers.
 //
-// Summation order (shared with the AVX2 vec_dot kernels, so every level and every tile
-// shape gives the same bits for a (row, activation) pair): lane l (0..7) of a block's
+// Summation order for Q4_1 and Q8_0 (shared with the AVX2 vec_dot kernels and
+// gemm_panel_avx512.cpp, so every level and every tile shape gives the same bits for a
+// (row, activation) pair): lane l (0..7) of a block's
 // integer dot is the exact sum of elements 4l..4l+3; per lane, acc = fma(dw * dx,
 // float(lane sum), acc) block after block; the 8 lanes are then reduced by `hsum` below;
 // Q4_1 adds its min term, a scalar fma chain over blocks (fma(m, s, mins)), last.
+//
+// Q4_0 takes each block's exact integer dot whole: acc = fma(dw * dx, float(block sum), acc),
+// a scalar chain over blocks per pair (gemm_tile_q4_0 below; the order of quants_ref.cpp,
+// quants_avx2.cpp and the Q4_0 panel kernel).
 //
 // Signed weights go through VNNI's unsigned operand with an offset: Q4_0 uses the raw
 // nibble q (weight q - 8) and Q8_0 uses w + 128 (w xor 0x80); the offset times the lane sum
@@ -214,6 +219,88 @@ void gemm_tile(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
   }
 }
 
+// Lane k of the result = the sum of v_k's 8 lanes (exact i32).
+inline __m128i sum4_i32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+// Q4_0 x Q8_0 in the block-sum order: up to 4 rows x 4 activations; for activation c the
+// block sums of the R rows are gathered into lanes r of one i32x4, scaled and accumulated
+// in lane r of acc[c] (rows beyond R are zero lanes, never stored).
+template <int R, int C>
+void gemm_tile_q4_0(int64_t n, const void* vw, size_t w_stride, const void* vx, size_t x_stride,
+                    float* y, int64_t y_stride) {
+  const BlockQ4_0* w[R];
+  const BlockQ8_0* x[C];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    w[r] = reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(vw) + r * w_stride);
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) {
+    x[c] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(vx) + c * x_stride);
+  }
+  __m128 acc[C];
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) acc[c] = _mm_setzero_ps();
+  const int64_t nb = n / 32;
+  const char* next = static_cast<const char*>(vw) + 2 * R * w_stride;
+  const int64_t pf_step = (static_cast<int64_t>(R * w_stride) / std::max<int64_t>(nb, 1) + 63) & ~63;
+  // The rows' scales of block i + 1 are converted while block i is multiplied, keeping the
+  // fp16 loads and the conversion off the critical path.
+  __m128 dw_next = nb > 0 ? _mm256_castps256_ps128(block_scales<false, R>(w, 0)) : _mm_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    if constexpr (C == 1) {
+      for (int64_t off = 0; off < pf_step; off += 64) {
+        _mm_prefetch(next + i * pf_step + off, _MM_HINT_T0);
+      }
+    }
+    const __m128 dw = dw_next;
+    if (i + 1 < nb) dw_next = _mm256_castps256_ps128(block_scales<false, R>(w, i + 1));
+    __m256i q[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) q[r] = weight_u8<Kind::Q4_0>(w[r][i]);
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) {
+      const __m256i yq = load32(x[c][i].qs);
+      const __m256i y0 = start_value<Kind::Q4_0>(yq);
+      __m256i d[4];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {
+        d[r] = r < R ? _mm256_dpbusd_epi32(y0, q[r], yq) : _mm256_setzero_si256();
+      }
+      const __m128 sc = _mm_mul_ps(dw, _mm_set1_ps(h2f(x[c][i].d)));
+      acc[c] = _mm_fmadd_ps(sc, _mm_cvtepi32_ps(sum4_i32(d[0], d[1], d[2], d[3])), acc[c]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) {
+    alignas(16) float v[4];
+    _mm_store_ps(v, acc[c]);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) y[c * y_stride + r] = v[r];
+  }
+}
+
+void gemm_q4_0(int64_t n, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride,
+               int nc, float* y, int64_t y_stride) {
+  using Fn = void (*)(int64_t, const void*, size_t, const void*, size_t, float*, int64_t);
+  static constexpr Fn kTiles[4][4] = {
+      {gemm_tile_q4_0<1, 1>, gemm_tile_q4_0<1, 2>, gemm_tile_q4_0<1, 3>, gemm_tile_q4_0<1, 4>},
+      {gemm_tile_q4_0<2, 1>, gemm_tile_q4_0<2, 2>, gemm_tile_q4_0<2, 3>, gemm_tile_q4_0<2, 4>},
+      {gemm_tile_q4_0<3, 1>, gemm_tile_q4_0<3, 2>, gemm_tile_q4_0<3, 3>, gemm_tile_q4_0<3, 4>},
+      {gemm_tile_q4_0<4, 1>, gemm_tile_q4_0<4, 2>, gemm_tile_q4_0<4, 3>, gemm_tile_q4_0<4, 4>},
+  };
+  kTiles[nr - 1][nc - 1](n, w, w_stride, x, x_stride, y, y_stride);
+}
+
+float dot_q4_0(int64_t n, const void* w, const void* x) {
+  float y;
+  gemm_tile_q4_0<1, 1>(n, w, 0, x, 0, &y, 1);
+  return y;
+}
+
 // Q4_K x Q8_K, the order of the AVX2 dot_q45_k: per super-block, an exact i32x8 sum of
 // scale_j * (lane sums of sub-block j) over the 8 sub-blocks, then acc = fma(d * dx,
 // float(sum), acc); the min term is a scalar fma chain over super-blocks, fma(dmin * dx,
@@ -364,10 +451,10 @@ inline int slot(DType t) {
 }  // namespace
 
 void fill_avx512_kernels(KernelTable& t) {
-  t.vec_dot[slot(DType::Q4_0)] = dot<Kind::Q4_0>;
+  t.vec_dot[slot(DType::Q4_0)] = dot_q4_0;
   t.vec_dot[slot(DType::Q4_1)] = dot<Kind::Q4_1>;
   t.vec_dot[slot(DType::Q8_0)] = dot<Kind::Q8_0>;
-  t.gemm_tile[slot(DType::Q4_0)] = gemm<Kind::Q4_0>;
+  t.gemm_tile[slot(DType::Q4_0)] = gemm_q4_0;
   t.gemm_tile[slot(DType::Q4_1)] = gemm<Kind::Q4_1>;
   t.gemm_tile[slot(DType::Q8_0)] = gemm<Kind::Q8_0>;
   t.vec_dot[slot(DType::Q4_K)] = dot_q4_k;

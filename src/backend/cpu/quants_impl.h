@@ -100,6 +100,17 @@ static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(Block
 static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(BlockQ4_K) == 144 &&
               sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 && sizeof(BlockQ8_K) == 292);
 
+// One 32-element block of a panel (see pack_panel in quants.h): qs[g][c][k] is element
+// 4g + k of token c's block; d and s are its fp16 fields widened (s: Q8_1's d * sum, zero
+// for Q8_0); sum is the exact sum of its 32 codes. Padding tokens are all zeros.
+struct alignas(64) PanelBlockQ8 {
+  int8_t qs[8][kPanel][4];
+  float d[kPanel];
+  float s[kPanel];
+  int32_t sum[kPanel];
+};
+static_assert(sizeof(PanelBlockQ8) == 512 + 3 * 64);
+
 // Unpacks the 6-bit scale and min of sub-block j (0..7) from Q4_K/Q5_K's 12 bytes:
 // bytes 0..3 hold scales 0..3 (low 6 bits) and the top 2 bits of scales 4..7; bytes 4..7
 // the same for mins; bytes 8..11 the low nibbles of scales 4..7 (low) and mins 4..7 (high).
@@ -132,6 +143,7 @@ struct KernelTable {
   GemmTileFn gemm_tile[kNumTypeSlots] = {};
   FlashAttnFn flash_attn = nullptr;
   SiluMulFn silu_mul = nullptr;
+  PanelGemmFn panel_gemm[kNumTypeSlots] = {};
 };
 
 // Throws tessera::Error naming the function and the type.
@@ -144,6 +156,7 @@ void fill_avx2_kernels(KernelTable& t);
 void fill_avx512_kernels(KernelTable& t);
 void fill_avx2_attention_kernels(KernelTable& t);   // attention_avx2.cpp
 void fill_avx2_activation_kernels(KernelTable& t);  // activations_avx2.cpp
+void fill_avx512_panel_kernels(KernelTable& t);    // gemm_panel_avx512.cpp
 
 // exp(x) as ggml_v_expf computes it in llama.cpp's AVX-512 build: x = n ln2 + b with
 // n = round(x log2 e) (by the 1.5 * 2^23 trick) and ln2 split in two, a degree-5

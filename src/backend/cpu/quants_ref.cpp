@@ -473,7 +473,8 @@ float dot_q4_0(int64_t n, const void* vw, const void* vx) {
       s0 += ((w[i].qs[j] & 0xF) - 8) * x[i].qs[j];
       s1 += ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + QK4_0 / 2];
     }
-    sumf += static_cast<float>(s0 + s1) * h2f(w[i].d) * h2f(x[i].d);
+    // One fma per block on its exact sum: the SIMD kernels' order, bit for bit.
+    sumf = std::fma(h2f(w[i].d) * h2f(x[i].d), static_cast<float>(s0 + s1), sumf);
   }
   return sumf;
 }

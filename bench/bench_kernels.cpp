@@ -1,0 +1,160 @@
+// Micro-benchmarks of the CPU GEMM kernels (Google Benchmark), one thread, data in cache
+// as in a prompt's matmul: a tile of weight rows against 64 tokens of one row length.
+//
+//   build/bench_kernels [--benchmark_filter=Panel]
+//
+// items/s = weight-block x token dot products per second (one "output block" each).
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/quants.h"
+#include "core/dtype.h"
+
+namespace {
+
+using namespace tessera;
+using namespace tessera::cpu;
+
+constexpr int kTokens = 64;
+constexpr int kRows = 64;
+
+struct Data {
+  int64_t n;
+  DType t, xt;
+  size_t wb, xb;
+  std::vector<uint8_t> w, x, panels;
+  uint8_t* panel0;
+  Data(DType type, int64_t cols) : n(cols), t(type), xt(vec_dot_type(type)) {
+    wb = row_size(t, n);
+    xb = row_size(xt, n);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> f(n);
+    w.resize(kRows * wb);
+    for (int r = 0; r < kRows; ++r) {
+      for (auto& v : f) v = nd(rng);
+      quantize_row_ref(t, f.data(), w.data() + r * wb, n);
+    }
+    x.resize(kTokens * xb);
+    for (int c = 0; c < kTokens; ++c) {
+      for (auto& v : f) v = nd(rng);
+      quantize_row(xt, f.data(), x.data() + c * xb, n);
+    }
+    const size_t pb = panel_bytes(xt, n);
+    panels.resize(pb * (kTokens / kPanel) + 64);
+    panel0 = panels.data() + (-reinterpret_cast<uintptr_t>(panels.data()) & 63);
+    for (int p = 0; p < kTokens / kPanel; ++p) {
+      pack_panel(xt, n, x.data() + p * kPanel * xb, xb, kPanel, panel0 + p * pb);
+    }
+  }
+};
+
+void set_items(benchmark::State& st, int64_t n) {
+  st.SetItemsProcessed(st.iterations() * kRows * kTokens * (n / 32));
+}
+
+// The 4 x 4 tiles (cpu_matmul.cpp's path for small batches).
+void BM_GemmTile(benchmark::State& st, DType t) {
+  const Data d(t, st.range(0));
+  const GemmTileFn tile = gemm_tile_fn(t);
+  if (tile == nullptr) return st.SkipWithError("no tile kernel");
+  std::vector<float> y(kTokens * kRows);
+  for (auto _ : st) {
+    for (int r0 = 0; r0 < kRows; r0 += kGemmTile)
+      for (int c0 = 0; c0 < kTokens; c0 += kGemmTile)
+        tile(d.n, d.w.data() + r0 * d.wb, d.wb, kGemmTile, d.x.data() + c0 * d.xb, d.xb, kGemmTile,
+             y.data() + c0 * kRows + r0, kRows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_items(st, d.n);
+}
+
+// One token against 4-row tiles (the decode path), data in cache: compute cost only.
+void BM_GemvTile(benchmark::State& st, DType t) {
+  const Data d(t, st.range(0));
+  const GemmTileFn tile = gemm_tile_fn(t);
+  if (tile == nullptr) return st.SkipWithError("no tile kernel");
+  std::vector<float> y(kRows);
+  for (auto _ : st) {
+    for (int r0 = 0; r0 < kRows; r0 += kGemmTile)
+      tile(d.n, d.w.data() + r0 * d.wb, d.wb, kGemmTile, d.x.data(), d.xb, 1, y.data() + r0, 1);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(st.iterations() * kRows * (d.n / 32));
+}
+
+// Decode from memory: one token against a matrix four times the L3 (Q4_0 2048 x 131072 =
+// 144 MiB, as the 1B-shape's output matrix) through the 4-row tiles.
+void BM_GemvStream(benchmark::State& st, DType t) {
+  const int64_t n = 2048, rows = 131072;
+  const GemmTileFn tile = gemm_tile_fn(t);
+  if (tile == nullptr) return st.SkipWithError("no tile kernel");
+  const size_t wb = row_size(t, n);
+  std::vector<uint8_t> w(rows * wb);
+  std::mt19937 rng(5);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint8_t>(rng());
+  for (int64_t r = 0; r < rows; ++r)  // sane fp16 scales: 2 bytes at the start of each block
+    for (int64_t b = 0; b < n / 32; ++b) {
+      const uint16_t h = 0x2000;
+      std::memcpy(w.data() + r * wb + b * (wb / (n / 32)), &h, 2);
+    }
+  std::vector<float> xf(n, 0.5f);
+  std::vector<uint8_t> x(row_size(vec_dot_type(t), n));
+  quantize_row(vec_dot_type(t), xf.data(), x.data(), n);
+  std::vector<float> y(rows);
+  for (auto _ : st) {
+    for (int64_t r0 = 0; r0 < rows; r0 += kGemmTile)
+      tile(n, w.data() + r0 * wb, wb, kGemmTile, x.data(), x.size(), 1, y.data() + r0, 1);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(w.size()));
+}
+
+// The panel GEMM (cpu_matmul.cpp's path for batches): 8-row tiles against all the panels,
+// packing not included.
+void BM_PanelGemm(benchmark::State& st, DType t) {
+  const Data d(t, st.range(0));
+  const PanelGemmFn gemm = panel_gemm_fn(t);
+  if (gemm == nullptr) return st.SkipWithError("no panel kernel");
+  const size_t pb = panel_bytes(d.xt, d.n);
+  std::vector<float> y(kTokens * kRows);
+  for (auto _ : st) {
+    for (int r0 = 0; r0 < kRows; r0 += kPanelRows)
+      gemm(d.n, d.w.data() + r0 * d.wb, d.wb, kPanelRows, d.panel0, pb, kTokens, y.data() + r0,
+           kRows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_items(st, d.n);
+}
+
+// Packing kTokens quantized rows into panels.
+void BM_PackPanel(benchmark::State& st, DType t) {
+  Data d(t, st.range(0));
+  const size_t pb = panel_bytes(d.xt, d.n);
+  for (auto _ : st) {
+    for (int p = 0; p < kTokens / kPanel; ++p)
+      pack_panel(d.xt, d.n, d.x.data() + p * kPanel * d.xb, d.xb, kPanel, d.panel0 + p * pb);
+    benchmark::DoNotOptimize(d.panel0);
+  }
+  st.SetItemsProcessed(st.iterations() * kTokens * (d.n / 32));
+}
+
+BENCHMARK_CAPTURE(BM_GemmTile, q4_0, DType::Q4_0)->Arg(576)->Arg(2048);
+BENCHMARK_CAPTURE(BM_PanelGemm, q4_0, DType::Q4_0)->Arg(576)->Arg(2048);
+BENCHMARK_CAPTURE(BM_GemmTile, q4_1, DType::Q4_1)->Arg(576)->Arg(2048);
+BENCHMARK_CAPTURE(BM_PanelGemm, q4_1, DType::Q4_1)->Arg(576)->Arg(2048);
+BENCHMARK_CAPTURE(BM_GemmTile, q8_0, DType::Q8_0)->Arg(576)->Arg(2048);
+BENCHMARK_CAPTURE(BM_PanelGemm, q8_0, DType::Q8_0)->Arg(576)->Arg(2048);
+BENCHMARK_CAPTURE(BM_GemvTile, q4_0, DType::Q4_0)->Arg(2048);
+BENCHMARK_CAPTURE(BM_GemvStream, q4_0, DType::Q4_0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GemvStream, q4_1, DType::Q4_1)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GemvTile, q4_1, DType::Q4_1)->Arg(2048);
+BENCHMARK_CAPTURE(BM_GemvTile, q8_0, DType::Q8_0)->Arg(2048);
+BENCHMARK_CAPTURE(BM_PackPanel, q8_0, DType::Q4_0)->Arg(2048);
+
+}  // namespace
+
+BENCHMARK_MAIN();
