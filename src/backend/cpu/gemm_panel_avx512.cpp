@@ -212,80 +212,56 @@ void panel_q8_0(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, in
   }
 }
 
-template <int R>
-void tile_q8_0(int64_t n, const void* w, size_t w_stride, const void* panels, size_t panel_stride,
-               int n_tokens, float* y, int64_t y_stride) {
+// The panel kernel for K rows (starting at r0) of an R-row tile of weight type W. Q4_1
+// and Q8_0 keep 8 float accumulators per output, so they take two rows at a time: 16
+// accumulators (+ 2 min vectors for Q4_1) fit the 32 registers.
+template <typename W, int K, int R>
+void panel_rows(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, int nc, float* y,
+                int64_t y_stride) {
+  if constexpr (std::is_same_v<W, BlockQ4_1>) {
+    panel_q4_1<K, R>(nb, u, r0, p, nc, y, y_stride);
+  } else {
+    panel_q8_0<K, R>(nb, u, r0, p, nc, y, y_stride);
+  }
+}
+
+// y[c * y_stride + r] for the R weight rows at w and the n_tokens tokens of the panels.
+template <typename W, int R>
+void tile(int64_t n, const void* w, size_t w_stride, const void* panels, size_t panel_stride,
+          int n_tokens, float* y, int64_t y_stride) {
   const int64_t nb = n / 32;
-  const Unpacked& u = unpack_tile<R, BlockQ8_0>(static_cast<const uint8_t*>(w), w_stride, nb);
+  const Unpacked& u = unpack_tile<R, W>(static_cast<const uint8_t*>(w), w_stride, nb);
   for (int c0 = 0; c0 < n_tokens; c0 += kPanel) {
     const auto* p = reinterpret_cast<const PanelBlockQ8*>(static_cast<const uint8_t*>(panels) +
                                                           (c0 / kPanel) * panel_stride);
     const int nc = std::min(kPanel, n_tokens - c0);
     float* yc = y + c0 * y_stride;
-    int r = 0;
-    for (; r + 2 <= R; r += 2) panel_q8_0<2, R>(nb, u, r, p, nc, yc + r, y_stride);
-    if (r < R) panel_q8_0<1, R>(nb, u, r, p, nc, yc + r, y_stride);
+    if constexpr (std::is_same_v<W, BlockQ4_0>) {
+      panel_q4_0<R>(nb, u, p, nc, yc, y_stride);  // one accumulator per output: all R rows
+    } else {
+      int r = 0;
+      for (; r + 2 <= R; r += 2) panel_rows<W, 2, R>(nb, u, r, p, nc, yc + r, y_stride);
+      if (r < R) panel_rows<W, 1, R>(nb, u, r, p, nc, yc + r, y_stride);
+    }
   }
 }
 
-template <int R>
-void tile_q4_0(int64_t n, const void* w, size_t w_stride, const void* panels, size_t panel_stride,
-               int n_tokens, float* y, int64_t y_stride) {
-  const int64_t nb = n / 32;
-  const Unpacked& u = unpack_tile<R, BlockQ4_0>(static_cast<const uint8_t*>(w), w_stride, nb);
-  for (int c0 = 0; c0 < n_tokens; c0 += kPanel) {
-    const auto* p = reinterpret_cast<const PanelBlockQ8*>(static_cast<const uint8_t*>(panels) +
-                                                          (c0 / kPanel) * panel_stride);
-    panel_q4_0<R>(nb, u, p, std::min(kPanel, n_tokens - c0), y + c0 * y_stride, y_stride);
-  }
-}
-
-// Two rows at a time: 16 float accumulators + 2 min vectors fit the 32 registers.
-template <int R>
-void tile_q4_1(int64_t n, const void* w, size_t w_stride, const void* panels, size_t panel_stride,
-               int n_tokens, float* y, int64_t y_stride) {
-  const int64_t nb = n / 32;
-  const Unpacked& u = unpack_tile<R, BlockQ4_1>(static_cast<const uint8_t*>(w), w_stride, nb);
-  for (int c0 = 0; c0 < n_tokens; c0 += kPanel) {
-    const auto* p = reinterpret_cast<const PanelBlockQ8*>(static_cast<const uint8_t*>(panels) +
-                                                          (c0 / kPanel) * panel_stride);
-    const int nc = std::min(kPanel, n_tokens - c0);
-    float* yc = y + c0 * y_stride;
-    int r = 0;
-    for (; r + 2 <= R; r += 2) panel_q4_1<2, R>(nb, u, r, p, nc, yc + r, y_stride);
-    if (r < R) panel_q4_1<1, R>(nb, u, r, p, nc, yc + r, y_stride);
-  }
-}
-
-using TileFn = void (*)(int64_t, const void*, size_t, const void*, size_t, int, float*, int64_t);
-
-void gemm_q4_0(int64_t n, const void* w, size_t w_stride, int nr, const void* panels,
-               size_t panel_stride, int n_tokens, float* y, int64_t y_stride) {
-  static constexpr TileFn kTiles[8] = {tile_q4_0<1>, tile_q4_0<2>, tile_q4_0<3>, tile_q4_0<4>,
-                                       tile_q4_0<5>, tile_q4_0<6>, tile_q4_0<7>, tile_q4_0<8>};
-  kTiles[nr - 1](n, w, w_stride, panels, panel_stride, n_tokens, y, y_stride);
-}
-
-void gemm_q4_1(int64_t n, const void* w, size_t w_stride, int nr, const void* panels,
-               size_t panel_stride, int n_tokens, float* y, int64_t y_stride) {
-  static constexpr TileFn kTiles[8] = {tile_q4_1<1>, tile_q4_1<2>, tile_q4_1<3>, tile_q4_1<4>,
-                                       tile_q4_1<5>, tile_q4_1<6>, tile_q4_1<7>, tile_q4_1<8>};
-  kTiles[nr - 1](n, w, w_stride, panels, panel_stride, n_tokens, y, y_stride);
-}
-
-void gemm_q8_0(int64_t n, const void* w, size_t w_stride, int nr, const void* panels,
-               size_t panel_stride, int n_tokens, float* y, int64_t y_stride) {
-  static constexpr TileFn kTiles[8] = {tile_q8_0<1>, tile_q8_0<2>, tile_q8_0<3>, tile_q8_0<4>,
-                                       tile_q8_0<5>, tile_q8_0<6>, tile_q8_0<7>, tile_q8_0<8>};
+// PanelGemmFn for weight type W: the tile of nr (<= kPanelRows) rows.
+template <typename W>
+void gemm(int64_t n, const void* w, size_t w_stride, int nr, const void* panels,
+          size_t panel_stride, int n_tokens, float* y, int64_t y_stride) {
+  using TileFn = void (*)(int64_t, const void*, size_t, const void*, size_t, int, float*, int64_t);
+  static constexpr TileFn kTiles[kPanelRows] = {tile<W, 1>, tile<W, 2>, tile<W, 3>, tile<W, 4>,
+                                                tile<W, 5>, tile<W, 6>, tile<W, 7>, tile<W, 8>};
   kTiles[nr - 1](n, w, w_stride, panels, panel_stride, n_tokens, y, y_stride);
 }
 
 }  // namespace
 
 void fill_avx512_panel_kernels(KernelTable& t) {
-  t.panel_gemm[static_cast<int>(DType::Q4_0)] = gemm_q4_0;
-  t.panel_gemm[static_cast<int>(DType::Q4_1)] = gemm_q4_1;
-  t.panel_gemm[static_cast<int>(DType::Q8_0)] = gemm_q8_0;
+  t.panel_gemm[static_cast<int>(DType::Q4_0)] = gemm<BlockQ4_0>;
+  t.panel_gemm[static_cast<int>(DType::Q4_1)] = gemm<BlockQ4_1>;
+  t.panel_gemm[static_cast<int>(DType::Q8_0)] = gemm<BlockQ8_0>;
 }
 
 }  // namespace tessera::cpu
