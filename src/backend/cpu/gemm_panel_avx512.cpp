@@ -129,6 +129,14 @@ void panel_q4_0(int64_t nb, const Unpacked& u, const PanelBlockQ8* p, int nc, fl
   for (int r = 0; r < R; ++r) store_tokens(acc[r], nc, y + r, y_stride);
 }
 
+// The 8 float lanes of one output (lane j: the groups of elements 4j..4j+3) summed as the
+// single-row dot does, token by token: ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)).
+inline __m512 hsum8(const __m512 (&a)[8]) {
+  const __m512 u0 = _mm512_add_ps(_mm512_add_ps(a[0], a[4]), _mm512_add_ps(a[2], a[6]));
+  const __m512 u1 = _mm512_add_ps(_mm512_add_ps(a[1], a[5]), _mm512_add_ps(a[3], a[7]));
+  return _mm512_add_ps(u0, u1);
+}
+
 // Rows r0 .. r0 + K - 1 of an R-row unpacked tile.
 template <int K, int R>
 void panel_q4_1(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, int nc, float* y,
@@ -161,11 +169,7 @@ void panel_q4_1(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, in
   }
 #pragma GCC unroll 8
   for (int r = 0; r < K; ++r) {
-    const __m512 u0 =
-        _mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][4]), _mm512_add_ps(acc[r][2], acc[r][6]));
-    const __m512 u1 =
-        _mm512_add_ps(_mm512_add_ps(acc[r][1], acc[r][5]), _mm512_add_ps(acc[r][3], acc[r][7]));
-    store_tokens(_mm512_add_ps(_mm512_add_ps(u0, u1), mins[r]), nc, y + r, y_stride);
+    store_tokens(_mm512_add_ps(hsum8(acc[r]), mins[r]), nc, y + r, y_stride);
   }
 }
 
@@ -203,13 +207,7 @@ void panel_q8_0(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, in
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r < K; ++r) {
-    const __m512 u0 =
-        _mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][4]), _mm512_add_ps(acc[r][2], acc[r][6]));
-    const __m512 u1 =
-        _mm512_add_ps(_mm512_add_ps(acc[r][1], acc[r][5]), _mm512_add_ps(acc[r][3], acc[r][7]));
-    store_tokens(_mm512_add_ps(u0, u1), nc, y + r, y_stride);
-  }
+  for (int r = 0; r < K; ++r) store_tokens(hsum8(acc[r]), nc, y + r, y_stride);
 }
 
 // The panel kernel for K rows (starting at r0) of an R-row tile of weight type W. Q4_1
