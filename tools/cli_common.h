@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "core/file.h"  // read_file, used by most subcommands
+
 namespace tessera {
 struct ModelOptions;
 }
@@ -23,7 +25,5 @@ Runner add_convert(CLI::App& app);
 void add_model_load_options(CLI::App& app, ModelOptions& mo);
 Runner add_logits(CLI::App& app);
 
-// Reads a whole file; throws tessera::Error naming the path when it cannot.
-std::string read_file(const std::string& path);
 
 }  // namespace tessera::cli

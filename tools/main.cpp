@@ -11,14 +11,6 @@
 
 namespace tessera::cli {
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("cannot read '" + path + "'");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 }  // namespace tessera::cli
 
 int main(int argc, char** argv) {

@@ -15,6 +15,7 @@
 
 #include "backend/cpu/quants.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "loader/hf_tokenizer.h"
 #include "loader/memory_source.h"
 #include "loader/safetensors.h"
@@ -335,12 +336,9 @@ std::optional<std::string> gguf_name(const ArchSpec& a, const std::string& name,
 // --- config.json ---
 
 json read_json(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) throw Error("cannot read '" + p.string() + "'");
-  std::ostringstream ss;
-  ss << f.rdbuf();
+  const std::string text = read_file(p.string());
   try {
-    return json::parse(ss.str());
+    return json::parse(text);
   } catch (const json::exception& e) {
     throw Error(p.string() + ": invalid JSON: " + e.what());
   }

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "tokenizer/unicode.h"
 
 namespace tessera::hf {
@@ -18,17 +19,10 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("cannot read '" + path + "'");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 json parse_file(const std::string& path) {
   try {
-    return json::parse(slurp(path));
+    return json::parse(read_file(path));
   } catch (const json::exception& e) {
     throw Error(path + ": invalid JSON: " + e.what());
   }
@@ -308,7 +302,7 @@ VocabData vocab_from_gpt2_files(const std::string& encoder_json_path,
     v.tokens[i] = text;
     v.types[i] = static_cast<int32_t>(TokenType::NORMAL);
   }
-  std::istringstream lines(slurp(merges_path));
+  std::istringstream lines(read_file(merges_path));
   std::string line;
   for (size_t n = 0; std::getline(lines, line); ++n) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -328,7 +322,7 @@ VocabData vocab_from_gpt2_files(const std::string& encoder_json_path,
 
 std::string read_chat_template(const std::string& dir) {
   const fs::path d(dir);
-  if (fs::exists(d / "chat_template.jinja")) return slurp((d / "chat_template.jinja").string());
+  if (fs::exists(d / "chat_template.jinja")) return read_file((d / "chat_template.jinja").string());
   const fs::path cfg = d / "tokenizer_config.json";
   if (!fs::exists(cfg)) return "";
   const json tc = parse_file(cfg.string());

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file.h"
 
 namespace tessera::safetensors {
 namespace {
@@ -50,13 +51,6 @@ const DTypeEntry* find_dtype(std::string_view name) {
   return nullptr;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("cannot read '" + path + "'");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // Parses JSON, refusing duplicate keys at any level (nlohmann would keep the last one
 // silently, and a duplicated tensor name could hide a second, different definition).
@@ -283,7 +277,7 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& path) {
   }
   const std::string ps = p.string();
   if (ps.size() >= 5 && ps.ends_with(".json")) {
-    const json j = parse_json_strict(slurp(ps), ps);
+    const json j = parse_json_strict(read_file(ps), ps);
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
       throw Error(ps + ": no \"weight_map\" object");
     std::map<std::string, std::string> wm;
