@@ -25,26 +25,10 @@
 #include <vector>
 
 #include "backend/cpu/quants_impl.h"
+#include "backend/cpu/simd_x86.h"
 
 namespace tessera::cpu {
 namespace {
-
-inline uint32_t load_u32(const void* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
-inline float h2f(uint16_t h) {
-  return _cvtsh_ss(h);
-}
-
-// 16 bytes of packed nibbles -> 32 bytes: elements 0..15 (low nibbles), then 16..31.
-inline __m256i unpack_nibbles(const uint8_t* p) {
-  const __m256i both =
-      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_and_si256(_mm256_mask_srli_epi16(both, 0xFF00, both, 4), _mm256_set1_epi8(0x0F));
-}
 
 // Stores token c < nc of v to y[c * y_stride].
 inline void store_tokens(__m512 v, int nc, float* y, int64_t y_stride) {

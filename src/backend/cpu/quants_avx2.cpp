@@ -11,34 +11,16 @@
 #include <cmath>
 
 #include "backend/cpu/quants_impl.h"
+#include "backend/cpu/simd_x86.h"
 
 namespace tessera::cpu {
 namespace {
-
-inline float h2f(uint16_t h) {
-  return _cvtsh_ss(h);
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 inline int hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
   return _mm_cvtsi128_si32(s);
-}
-
-// 16 bytes of packed nibbles -> 32 bytes: low nibbles (elements 0..15) in the low lane,
-// high nibbles (elements 16..31) in the high lane.
-inline __m256i unpack_nibbles(const uint8_t* p) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
-  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
 
 // Bit j of the 32-bit little-endian mask -> byte j = 0xFF if set, else 0.

@@ -28,43 +28,13 @@
 #include <cstring>
 
 #include "backend/cpu/quants_impl.h"
+#include "backend/cpu/simd_x86.h"
 
 namespace tessera::cpu {
 namespace {
 
-inline float h2f(uint16_t h) {
-  return _cvtsh_ss(h);
-}
-
-// Must stay the same reduction as hsum in quants_avx2.cpp.
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// 16 bytes of packed nibbles -> 32 bytes: low nibbles (elements 0..15) in the low lane,
-// high nibbles (elements 16..31) in the high lane. The bytes are loaded into both lanes by
-// the load unit and only the high lane's words are shifted, so no shuffle is needed.
-inline __m256i unpack_nibbles(const uint8_t* p) {
-  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_and_si256(_mm256_mask_srli_epi16(both, 0xFF00, both, 4), _mm256_set1_epi8(0x0F));
-}
-
 inline __m256i load32(const int8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-
-inline uint32_t load_u32(const void* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline uint16_t load_u16(const void* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
 }
 
 enum class Kind { Q4_0, Q4_1, Q8_0 };

@@ -1,0 +1,59 @@
+// Small x86 helpers shared by the SIMD kernel files (quants_avx2.cpp, quants_avx512.cpp,
+// gemm_panel_avx512.cpp). Only those files include it; each is compiled with at least
+// -mavx2 -mfma -mf16c. The helpers have internal linkage on purpose: every kernel file gets
+// its own copy built for its own ISA flags, so the linker can never hand an AVX-512 build of
+// a helper to AVX2 code.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace tessera::cpu {
+namespace {  // NOLINT(google-build-namespaces): per-ISA copies, see above
+
+inline float h2f(uint16_t h) {
+  return _cvtsh_ss(h);
+}
+
+// Unaligned little-endian loads from block fields.
+inline uint16_t load_u16(const void* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+inline uint32_t load_u32(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// The sum of the 8 lanes in the order every 8-lane dot kernel (single row and tiled) uses:
+// s_i = a_i + a_{i+4}, then (s0 + s2) + (s1 + s3). Results of different kernels agree bit
+// for bit only because they all reduce here.
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// 16 bytes of packed nibbles -> 32 bytes: low nibbles (elements 0..15) in the low lane,
+// high nibbles (elements 16..31) in the high lane.
+inline __m256i unpack_nibbles(const uint8_t* p) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+  // Both lanes filled by the load unit; only the high lane's words are shifted.
+  const __m256i both =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_and_si256(_mm256_mask_srli_epi16(both, 0xFF00, both, 4), _mm256_set1_epi8(0x0F));
+#else
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+#endif
+}
+
+}  // namespace
+}  // namespace tessera::cpu
