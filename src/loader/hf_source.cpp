@@ -39,91 +39,56 @@ constexpr NamePair kLlamaGlobals[] = {
     {"model.norm.weight", "output_norm.weight"},
     {"lm_head.weight", "output.weight"},
 };
-constexpr NamePair kLlamaLayer[] = {
+// Per-layer names, in pieces the architectures share; a layer's table is a list of pieces.
+using Names = std::span<const NamePair>;
+// Pre-norm and the four attention projections: every architecture but Phi-3 (fused QKV).
+constexpr NamePair kAttention[] = {
     {"input_layernorm.weight", "attn_norm.weight"},
     {"self_attn.q_proj.weight", "attn_q.weight"},
     {"self_attn.k_proj.weight", "attn_k.weight"},
     {"self_attn.v_proj.weight", "attn_v.weight"},
     {"self_attn.o_proj.weight", "attn_output.weight"},
+};
+constexpr NamePair kQkvBias[] = {
     {"self_attn.q_proj.bias", "attn_q.bias"},
     {"self_attn.k_proj.bias", "attn_k.bias"},
     {"self_attn.v_proj.bias", "attn_v.bias"},
-    {"post_attention_layernorm.weight", "ffn_norm.weight"},
-    {"mlp.gate_proj.weight", "ffn_gate.weight"},
-    {"mlp.up_proj.weight", "ffn_up.weight"},
-    {"mlp.down_proj.weight", "ffn_down.weight"},
 };
-// Qwen3 / Qwen3-MoE: the Llama names plus per-head Q/K norms.
-constexpr NamePair kQwen3Layer[] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},
-    {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},
-    {"self_attn.o_proj.weight", "attn_output.weight"},
+// Per-head RMSNorm of q and k (Qwen3, Gemma 3).
+constexpr NamePair kQkNorm[] = {
     {"self_attn.q_norm.weight", "attn_q_norm.weight"},
     {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+};
+// The norm between attention and the feed-forward block, where it is the only one.
+constexpr NamePair kFfnNorm[] = {
     {"post_attention_layernorm.weight", "ffn_norm.weight"},
+};
+constexpr NamePair kGatedMlp[] = {
     {"mlp.gate_proj.weight", "ffn_gate.weight"},
     {"mlp.up_proj.weight", "ffn_up.weight"},
     {"mlp.down_proj.weight", "ffn_down.weight"},
-    // Qwen3-MoE
-    {"mlp.gate.weight", "ffn_gate_inp.weight"},
 };
 // Gemma 3: sandwich norms around attention and the feed-forward block.
-constexpr NamePair kGemma3Layer[] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},
-    {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},
-    {"self_attn.o_proj.weight", "attn_output.weight"},
-    {"self_attn.q_norm.weight", "attn_q_norm.weight"},
-    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+constexpr NamePair kGemma3Norms[] = {
     {"post_attention_layernorm.weight", "post_attention_norm.weight"},
     {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
     {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
-    {"mlp.gate_proj.weight", "ffn_gate.weight"},
-    {"mlp.up_proj.weight", "ffn_up.weight"},
-    {"mlp.down_proj.weight", "ffn_down.weight"},
 };
-// Mixtral: Llama attention, sparse MoE block.
-constexpr NamePair kMixtralLayer[] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},
-    {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},
-    {"self_attn.o_proj.weight", "attn_output.weight"},
-    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+constexpr NamePair kMixtralRouter[] = {
     {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"},
 };
-constexpr NamePair kMixtralExpert[] = {
-    {"w1.weight", "ffn_gate_exps.weight"},
-    {"w2.weight", "ffn_down_exps.weight"},
-    {"w3.weight", "ffn_up_exps.weight"},
-};
-// Qwen2-MoE: Qwen2 attention (biases), routed experts plus a gated shared expert.
-constexpr NamePair kQwen2MoeLayer[] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},
-    {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},
-    {"self_attn.o_proj.weight", "attn_output.weight"},
-    {"self_attn.q_proj.bias", "attn_q.bias"},
-    {"self_attn.k_proj.bias", "attn_k.bias"},
-    {"self_attn.v_proj.bias", "attn_v.bias"},
-    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+constexpr NamePair kQwenRouter[] = {
     {"mlp.gate.weight", "ffn_gate_inp.weight"},
+};
+// Qwen2-MoE's gated shared expert.
+constexpr NamePair kQwenSharedExpert[] = {
     {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"},
     {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight"},
     {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight"},
     {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight"},
 };
-constexpr NamePair kQwenExpert[] = {
-    {"gate_proj.weight", "ffn_gate_exps.weight"},
-    {"up_proj.weight", "ffn_up_exps.weight"},
-    {"down_proj.weight", "ffn_down_exps.weight"},
-};
 // Phi-3: fused QKV and gate/up projections, named as GGUF's fused tensors.
-constexpr NamePair kPhi3Layer[] = {
+constexpr NamePair kPhi3[] = {
     {"input_layernorm.weight", "attn_norm.weight"},
     {"self_attn.qkv_proj.weight", "attn_qkv.weight"},
     {"self_attn.o_proj.weight", "attn_output.weight"},
@@ -131,21 +96,35 @@ constexpr NamePair kPhi3Layer[] = {
     {"mlp.gate_up_proj.weight", "ffn_up.weight"},
     {"mlp.down_proj.weight", "ffn_down.weight"},
 };
-// GLM-4: biased Q/K/V, fused gate/up, post-attention and post-MLP norms.
-constexpr NamePair kGlm4Layer[] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},
-    {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},
-    {"self_attn.o_proj.weight", "attn_output.weight"},
-    {"self_attn.q_proj.bias", "attn_q.bias"},
-    {"self_attn.k_proj.bias", "attn_k.bias"},
-    {"self_attn.v_proj.bias", "attn_v.bias"},
+// GLM-4: post-attention and post-MLP norms, fused gate/up.
+constexpr NamePair kGlm4Rest[] = {
     {"post_self_attn_layernorm.weight", "post_attention_norm.weight"},
     {"post_attention_layernorm.weight", "ffn_norm.weight"},
     {"post_mlp_layernorm.weight", "post_ffw_norm.weight"},
     {"mlp.gate_up_proj.weight", "ffn_up.weight"},
     {"mlp.down_proj.weight", "ffn_down.weight"},
+};
+
+constexpr Names kLlamaLayer[] = {kAttention, kQkvBias, kFfnNorm, kGatedMlp};
+// Qwen3 and Qwen3-MoE (whose experts are found through expert_prefix).
+constexpr Names kQwen3Layer[] = {kAttention, kQkNorm, kFfnNorm, kGatedMlp, kQwenRouter};
+constexpr Names kGemma3Layer[] = {kAttention, kQkNorm, kGemma3Norms, kGatedMlp};
+constexpr Names kMixtralLayer[] = {kAttention, kFfnNorm, kMixtralRouter};
+constexpr Names kQwen2MoeLayer[] = {kAttention, kQkvBias, kFfnNorm, kQwenRouter,
+                                    kQwenSharedExpert};
+constexpr Names kPhi3Layer[] = {kPhi3};
+constexpr Names kGlm4Layer[] = {kAttention, kQkvBias, kGlm4Rest};
+
+// Expert tensors, under "<expert_prefix><E>.".
+constexpr NamePair kMixtralExpert[] = {
+    {"w1.weight", "ffn_gate_exps.weight"},
+    {"w2.weight", "ffn_down_exps.weight"},
+    {"w3.weight", "ffn_up_exps.weight"},
+};
+constexpr NamePair kQwenExpert[] = {
+    {"gate_proj.weight", "ffn_gate_exps.weight"},
+    {"up_proj.weight", "ffn_up_exps.weight"},
+    {"down_proj.weight", "ffn_down_exps.weight"},
 };
 // Buffers some checkpoints save that hold nothing the model needs.
 constexpr std::string_view kLlamaIgnored[] = {"self_attn.rotary_emb.inv_freq"};
@@ -239,7 +218,7 @@ struct ArchSpec {
   bool qkv_bias;  // the checkpoint has attention biases (for dummy weights)
   std::span<const NamePair> globals;
   std::string_view layer_prefix;
-  std::span<const NamePair> layer;
+  std::span<const Names> layer;  // pieces, searched in order
   std::span<const std::string_view> ignored;
   void (*shapes)(const Dims&, bool qkv_bias, std::vector<Needed>&);  // null: no dummy weights
   // Norm weights w are stored for a (1 + w) RMSNorm (Gemma); GGUF stores 1 + w.
@@ -313,8 +292,9 @@ std::optional<std::string> gguf_name(const ArchSpec& a, const std::string& name,
   const std::string suffix = rest.substr(dot + 1);
   for (std::string_view ig : a.ignored)
     if (suffix == ig) return std::string();
-  for (const NamePair& p : a.layer)
-    if (p.hf == suffix) return "blk." + std::to_string(l) + "." + std::string(p.gguf);
+  for (Names piece : a.layer)
+    for (const NamePair& p : piece)
+      if (p.hf == suffix) return "blk." + std::to_string(l) + "." + std::string(p.gguf);
   if (expert && !a.expert_prefix.empty() && suffix.starts_with(a.expert_prefix)) {
     const std::string e = suffix.substr(a.expert_prefix.size());
     const size_t edot = e.find('.');
