@@ -6,6 +6,8 @@
 // items/s = weight-block x token dot products per second (one "output block" each).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -142,6 +144,35 @@ void BM_PackPanel(benchmark::State& st, DType t) {
   st.SetItemsProcessed(st.iterations() * kTokens * (d.n / 32));
 }
 
+// Flash attention over fp16 K/V (the KV cache's layout): one KV head's query group (3 heads
+// of 64, as SmolLM2) against 256 keys in blocks of 16, per SIMD level. items = key x head.
+void BM_FlashAttn(benchmark::State& st, const char* level) {
+  const FlashAttnFn fa = flash_attn_fn_for(level);
+  if (fa == nullptr) {
+    st.SkipWithError("level not available on this CPU");
+    return;
+  }
+  constexpr int kDim = 64, kGroup = 3, kCtx = 256, kBlock = 16;
+  const int64_t stride = 3 * kDim;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<uint16_t> q(kGroup * kDim), k(kCtx * stride), v(kCtx * stride), acc(kGroup * kDim);
+  for (auto& x : q) x = fp32_to_fp16(nd(rng));
+  for (auto& x : k) x = fp32_to_fp16(nd(rng));
+  for (auto& x : v) x = fp32_to_fp16(nd(rng));
+  float m[kGroup], s[kGroup];
+  for (auto _ : st) {
+    std::fill(m, m + kGroup, -INFINITY);
+    std::fill(s, s + kGroup, 0.f);
+    std::fill(acc.begin(), acc.end(), uint16_t{0});
+    for (int j = 0; j < kCtx; j += kBlock)
+      fa(q.data(), kGroup, kDim, k.data() + j * stride, v.data() + j * stride, stride, kBlock,
+         0.125f, m, s, acc.data());
+    benchmark::DoNotOptimize(acc.data());
+  }
+  st.SetItemsProcessed(st.iterations() * kCtx * kGroup);
+}
+
 BENCHMARK_CAPTURE(BM_GemmTile, q4_0, DType::Q4_0)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_PanelGemm, q4_0, DType::Q4_0)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_GemmTile, q4_1, DType::Q4_1)->Arg(576)->Arg(2048);
@@ -154,6 +185,9 @@ BENCHMARK_CAPTURE(BM_GemvStream, q4_1, DType::Q4_1)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GemvTile, q4_1, DType::Q4_1)->Arg(2048);
 BENCHMARK_CAPTURE(BM_GemvTile, q8_0, DType::Q8_0)->Arg(2048);
 BENCHMARK_CAPTURE(BM_PackPanel, q8_0, DType::Q4_0)->Arg(2048);
+BENCHMARK_CAPTURE(BM_FlashAttn, scalar, "scalar");
+BENCHMARK_CAPTURE(BM_FlashAttn, avx2, "avx2");
+BENCHMARK_CAPTURE(BM_FlashAttn, avx512, "avx512");
 
 }  // namespace
 

@@ -646,8 +646,8 @@ TEST(QuantsSimd, FlashAttentionEqualsRefBitExact) {
   for (const char* level : simd_levels()) {
     const FlashAttnFn fa = flash_attn_fn_for(level);
     ASSERT_NE(fa, nullptr);
-    for (int head_dim : {8, 12, 40, 64, 72, 128}) {
-      for (int nq : {1, 3}) {
+    for (int head_dim : {8, 12, 40, 64, 72, 128, 256}) {
+      for (int nq : {1, 3, 5, 8}) {
         for (int n : {1, 5, 16, 37}) {
           SCOPED_TRACE(std::string(level) + " head_dim=" + std::to_string(head_dim) +
                        " nq=" + std::to_string(nq) + " n=" + std::to_string(n));
@@ -691,6 +691,36 @@ TEST(QuantsSimd, FlashAttentionEqualsRefBitExact) {
           }
         }
       }
+    }
+  }
+}
+
+// The vector exp is libm's expf bit for bit: on a stride through every float bit pattern
+// (the exhaustive sweep over all negative floats, the attention kernels' arguments, was run
+// once by hand with stride 1), plus the edges of its special cases.
+TEST(QuantsSimd, ExpBatchEqualsLibm) {
+  std::vector<float> x;
+  for (uint64_t b = 0; b <= 0xffffffffull; b += 4093) {
+    const uint32_t u = static_cast<uint32_t>(b);
+    float f;
+    std::memcpy(&f, &u, 4);
+    x.push_back(f);
+  }
+  for (float f : {0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, NAN, 88.0f, -88.0f,
+                  0x1.62e42ep6f, 0x1.62e430p6f, -0x1.9fe368p6f, -0x1.9fe36ap6f, -103.0f, -150.0f})
+    x.push_back(f);
+  std::vector<float> want(x.size()), got(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want[i] = std::exp(x[i]);
+  for (const char* level : simd_levels()) {
+    const ExpBatchFn e = exp_batch_fn_for(level);
+    ASSERT_NE(e, nullptr);
+    e(x.data(), got.data(), static_cast<int64_t>(x.size()));
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (std::isnan(want[i])) {
+        ASSERT_TRUE(std::isnan(got[i])) << level << " x=" << x[i];
+        continue;
+      }
+      ASSERT_EQ(bits(got[i]), bits(want[i])) << level << " x=" << std::hexfloat << x[i];
     }
   }
 }

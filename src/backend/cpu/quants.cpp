@@ -53,6 +53,7 @@ const Tables& tables() {
     if (r.cpu >= kAvx512) {
       fill_avx512_kernels(r.level[kAvx512]);
       fill_avx512_panel_kernels(r.level[kAvx512]);
+      fill_avx512_attention_kernels(r.level[kAvx512]);
     }
     return r;
   }();
@@ -187,6 +188,11 @@ GemmTileFn gemm_tile_fn_for(DType t, const char* level) {
 FlashAttnFn flash_attn_fn_for(const char* level) {
   const KernelTable* k = table_for(level);
   return k ? k->flash_attn : nullptr;
+}
+
+ExpBatchFn exp_batch_fn_for(const char* level) {
+  const KernelTable* k = table_for(level);
+  return k ? k->exp : nullptr;
 }
 
 SiluMulFn silu_mul_fn_for(const char* level) {

@@ -81,6 +81,9 @@ using FlashAttnFn = void (*)(const uint16_t* q16, int nq, int head_dim, const ui
                              float* s, uint16_t* acc);
 FlashAttnFn flash_attn_fn();
 
+// y[i] = expf(x[i]), bit for bit the libm expf the scalar reference calls.
+using ExpBatchFn = void (*)(const float* x, float* y, int64_t n);
+
 // --- activations ---
 // gate[i] = silu(gate[i]) * up[i] for i < n, as llama.cpp's AVX-512 build computes SwiGLU
 // (ggml_vec_swiglu_f32): exp by ggml's polynomial for the first n & ~15 elements, by libm
@@ -109,6 +112,7 @@ DequantizeRowFn dequantize_row_fn_for(DType t, const char* level);
 QuantizeRowFn quantize_row_fn_for(DType t, const char* level);
 GemmTileFn gemm_tile_fn_for(DType t, const char* level);
 FlashAttnFn flash_attn_fn_for(const char* level);
+ExpBatchFn exp_batch_fn_for(const char* level);
 SiluMulFn silu_mul_fn_for(const char* level);
 
 }  // namespace tessera::cpu

@@ -142,6 +142,7 @@ struct KernelTable {
   QuantizeRowFn quantize[kNumTypeSlots] = {};
   GemmTileFn gemm_tile[kNumTypeSlots] = {};
   FlashAttnFn flash_attn = nullptr;
+  ExpBatchFn exp = nullptr;
   SiluMulFn silu_mul = nullptr;
   PanelGemmFn panel_gemm[kNumTypeSlots] = {};
 };
@@ -155,6 +156,7 @@ void fill_ref_kernels(KernelTable& t);
 void fill_avx2_kernels(KernelTable& t);
 void fill_avx512_kernels(KernelTable& t);
 void fill_avx2_attention_kernels(KernelTable& t);   // attention_avx2.cpp
+void fill_avx512_attention_kernels(KernelTable& t); // attention_avx512.cpp
 void fill_avx2_activation_kernels(KernelTable& t);  // activations_avx2.cpp
 void fill_avx512_panel_kernels(KernelTable& t);    // gemm_panel_avx512.cpp
 

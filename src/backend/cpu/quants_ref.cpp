@@ -710,6 +710,10 @@ void flash_attn_ref(const uint16_t* q16, int nq, int head_dim, const uint16_t* k
   }
 }
 
+void exp_ref(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- activations
@@ -734,6 +738,7 @@ void silu_mul_ref(float* gate, const float* up, int64_t n) {
 
 void fill_ref_kernels(KernelTable& t) {
   t.flash_attn = flash_attn_ref;
+  t.exp = exp_ref;
   t.silu_mul = silu_mul_ref;
   t.dequantize[slot(DType::F32)] = deq_f32;
   t.dequantize[slot(DType::F16)] = deq_f16;
