@@ -1,5 +1,6 @@
-// Micro-benchmarks of the CPU GEMM kernels (Google Benchmark), one thread, data in cache
-// as in a prompt's matmul: a tile of weight rows against 64 tokens of one row length.
+// Micro-benchmarks of the CPU kernels (Google Benchmark), one thread, data in cache: GEMM as
+// in a prompt's matmul (a tile of weight rows against 64 tokens of one row length), and the
+// attention kernels.
 //
 //   build/bench_kernels [--benchmark_filter=Panel]
 //
@@ -173,6 +174,48 @@ void BM_FlashAttn(benchmark::State& st, const char* level) {
   st.SetItemsProcessed(st.iterations() * kCtx * kGroup);
 }
 
+// The tiled kernel (long prompts): 16 query rows at positions 240..255 of one sequence, the
+// same group of 3 heads of 64. items = key x head x row.
+void BM_FlashAttnTiled(benchmark::State& st, const char* level) {
+  const FlashAttnTiledFn fa = flash_attn_tiled_fn_for(level);
+  if (fa == nullptr) {
+    st.SkipWithError("level not available on this CPU");
+    return;
+  }
+  constexpr int kDim = 64, kGroup = 3, kCtx = 256, kBlock = 16, kRows = 16;
+  const int64_t stride = 3 * kDim;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> q(kRows * kGroup * kDim), out(q.size());
+  std::vector<uint16_t> k(kCtx * stride), v(kCtx * stride);
+  for (auto& x : q) x = nd(rng);
+  for (auto& x : k) x = fp32_to_fp16(nd(rng));
+  for (auto& x : v) x = fp32_to_fp16(nd(rng));
+  std::vector<int32_t> table(kCtx / kBlock), pos(kRows);
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);
+  for (int r = 0; r < kRows; ++r) pos[r] = kCtx - kRows + r;
+  TiledAttnArgs a;
+  a.q = q.data();
+  a.q_stride = kGroup * kDim;
+  a.n_rows = kRows;
+  a.pos = pos.data();
+  a.nq = kGroup;
+  a.head_dim = kDim;
+  a.k = k.data();
+  a.v = v.data();
+  a.kv_stride = stride;
+  a.block_table = table.data();
+  a.block_size = kBlock;
+  a.scale = 0.125f;
+  a.out = out.data();
+  a.out_stride = kGroup * kDim;
+  for (auto _ : st) {
+    fa(a);
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.SetItemsProcessed(st.iterations() * kCtx * kGroup * kRows);
+}
+
 BENCHMARK_CAPTURE(BM_GemmTile, q4_0, DType::Q4_0)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_PanelGemm, q4_0, DType::Q4_0)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_GemmTile, q4_1, DType::Q4_1)->Arg(576)->Arg(2048);
@@ -188,6 +231,8 @@ BENCHMARK_CAPTURE(BM_PackPanel, q8_0, DType::Q4_0)->Arg(2048);
 BENCHMARK_CAPTURE(BM_FlashAttn, scalar, "scalar");
 BENCHMARK_CAPTURE(BM_FlashAttn, avx2, "avx2");
 BENCHMARK_CAPTURE(BM_FlashAttn, avx512, "avx512");
+BENCHMARK_CAPTURE(BM_FlashAttnTiled, scalar, "scalar");
+BENCHMARK_CAPTURE(BM_FlashAttnTiled, avx512, "avx512");
 
 }  // namespace
 

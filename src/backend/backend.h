@@ -42,6 +42,10 @@ struct KVLayer {
 
 // The sequences of a batch, for attention. Token t belongs to sequence seq_of[t] and
 // sits at position pos[t]; it attends to positions [0, pos[t]] of its own sequence.
+// Prompts of at least this many tokens take llama.cpp's tiled attention arithmetic (its CPU
+// flash attention switches to it for batches of 64 or more query rows).
+constexpr int kTiledPromptMin = 64;
+
 struct AttentionBatch {
   int n_tokens = 0;
   const int32_t* pos = nullptr;                 // [n_tokens]
@@ -49,6 +53,9 @@ struct AttentionBatch {
   const int32_t* const* block_tables = nullptr; // [n_seqs] -> physical block ids
   const int32_t* slots = nullptr;               // [n_tokens] slot where token t's K/V go
   int block_size = 16;
+  // [n_tokens] or null: 1 where the token is a row of a long prompt, which attention over an
+  // fp16 cache computes as llama.cpp does batches of 64 or more rows (its tiled path).
+  const uint8_t* prompt_tiled = nullptr;
 };
 
 // Options of Backend::attention_ext. Zero turns each feature off.

@@ -89,6 +89,7 @@ struct Engine::Impl {
   // Engine thread state.
   std::unordered_map<uint64_t, std::unique_ptr<Live>> live;
   std::vector<int32_t> tokens, pos, seq_of, slots, out_rows;
+  std::vector<uint8_t> prompt_tiled;  // per batch row: AttentionBatch::prompt_tiled
   std::vector<const int32_t*> tables;
   std::vector<float> logits, scratch;
 
@@ -310,6 +311,7 @@ void Engine::loop() {
     s.pos.clear();
     s.seq_of.clear();
     s.slots.clear();
+    s.prompt_tiled.clear();
     s.out_rows.clear();
     s.tables.clear();
     for (size_t i = 0; i < out.items.size(); ++i) {
@@ -321,6 +323,7 @@ void Engine::loop() {
         s.pos.push_back(p);
         s.seq_of.push_back(static_cast<int32_t>(i));
         s.slots.push_back(r.blocks[p / B] * B + p % B);
+        s.prompt_tiled.push_back(p < r.n_prompt && r.n_prompt >= kTiledPromptMin);
       }
       if (it.sample) s.out_rows.push_back(static_cast<int32_t>(s.tokens.size()) - 1);
     }
@@ -332,6 +335,7 @@ void Engine::loop() {
     fb.seq_of = s.seq_of.data();
     fb.slots = s.slots.data();
     fb.block_tables = s.tables.data();
+    fb.prompt_tiled = s.prompt_tiled.data();
     fb.n_out = static_cast<int>(s.out_rows.size());
     fb.out_rows = s.out_rows.data();
     model_.forward(fb, *s.kv, s.logits.data());

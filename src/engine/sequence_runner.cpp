@@ -37,6 +37,9 @@ void SequenceRunner::eval(const std::vector<int32_t>& tokens, const std::vector<
     b.seq_of = seq_.data();
     b.slots = pos_.data();
     b.block_tables = tables;
+    // A batch of kTiledPromptMin rows or more takes llama.cpp's tiled attention, as there.
+    tiled_.assign(m, m >= kTiledPromptMin);
+    b.prompt_tiled = tiled_.data();
     b.n_out = static_cast<int>(out_.size());
     b.out_rows = out_.data();
     model_.forward(b, *kv_, logits);

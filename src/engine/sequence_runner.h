@@ -32,6 +32,7 @@ class SequenceRunner {
   std::unique_ptr<KVCache> kv_;
   std::vector<int32_t> table_;
   std::vector<int32_t> pos_, seq_, out_;
+  std::vector<uint8_t> tiled_;
 };
 
 }  // namespace tessera

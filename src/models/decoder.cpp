@@ -389,6 +389,7 @@ void DecoderModel::forward(const ForwardBatch& batch, KVCache& kv, float* logits
   ab.seq_of = batch.seq_of;
   ab.block_tables = batch.block_tables;
   ab.slots = batch.slots;
+  ab.prompt_tiled = batch.prompt_tiled;
   ab.block_size = kv.block_size();
 
   be.get_rows(tok_embd_, batch.tokens, n, x_);  // x: [n, n_embd]

@@ -27,6 +27,9 @@ struct ForwardBatch {
   const int32_t* seq_of = nullptr;
   const int32_t* slots = nullptr;
   const int32_t* const* block_tables = nullptr;
+  // [n_tokens] or null: 1 for the rows of a long prompt (AttentionBatch::prompt_tiled). A
+  // per-request choice, so a token's numbers never depend on the rest of its batch.
+  const uint8_t* prompt_tiled = nullptr;
   int n_out = 0;
   const int32_t* out_rows = nullptr;
 };

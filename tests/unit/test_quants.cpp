@@ -695,6 +695,80 @@ TEST(QuantsSimd, FlashAttentionEqualsRefBitExact) {
   }
 }
 
+// The tiled kernels (llama.cpp's path for long prompts) do the reference's arithmetic: equal
+// bits for rows at any positions (partial tiles, rows that skip a tile, padding lanes) over
+// a paged cache whose blocks are out of order; and the reference is softmax attention.
+TEST(QuantsSimd, TiledFlashAttentionEqualsRefBitExact) {
+  std::mt19937 rng(11);
+  const FlashAttnTiledFn ref = flash_attn_tiled_fn_for("scalar");
+  ASSERT_NE(ref, nullptr);
+  for (const char* level : simd_levels()) {
+    const FlashAttnTiledFn fa = flash_attn_tiled_fn_for(level);
+    ASSERT_NE(fa, nullptr);
+    for (int head_dim : {64, 128, 40}) {
+      for (int nq : {1, 3}) {
+        for (int n_rows : {1, 7, 16}) {
+          for (int first : {0, 60, 130}) {
+            SCOPED_TRACE(std::string(level) + " head_dim=" + std::to_string(head_dim) +
+                         " nq=" + std::to_string(nq) + " rows=" + std::to_string(n_rows) +
+                         " first=" + std::to_string(first));
+            const int n_kv = 2, block = 16, n_ctx = first + n_rows;
+            const int n_blocks = (n_ctx + block - 1) / block;
+            const int64_t stride = int64_t{n_kv} * head_dim;
+            std::vector<int32_t> table(n_blocks);
+            for (int i = 0; i < n_blocks; ++i) table[i] = n_blocks - 1 - i;  // reversed
+            std::vector<uint16_t> k(n_blocks * block * stride), v(k.size());
+            const std::vector<float> kf = random_floats(k.size(), rng);
+            const std::vector<float> vf = random_floats(v.size(), rng);
+            for (size_t i = 0; i < k.size(); ++i) k[i] = fp32_to_fp16(kf[i]);
+            for (size_t i = 0; i < v.size(); ++i) v[i] = fp32_to_fp16(vf[i]);
+            std::vector<float> q = random_floats(size_t(n_rows) * nq * head_dim, rng);
+            for (float& x : q) x *= 4.0f;
+            std::vector<int32_t> pos(n_rows);
+            for (int r = 0; r < n_rows; ++r) pos[r] = first + r;
+            TiledAttnArgs a;
+            a.q = q.data();
+            a.q_stride = int64_t{nq} * head_dim;
+            a.n_rows = n_rows;
+            a.pos = pos.data();
+            a.nq = nq;
+            a.head_dim = head_dim;
+            a.k = k.data() + head_dim;  // the second KV head
+            a.v = v.data() + head_dim;
+            a.kv_stride = stride;
+            a.block_table = table.data();
+            a.block_size = block;
+            a.scale = 1.0f / std::sqrt(float(head_dim));
+            a.out_stride = int64_t{nq} * head_dim;
+            std::vector<float> want(size_t(n_rows) * nq * head_dim), got(want.size());
+            a.out = want.data();
+            ref(a);
+            a.out = got.data();
+            fa(a);
+            for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(bits(got[i]), bits(want[i])) << i;
+            // Sanity: the last row against exact softmax attention over its keys.
+            const int r = n_rows - 1, n = pos[r] + 1;
+            std::vector<uint16_t> kr(n * head_dim), vr(n * head_dim), qh(head_dim);
+            for (int j = 0; j < n; ++j) {
+              const int64_t slot = int64_t{table[j / block]} * block + j % block;
+              for (int d = 0; d < head_dim; ++d) {
+                kr[j * head_dim + d] = k[slot * stride + head_dim + d];
+                vr[j * head_dim + d] = v[slot * stride + head_dim + d];
+              }
+            }
+            for (int d = 0; d < head_dim; ++d) qh[d] = fp32_to_fp16(q[r * a.q_stride + d]);
+            // q rounded to fp16 for the double reference: compare loosely.
+            const std::vector<double> exact =
+                softmax_attention(qh, kr.data(), vr.data(), head_dim, n, head_dim, a.scale);
+            for (int d = 0; d < head_dim; ++d)
+              EXPECT_NEAR(want[r * a.out_stride + d], exact[d], 0.05) << d;
+          }
+        }
+      }
+    }
+  }
+}
+
 // The vector exp is libm's expf bit for bit: on a stride through every float bit pattern
 // (the exhaustive sweep over all negative floats, the attention kernels' arguments, was run
 // once by hand with stride 1), plus the edges of its special cases.

@@ -5,14 +5,19 @@
 // For token t at position p in sequence s, key/value j (0 <= j <= p) lives in slot
 // block_table[s][j / B] * B + j % B; the B slots of a block are consecutive rows, which
 // the kernel walks with a stride of kv_dim. K and V are stored as fp16. The arithmetic is
-// llama.cpp's CPU flash attention over an fp16 cache (its default), key by key in position
-// order with an online softmax and an fp16 accumulator (FlashAttnFn in quants.h), so the two
-// engines round alike. Every query row takes that one path, whatever the batch: a token's
-// result depends only on its own query and context, never on which other tokens share the
-// batch or how its prompt was chunked.
+// llama.cpp's CPU flash attention over an fp16 cache (its default), so the two engines round
+// alike. llama.cpp has two orders: key by key with an online softmax and an fp16 accumulator
+// (FlashAttnFn in quants.h) for batches of fewer than 64 query rows, and f32 tiles of 64 keys
+// (FlashAttnTiledFn) for larger ones. Here the choice is per token and fixed by its request
+// (AttentionBatch::prompt_tiled: the rows of a prompt of kTiledPromptMin tokens or more take
+// the tiled order, everything else the key-by-key one), so a token's result depends only on
+// its own query and context, never on which other tokens share the batch or how its prompt
+// was chunked; a prompt fed whole matches llama.cpp's, and so do its generated tokens.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/quants.h"
@@ -44,6 +49,12 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
     attention_ext(q, kv, out, n_head, n_head_kv, head_dim, o, b);
     return;
   }
+  if (b.prompt_tiled != nullptr) {
+    attention_tiled(q, kv, out, n_head, n_head_kv, head_dim, scale, b);
+    bool any_other = false;
+    for (int t = 0; t < b.n_tokens && !any_other; ++t) any_other = !b.prompt_tiled[t];
+    if (!any_other) return;
+  }
   const int kv_dim = n_head_kv * head_dim;
   const int group = n_head / n_head_kv;
   const int bs = b.block_size;
@@ -66,6 +77,7 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
         for (int64_t item = ib; item < ie; ++item) {
           const int t = static_cast<int>(item / n_head_kv);
           const int kvh = static_cast<int>(item % n_head_kv);
+          if (b.prompt_tiled != nullptr && b.prompt_tiled[t]) continue;
           const int n_ctx = b.pos[t] + 1;
           const int32_t* table = b.block_tables[b.seq_of[t]];
           const int64_t head0 = static_cast<int64_t>(t) * n_head + int64_t{kvh} * group;
@@ -89,6 +101,57 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
         }
       },
       grain(int64_t{group} * head_dim * 8 * (max_pos + 1)));
+}
+
+void CpuBackend::attention_tiled(const float* q, const KVLayer& kv, float* out, int n_head,
+                                 int n_head_kv, int head_dim, float scale,
+                                 const AttentionBatch& b) {
+  // Work items: runs of up to kTiledRows consecutive tiled tokens of one sequence, x KV heads.
+  std::vector<std::pair<int, int>>& runs = tiled_runs_;  // (first token, rows)
+  runs.clear();
+  for (int t = 0; t < b.n_tokens;) {
+    if (!b.prompt_tiled[t]) {
+      ++t;
+      continue;
+    }
+    int e = t + 1;
+    while (e < b.n_tokens && e - t < kTiledRows && b.prompt_tiled[e] && b.seq_of[e] == b.seq_of[t])
+      ++e;
+    runs.emplace_back(t, e - t);
+    t = e;
+  }
+  if (runs.empty()) return;
+  const int kv_dim = n_head_kv * head_dim;
+  const int group = n_head / n_head_kv;
+  const FlashAttnTiledFn fa = flash_attn_tiled_fn();
+  int max_pos = 0;
+  for (int t = 0; t < b.n_tokens; ++t) max_pos = std::max(max_pos, b.pos[t]);
+  pool_.parallel_for(
+      static_cast<int64_t>(runs.size()) * n_head_kv,
+      [&](int64_t ib, int64_t ie, int) {
+        for (int64_t item = ib; item < ie; ++item) {
+          const auto [t0, nr] = runs[item / n_head_kv];
+          const int kvh = static_cast<int>(item % n_head_kv);
+          const int64_t head0 = static_cast<int64_t>(t0) * n_head + int64_t{kvh} * group;
+          TiledAttnArgs a;
+          a.q = q + head0 * head_dim;
+          a.q_stride = int64_t{n_head} * head_dim;
+          a.n_rows = nr;
+          a.pos = b.pos + t0;
+          a.nq = group;
+          a.head_dim = head_dim;
+          a.k = kv.k16() + int64_t{kvh} * head_dim;
+          a.v = kv.v16() + int64_t{kvh} * head_dim;
+          a.kv_stride = kv_dim;
+          a.block_table = b.block_tables[b.seq_of[t0]];
+          a.block_size = b.block_size;
+          a.scale = scale;
+          a.out = out + head0 * head_dim;
+          a.out_stride = int64_t{n_head} * head_dim;
+          fa(a);
+        }
+      },
+      grain(int64_t{kTiledRows} * group * head_dim * 4 * (max_pos + 1)));
 }
 
 }  // namespace tessera::cpu

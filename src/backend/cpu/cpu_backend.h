@@ -3,6 +3,7 @@
 // (grown on demand, reused across calls, so the per-token path does not allocate).
 #pragma once
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
@@ -50,10 +51,15 @@ class CpuBackend final : public Backend {
                         float* dst) override;
 
  private:
+  // The prompt_tiled rows of an attention batch (cpu_attention.cpp).
+  void attention_tiled(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
+                       int head_dim, float scale, const AttentionBatch& b);
+
   ThreadPool pool_;
   std::vector<uint8_t> xq_;                  // activations in the weight's vec dot type
   std::vector<uint8_t> panels_;              // the same, packed for the panel GEMM (+64 to align)
   std::vector<std::vector<float>> scratch_;  // per-thread attention scores
+  std::vector<std::pair<int, int>> tiled_runs_;  // attention_tiled's work: (first token, rows)
 };
 
 }  // namespace tessera::cpu

@@ -54,6 +54,7 @@ const Tables& tables() {
       fill_avx512_kernels(r.level[kAvx512]);
       fill_avx512_panel_kernels(r.level[kAvx512]);
       fill_avx512_attention_kernels(r.level[kAvx512]);
+      fill_avx512_tiled_attention_kernels(r.level[kAvx512]);
     }
     return r;
   }();
@@ -188,6 +189,15 @@ GemmTileFn gemm_tile_fn_for(DType t, const char* level) {
 FlashAttnFn flash_attn_fn_for(const char* level) {
   const KernelTable* k = table_for(level);
   return k ? k->flash_attn : nullptr;
+}
+
+FlashAttnTiledFn flash_attn_tiled_fn() {
+  return active().flash_attn_tiled;
+}
+
+FlashAttnTiledFn flash_attn_tiled_fn_for(const char* level) {
+  const KernelTable* k = table_for(level);
+  return k ? k->flash_attn_tiled : nullptr;
 }
 
 ExpBatchFn exp_batch_fn_for(const char* level) {

@@ -81,6 +81,40 @@ using FlashAttnFn = void (*)(const uint16_t* q16, int nq, int head_dim, const ui
                              float* s, uint16_t* acc);
 FlashAttnFn flash_attn_fn();
 
+// --- tiled flash attention over fp16 K/V (llama.cpp's path for 64 or more query rows) ---
+// Up to kTiledRows query rows of one sequence (row r at position pos[r] sees keys 0..pos[r])
+// and the nq query heads that share one KV head. Key/value j is the fp16 row at
+// k/v + slot(j) * kv_stride, slot(j) = block_table[j / block_size] * block_size + j %
+// block_size. Per (row, head), in the float order of llama.cpp's tiled CPU flash attention
+// (AVX-512 build), keys in tiles of 64 from 0:
+//   kq_k = (sum over d in order of fma(q[d], k_j[d], .) from 0) * scale + 0, or -inf for
+//          j > pos (q in f32, not rounded to fp16)
+//   tile max t = max over the 64 (in order); a tile that is all -inf is skipped
+//   M' = fmax(M, t); if M' > M: ms = expf(M - M') (libm), acc *= ms, S *= ms; M = M'
+//   p_k = exp(kq_k - M) by ggml's polynomial (expf_poly); S = float(double(S) + sum over
+//          the tile's four 16-key blocks, in order, of double(tree sum of the block)) with
+//          the tree (k + (k + 8)), then + 4, then (0 + 2) + (1 + 3)
+//   acc[d] = fma(v_j[d], p_k, acc[d]) over the visible keys in order
+// output = acc * (S == 0 ? 0 : 1 / S). Start: M = -inf, S = 0, acc = 0.
+constexpr int kTiledRows = 16;
+struct TiledAttnArgs {
+  const float* q = nullptr;  // row r, head h: q + r * q_stride + h * head_dim
+  int64_t q_stride = 0;
+  int n_rows = 0;                // <= kTiledRows
+  const int32_t* pos = nullptr;  // [n_rows]
+  int nq = 0, head_dim = 0;
+  const uint16_t* k = nullptr;  // the KV head's first element in slot 0
+  const uint16_t* v = nullptr;
+  int64_t kv_stride = 0;  // elements from one slot to the next
+  const int32_t* block_table = nullptr;
+  int block_size = 16;
+  float scale = 1.0f;
+  float* out = nullptr;  // row r, head h: out + r * out_stride + h * head_dim
+  int64_t out_stride = 0;
+};
+using FlashAttnTiledFn = void (*)(const TiledAttnArgs& a);
+FlashAttnTiledFn flash_attn_tiled_fn();
+
 // y[i] = expf(x[i]), bit for bit the libm expf the scalar reference calls.
 using ExpBatchFn = void (*)(const float* x, float* y, int64_t n);
 
@@ -113,6 +147,7 @@ QuantizeRowFn quantize_row_fn_for(DType t, const char* level);
 GemmTileFn gemm_tile_fn_for(DType t, const char* level);
 FlashAttnFn flash_attn_fn_for(const char* level);
 ExpBatchFn exp_batch_fn_for(const char* level);
+FlashAttnTiledFn flash_attn_tiled_fn_for(const char* level);
 SiluMulFn silu_mul_fn_for(const char* level);
 
 }  // namespace tessera::cpu

@@ -143,6 +143,7 @@ struct KernelTable {
   GemmTileFn gemm_tile[kNumTypeSlots] = {};
   FlashAttnFn flash_attn = nullptr;
   ExpBatchFn exp = nullptr;
+  FlashAttnTiledFn flash_attn_tiled = nullptr;
   SiluMulFn silu_mul = nullptr;
   PanelGemmFn panel_gemm[kNumTypeSlots] = {};
 };
@@ -157,6 +158,7 @@ void fill_avx2_kernels(KernelTable& t);
 void fill_avx512_kernels(KernelTable& t);
 void fill_avx2_attention_kernels(KernelTable& t);   // attention_avx2.cpp
 void fill_avx512_attention_kernels(KernelTable& t); // attention_avx512.cpp
+void fill_avx512_tiled_attention_kernels(KernelTable& t);  // attention_tiled_avx512.cpp
 void fill_avx2_activation_kernels(KernelTable& t);  // activations_avx2.cpp
 void fill_avx512_panel_kernels(KernelTable& t);    // gemm_panel_avx512.cpp
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "backend/cpu/quants_impl.h"
 #include "core/error.h"
@@ -710,6 +711,66 @@ void flash_attn_ref(const uint16_t* q16, int nq, int head_dim, const uint16_t* k
   }
 }
 
+// The tiled flash attention of TiledAttnArgs (quants.h), one (row, head) at a time.
+void flash_attn_tiled_ref(const TiledAttnArgs& a) {
+  const int D = a.head_dim;
+  auto row_of = [&](const uint16_t* base, int j) {
+    const int64_t slot =
+        int64_t{a.block_table[j / a.block_size]} * a.block_size + j % a.block_size;
+    return base + slot * a.kv_stride;
+  };
+  std::vector<float> acc(D);
+  for (int r = 0; r < a.n_rows; ++r) {
+    const int n_keys = a.pos[r] + 1;
+    for (int h = 0; h < a.nq; ++h) {
+      const float* q = a.q + r * a.q_stride + int64_t{h} * D;
+      float M = -INFINITY, S = 0.0f;
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int t0 = 0; t0 < n_keys; t0 += 64) {
+        float kq[64], p[64];
+        float tile_max = -INFINITY;
+        for (int k = 0; k < 64; ++k) {
+          const int j = t0 + k;
+          if (j < n_keys) {
+            const uint16_t* kj = row_of(a.k, j);
+            float dot = 0.0f;
+            for (int d = 0; d < D; ++d) dot = std::fma(q[d], fp16_to_fp32(kj[d]), dot);
+            kq[k] = dot * a.scale + 0.0f;
+          } else {
+            kq[k] = -INFINITY;
+          }
+          tile_max = tile_max > kq[k] ? tile_max : kq[k];
+        }
+        if (tile_max == -INFINITY) continue;
+        const float m_new = std::fmax(M, tile_max);
+        if (m_new > M) {
+          const float ms = std::exp(M - m_new);
+          for (float& x : acc) x *= ms;
+          S *= ms;
+          M = m_new;
+        }
+        double sum = 0.0;
+        for (int b = 0; b < 4; ++b) {
+          float* pb = p + 16 * b;
+          for (int k = 0; k < 16; ++k) pb[k] = expf_poly(kq[16 * b + k] - M);
+          float t[8], u[4];
+          for (int l = 0; l < 8; ++l) t[l] = pb[l + 8] + pb[l];
+          for (int l = 0; l < 4; ++l) u[l] = t[l + 4] + t[l];
+          sum += static_cast<double>((u[0] + u[2]) + (u[1] + u[3]));
+        }
+        S = static_cast<float>(static_cast<double>(S) + sum);
+        for (int k = 0; k < 64 && t0 + k < n_keys; ++k) {
+          const uint16_t* vj = row_of(a.v, t0 + k);
+          for (int d = 0; d < D; ++d) acc[d] = std::fma(fp16_to_fp32(vj[d]), p[k], acc[d]);
+        }
+      }
+      const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+      float* o = a.out + r * a.out_stride + int64_t{h} * D;
+      for (int d = 0; d < D; ++d) o[d] = acc[d] * inv;
+    }
+  }
+}
+
 void exp_ref(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
 }
@@ -739,6 +800,7 @@ void silu_mul_ref(float* gate, const float* up, int64_t n) {
 void fill_ref_kernels(KernelTable& t) {
   t.flash_attn = flash_attn_ref;
   t.exp = exp_ref;
+  t.flash_attn_tiled = flash_attn_tiled_ref;
   t.silu_mul = silu_mul_ref;
   t.dequantize[slot(DType::F32)] = deq_f32;
   t.dequantize[slot(DType::F16)] = deq_f16;
