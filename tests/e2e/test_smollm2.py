@@ -11,11 +11,13 @@ from conftest import GPL3, load_ref, parse_ppl, run_tessera
 REF = load_ref("smollm2_q4_1_llamacpp.json")
 
 
-def test_perplexity_within_half_a_percent(smollm2):
+def test_perplexity_equals_llamacpp(smollm2):
+    # Chunks of 512 rows take llama.cpp's own arithmetic (its tiled attention for batches of
+    # 64+ rows, the Q4_1 dot order), so the figure agrees to every digit both print.
     ref = REF["perplexity"]
     p = run_tessera("perplexity", "-m", smollm2, "-f", GPL3, "-c", ref["ctx"], "-t", 2)
     ppl = parse_ppl(p.stdout)
-    assert abs(ppl - ref["ppl"]) / ref["ppl"] < 0.005, (ppl, ref["ppl"])
+    assert f"{ppl:.4f}" == f"{ref['ppl']:.4f}", (ppl, ref["ppl"])
 
 
 def test_tokenizer_matches_on_the_perplexity_text(smollm2):
