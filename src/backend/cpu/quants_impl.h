@@ -111,6 +111,38 @@ struct alignas(64) PanelBlockQ8 {
 };
 static_assert(sizeof(PanelBlockQ8) == 512 + 3 * 64);
 
+// The R8 group blocks (layout: "row-interleaved weights" in quants.h).
+struct BlockQ4_0R8 {
+  uint16_t d[8];
+  uint8_t qs[128];
+};
+struct BlockQ8_0R8 {
+  uint16_t d[8];
+  uint8_t qs[256];
+};
+static_assert(sizeof(BlockQ4_0R8) == 8 * sizeof(BlockQ4_0) &&
+              sizeof(BlockQ8_0R8) == 8 * sizeof(BlockQ8_0));
+
+// One Q8_0 activation block prepared for the R8 GEMV (gemv_r8_prepare): x[v] is the
+// operand of weight vector v, x[v][4j + b] = element 4 * (2v + j / 8) + b; d is the fp16
+// scale widened. Q4_0 (weights q, meaning q - 8): start[j] = -8 * (sum of the 32 elements)
+// for j < 8, 0 for j >= 8, the i32 start of the one accumulator whose lanes j and j + 8 are
+// then added. Q8_0 (weights w + 128): start[v][j] = -128 * (sum of lane j's 4 elements of
+// x[v]), the start of vector v's accumulator.
+struct alignas(64) ActR8Q4_0 {
+  int8_t x[4][64];
+  int32_t start[16];
+  float d;
+  uint8_t pad[60];
+};
+struct alignas(64) ActR8Q8_0 {
+  int8_t x[4][64];
+  int32_t start[4][16];
+  float d;
+  uint8_t pad[60];
+};
+static_assert(sizeof(ActR8Q4_0) == 384 && sizeof(ActR8Q8_0) == 576);
+
 // Unpacks the 6-bit scale and min of sub-block j (0..7) from Q4_K/Q5_K's 12 bytes:
 // bytes 0..3 hold scales 0..3 (low 6 bits) and the top 2 bits of scales 4..7; bytes 4..7
 // the same for mins; bytes 8..11 the low nibbles of scales 4..7 (low) and mins 4..7 (high).
@@ -144,6 +176,10 @@ struct KernelTable {
   FlashAttnFn flash_attn = nullptr;
   SiluMulFn silu_mul = nullptr;
   PanelGemmFn panel_gemm[kNumTypeSlots] = {};
+  // Row-interleaved weights, indexed by the plain type (Q4_0 for Q4_0_R8).
+  GemvR8PrepareFn gemv_r8_prepare[kNumTypeSlots] = {};
+  GemvR8Fn gemv_r8[kNumTypeSlots] = {};
+  PanelGemmFn panel_gemm_r8[kNumTypeSlots] = {};
 };
 
 // Throws tessera::Error naming the function and the type.
@@ -157,6 +193,7 @@ void fill_avx512_kernels(KernelTable& t);
 void fill_avx2_attention_kernels(KernelTable& t);   // attention_avx2.cpp
 void fill_avx2_activation_kernels(KernelTable& t);  // activations_avx2.cpp
 void fill_avx512_panel_kernels(KernelTable& t);    // gemm_panel_avx512.cpp
+void fill_avx512_gemv_r8_kernels(KernelTable& t);  // gemv_r8_avx512.cpp
 
 // exp(x) as ggml_v_expf computes it in llama.cpp's AVX-512 build: x = n ln2 + b with
 // n = round(x log2 e) (by the 1.5 * 2^23 trick) and ln2 split in two, a degree-5
