@@ -411,7 +411,17 @@ uint8_t* File::rewrite_tensor(std::string_view name, DType type) {
   TensorInfo& t = tensors_[it->second];
   t.type = type;
   // The mapping is the File's own (PROT_WRITE, MAP_PRIVATE): writing it is intended.
-  return const_cast<uint8_t*>(t.data);
+  uint8_t* data = const_cast<uint8_t*>(t.data);
+#ifdef MADV_POPULATE_WRITE
+  // Fault the pages in as private copies up front: a page first read (mapped read-only)
+  // and then written costs a TLB shootdown on every core running this process, which in a
+  // VM is an expensive exit per page. Best effort: older kernels refuse, and then the
+  // rewrite simply faults page by page.
+  const uintptr_t page = 4096, b = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
+  madvise(reinterpret_cast<void*>(b), reinterpret_cast<uintptr_t>(data) + t.n_bytes - b,
+          MADV_POPULATE_WRITE);
+#endif
+  return data;
 }
 
 File::~File() {

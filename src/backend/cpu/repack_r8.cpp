@@ -12,35 +12,37 @@
 namespace tessera::cpu {
 namespace {
 
-// Element of (vector v, lane j, byte b) of a group block: 4 * (2v + j / 8) + b; its row is j % 8.
-constexpr int element_of(int v, int j, int b) {
-  return 4 * (2 * v + j / 8) + b;
+inline uint32_t word(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
 }
 
-// One group block from the 8 rows' block i (rows[r] = row r's blocks).
+// One group block from the 8 rows' block i (rows[r] = row r's blocks), a 4-byte lane at a
+// time. Lane j of vector v holds elements 4 * (2v + j / 8) + 0..3 of row j % 8: for Q4_0,
+// vectors 0 and 1 (the low nibbles of byte lane j of chunk 0) are elements 0..15, the low
+// nibbles of the plain qs; vectors 2 and 3 (chunk 1) are elements 16..31, its high nibbles.
+// Either way lane j's two groups are plain bytes 4 * (j / 8) and 4 * (2 + j / 8).
 void pack_block(const BlockQ4_0* const* rows, int64_t i, BlockQ4_0R8& out) {
   for (int r = 0; r < 8; ++r) out.d[r] = rows[r][i].d;
-  auto code = [&](int r, int e) {
-    const uint8_t byte = rows[r][i].qs[e % 16];
-    return e < 16 ? byte & 0x0F : byte >> 4;
-  };
-  for (int k = 0; k < 2; ++k)
-    for (int j = 0; j < 16; ++j)
-      for (int b = 0; b < 4; ++b) {
-        const int lo = code(j % 8, element_of(2 * k, j, b));
-        const int hi = code(j % 8, element_of(2 * k + 1, j, b));
-        out.qs[64 * k + 4 * j + b] = static_cast<uint8_t>(lo | (hi << 4));
-      }
+  for (int j = 0; j < 16; ++j) {
+    const uint8_t* qs = rows[j % 8][i].qs;
+    const uint32_t a = word(qs + 4 * (j / 8)), b = word(qs + 4 * (2 + j / 8));
+    const uint32_t lo = (a & 0x0F0F0F0Fu) | ((b & 0x0F0F0F0Fu) << 4);
+    const uint32_t hi = ((a >> 4) & 0x0F0F0F0Fu) | (b & 0xF0F0F0F0u);
+    std::memcpy(out.qs + 4 * j, &lo, 4);
+    std::memcpy(out.qs + 64 + 4 * j, &hi, 4);
+  }
 }
 
 void pack_block(const BlockQ8_0* const* rows, int64_t i, BlockQ8_0R8& out) {
   for (int r = 0; r < 8; ++r) out.d[r] = rows[r][i].d;
   for (int v = 0; v < 4; ++v)
-    for (int j = 0; j < 16; ++j)
-      for (int b = 0; b < 4; ++b) {
-        const int8_t q = rows[j % 8][i].qs[element_of(v, j, b)];
-        out.qs[64 * v + 4 * j + b] = static_cast<uint8_t>(q + 128);
-      }
+    for (int j = 0; j < 16; ++j) {
+      // + 128 on each byte: flipping its top bit.
+      const uint32_t w = word(rows[j % 8][i].qs + 4 * (2 * v + j / 8)) ^ 0x80808080u;
+      std::memcpy(out.qs + 64 * v + 4 * j, &w, 4);
+    }
 }
 
 // Code q (Q4_0: 0..15; Q8_0: -128..127) of row r, element e of a group block.
