@@ -82,7 +82,7 @@ Unpacked& unpack_tile(const uint8_t* vw, size_t w_stride, int64_t nb) {
 
 // The same for a tile of row-interleaved weights (Q4_0_R8 / Q8_0_R8, always 8 rows): per
 // block i the 8 rows' codes stay in the group block's vector order (q + i * 256: vector v
-// at 64v, lane j = row j % 8, group 2v + j / 8; corr at i * 64 in the same lane order), so
+// at 64v, lane j = row j / 2, group 2v + j % 2; corr at i * 64 in the same lane order), so
 // the unpacking is a nibble split (Q4_0) or a sign flip (Q8_0) with no transposition; the
 // kernels address a (row, group) through q_off below.
 template <typename W>
@@ -127,7 +127,7 @@ Unpacked& unpack_tile_r8(const uint8_t* vw, int64_t nb) {
 // the R8 vector order. Linear in r, so rows r0 + r of a tile start at q_off(r0, 0).
 template <bool kR8>
 constexpr int q_off(int r, int g) {
-  return kR8 ? 64 * (g >> 1) + 32 * (g & 1) + 4 * r : 32 * r + 4 * g;
+  return kR8 ? 64 * (g >> 1) + 8 * r + 4 * (g & 1) : 32 * r + 4 * g;
 }
 
 inline __m512i group(const uint8_t* q, int off) {

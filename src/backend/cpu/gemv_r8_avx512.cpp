@@ -3,28 +3,31 @@
 // CPU check in quants.cpp.
 //
 // One group block (8 rows x 32 elements) is four 512-bit vectors v whose i32 lane j is
-// (row j % 8, elements 4 * (2v + j / 8) .. + 3): Q8_0 loads them as they are (codes + 128),
-// Q4_0 splits two 64-byte loads into nibbles. Each meets ActR8*::x[v], the activation block
-// permuted once per call (gemv_r8_prepare), in one vpdpbusd. A thread's groups are one
-// contiguous stream of weight bytes, which the hardware prefetchers follow.
+// (row j / 2, elements 4 * (2v + j % 2) .. + 3): Q8_0 loads them as they are (codes + 128),
+// Q4_0 splits two 64-byte loads into nibbles. Each meets the activation's bytes 8v .. 8v + 7
+// broadcast to every 64-bit lane (one broadcast load) in one vpdpbusd. A thread's groups
+// are one contiguous stream of weight bytes, and a token's prepared activations (ActR8*,
+// about the Q8_0 row's size) stay in L1 beside it: the loop runs at memory speed.
 //
 // Float order per (row, token), the plain kernels' (quants_avx512.cpp):
-//  Q4_0: the exact i32 block dot (lane j + lane j + 8, started at -8 * sum(x) for the
+//  Q4_0: the exact i32 block dot (lanes 2r + 2r + 1, started at -4 * sum(x) each for the
 //        q - 8 offset), acc = fma(dw * dx, float(dot), acc) block after block; 8 rows in the
 //        8 lanes of one ymm.
 //  Q8_0: lane (row, group l) holds the exact i32 sum of elements 4l .. 4l + 3 (started at
 //        -128 * (the group's x sum) for the + 128 offset); acc = fma(dw * dx, float(sum),
 //        acc) per lane, and at the end per row ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)),
-//        hsum's tree, done on the 8 rows at once: a_l of the 8 rows is the (l % 2) half of
-//        vector l / 2's accumulator.
+//        hsum's tree, done on the 8 rows at once: a_l of the 8 rows are the lanes l % 2,
+//        2 + l % 2, ... of vector l / 2's accumulator.
 #include <immintrin.h>
 
 // GCC 12's 512-bit conversion and shift intrinsics start from _mm512_undefined_*(), which
 // -Wmaybe-uninitialized reports at every inlined use.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <type_traits>
 
 #include "backend/cpu/quants_impl.h"
@@ -33,46 +36,39 @@
 namespace tessera::cpu {
 namespace {
 
-// Lane j of vector v reads activation group 2v + j / 8.
-inline __m512i perm_index(int v) {
-  const int a = 2 * v, b = 2 * v + 1;
-  return _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
-}
-
 inline __m512i load512(const void* p) {
   return _mm512_loadu_si512(p);
+}
+
+// 8 bytes at p in every 64-bit lane.
+inline __m512i bcast8(const void* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return _mm512_set1_epi64(v);
 }
 
 template <bool kQ4>
 void prepare(int64_t n, const void* vx, void* vdst) {
   const auto* x = static_cast<const BlockQ8_0*>(vx);
-  const __m512i idx[4] = {perm_index(0), perm_index(1), perm_index(2), perm_index(3)};
   for (int64_t i = 0; i < n / 32; ++i) {
-    const __m512i xv =
-        _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs)));
-    __m512i xp[4];
-    for (int v = 0; v < 4; ++v) xp[v] = _mm512_permutexvar_epi32(idx[v], xv);
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
+    // Lane k: sum of elements 4k .. 4k + 3.
+    const __m256i sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), xv);
     if constexpr (kQ4) {
       ActR8Q4_0& a = static_cast<ActR8Q4_0*>(vdst)[i];
-      for (int v = 0; v < 4; ++v) _mm512_store_si512(a.x[v], xp[v]);
-      const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1),
-                                            _mm512_castsi512_si256(xv));
-      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      std::memcpy(a.x, x[i].qs, 32);
+      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
-      const int32_t start = -8 * _mm_cvtsi128_si32(s4);
-      _mm512_store_si512(a.start, _mm512_maskz_set1_epi32(0x00FF, start));
+      a.start = -4 * _mm_cvtsi128_si32(s4);
       a.d = h2f(x[i].d);
     } else {
       ActR8Q8_0& a = static_cast<ActR8Q8_0*>(vdst)[i];
-      const __m512i off = _mm512_set1_epi8(static_cast<char>(0x80));
-      for (int v = 0; v < 4; ++v) {
-        _mm512_store_si512(a.x[v], xp[v]);
-        _mm512_store_si512(a.start[v],
-                           _mm512_sub_epi32(_mm512_setzero_si512(),
-                                            _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xp[v])));
-      }
+      std::memcpy(a.x, x[i].qs, 32);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(a.start),
+                          _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sums, 7)));
       a.d = h2f(x[i].d);
+      a.pad = 0;
     }
   }
 }
@@ -95,12 +91,13 @@ void group_q4_0(int64_t nb, const BlockQ4_0R8* g, const ActR8Q4_0* const* xs, fl
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
       const ActR8Q4_0& a = xs[c][i];
-      __m512i s = _mm512_load_si512(a.start);
-      s = _mm512_dpbusd_epi32(s, q0, _mm512_load_si512(a.x[0]));
-      s = _mm512_dpbusd_epi32(s, q1, _mm512_load_si512(a.x[1]));
-      s = _mm512_dpbusd_epi32(s, q2, _mm512_load_si512(a.x[2]));
-      s = _mm512_dpbusd_epi32(s, q3, _mm512_load_si512(a.x[3]));
-      const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+      __m512i s = _mm512_set1_epi32(a.start);
+      s = _mm512_dpbusd_epi32(s, q0, bcast8(a.x));
+      s = _mm512_dpbusd_epi32(s, q1, bcast8(a.x + 8));
+      s = _mm512_dpbusd_epi32(s, q2, bcast8(a.x + 16));
+      s = _mm512_dpbusd_epi32(s, q3, bcast8(a.x + 24));
+      // Row r's two lanes added in the low half of 64-bit lane r, then narrowed: exact.
+      const __m256i s8 = _mm512_cvtepi64_epi32(_mm512_add_epi32(s, _mm512_srli_epi64(s, 32)));
       acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(a.d)), _mm256_cvtepi32_ps(s8), acc[c]);
     }
   }
@@ -116,32 +113,34 @@ void group_q8_0(int64_t nb, const BlockQ8_0R8* g, const ActR8Q8_0* const* xs, fl
   for (int c = 0; c < C; ++c)
 #pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) acc[c][v] = _mm512_setzero_ps();
+  // Lane j takes row j / 2's scale.
+  const __m256i dup = _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   for (int64_t i = 0; i < nb; ++i) {
     __m512i w[4];
 #pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) w[v] = load512(g[i].qs + 64 * v);
-    // Lane j: row j % 8's scale.
-    const __m512 dw = _mm512_cvtph_ps(
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g[i].d))));
+    const __m512 dw = _mm512_cvtph_ps(_mm256_permutexvar_epi16(
+        dup, _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g[i].d)))));
 #pragma GCC unroll 4
     for (int c = 0; c < C; ++c) {
       const ActR8Q8_0& a = xs[c][i];
       const __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(a.d));
 #pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) {
-        const __m512i s =
-            _mm512_dpbusd_epi32(_mm512_load_si512(a.start[v]), w[v], _mm512_load_si512(a.x[v]));
+        const __m512i s = _mm512_dpbusd_epi32(bcast8(a.start + 2 * v), w[v], bcast8(a.x + 8 * v));
         acc[c][v] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(s), acc[c][v]);
       }
     }
   }
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0, 0, 0, 0, 0);
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) {
-    __m256 a[8];  // a[l]: lane group l of the 8 rows
+    __m256 a[8];  // a[l]: group l's lane of the 8 rows
 #pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) {
-      a[2 * v] = _mm512_castps512_ps256(acc[c][v]);
-      a[2 * v + 1] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[c][v]), 1));
+      a[2 * v] = _mm512_castps512_ps256(_mm512_permutexvar_ps(even, acc[c][v]));
+      a[2 * v + 1] = _mm512_castps512_ps256(_mm512_permutexvar_ps(odd, acc[c][v]));
     }
     const __m256 u0 = _mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6]));
     const __m256 u1 = _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7]));

@@ -70,14 +70,15 @@ PanelGemmFn panel_gemm_fn_for(DType t, const char* level);
 // place (repack_rows) into groups of 8 rows: group g (rows 8g .. 8g + 7, at byte 8g *
 // row_size) is nb = n / 32 consecutive "group blocks", block i of the 8 rows each:
 //   Q4_0_R8, 144 bytes: fp16 d[8] (row r's scale at d[r]), then 128 bytes of nibbles. Byte
-//     64k + 4j + b holds, in its low nibble, the code q of row j % 8, element 4 * (2v + j / 8)
+//     64k + 4j + b holds, in its low nibble, the code q of row j / 2, element 4 * (2v + j % 2)
 //     + b for v = 2k, and in its high nibble the same for v = 2k + 1.
-//   Q8_0_R8, 272 bytes: fp16 d[8], then byte 64v + 4j + b = (code of row j % 8, element
-//     4 * (2v + j / 8) + b) + 128, as an unsigned byte.
+//   Q8_0_R8, 272 bytes: fp16 d[8], then byte 64v + 4j + b = (code of row j / 2, element
+//     4 * (2v + j % 2) + b) + 128, as an unsigned byte.
 // So the 64 bytes of "vector" v (v < 4; for Q4_0 after the nibble split) are 16 int32 lanes,
-// lane j = (row j % 8, the 4-element group 2v + j / 8): one VNNI instruction per vector
-// against a fixed permutation of the activation block (see gemv_r8_prepare), no per-row
-// unpacking. Nothing but the kernels below may read these rows (Tensor::row asserts a group
+// lane j = (row j / 2, the 4-element group 2v + j % 2): elements 8v .. 8v + 7 of the 8 rows.
+// Its activation operand is those 8 bytes of the activation block broadcast to every
+// 64-bit lane: one broadcast load and one VNNI instruction per vector, no per-row
+// unpacking, and the activations stay as small as the Q8_0 row (see gemv_r8_prepare). Nothing but the kernels below may read these rows (Tensor::row asserts a group
 // start; dequantize_row / vec_dot_fn refuse the types).
 // The R8 kernels exist at the avx512 level only: can_repack(t) says whether t (plain) has
 // them at the active SIMD level, i.e. whether repacking pays and will be understood.

@@ -123,25 +123,25 @@ struct BlockQ8_0R8 {
 static_assert(sizeof(BlockQ4_0R8) == 8 * sizeof(BlockQ4_0) &&
               sizeof(BlockQ8_0R8) == 8 * sizeof(BlockQ8_0));
 
-// One Q8_0 activation block prepared for the R8 GEMV (gemv_r8_prepare): x[v] is the
-// operand of weight vector v, x[v][4j + b] = element 4 * (2v + j / 8) + b; d is the fp16
-// scale widened. Q4_0 (weights q, meaning q - 8): start[j] = -8 * (sum of the 32 elements)
-// for j < 8, 0 for j >= 8, the i32 start of the one accumulator whose lanes j and j + 8 are
-// then added. Q8_0 (weights w + 128): start[v][j] = -128 * (sum of lane j's 4 elements of
-// x[v]), the start of vector v's accumulator.
-struct alignas(64) ActR8Q4_0 {
-  int8_t x[4][64];
-  int32_t start[16];
+// One Q8_0 activation block prepared for the R8 GEMV (gemv_r8_prepare): x is the block's
+// codes as they are (weight vector v meets the 8 bytes x[8v..8v+7] broadcast), d the fp16
+// scale widened, and start the i32 accumulator start of lanes 2r, 2r + 1 that takes out the
+// weights' offset. Q4_0 (weights q, meaning q - 8): start = -4 * (sum of the 32 codes) in
+// every lane, so a row's two lanes start at -8 * sum. Q8_0 (weights w + 128): start[2v + h]
+// = -128 * (sum of x[8v + 4h .. 8v + 4h + 3]), lane 2r + h of vector v. Small (40 / 72
+// bytes a block), so a call's activations stay in L1 beside the weight stream.
+struct ActR8Q4_0 {
+  int8_t x[32];
+  int32_t start;
   float d;
-  uint8_t pad[60];
 };
-struct alignas(64) ActR8Q8_0 {
-  int8_t x[4][64];
-  int32_t start[4][16];
+struct ActR8Q8_0 {
+  int8_t x[32];
+  int32_t start[8];
   float d;
-  uint8_t pad[60];
+  int32_t pad;
 };
-static_assert(sizeof(ActR8Q4_0) == 384 && sizeof(ActR8Q8_0) == 576);
+static_assert(sizeof(ActR8Q4_0) == 40 && sizeof(ActR8Q8_0) == 72);
 
 // Unpacks the 6-bit scale and min of sub-block j (0..7) from Q4_K/Q5_K's 12 bytes:
 // bytes 0..3 hold scales 0..3 (low 6 bits) and the top 2 bits of scales 4..7; bytes 4..7

@@ -19,15 +19,15 @@ inline uint32_t word(const void* p) {
 }
 
 // One group block from the 8 rows' block i (rows[r] = row r's blocks), a 4-byte lane at a
-// time. Lane j of vector v holds elements 4 * (2v + j / 8) + 0..3 of row j % 8: for Q4_0,
+// time. Lane j of vector v holds elements 4 * (2v + j % 2) + 0..3 of row j / 2: for Q4_0,
 // vectors 0 and 1 (the low nibbles of byte lane j of chunk 0) are elements 0..15, the low
 // nibbles of the plain qs; vectors 2 and 3 (chunk 1) are elements 16..31, its high nibbles.
-// Either way lane j's two groups are plain bytes 4 * (j / 8) and 4 * (2 + j / 8).
+// Either way lane j's two groups are plain bytes 4 * (j % 2) and 4 * (2 + j % 2).
 void pack_block(const BlockQ4_0* const* rows, int64_t i, BlockQ4_0R8& out) {
   for (int r = 0; r < 8; ++r) out.d[r] = rows[r][i].d;
   for (int j = 0; j < 16; ++j) {
-    const uint8_t* qs = rows[j % 8][i].qs;
-    const uint32_t a = word(qs + 4 * (j / 8)), b = word(qs + 4 * (2 + j / 8));
+    const uint8_t* qs = rows[j / 2][i].qs;
+    const uint32_t a = word(qs + 4 * (j % 2)), b = word(qs + 4 * (2 + j % 2));
     const uint32_t lo = (a & 0x0F0F0F0Fu) | ((b & 0x0F0F0F0Fu) << 4);
     const uint32_t hi = ((a >> 4) & 0x0F0F0F0Fu) | (b & 0xF0F0F0F0u);
     std::memcpy(out.qs + 4 * j, &lo, 4);
@@ -40,20 +40,20 @@ void pack_block(const BlockQ8_0* const* rows, int64_t i, BlockQ8_0R8& out) {
   for (int v = 0; v < 4; ++v)
     for (int j = 0; j < 16; ++j) {
       // + 128 on each byte: flipping its top bit.
-      const uint32_t w = word(rows[j % 8][i].qs + 4 * (2 * v + j / 8)) ^ 0x80808080u;
+      const uint32_t w = word(rows[j / 2][i].qs + 4 * (2 * v + j % 2)) ^ 0x80808080u;
       std::memcpy(out.qs + 64 * v + 4 * j, &w, 4);
     }
 }
 
 // Code q (Q4_0: 0..15; Q8_0: -128..127) of row r, element e of a group block.
 int code_of(const BlockQ4_0R8& g, int r, int e) {
-  const int v = e / 8, j = r + 8 * ((e / 4) % 2), b = e % 4;
+  const int v = e / 8, j = 2 * r + (e / 4) % 2, b = e % 4;
   const uint8_t byte = g.qs[64 * (v / 2) + 4 * j + b];
   return v % 2 == 0 ? byte & 0x0F : byte >> 4;
 }
 
 int code_of(const BlockQ8_0R8& g, int r, int e) {
-  const int v = e / 8, j = r + 8 * ((e / 4) % 2), b = e % 4;
+  const int v = e / 8, j = 2 * r + (e / 4) % 2, b = e % 4;
   return static_cast<int>(g.qs[64 * v + 4 * j + b]) - 128;
 }
 
