@@ -11,7 +11,8 @@
 //
 // Row-interleaved weights (Q4_0_R8, Q8_0_R8) take the panel GEMM the same way (a tile is
 // one group) and, for fewer tokens, the R8 GEMV: each token's Q8_0 row is prepared once
-// (the permuted operand all groups share) and each thread streams a range of whole groups.
+// (codes, scale and offset-correcting start: what every group meets) and each thread
+// streams a range of whole groups.
 #include <algorithm>
 #include <cstring>
 
