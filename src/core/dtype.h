@@ -23,7 +23,7 @@ enum class DType : uint32_t {
   Q8_K = 15,
   BF16 = 30,
   // In-memory layouts only, never read from or written to a file: Q4_0 / Q8_0 matrices
-  // whose rows are interleaved in groups of kRepackRows (see backend/cpu/repack_r8.h). Ids
+  // whose rows are interleaved in groups of kRepackRows (layout: backend/cpu/quants.h). Ids
   // 0x100 + the plain type's id, far from GGUF's; same bytes per row as the plain type.
   Q4_0_R8 = 0x100 + 2,
   Q8_0_R8 = 0x100 + 8,

@@ -11,9 +11,10 @@
 // The file is memory-mapped private (copy-on-write) and writable: the file is never
 // written, and a page is copied only when a loader rewrites a tensor in place
 // (rewrite_tensor), which then replaces the file page in memory (the resident size stays
-// about the file's). Tensor data pointers point into the mapping (no copies). Every malformed input throws tessera::Error with a message naming the
-// problem; nothing is allocated in proportion to a count before the count has been
-// checked against the bytes that remain.
+// about the file's). Tensor data pointers point into the mapping (no copies). Every
+// malformed input throws tessera::Error with a message naming the problem; nothing is
+// allocated in proportion to a count before the count has been checked against the bytes
+// that remain.
 #pragma once
 #include <cstdint>
 #include <memory>
