@@ -133,6 +133,77 @@ void BM_PanelGemm(benchmark::State& st, DType t) {
   set_items(st, d.n);
 }
 
+// The row-interleaved (R8) GEMV, cpu_matmul.cpp's decode path for repacked weights: nc
+// tokens (the second argument) against the kRows rows in cache, activation preparation
+// included: compute cost only. Compare with BM_GemvTile (1 token).
+void BM_GemvR8(benchmark::State& st, DType t) {
+  Data d(t, st.range(0));
+  const int nc = static_cast<int>(st.range(1));
+  if (!can_repack(t)) return st.SkipWithError("no R8 kernels");
+  const DType rt = repacked_type(t);
+  repack_rows(t, d.w.data(), kRows, d.n);
+  const GemvR8PrepareFn prep = gemv_r8_prepare_fn(rt);
+  const GemvR8Fn gemv = gemv_r8_fn(rt);
+  const size_t ab = gemv_r8_act_bytes(rt, d.n);
+  std::vector<uint8_t> xp_buf(ab * nc + 64);
+  uint8_t* xp = xp_buf.data() + (-reinterpret_cast<uintptr_t>(xp_buf.data()) & 63);
+  std::vector<float> y(nc * kRows);
+  for (auto _ : st) {
+    for (int c = 0; c < nc; ++c) prep(d.n, d.x.data() + c * d.xb, xp + c * ab);
+    gemv(d.n, d.w.data(), kRows / kRepackRows, xp, ab, nc, y.data(), kRows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(st.iterations() * kRows * nc * (d.n / 32));
+}
+
+// Decode from memory through the R8 GEMV: BM_GemvStream's matrix, repacked.
+void BM_GemvStreamR8(benchmark::State& st, DType t) {
+  const int64_t n = 2048, rows = 131072;
+  if (!can_repack(t)) return st.SkipWithError("no R8 kernels");
+  const DType rt = repacked_type(t);
+  const size_t wb = row_size(t, n);
+  std::vector<uint8_t> w(rows * wb);
+  std::mt19937 rng(5);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint8_t>(rng());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < n / 32; ++b) {
+      const uint16_t h = 0x2000;
+      std::memcpy(w.data() + r * wb + b * (wb / (n / 32)), &h, 2);
+    }
+  repack_rows(t, w.data(), rows, n);
+  std::vector<float> xf(n, 0.5f);
+  std::vector<uint8_t> x(row_size(DType::Q8_0, n));
+  quantize_row(DType::Q8_0, xf.data(), x.data(), n);
+  const size_t ab = gemv_r8_act_bytes(rt, n);
+  std::vector<uint8_t> xp_buf(ab + 64);
+  uint8_t* xp = xp_buf.data() + (-reinterpret_cast<uintptr_t>(xp_buf.data()) & 63);
+  gemv_r8_prepare_fn(rt)(n, x.data(), xp);
+  const GemvR8Fn gemv = gemv_r8_fn(rt);
+  std::vector<float> y(rows);
+  for (auto _ : st) {
+    gemv(n, w.data(), rows / kRepackRows, xp, ab, 1, y.data(), rows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(w.size()));
+}
+
+// The panel GEMM over repacked weights (compare with BM_PanelGemm).
+void BM_PanelGemmR8(benchmark::State& st, DType t) {
+  Data d(t, st.range(0));
+  if (!can_repack(t)) return st.SkipWithError("no R8 kernels");
+  repack_rows(t, d.w.data(), kRows, d.n);
+  const PanelGemmFn gemm = panel_gemm_fn(repacked_type(t));
+  const size_t pb = panel_bytes(d.xt, d.n);
+  std::vector<float> y(kTokens * kRows);
+  for (auto _ : st) {
+    for (int r0 = 0; r0 < kRows; r0 += kPanelRows)
+      gemm(d.n, d.w.data() + r0 * d.wb, d.wb, kPanelRows, d.panel0, pb, kTokens, y.data() + r0,
+           kRows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_items(st, d.n);
+}
+
 // Packing kTokens quantized rows into panels.
 void BM_PackPanel(benchmark::State& st, DType t) {
   Data d(t, st.range(0));
@@ -233,6 +304,13 @@ BENCHMARK_CAPTURE(BM_FlashAttn, avx2, "avx2");
 BENCHMARK_CAPTURE(BM_FlashAttn, avx512, "avx512");
 BENCHMARK_CAPTURE(BM_FlashAttnTiled, scalar, "scalar");
 BENCHMARK_CAPTURE(BM_FlashAttnTiled, avx512, "avx512");
+BENCHMARK_CAPTURE(BM_GemvR8, q4_0, DType::Q4_0)->Args({2048, 1})->Args({2048, 4})->Args({2048, 7});
+BENCHMARK_CAPTURE(BM_GemvR8, q8_0, DType::Q8_0)->Args({2048, 1})->Args({2048, 4})->Args({2048, 7});
+BENCHMARK_CAPTURE(BM_GemvStreamR8, q4_0, DType::Q4_0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GemvStreamR8, q8_0, DType::Q8_0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GemvStream, q8_0, DType::Q8_0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_PanelGemmR8, q4_0, DType::Q4_0)->Arg(576)->Arg(2048);
+BENCHMARK_CAPTURE(BM_PanelGemmR8, q8_0, DType::Q8_0)->Arg(576)->Arg(2048);
 
 }  // namespace
 

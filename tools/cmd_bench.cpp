@@ -148,7 +148,7 @@ std::string main_weight_type(const Model& m, const std::string& quantization) {
   if (name.empty()) {
     std::map<std::string, uint64_t> by_type;
     for (const gguf::TensorInfo& t : m.file().tensors())
-      if (t.n_dims >= 2) by_type[dtype_name(t.type)] += t.n_bytes;
+      if (t.n_dims >= 2) by_type[dtype_name(plain_type(t.type))] += t.n_bytes;
     uint64_t best = 0;
     for (const auto& [n, b] : by_type)
       if (b > best) best = b, name = n;

@@ -55,7 +55,7 @@ Runner add_info(CLI::App& app) {
     for (const auto& t : f.tensors()) {
       n_params += t.n_elements();
       n_bytes += t.n_bytes;
-      ++types[dtype_name(t.type)];
+      ++types[dtype_name(plain_type(t.type))];  // as in the file, before any repacking
     }
     std::printf("file:             %s (%s)\n", path->c_str(), f.format().c_str());
     std::printf("name:             %s\n", c.name.c_str());

@@ -14,7 +14,7 @@ Runner add_logits(CLI::App& app) {
   struct Opts {
     std::string model, prompt;
     std::vector<int32_t> ids;
-    bool last = false;
+    bool last = false, repack = true;
     int n_batch = 512, n_threads = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -28,9 +28,12 @@ Runner add_logits(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 16));
   app.add_option("-t,--threads", o->n_threads, "threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
+  app.add_flag("!--no-repack", o->repack,
+               "keep Q4_0/Q8_0 matrices in the file's row layout (the logits are the same)");
   return [o, p] {
     ModelOptions mo;
     mo.n_threads = o->n_threads;
+    mo.repack = o->repack;
     auto model = load_model(o->model, mo);
     std::vector<int32_t> tokens =
         p->count() ? model->tokenizer().encode(o->prompt, true, true) : o->ids;

@@ -13,7 +13,8 @@ const DTypeInfo* dtype_info(uint32_t t) {
       kQ3_K{"Q3_K", QK_K, QK_K / 8 + QK_K / 4 + 12 + 2}, kQ4_K{"Q4_K", QK_K, 2 + 2 + 12 + QK_K / 2},
       kQ5_K{"Q5_K", QK_K, 2 + 2 + 12 + QK_K / 8 + QK_K / 2},
       kQ6_K{"Q6_K", QK_K, QK_K / 2 + QK_K / 4 + QK_K / 16 + 2},
-      kQ8_K{"Q8_K", QK_K, 4 + QK_K + QK_K / 16 * 2};
+      kQ8_K{"Q8_K", QK_K, 4 + QK_K + QK_K / 16 * 2}, kQ4_0_R8{"Q4_0_R8", 32, 2 + 16},
+      kQ8_0_R8{"Q8_0_R8", 32, 2 + 32};
   switch (static_cast<DType>(t)) {
     case DType::F32: return &kF32;
     case DType::F16: return &kF16;
@@ -30,6 +31,8 @@ const DTypeInfo* dtype_info(uint32_t t) {
     case DType::Q5_K: return &kQ5_K;
     case DType::Q6_K: return &kQ6_K;
     case DType::Q8_K: return &kQ8_K;
+    case DType::Q4_0_R8: return &kQ4_0_R8;
+    case DType::Q8_0_R8: return &kQ8_0_R8;
   }
   return nullptr;
 }

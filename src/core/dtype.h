@@ -22,7 +22,20 @@ enum class DType : uint32_t {
   Q6_K = 14,
   Q8_K = 15,
   BF16 = 30,
+  // In-memory layouts only, never read from or written to a file: Q4_0 / Q8_0 matrices
+  // whose rows are interleaved in groups of kRepackRows (layout: backend/cpu/quants.h). Ids
+  // 0x100 + the plain type's id, far from GGUF's; same bytes per row as the plain type.
+  Q4_0_R8 = 0x100 + 2,
+  Q8_0_R8 = 0x100 + 8,
 };
+
+// Rows per interleaved group of the *_R8 types.
+constexpr int kRepackRows = 8;
+inline bool is_repacked(DType t) { return static_cast<uint32_t>(t) >= 0x100; }
+// The plain type a repacked type interleaves (t itself when not repacked).
+inline DType plain_type(DType t) {
+  return is_repacked(t) ? static_cast<DType>(static_cast<uint32_t>(t) - 0x100) : t;
+}
 
 struct DTypeInfo {
   const char* name;

@@ -290,7 +290,8 @@ RawTensorInfo read_tensor_info(Cursor& c, uint64_t index) {
   }
   uint32_t type = c.read<uint32_t>("tensor type");
   const DTypeInfo* info = dtype_info(type);
-  if (info == nullptr) fail(named + " has unknown or unsupported type " + std::to_string(type));
+  if (info == nullptr || is_repacked(static_cast<DType>(type)))
+    fail(named + " has unknown or unsupported type " + std::to_string(type));
   t.type = static_cast<DType>(type);
   if (t.ne[0] % info->block_size != 0) {
     fail(named + " (" + info->name + ") has ne[0] = " + std::to_string(t.ne[0]) +
@@ -381,7 +382,8 @@ std::unique_ptr<File> File::open(const std::string& path) {
       fail("empty file");
     }
     size_t size = static_cast<size_t>(st.st_size);
-    void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    // Writable but private: see rewrite_tensor.
+    void* map = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     int e = errno;
     ::close(fd);  // the mapping keeps the file contents reachable
     if (map == MAP_FAILED) fail(std::string("mmap failed: ") + std::strerror(e));
@@ -401,6 +403,25 @@ std::unique_ptr<File> File::from_buffer(const uint8_t* data, size_t size) {
   std::unique_ptr<File> f(new File());
   f->parse(data, size);
   return f;
+}
+
+uint8_t* File::rewrite_tensor(std::string_view name, DType type) {
+  auto it = tensor_index_.find(name);
+  if (map_ == nullptr || it == tensor_index_.end()) return nullptr;
+  TensorInfo& t = tensors_[it->second];
+  t.type = type;
+  // The mapping is the File's own (PROT_WRITE, MAP_PRIVATE): writing it is intended.
+  uint8_t* data = const_cast<uint8_t*>(t.data);
+#ifdef MADV_POPULATE_WRITE
+  // Fault the pages in as private copies up front: a page first read (mapped read-only)
+  // and then written costs a TLB shootdown on every core running this process, which in a
+  // VM is an expensive exit per page. Best effort: older kernels refuse, and then the
+  // rewrite simply faults page by page.
+  const uintptr_t page = 4096, b = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
+  madvise(reinterpret_cast<void*>(b), reinterpret_cast<uintptr_t>(data) + t.n_bytes - b,
+          MADV_POPULATE_WRITE);
+#endif
+  return data;
 }
 
 File::~File() {

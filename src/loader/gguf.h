@@ -8,10 +8,13 @@
 // Strings are u64 length + bytes (no NUL). Arrays are u32 elem_type + u64 count + elems;
 // arrays may nest. Tensor offsets are relative to the start of the data section.
 //
-// The file is memory-mapped read-only; tensor data pointers point into the mapping
-// (no copies). Every malformed input throws tessera::Error with a message naming the
-// problem; nothing is allocated in proportion to a count before the count has been
-// checked against the bytes that remain.
+// The file is memory-mapped private (copy-on-write) and writable: the file is never
+// written, and a page is copied only when a loader rewrites a tensor in place
+// (rewrite_tensor), which then replaces the file page in memory (the resident size stays
+// about the file's). Tensor data pointers point into the mapping (no copies). Every
+// malformed input throws tessera::Error with a message naming the problem; nothing is
+// allocated in proportion to a count before the count has been checked against the bytes
+// that remain.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -82,6 +85,12 @@ class Source {
   virtual const TensorInfo* find_tensor(std::string_view name) const = 0;
   virtual const std::vector<TensorInfo>& tensors() const = 0;
   virtual std::string format() const = 0;  // e.g. "GGUF v3"
+  // Lets a loader rewrite tensor `name` in place into another layout of the same size
+  // (the CPU backend's row-interleaved Q4_0_R8 / Q8_0_R8), recorded as the tensor's type
+  // from then on, so no reader of this source takes the new bytes for the old type.
+  // Returns the tensor's bytes, writable, or nullptr (nothing changed) when the tensor is
+  // unknown or its memory may not be written (a caller's buffer, a read-only mapping).
+  virtual uint8_t* rewrite_tensor(std::string_view name, DType type) { return nullptr; }
 
   // Typed getters: nullopt/empty when the key is absent; throw Error when present with
   // an incompatible type (any integer type converts to int64, any float or int to double).
@@ -112,7 +121,8 @@ class File final : public Source {
 
   const Value* find(std::string_view key) const override;
   const TensorInfo* find_tensor(std::string_view name) const override;
-
+  // Files opened from a path only (their private mapping; see open).
+  uint8_t* rewrite_tensor(std::string_view name, DType type) override;
 
  private:
   File() = default;

@@ -119,6 +119,9 @@ void Writer::add_kv(std::string key, Value v) {
 void Writer::add_tensor(std::string name, DType type, int n_dims, const int64_t ne[4],
                         FillFn fill) {
   if (n_dims < 1 || n_dims > 4) throw Error("gguf writer: tensor '" + name + "' has bad rank");
+  // Row-interleaved layouts are the CPU backend's, not a GGUF type.
+  if (is_repacked(type))
+    throw Error("gguf writer: tensor '" + name + "' has the in-memory type " + dtype_name(type));
   Pending p{std::move(name), type, n_dims, {1, 1, 1, 1}, 0, std::move(fill)};
   int64_t rows = 1;
   for (int i = 0; i < n_dims; ++i) {

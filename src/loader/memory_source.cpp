@@ -141,7 +141,22 @@ uint8_t* MemorySource::alloc(size_t n_bytes) {
   if (p == nullptr) throw std::bad_alloc();
   std::memset(p, 0, size == 0 ? 64 : size);
   owned_.emplace_back(static_cast<uint8_t*>(p));
+  owned_size_.push_back(size);
   return owned_.back().get();
+}
+
+uint8_t* MemorySource::rewrite_tensor(std::string_view name, DType type) {
+  auto it = tensor_index_.find(std::string(name));
+  if (it == tensor_index_.end()) return nullptr;
+  TensorInfo& t = tensors_[it->second];
+  for (size_t i = 0; i < owned_.size(); ++i) {
+    const uint8_t* b = owned_[i].get();
+    if (t.data >= b && t.data + t.n_bytes <= b + owned_size_[i]) {
+      t.type = type;
+      return owned_[i].get() + (t.data - b);
+    }
+  }
+  return nullptr;
 }
 
 }  // namespace tessera::gguf

@@ -23,6 +23,9 @@ class MemorySource final : public Source {
   const TensorInfo* find_tensor(std::string_view name) const override;
   const std::vector<TensorInfo>& tensors() const override { return tensors_; }
   std::string format() const override { return format_; }
+  // Tensors whose bytes lie in this source's own storage (alloc) only; not those in kept
+  // mappings.
+  uint8_t* rewrite_tensor(std::string_view name, DType type) override;
   // Keys in the order they were first set.
   const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
 
@@ -57,6 +60,7 @@ class MemorySource final : public Source {
     void operator()(uint8_t* p) const;
   };
   std::vector<std::unique_ptr<uint8_t, FreeDeleter>> owned_;
+  std::vector<size_t> owned_size_;  // bytes of owned_[i]
   std::vector<std::shared_ptr<void>> kept_;
 };
 

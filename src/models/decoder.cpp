@@ -33,7 +33,10 @@ struct DecoderLayer {
 };
 
 // Rows [r0, r0 + n_rows) of a 2-D weight as a weight of its own (fused QKV / gate+up).
+// A repacked weight splits only at whole groups (tensor() leaves others plain).
 Tensor row_slice(const Tensor& t, int64_t r0, int64_t n_rows) {
+  if (is_repacked(t.type) && (r0 % kRepackRows != 0 || n_rows % kRepackRows != 0))
+    throw Error("internal: slicing a row-interleaved weight inside a group");
   Tensor s = t;
   s.ne[1] = n_rows;
   s.data = t.row(r0);
@@ -56,7 +59,10 @@ class DecoderModel final : public Model {
   void forward(const ForwardBatch& batch, KVCache& kv, float* logits) override;
 
  private:
-  Tensor tensor(const std::string& name, std::initializer_list<int64_t> shape, bool required);
+  // `repack`: whether a matrix may take the row-interleaved layout (false for one that is
+  // sliced at rows that are not a multiple of kRepackRows).
+  Tensor tensor(const std::string& name, std::initializer_list<int64_t> shape, bool required,
+                bool repack = true);
   const float* norm_weight(const std::string& name, int64_t n, bool required = true);
   void load_layer(int l);
   void attention_block(const DecoderLayer& L, const KVLayer& kv, const AttentionBatch& ab, int n);
@@ -72,6 +78,7 @@ class DecoderModel final : public Model {
   std::vector<std::vector<float>> owned_;  // weights converted to f32
   std::vector<std::unique_ptr<uint8_t[]>> owned_weights_;  // matrices converted at load time
   std::optional<DType> quant_;                             // ModelOptions::quantization
+  bool repack_ = true;                                     // ModelOptions::repack
   int n_threads_ = 0;
   int n_ff_max_ = 0;                       // widest FFN hidden size (dense, expert, shared)
 
@@ -86,7 +93,7 @@ class DecoderModel final : public Model {
 };
 
 Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64_t> shape,
-                            bool required) {
+                            bool required, bool repack) {
   const gguf::TensorInfo* ti = file_->find_tensor(name);
   if (!ti) {
     if (required) throw Error("model is missing tensor '" + name + "'");
@@ -106,6 +113,20 @@ Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64
   t.data = ti->data;
   // Matrices (not norms or biases) may be converted at load time.
   if (quant_ && shape.size() >= 2) t = convert_weight(t, *quant_, owned_weights_, n_threads_);
+  // Matrices the CPU backend has row-interleaved kernels for are rewritten in place: the
+  // converted copy the model owns, or the source's own bytes when it lets them be
+  // rewritten (a GGUF file's private mapping); the source then reports the new type.
+  // Experts ([n_expert, rows, cols]) need whole groups per expert.
+  if (repack_ && repack && shape.size() >= 2 && t.ne[1] % kRepackRows == 0 &&
+      cpu::can_repack(t.type)) {
+    const DType rt = cpu::repacked_type(t.type);
+    uint8_t* data = t.data != ti->data ? const_cast<uint8_t*>(static_cast<const uint8_t*>(t.data))
+                                       : file_->rewrite_tensor(name, rt);
+    if (data != nullptr) {
+      repack_weight(t.type, data, t.rows(), t.cols(), n_threads_);
+      t.type = rt;
+    }
+  }
   const uint64_t bytes = static_cast<uint64_t>(t.rows()) * t.row_bytes();
   weight_stats_.n_params += static_cast<uint64_t>(t.rows() * t.cols());
   weight_stats_.n_bytes += bytes;
@@ -143,6 +164,7 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
   // Hugging Face checkpoints keep Q/K in the rotate-half order: NeoX RoPE for them.
   config_.rope_neox = f.rope_neox || file_->get_bool(hf::kRopeNeoxKey).value_or(false);
   quant_ = parse_weight_type(opts.quantization);
+  repack_ = opts.repack;
   n_threads_ = opts.n_threads;
   backend_ = make_cpu_backend(opts.n_threads);
 
@@ -173,7 +195,8 @@ void DecoderModel::load_layer(int l) {
   const std::string p = "blk." + std::to_string(l) + ".";
   DecoderLayer L;
   L.attn_norm = norm_weight(p + "attn_norm.weight", E);
-  if (Tensor wqkv = tensor(p + "attn_qkv.weight", {E, Q + 2 * KV}, false)) {
+  const bool qkv_groups = Q % kRepackRows == 0 && KV % kRepackRows == 0;
+  if (Tensor wqkv = tensor(p + "attn_qkv.weight", {E, Q + 2 * KV}, false, qkv_groups)) {
     L.wq = row_slice(wqkv, 0, Q);
     L.wk = row_slice(wqkv, Q, KV);
     L.wv = row_slice(wqkv, Q + KV, KV);
@@ -213,7 +236,7 @@ void DecoderModel::load_layer(int l) {
       L.w_down = tensor(p + "ffn_down.weight", {F, E}, true);
       break;
     case FfnKind::SWIGLU_FUSED: {
-      Tensor gu = tensor(p + "ffn_up.weight", {E, 2 * F}, true);
+      Tensor gu = tensor(p + "ffn_up.weight", {E, 2 * F}, true, F % kRepackRows == 0);
       L.w_gate = row_slice(gu, 0, F);
       L.w_up = row_slice(gu, F, F);
       L.w_down = tensor(p + "ffn_down.weight", {F, E}, true);

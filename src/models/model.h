@@ -46,6 +46,10 @@ struct ModelOptions {
   uint64_t dummy_seed = 0;
   // Storage of the KV cache: "f16" (default, as llama.cpp) or "f32" (exact attention).
   std::string kv_cache_type = "f16";
+  // Rewrite Q4_0 / Q8_0 matrices at load into the CPU backend's row-interleaved layout
+  // (Q4_0_R8 / Q8_0_R8: faster decode, same results) where the CPU has its kernels
+  // (AVX-512 VNNI) and the row count is a multiple of 8. --no-repack turns it off.
+  bool repack = true;
 };
 
 // Sizes of the weights as the model holds them (after any load-time conversion).

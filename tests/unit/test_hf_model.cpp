@@ -436,7 +436,14 @@ TEST(HfModel, DummyWeightsFromConfigAlone) {
   EXPECT_NE(la, all_logits(*load_model(d.str(), mo)));
   mo.quantization = "q4_0";
   auto q = load_model(d.str(), mo);
-  EXPECT_EQ(q->file().find_tensor("blk.1.attn_q.weight")->type, DType::Q4_0);
+  // The dummy weights live in the source's own memory: repacked in place where the CPU has
+  // the row-interleaved kernels, and the source then says so.
+  const DType qt = q->file().find_tensor("blk.1.attn_q.weight")->type;
+  EXPECT_EQ(qt, cpu::can_repack(DType::Q4_0) ? DType::Q4_0_R8 : DType::Q4_0);
+  mo.repack = false;
+  auto q_plain = load_model(d.str(), mo);
+  EXPECT_EQ(q_plain->file().find_tensor("blk.1.attn_q.weight")->type, DType::Q4_0);
+  EXPECT_EQ(all_logits(*q), all_logits(*q_plain));  // same numbers either layout
   EXPECT_EQ(q->file().find_tensor("blk.1.attn_norm.weight")->type, DType::F32);
   // Without dummy, a config.json alone is not a model.
   EXPECT_NE(error_of([&] { load_model((d.path() / "config.json").string(), {}); }).find("dummy"),

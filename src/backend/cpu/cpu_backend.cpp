@@ -30,7 +30,14 @@ void CpuBackend::free_buffer(float* p) { std::free(p); }
 void CpuBackend::get_rows(const Tensor& emb, const int32_t* ids, int n, float* out) {
   const int64_t d = emb.cols();
   pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) dequantize_row(emb.type, emb.row(ids[i]), out + i * d, d);
+    for (int64_t i = b; i < e; ++i) {
+      if (is_repacked(emb.type)) {
+        const int r = ids[i] % kRepackRows;
+        dequantize_row_r8(emb.type, emb.row(ids[i] - r), r, out + i * d, d);
+      } else {
+        dequantize_row(emb.type, emb.row(ids[i]), out + i * d, d);
+      }
+    }
   }, grain(d));
 }
 

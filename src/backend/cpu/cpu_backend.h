@@ -58,6 +58,7 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   std::vector<uint8_t> xq_;                  // activations in the weight's vec dot type
   std::vector<uint8_t> panels_;              // the same, packed for the panel GEMM (+64 to align)
+  std::vector<uint8_t> xr_;                  // or prepared for the R8 GEMV (+64 to align)
   std::vector<std::vector<float>> scratch_;  // per-thread attention scores
   std::vector<std::pair<int, int>> tiled_runs_;  // attention_tiled's work: (first token, rows)
 };

@@ -8,8 +8,15 @@
 // Batches of kPanelMinTokens or more go through the panel GEMM where the weight type has
 // one: the quantized activations are packed kPanel tokens to a panel, and each thread
 // takes whole tiles of kPanelRows weight rows and runs them against every panel.
+//
+// Row-interleaved weights (Q4_0_R8, Q8_0_R8) take the panel GEMM the same way (a tile is
+// one group) and, for fewer tokens, the R8 GEMV: each token's Q8_0 row is prepared once
+// (codes, scale and offset-correcting start: what every group meets) and each thread
+// streams a range of whole groups.
 #include <algorithm>
 #include <cstring>
+
+#include "core/error.h"
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/quants.h"
@@ -28,6 +35,16 @@ void CpuBackend::matmul(const Tensor& w, const float* x, float* y, int n, const 
   const DType vt = vec_dot_type(w.type);
   const size_t x_row_bytes = row_size(vt, cols);
 
+  const bool r8_gemv = is_repacked(w.type) && n < kPanelMinTokens;
+  const GemvR8PrepareFn r8_prepare = r8_gemv ? gemv_r8_prepare_fn(w.type) : nullptr;
+  const size_t xr_bytes = r8_gemv ? gemv_r8_act_bytes(w.type, cols) : 0;
+  uint8_t* xr = nullptr;
+  if (r8_gemv) {
+    if (r8_prepare == nullptr) throw Error("matmul: no kernel for repacked weights at this SIMD level");
+    if (xr_.size() < xr_bytes * n + 64) xr_.resize(xr_bytes * n + 64);
+    xr = xr_.data() + (-reinterpret_cast<uintptr_t>(xr_.data()) & 63);
+  }
+
   const uint8_t* xq;
   if (vt == DType::F32) {
     xq = reinterpret_cast<const uint8_t*>(x);
@@ -35,7 +52,10 @@ void CpuBackend::matmul(const Tensor& w, const float* x, float* y, int n, const 
     if (xq_.size() < x_row_bytes * n) xq_.resize(x_row_bytes * n);
     uint8_t* dst = xq_.data();
     pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) quantize_row(vt, x + t * cols, dst + t * x_row_bytes, cols);
+      for (int64_t t = b; t < e; ++t) {
+        quantize_row(vt, x + t * cols, dst + t * x_row_bytes, cols);
+        if (r8_prepare) r8_prepare(cols, dst + t * x_row_bytes, xr + t * xr_bytes);
+      }
     }, grain(cols));
     xq = dst;
   }
@@ -46,7 +66,21 @@ void CpuBackend::matmul(const Tensor& w, const float* x, float* y, int n, const 
     for (int t = 0; t < n; ++t)
       for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += bias_data[r];
   };
+  if (r8_gemv) {
+    // Threads split the groups; a group's results equal vec_dot's on its plain rows.
+    const GemvR8Fn gemv = gemv_r8_fn(w.type);
+    const int64_t n_groups = rows / kRepackRows;
+    pool_.parallel_for(n_groups, [&](int64_t gb, int64_t ge, int) {
+      const int64_t r0 = gb * kRepackRows;
+      gemv(cols, w.row(r0), ge - gb, xr, xr_bytes, n, y + r0, rows);
+      add_bias(r0, ge * kRepackRows);
+    }, grain(cols * n * kRepackRows));
+    return;
+  }
+
   const PanelGemmFn panel = n >= kPanelMinTokens ? panel_gemm_fn(w.type) : nullptr;
+  if (is_repacked(w.type) && panel == nullptr)
+    throw Error("matmul: no kernel for repacked weights at this SIMD level");
   if (panel != nullptr) {
     const int64_t n_panels = (n + kPanel - 1) / kPanel;
     const size_t p_bytes = panel_bytes(vt, cols);

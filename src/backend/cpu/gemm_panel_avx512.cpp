@@ -26,6 +26,7 @@
 
 #include "backend/cpu/quants_impl.h"
 #include "backend/cpu/simd_x86.h"
+#include "core/error.h"
 
 namespace tessera::cpu {
 namespace {
@@ -79,11 +80,61 @@ Unpacked& unpack_tile(const uint8_t* vw, size_t w_stride, int64_t nb) {
   return u;
 }
 
-inline __m512i group(const uint8_t* q, int g) {
-  return _mm512_set1_epi32(static_cast<int>(load_u32(q + 4 * g)));
+// The same for a tile of row-interleaved weights (Q4_0_R8 / Q8_0_R8, always 8 rows): per
+// block i the 8 rows' codes stay in the group block's vector order (q + i * 256: vector v
+// at 64v, lane j = row j / 2, group 2v + j % 2; corr at i * 64 in the same lane order), so
+// the unpacking is a nibble split (Q4_0) or a sign flip (Q8_0) with no transposition; the
+// kernels address a (row, group) through q_off below.
+template <typename W>
+Unpacked& unpack_tile_r8(const uint8_t* vw, int64_t nb) {
+  thread_local Unpacked u;
+  if (u.q.size() < static_cast<size_t>(nb * 8 * 32)) {
+    u.q.resize(nb * 8 * 32);
+    u.d.resize(nb * 8);
+    u.m.resize(nb * 8);
+    u.corr.resize(nb * 8 * 8);
+  }
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* q = &u.q[i * 256];
+    const uint16_t* d;
+    if constexpr (std::is_same_v<W, BlockQ8_0>) {
+      const BlockQ8_0R8& g = reinterpret_cast<const BlockQ8_0R8*>(vw)[i];
+      d = g.d;
+      for (int v = 0; v < 4; ++v) {
+        const __m512i s = _mm512_xor_si512(_mm512_loadu_si512(g.qs + 64 * v), flip);
+        _mm512_storeu_si512(q + 64 * v, s);
+        const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), s);
+        _mm512_storeu_si512(&u.corr[i * 64 + 16 * v],
+                            _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sums, 7)));
+      }
+    } else {
+      const BlockQ4_0R8& g = reinterpret_cast<const BlockQ4_0R8*>(vw)[i];
+      d = g.d;
+      for (int k = 0; k < 2; ++k) {
+        const __m512i c = _mm512_loadu_si512(g.qs + 64 * k);
+        _mm512_storeu_si512(q + 128 * k, _mm512_and_si512(c, m4));
+        _mm512_storeu_si512(q + 128 * k + 64, _mm512_and_si512(_mm512_srli_epi16(c, 4), m4));
+      }
+    }
+    _mm256_storeu_ps(&u.d[i * 8], _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d))));
+  }
+  return u;
 }
 
-template <int R>
+// Byte offset of (row r, 4-byte group g) in an unpacked block: plain rows of 32 bytes, or
+// the R8 vector order. Linear in r, so rows r0 + r of a tile start at q_off(r0, 0).
+template <bool kR8>
+constexpr int q_off(int r, int g) {
+  return kR8 ? 64 * (g >> 1) + 8 * r + 4 * (g & 1) : 32 * r + 4 * g;
+}
+
+inline __m512i group(const uint8_t* q, int off) {
+  return _mm512_set1_epi32(static_cast<int>(load_u32(q + off)));
+}
+
+template <int R, bool kR8>
 void panel_q4_0(int64_t nb, const Unpacked& u, const PanelBlockQ8* p, int nc, float* y,
                 int64_t y_stride) {
   __m512 acc[R];
@@ -104,7 +155,7 @@ void panel_q4_0(int64_t nb, const Unpacked& u, const PanelBlockQ8* p, int nc, fl
     for (int r = 0; r < R; ++r) {
       __m512i s = start;
 #pragma GCC unroll 8
-      for (int g = 0; g < 8; ++g) s = _mm512_dpbusd_epi32(s, group(q + 32 * r, g), a[g]);
+      for (int g = 0; g < 8; ++g) s = _mm512_dpbusd_epi32(s, group(q, q_off<kR8>(r, g)), a[g]);
       const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(d[r]), dx);
       acc[r] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(s), acc[r]);
     }
@@ -145,7 +196,7 @@ void panel_q4_1(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, in
       mins[r] = _mm512_fmadd_ps(_mm512_set1_ps(m[r]), sx, mins[r]);
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
-        const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), group(q + 32 * r, j),
+        const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), group(q + 32 * r, 4 * j),
                                               _mm512_load_si512(b.qs[j]));
         acc[r][j] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(s), acc[r][j]);
       }
@@ -161,7 +212,7 @@ void panel_q4_1(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, in
 // unsigned operand as x + 128 (xor 0x80) and each group's lane starts at -128 * (the
 // weight group's sum): the lane is exactly sum(w * x) over the group. Then as Q4_1 without
 // the min term: 8 float lanes per output, hsum8 at the end. Rows r0 .. r0 + K - 1.
-template <int K, int R>
+template <int K, int R, bool kR8>
 void panel_q8_0(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, int nc, float* y,
                 int64_t y_stride) {
   __m512 acc[K][8];
@@ -169,9 +220,9 @@ void panel_q8_0(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, in
   for (int r = 0; r < K; ++r)
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) acc[r][j] = _mm512_setzero_ps();
-  const uint8_t* q = u.q.data() + r0 * 32;
+  const uint8_t* q = u.q.data() + q_off<kR8>(r0, 0);
   const float* d = u.d.data() + r0;
-  const int32_t* corr = u.corr.data() + r0 * 8;
+  const int32_t* corr = u.corr.data() + q_off<kR8>(r0, 0) / 4;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   for (int64_t i = 0; i < nb; ++i, q += R * 32, d += R, corr += R * 8) {
     const PanelBlockQ8& b = p[i];
@@ -185,7 +236,8 @@ void panel_q8_0(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, in
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
         const __m512i s =
-            _mm512_dpbusd_epi32(_mm512_set1_epi32(corr[r * 8 + j]), a[j], group(q + 32 * r, j));
+            _mm512_dpbusd_epi32(_mm512_set1_epi32(corr[q_off<kR8>(r, j) / 4]), a[j],
+                                group(q, q_off<kR8>(r, j)));
         acc[r][j] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(s), acc[r][j]);
       }
     }
@@ -197,33 +249,37 @@ void panel_q8_0(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, in
 // The panel kernel for K rows (starting at r0) of an R-row tile of weight type W. Q4_1
 // and Q8_0 keep 8 float accumulators per output, so they take two rows at a time: 16
 // accumulators (+ 2 min vectors for Q4_1) fit the 32 registers.
-template <typename W, int K, int R>
+template <typename W, int K, int R, bool kR8>
 void panel_rows(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, int nc, float* y,
                 int64_t y_stride) {
   if constexpr (std::is_same_v<W, BlockQ4_1>) {
     panel_q4_1<K, R>(nb, u, r0, p, nc, y, y_stride);
   } else {
-    panel_q8_0<K, R>(nb, u, r0, p, nc, y, y_stride);
+    panel_q8_0<K, R, kR8>(nb, u, r0, p, nc, y, y_stride);
   }
 }
 
-// y[c * y_stride + r] for the R weight rows at w and the n_tokens tokens of the panels.
-template <typename W, int R>
+// y[c * y_stride + r] for the R weight rows at w (kR8: the group of 8 rows of the
+// repacked type of W) and the n_tokens tokens of the panels.
+template <typename W, int R, bool kR8 = false>
 void tile(int64_t n, const void* w, size_t w_stride, const void* panels, size_t panel_stride,
           int n_tokens, float* y, int64_t y_stride) {
   const int64_t nb = n / 32;
-  const Unpacked& u = unpack_tile<R, W>(static_cast<const uint8_t*>(w), w_stride, nb);
+  const Unpacked& u = [&]() -> const Unpacked& {
+    if constexpr (kR8) return unpack_tile_r8<W>(static_cast<const uint8_t*>(w), nb);
+    else return unpack_tile<R, W>(static_cast<const uint8_t*>(w), w_stride, nb);
+  }();
   for (int c0 = 0; c0 < n_tokens; c0 += kPanel) {
     const auto* p = reinterpret_cast<const PanelBlockQ8*>(static_cast<const uint8_t*>(panels) +
                                                           (c0 / kPanel) * panel_stride);
     const int nc = std::min(kPanel, n_tokens - c0);
     float* yc = y + c0 * y_stride;
     if constexpr (std::is_same_v<W, BlockQ4_0>) {
-      panel_q4_0<R>(nb, u, p, nc, yc, y_stride);  // one accumulator per output: all R rows
+      panel_q4_0<R, kR8>(nb, u, p, nc, yc, y_stride);  // one accumulator per output: all R rows
     } else {
       int r = 0;
-      for (; r + 2 <= R; r += 2) panel_rows<W, 2, R>(nb, u, r, p, nc, yc + r, y_stride);
-      if (r < R) panel_rows<W, 1, R>(nb, u, r, p, nc, yc + r, y_stride);
+      for (; r + 2 <= R; r += 2) panel_rows<W, 2, R, kR8>(nb, u, r, p, nc, yc + r, y_stride);
+      if (r < R) panel_rows<W, 1, R, kR8>(nb, u, r, p, nc, yc + r, y_stride);
     }
   }
 }
@@ -238,9 +294,19 @@ void gemm(int64_t n, const void* w, size_t w_stride, int nr, const void* panels,
   kTiles[nr - 1](n, w, w_stride, panels, panel_stride, n_tokens, y, y_stride);
 }
 
+// PanelGemmFn of the repacked type of W: w is one group, nr == kPanelRows.
+template <typename W>
+void gemm_r8(int64_t n, const void* w, size_t w_stride, int nr, const void* panels,
+             size_t panel_stride, int n_tokens, float* y, int64_t y_stride) {
+  if (nr != kPanelRows) throw Error("panel GEMM: a repacked tile must have 8 rows");
+  tile<W, kPanelRows, true>(n, w, w_stride, panels, panel_stride, n_tokens, y, y_stride);
+}
+
 }  // namespace
 
 void fill_avx512_panel_kernels(KernelTable& t) {
+  t.panel_gemm_r8[static_cast<int>(DType::Q4_0)] = gemm_r8<BlockQ4_0>;
+  t.panel_gemm_r8[static_cast<int>(DType::Q8_0)] = gemm_r8<BlockQ8_0>;
   t.panel_gemm[static_cast<int>(DType::Q4_0)] = gemm<BlockQ4_0>;
   t.panel_gemm[static_cast<int>(DType::Q4_1)] = gemm<BlockQ4_1>;
   t.panel_gemm[static_cast<int>(DType::Q8_0)] = gemm<BlockQ8_0>;

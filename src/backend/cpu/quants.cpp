@@ -55,6 +55,7 @@ const Tables& tables() {
       fill_avx512_panel_kernels(r.level[kAvx512]);
       fill_avx512_attention_kernels(r.level[kAvx512]);
       fill_avx512_tiled_attention_kernels(r.level[kAvx512]);
+      fill_avx512_gemv_r8_kernels(r.level[kAvx512]);
     }
     return r;
   }();
@@ -90,7 +91,7 @@ inline int slot_of(DType t) {
 }  // namespace
 
 DType vec_dot_type(DType t) {
-  switch (t) {
+  switch (plain_type(t)) {
     // Half-precision weights meet float32 activations: rounding the activations to f16
     // (or bf16's 8 bits) as well would double the error of a checkpoint whose weights are
     // exact in that type, for no bandwidth saving (weights dominate the bytes read).
@@ -162,14 +163,40 @@ GemmTileFn gemm_tile_fn(DType t) {
 }
 
 PanelGemmFn panel_gemm_fn(DType t) {
-  const int s = slot_of(t);
-  return s >= 0 ? active().panel_gemm[s] : nullptr;
+  return panel_gemm_fn_for(t, simd_level());
 }
 
 PanelGemmFn panel_gemm_fn_for(DType t, const char* level) {
   const KernelTable* k = table_for(level);
+  const int s = slot_of(plain_type(t));
+  if (!k || s < 0) return nullptr;
+  return is_repacked(t) ? k->panel_gemm_r8[s] : k->panel_gemm[s];
+}
+
+bool can_repack(DType t) {
+  if (t != DType::Q4_0 && t != DType::Q8_0) return false;
   const int s = slot_of(t);
-  return k && s >= 0 ? k->panel_gemm[s] : nullptr;
+  return active().gemv_r8[s] && active().gemv_r8_prepare[s] && active().panel_gemm_r8[s];
+}
+
+GemvR8PrepareFn gemv_r8_prepare_fn(DType rt) {
+  return gemv_r8_prepare_fn_for(rt, simd_level());
+}
+
+GemvR8Fn gemv_r8_fn(DType rt) {
+  return gemv_r8_fn_for(rt, simd_level());
+}
+
+GemvR8PrepareFn gemv_r8_prepare_fn_for(DType rt, const char* level) {
+  const KernelTable* k = table_for(level);
+  const int s = slot_of(plain_type(rt));
+  return k && s >= 0 && is_repacked(rt) ? k->gemv_r8_prepare[s] : nullptr;
+}
+
+GemvR8Fn gemv_r8_fn_for(DType rt, const char* level) {
+  const KernelTable* k = table_for(level);
+  const int s = slot_of(plain_type(rt));
+  return k && s >= 0 && is_repacked(rt) ? k->gemv_r8[s] : nullptr;
 }
 
 FlashAttnFn flash_attn_fn() {

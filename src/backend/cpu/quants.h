@@ -65,6 +65,54 @@ using PanelGemmFn = void (*)(int64_t n, const void* w, size_t w_stride, int nr,
 PanelGemmFn panel_gemm_fn(DType t);
 PanelGemmFn panel_gemm_fn_for(DType t, const char* level);
 
+// --- row-interleaved weights (Q4_0_R8, Q8_0_R8) ---
+// A Q4_0 or Q8_0 matrix whose row count is a multiple of kRepackRows may be rewritten in
+// place (repack_rows) into groups of 8 rows: group g (rows 8g .. 8g + 7, at byte 8g *
+// row_size) is nb = n / 32 consecutive "group blocks", block i of the 8 rows each:
+//   Q4_0_R8, 144 bytes: fp16 d[8] (row r's scale at d[r]), then 128 bytes of nibbles. Byte
+//     64k + 4j + b holds, in its low nibble, the code q of row j / 2, element 4 * (2v + j % 2)
+//     + b for v = 2k, and in its high nibble the same for v = 2k + 1.
+//   Q8_0_R8, 272 bytes: fp16 d[8], then byte 64v + 4j + b = (code of row j / 2, element
+//     4 * (2v + j % 2) + b) + 128, as an unsigned byte.
+// So the 64 bytes of "vector" v (v < 4; for Q4_0 after the nibble split) are 16 int32 lanes,
+// lane j = (row j / 2, the 4-element group 2v + j % 2): elements 8v .. 8v + 7 of the 8 rows.
+// Its activation operand is those 8 bytes of the activation block broadcast to every
+// 64-bit lane: one broadcast load and one VNNI instruction per vector, no per-row
+// unpacking, and the activations stay as small as the Q8_0 row (see gemv_r8_prepare). Nothing but the kernels below may read these rows (Tensor::row asserts a group
+// start; dequantize_row / vec_dot_fn refuse the types).
+// The R8 kernels exist at the avx512 level only: can_repack(t) says whether t (plain) has
+// them at the active SIMD level, i.e. whether repacking pays and will be understood.
+bool can_repack(DType t);
+DType repacked_type(DType t);  // Q4_0 -> Q4_0_R8, Q8_0 -> Q8_0_R8
+// Rewrites rows [0, rows) of the plain matrix at data (type t, n = cols) in place into the
+// R8 layout; rows % kRepackRows == 0. Uses a buffer of one group's bytes.
+void repack_rows(DType t, void* data, int64_t rows, int64_t n);
+// Row r (< 8) of the group at `group` (repacked type rt) as a plain row of n elements,
+// byte for byte what it was before repack_rows.
+void unpack_row_r8(DType rt, const void* group, int r, void* dst, int64_t n);
+// dequantize_row of that plain row.
+void dequantize_row_r8(DType rt, const void* group, int r, float* dst, int64_t n);
+
+// GEMV over groups: y[c * y_stride + 8g + r] = dot(row 8g + r, token c) for g < n_groups,
+// r < 8, c < nc (1 <= nc; any count, taken a few tokens at a time), bit-identical to
+// vec_dot_fn(plain type) on the plain row. w is the first group; the tokens are
+// activation rows first converted by the prepare function (from a Q8_0 row of n elements
+// to gemv_r8_act_bytes(rt, n) bytes at xp + c * xp_stride; once per token per call, the
+// operand every group shares).
+size_t gemv_r8_act_bytes(DType rt, int64_t n);
+using GemvR8PrepareFn = void (*)(int64_t n, const void* x, void* dst);
+using GemvR8Fn = void (*)(int64_t n, const void* w, int64_t n_groups, const void* xp,
+                          size_t xp_stride, int nc, float* y, int64_t y_stride);
+GemvR8PrepareFn gemv_r8_prepare_fn(DType rt);  // nullptr when none at the active level
+GemvR8Fn gemv_r8_fn(DType rt);
+GemvR8PrepareFn gemv_r8_prepare_fn_for(DType rt, const char* level);
+GemvR8Fn gemv_r8_fn_for(DType rt, const char* level);
+// Scalar reference of the GEMV (test oracle), from plain Q8_0 activation rows x + c * x_stride.
+void gemv_r8_ref(DType rt, int64_t n, const void* w, int64_t n_groups, const void* x,
+                 size_t x_stride, int nc, float* y, int64_t y_stride);
+// The panel GEMM (above) of repacked weights is panel_gemm_fn(rt): w is the tile's group
+// (w_stride unused) and nr is always kPanelRows.
+
 // --- flash attention over fp16 K/V rows (the KV cache's layout) ---
 // Feeds keys/values j < n (k + j * stride, v + j * stride, fp16 bits) to the online softmax of
 // nq query heads (q16: [nq, head_dim] fp16 bits), in the float order of llama.cpp's CPU flash

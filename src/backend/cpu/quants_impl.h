@@ -111,6 +111,38 @@ struct alignas(64) PanelBlockQ8 {
 };
 static_assert(sizeof(PanelBlockQ8) == 512 + 3 * 64);
 
+// The R8 group blocks (layout: "row-interleaved weights" in quants.h).
+struct BlockQ4_0R8 {
+  uint16_t d[8];
+  uint8_t qs[128];
+};
+struct BlockQ8_0R8 {
+  uint16_t d[8];
+  uint8_t qs[256];
+};
+static_assert(sizeof(BlockQ4_0R8) == 8 * sizeof(BlockQ4_0) &&
+              sizeof(BlockQ8_0R8) == 8 * sizeof(BlockQ8_0));
+
+// One Q8_0 activation block prepared for the R8 GEMV (gemv_r8_prepare): x is the block's
+// codes as they are (weight vector v meets the 8 bytes x[8v..8v+7] broadcast), d the fp16
+// scale widened, and start the i32 accumulator start of lanes 2r, 2r + 1 that takes out the
+// weights' offset. Q4_0 (weights q, meaning q - 8): start = -4 * (sum of the 32 codes) in
+// every lane, so a row's two lanes start at -8 * sum. Q8_0 (weights w + 128): start[2v + h]
+// = -128 * (sum of x[8v + 4h .. 8v + 4h + 3]), lane 2r + h of vector v. Small (40 / 72
+// bytes a block), so a call's activations stay in L1 beside the weight stream.
+struct ActR8Q4_0 {
+  int8_t x[32];
+  int32_t start;
+  float d;
+};
+struct ActR8Q8_0 {
+  int8_t x[32];
+  int32_t start[8];
+  float d;
+  int32_t pad;
+};
+static_assert(sizeof(ActR8Q4_0) == 40 && sizeof(ActR8Q8_0) == 72);
+
 // Unpacks the 6-bit scale and min of sub-block j (0..7) from Q4_K/Q5_K's 12 bytes:
 // bytes 0..3 hold scales 0..3 (low 6 bits) and the top 2 bits of scales 4..7; bytes 4..7
 // the same for mins; bytes 8..11 the low nibbles of scales 4..7 (low) and mins 4..7 (high).
@@ -146,6 +178,10 @@ struct KernelTable {
   FlashAttnTiledFn flash_attn_tiled = nullptr;
   SiluMulFn silu_mul = nullptr;
   PanelGemmFn panel_gemm[kNumTypeSlots] = {};
+  // Row-interleaved weights, indexed by the plain type (Q4_0 for Q4_0_R8).
+  GemvR8PrepareFn gemv_r8_prepare[kNumTypeSlots] = {};
+  GemvR8Fn gemv_r8[kNumTypeSlots] = {};
+  PanelGemmFn panel_gemm_r8[kNumTypeSlots] = {};
 };
 
 // Throws tessera::Error naming the function and the type.
@@ -161,6 +197,7 @@ void fill_avx512_attention_kernels(KernelTable& t); // attention_avx512.cpp
 void fill_avx512_tiled_attention_kernels(KernelTable& t);  // attention_tiled_avx512.cpp
 void fill_avx2_activation_kernels(KernelTable& t);  // activations_avx2.cpp
 void fill_avx512_panel_kernels(KernelTable& t);    // gemm_panel_avx512.cpp
+void fill_avx512_gemv_r8_kernels(KernelTable& t);  // gemv_r8_avx512.cpp
 
 // exp(x) as ggml_v_expf computes it in llama.cpp's AVX-512 build: x = n ln2 + b with
 // n = round(x log2 e) (by the 1.5 * 2^23 trick) and ln2 split in two, a degree-5
