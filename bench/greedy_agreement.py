@@ -7,6 +7,10 @@ Runs N prompts (64 tokens, greedy, raw completion) against each server given as 
 identical continuations and, for the others, the first differing step.
 
   bench/greedy_agreement.py tessera=http://127.0.0.1:8080 llama=http://127.0.0.1:8081
+  bench/greedy_agreement.py --long tessera=... llama=...
+
+--long uses 20 prompts of 80 to 400 words cut from /usr/share/common-licenses/GPL-3 instead
+(prompts of 64+ tokens, which both engines attend to with their tiled arithmetic).
 """
 import json
 import sys
@@ -32,9 +36,23 @@ def complete(url, prompt, n):
     return json.load(urllib.request.urlopen(req, timeout=600))["choices"][0]["text"]
 
 
+def long_prompts():
+    words = open("/usr/share/common-licenses/GPL-3").read().split()
+    out, start = [], 0
+    for i in range(20):
+        n = 80 + (i * 16) % 321
+        out.append(" ".join(words[start:start + n]))
+        start += n
+    return out
+
+
 def main():
-    servers = dict(a.split("=", 1) for a in sys.argv[1:])
-    out = {name: [complete(url, p, 64) for p in PROMPTS] for name, url in servers.items()}
+    args = sys.argv[1:]
+    prompts = PROMPTS
+    if args and args[0] == "--long":
+        prompts, args = long_prompts(), args[1:]
+    servers = dict(a.split("=", 1) for a in args)
+    out = {name: [complete(url, p, 64) for p in prompts] for name, url in servers.items()}
     names = list(servers)
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
@@ -43,7 +61,7 @@ def main():
             firsts = [next(k for k in range(min(len(x), len(y)) + 1)
                            if k == min(len(x), len(y)) or x[k] != y[k])
                       for x, y in zip(a, b) if x != y]
-            print(f"{names[i]} vs {names[j]}: {same}/{len(PROMPTS)} identical; "
+            print(f"{names[i]} vs {names[j]}: {same}/{len(prompts)} identical; "
                   f"first differing character of the others: {sorted(firsts)}")
     json.dump(out, open("greedy_agreement.json", "w"), indent=1)
 
