@@ -1,6 +1,8 @@
 // Latency benchmark, bandwidth probe and decode roofline. See latency_bench.h.
 #include "bench/latency_bench.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -121,9 +123,16 @@ BandwidthResult measure_bandwidth(const BandwidthConfig& cfg) {
   struct Free {
     void operator()(double* p) const { std::free(p); }
   };
+  // On 2 MiB pages where the kernel grants them, as the model's weights (gguf.cpp): the
+  // probe measures what the machine can stream, not a 4 KiB page walk.
   auto alloc = [n] {
-    void* p = std::aligned_alloc(64, ((static_cast<size_t>(n) * 8 + 63) / 64) * 64);
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t size = ((static_cast<size_t>(n) * 8 + kHuge - 1) / kHuge) * kHuge;
+    void* p = std::aligned_alloc(kHuge, size);
     if (!p) throw Error("bandwidth probe: out of memory");
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE);
+#endif
     return std::unique_ptr<double, Free>(static_cast<double*>(p));
   };
   auto a = alloc(), b = alloc(), c = alloc();

@@ -18,6 +18,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -385,11 +387,20 @@ std::unique_ptr<File> File::open(const std::string& path) {
     // Writable but private: see rewrite_tensor.
     void* map = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     int e = errno;
-    ::close(fd);  // the mapping keeps the file contents reachable
-    if (map == MAP_FAILED) fail(std::string("mmap failed: ") + std::strerror(e));
+    if (map == MAP_FAILED) {
+      ::close(fd);
+      fail(std::string("mmap failed: ") + std::strerror(e));
+    }
     f->map_ = map;
     f->map_size_ = size;
-    f->parse(static_cast<const uint8_t*>(map), size);
+    try {
+      f->parse(static_cast<const uint8_t*>(map), size);
+      f->load_to_huge_pages(fd);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    ::close(fd);  // the mapping keeps the file contents reachable
   } catch (const Error& e) {
     // Re-throw with the path; `f` unmaps on the way out.
     std::string msg = e.what();
@@ -405,13 +416,60 @@ std::unique_ptr<File> File::from_buffer(const uint8_t* data, size_t size) {
   return f;
 }
 
+// Tensor data in memory the File owns, backed by 2 MiB pages where the kernel grants them
+// (MADV_HUGEPAGE): streaming the weights of a decode step then costs one TLB entry per
+// 2 MiB, and the hardware prefetchers are not cut at every 4 KiB, which on the machines this
+// was measured on reads memory about a third faster than the file's 4 KiB mapping. Taken
+// only when the tensor data fits in half the available memory (otherwise the mapping stays:
+// its pages can be evicted) and not when TESSERA_MMAP=1 asks for the mapping. The file's
+// pages are read with pread, never mapped, so the resident size stays the data's size.
+void File::load_to_huge_pages(int fd) {
+  if (const char* env = std::getenv("TESSERA_MMAP"); env != nullptr && std::strcmp(env, "1") == 0)
+    return;
+  if (tensors_.empty()) return;
+  const uint8_t* base = static_cast<const uint8_t*>(map_);
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (const TensorInfo& t : tensors_) {
+    lo = std::min(lo, reinterpret_cast<uintptr_t>(t.data));
+    hi = std::max(hi, reinterpret_cast<uintptr_t>(t.data) + static_cast<uintptr_t>(t.n_bytes));
+  }
+  const size_t n = hi - lo;
+  const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (n == 0 || (pages > 0 && page > 0 && n > static_cast<size_t>(pages) * page / 2)) return;
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t reserved = n + kHuge;
+  void* mem = mmap(nullptr, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return;  // keep the mapping
+  uint8_t* arena = reinterpret_cast<uint8_t*>(
+      (reinterpret_cast<uintptr_t>(mem) + kHuge - 1) & ~uintptr_t{kHuge - 1});
+#ifdef MADV_HUGEPAGE
+  madvise(arena, n, MADV_HUGEPAGE);
+#endif
+  const off_t file_off = static_cast<off_t>(lo - reinterpret_cast<uintptr_t>(base));
+  for (size_t done = 0; done < n;) {
+    const ssize_t r = pread(fd, arena + done, std::min<size_t>(n - done, size_t{1} << 30),
+                            file_off + static_cast<off_t>(done));
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR) continue;
+      munmap(mem, reserved);
+      return;  // keep the mapping
+    }
+    done += static_cast<size_t>(r);
+  }
+  for (TensorInfo& t : tensors_) t.data = arena + (reinterpret_cast<uintptr_t>(t.data) - lo);
+  arena_ = mem;
+  arena_size_ = reserved;
+}
+
 uint8_t* File::rewrite_tensor(std::string_view name, DType type) {
   auto it = tensor_index_.find(name);
   if (map_ == nullptr || it == tensor_index_.end()) return nullptr;
   TensorInfo& t = tensors_[it->second];
   t.type = type;
-  // The mapping is the File's own (PROT_WRITE, MAP_PRIVATE): writing it is intended.
+  // The mapping or the arena is the File's own (PROT_WRITE, MAP_PRIVATE): writing it is
+  // intended.
   uint8_t* data = const_cast<uint8_t*>(t.data);
+  if (arena_ != nullptr) return data;
 #ifdef MADV_POPULATE_WRITE
   // Fault the pages in as private copies up front: a page first read (mapped read-only)
   // and then written costs a TLB shootdown on every core running this process, which in a
@@ -425,6 +483,7 @@ uint8_t* File::rewrite_tensor(std::string_view name, DType type) {
 }
 
 File::~File() {
+  if (arena_ != nullptr) munmap(arena_, arena_size_);
   if (map_ != nullptr) munmap(map_, map_size_);
 }
 

@@ -9,9 +9,12 @@
 // arrays may nest. Tensor offsets are relative to the start of the data section.
 //
 // The file is memory-mapped private (copy-on-write) and writable: the file is never
-// written, and a page is copied only when a loader rewrites a tensor in place
-// (rewrite_tensor), which then replaces the file page in memory (the resident size stays
-// about the file's). Tensor data pointers point into the mapping (no copies). Every
+// written. A file opened from a path has its tensor data read once into memory of its own
+// on 2 MiB pages (load_to_huge_pages in gguf.cpp: decode streams weights faster from them),
+// unless that would take more than half the available memory or TESSERA_MMAP=1; otherwise
+// tensor data pointers point into the mapping, and a page is copied only when a loader
+// rewrites a tensor in place (rewrite_tensor). Either way the resident size stays about the
+// file's. Every
 // malformed input throws tessera::Error with a message naming the problem; nothing is
 // allocated in proportion to a count before the count has been checked against the bytes
 // that remain.
@@ -70,7 +73,7 @@ struct TensorInfo {
   DType type = DType::F32;
   uint64_t offset = 0;           // relative to the data section
   size_t n_bytes = 0;
-  const uint8_t* data = nullptr;  // points into the mapping
+  const uint8_t* data = nullptr;  // into the mapping or the huge-page copy
 
   int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
 };
@@ -127,6 +130,7 @@ class File final : public Source {
  private:
   File() = default;
   void parse(const uint8_t* data, size_t size);
+  void load_to_huge_pages(int fd);
 
   uint32_t version_ = 0;
   size_t alignment_ = 32;
@@ -137,6 +141,8 @@ class File final : public Source {
   std::unordered_map<std::string_view, size_t> tensor_index_;
   void* map_ = nullptr;  // mmap base when opened from a path
   size_t map_size_ = 0;
+  void* arena_ = nullptr;  // the tensor data's copy (see load_to_huge_pages), or null
+  size_t arena_size_ = 0;
 };
 
 }  // namespace tessera::gguf
