@@ -5,7 +5,9 @@
 #   bench/serve_compare.sh MODEL.gguf [LLAMA_SERVER_BINARY]
 #
 # Env: CONCURRENCY="1 8 32"  INPUT_LEN=256  OUTPUT_LEN=128  THREADS=2  OUT=bench/results
-# Each run sends 2 x concurrency requests (at least 4). llama-server runs with one slot per
+# Each run sends 2 x concurrency requests (at least 4), its prompts drawn with the seed of its
+# concurrency, so no run meets prompts an earlier run left in a prefix cache (Tessera's
+# automatic one, llama-server's slot caches). llama-server runs with one slot per
 # client (-np = max concurrency, continuous batching on) and a context of np x (in + out).
 # Results: $OUT/serve_<engine>_c<N>.json plus a summary table on stdout.
 set -euo pipefail
@@ -32,7 +34,7 @@ wait_healthy() {
 run_bench() {  # engine port
   for c in $CONCURRENCY; do
     n=$(( 2 * c < 4 ? 4 : 2 * c ))
-    "$TESSERA" bench serve --port "$2" --num-prompts "$n" --max-concurrency "$c" \
+    "$TESSERA" bench serve --port "$2" --num-prompts "$n" --max-concurrency "$c" --seed "$c" \
       --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --timeout 1200 -q \
       --json "$OUT/serve_$1_c$c.json" > "$OUT/serve_$1_c$c.txt"
   done
