@@ -9,7 +9,7 @@ identical continuations and, for the others, the first differing step.
   bench/greedy_agreement.py tessera=http://127.0.0.1:8080 llama=http://127.0.0.1:8081
   bench/greedy_agreement.py --long tessera=... llama=...
 
---long uses 20 prompts of 80 to 400 words cut from /usr/share/common-licenses/GPL-3 instead
+--long uses 20 prompts of 80 to 320 words cut from /usr/share/common-licenses/GPL-3 instead
 (prompts of 64+ tokens, which both engines attend to with their tiled arithmetic).
 """
 import json
@@ -40,7 +40,7 @@ def long_prompts():
     words = open("/usr/share/common-licenses/GPL-3").read().split()
     out, start = [], 0
     for i in range(20):
-        n = 80 + (i * 16) % 321
+        n = 80 + (i * 12) % 241
         out.append(" ".join(words[start:start + n]))
         start += n
     return out
