@@ -8,7 +8,7 @@ APT_DEPS   := cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev l
               libutf8proc-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev python3-jinja2 unzip
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps venv build model serve test clean bench-models
+.PHONY: all deps venv build model serve test clean bench-models bench-kernels
 
 all: build
 
@@ -42,6 +42,10 @@ serve: build model
 
 test: build model venv
 	scripts/run_tests.sh $(BUILD)
+
+# Google Benchmark micro-benchmarks of the CPU kernels (one thread; bench/README.md).
+bench-kernels: build
+	$(BUILD)/bench_kernels
 
 # Random-weight GGUF models of real shapes (bench/configs/) in models/, for speed tests.
 bench-models: build
