@@ -63,6 +63,23 @@ struct Data {
   }
 };
 
+// n values of N(0, sd), the same for a given seed.
+std::vector<float> normals(int64_t n, uint32_t seed, float sd = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+// The same as fp16 bit patterns (K/V cache rows).
+std::vector<uint16_t> normals_f16(int64_t n, uint32_t seed) {
+  std::vector<uint16_t> h(n);
+  const std::vector<float> f = normals(n, seed);
+  for (int64_t i = 0; i < n; ++i) h[i] = fp32_to_fp16(f[i]);
+  return h;
+}
+
 void set_items(benchmark::State& st, int64_t n) {
   st.SetItemsProcessed(st.iterations() * kRows * kTokens * (n / 32));
 }
@@ -234,12 +251,9 @@ void BM_FlashAttn(benchmark::State& st, const char* level) {
   }
   constexpr int kDim = 64, kGroup = 3, kCtx = 256, kBlock = 16;
   const int64_t stride = 3 * kDim;
-  std::mt19937 rng(9);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<uint16_t> q(kGroup * kDim), k(kCtx * stride), v(kCtx * stride), acc(kGroup * kDim);
-  for (auto& x : q) x = fp32_to_fp16(nd(rng));
-  for (auto& x : k) x = fp32_to_fp16(nd(rng));
-  for (auto& x : v) x = fp32_to_fp16(nd(rng));
+  const std::vector<uint16_t> q = normals_f16(kGroup * kDim, 9), k = normals_f16(kCtx * stride, 10),
+                              v = normals_f16(kCtx * stride, 11);
+  std::vector<uint16_t> acc(kGroup * kDim);
   float m[kGroup], s[kGroup];
   for (auto _ : st) {
     std::fill(m, m + kGroup, -INFINITY);
@@ -263,13 +277,9 @@ void BM_FlashAttnTiled(benchmark::State& st, const char* level) {
   }
   constexpr int kDim = 64, kGroup = 3, kCtx = 256, kBlock = 16, kRows = 16;
   const int64_t stride = 3 * kDim;
-  std::mt19937 rng(9);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<float> q(kRows * kGroup * kDim), out(q.size());
-  std::vector<uint16_t> k(kCtx * stride), v(kCtx * stride);
-  for (auto& x : q) x = nd(rng);
-  for (auto& x : k) x = fp32_to_fp16(nd(rng));
-  for (auto& x : v) x = fp32_to_fp16(nd(rng));
+  const std::vector<float> q = normals(kRows * kGroup * kDim, 9);
+  const std::vector<uint16_t> k = normals_f16(kCtx * stride, 10), v = normals_f16(kCtx * stride, 11);
+  std::vector<float> out(q.size());
   std::vector<int32_t> table(kCtx / kBlock), pos(kRows);
   for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);
   for (int r = 0; r < kRows; ++r) pos[r] = kCtx - kRows + r;
@@ -313,10 +323,7 @@ void BM_VecDot(benchmark::State& st, DType t) {
 // items = floats.
 void BM_QuantizeRow(benchmark::State& st, DType t) {
   const int64_t n = 2048;
-  std::mt19937 rng(4);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<float> x(n);
-  for (auto& v : x) v = nd(rng);
+  const std::vector<float> x = normals(n, 4);
   std::vector<uint8_t> q(row_size(t, n));
   for (auto _ : st) {
     quantize_row(t, x.data(), q.data(), n);
@@ -331,10 +338,8 @@ void BM_SiluMul(benchmark::State& st, const char* level) {
   const SiluMulFn f = silu_mul_fn_for(level);
   if (f == nullptr) return st.SkipWithError("level not available on this CPU");
   const int64_t n = 8192;
-  std::vector<float> gate(n), up(n, 0.5f), g(n);
-  std::mt19937 rng(6);
-  std::normal_distribution<float> nd(0.f, 2.f);
-  for (auto& v : gate) v = nd(rng);
+  const std::vector<float> gate = normals(n, 6, 2.f), up(n, 0.5f);
+  std::vector<float> g(n);
   for (auto _ : st) {
     g = gate;
     f(g.data(), up.data(), n);
