@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -416,6 +417,26 @@ std::unique_ptr<File> File::from_buffer(const uint8_t* data, size_t size) {
   return f;
 }
 
+namespace {
+
+// MemAvailable of /proc/meminfo (free memory plus what the kernel can reclaim, such as the
+// page cache), or the free pages where that line is missing; 0 when neither is known.
+size_t available_memory_bytes() {
+  if (FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    unsigned long long kb = 0;
+    bool found = false;
+    while (!found && std::fgets(line, sizeof line, f) != nullptr)
+      found = std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1;
+    std::fclose(f);
+    if (found) return static_cast<size_t>(kb) * 1024;
+  }
+  const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
+}
+
+}  // namespace
+
 // Tensor data in memory the File owns, backed by 2 MiB pages where the kernel grants them
 // (MADV_HUGEPAGE): streaming the weights of a decode step then costs one TLB entry per
 // 2 MiB, and the hardware prefetchers are not cut at every 4 KiB, which on the machines this
@@ -434,8 +455,8 @@ void File::load_to_huge_pages(int fd) {
     hi = std::max(hi, reinterpret_cast<uintptr_t>(t.data) + static_cast<uintptr_t>(t.n_bytes));
   }
   const size_t n = hi - lo;
-  const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  if (n == 0 || (pages > 0 && page > 0 && n > static_cast<size_t>(pages) * page / 2)) return;
+  const size_t available = available_memory_bytes();
+  if (n == 0 || (available > 0 && n > available / 2)) return;
   constexpr size_t kHuge = size_t{2} << 20;
   const size_t reserved = n + kHuge;
   void* mem = mmap(nullptr, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
