@@ -201,6 +201,32 @@ TEST(GgufReal, OpenMapsTensorData) {
   EXPECT_EQ(v[2], -3.0f);
 }
 
+// The tensor data reads the same from the huge-page copy (the default) as from the mapping
+// (TESSERA_MMAP=1), byte for byte, for every tensor of the real model file; the copy lies
+// outside the mapping, and rewrite_tensor hands out writable memory either way.
+TEST(GgufReal, HugePageCopyEqualsTheMapping) {
+  const char* path = TESSERA_TEST_DATA "/stories260K-f32.gguf";
+  ::setenv("TESSERA_MMAP", "1", 1);
+  auto mapped = File::open(path);
+  ::unsetenv("TESSERA_MMAP");
+  auto copied = File::open(path);
+  ASSERT_EQ(mapped->tensors().size(), copied->tensors().size());
+  bool any_moved = false;
+  for (size_t i = 0; i < mapped->tensors().size(); ++i) {
+    const TensorInfo& a = mapped->tensors()[i];
+    const TensorInfo& b = copied->tensors()[i];
+    ASSERT_EQ(a.name, b.name);
+    ASSERT_EQ(a.n_bytes, b.n_bytes);
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.n_bytes), 0) << a.name;
+    any_moved |= a.data != b.data;
+  }
+  EXPECT_TRUE(any_moved);
+  uint8_t* w = copied->rewrite_tensor("token_embd.weight", DType::F32);
+  ASSERT_NE(w, nullptr);
+  w[0] ^= 1;  // writable, and the mapping's copy is untouched
+  EXPECT_NE(std::memcmp(w, mapped->find_tensor("token_embd.weight")->data, 1), 0);
+}
+
 // ---------------------------------------------------------------------------------------
 // Hand-built valid files.
 
