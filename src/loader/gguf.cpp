@@ -365,7 +365,7 @@ bool Value::is_float() const {
   return type == ValueType::FLOAT32 || type == ValueType::FLOAT64;
 }
 
-std::unique_ptr<File> File::open(const std::string& path) {
+std::unique_ptr<File> File::open(const std::string& path, bool copy_to_huge_pages) {
   std::unique_ptr<File> f(new File());
   try {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -396,7 +396,7 @@ std::unique_ptr<File> File::open(const std::string& path) {
     f->map_size_ = size;
     try {
       f->parse(static_cast<const uint8_t*>(map), size);
-      f->load_to_huge_pages(fd);
+      if (copy_to_huge_pages) f->load_to_huge_pages(fd);
     } catch (...) {
       ::close(fd);
       throw;

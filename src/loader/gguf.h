@@ -9,9 +9,10 @@
 // arrays may nest. Tensor offsets are relative to the start of the data section.
 //
 // The file is memory-mapped private (copy-on-write) and writable: the file is never
-// written. A file opened from a path has its tensor data read once into memory of its own
-// on 2 MiB pages (load_to_huge_pages in gguf.cpp: decode streams weights faster from them),
-// unless that would take more than half the available memory or TESSERA_MMAP=1; otherwise
+// written. A file opened from a path for a model to run has its tensor data read once into
+// memory of its own on 2 MiB pages (load_to_huge_pages in gguf.cpp: decode streams weights
+// faster from them), unless that would take more than half the available memory or
+// TESSERA_MMAP=1; otherwise
 // tensor data pointers point into the mapping, and a page is copied only when a loader
 // rewrites a tensor in place (rewrite_tensor). Either way the resident size stays about the
 // file's. Every
@@ -109,7 +110,10 @@ class Source {
 class File final : public Source {
  public:
   // Maps and parses a file. Throws tessera::Error (message includes the path).
-  static std::unique_ptr<File> open(const std::string& path);
+  // copy_to_huge_pages: read the tensor data into 2 MiB pages of the File's own (what a model
+  // that runs wants; see load_to_huge_pages in gguf.cpp); otherwise it stays mapped, read
+  // only where used (metadata readers, tokenizers).
+  static std::unique_ptr<File> open(const std::string& path, bool copy_to_huge_pages = false);
   // Parses a buffer the caller keeps alive (used by tests and the fuzzer).
   static std::unique_ptr<File> from_buffer(const uint8_t* data, size_t size);
   ~File();

@@ -108,7 +108,7 @@ std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& o
   } else if (opts.load_format == "hf" || (opts.load_format == "auto" && hf::is_hf_path(path))) {
     f = hf::open_hf_directory(path);
   } else if (opts.load_format == "gguf" || opts.load_format == "auto") {
-    f = gguf::File::open(path);
+    f = gguf::File::open(path, /*copy_to_huge_pages=*/true);
   } else {
     throw Error("unknown load format '" + opts.load_format + "' (auto, gguf, hf, dummy)");
   }

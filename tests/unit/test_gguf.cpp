@@ -201,15 +201,15 @@ TEST(GgufReal, OpenMapsTensorData) {
   EXPECT_EQ(v[2], -3.0f);
 }
 
-// The tensor data reads the same from the huge-page copy (the default) as from the mapping
-// (TESSERA_MMAP=1), byte for byte, for every tensor of the real model file; the copy lies
+// The tensor data reads the same from the huge-page copy (what a model load asks for) as
+// from the mapping (TESSERA_MMAP=1), byte for byte, for every tensor of the real model file; the copy lies
 // outside the mapping, and rewrite_tensor hands out writable memory either way.
 TEST(GgufReal, HugePageCopyEqualsTheMapping) {
   const char* path = TESSERA_TEST_DATA "/stories260K-f32.gguf";
   ::setenv("TESSERA_MMAP", "1", 1);
-  auto mapped = File::open(path);
+  auto mapped = File::open(path, /*copy_to_huge_pages=*/true);  // the variable wins
   ::unsetenv("TESSERA_MMAP");
-  auto copied = File::open(path);
+  auto copied = File::open(path, /*copy_to_huge_pages=*/true);
   ASSERT_EQ(mapped->tensors().size(), copied->tensors().size());
   bool any_moved = false;
   for (size_t i = 0; i < mapped->tensors().size(); ++i) {
