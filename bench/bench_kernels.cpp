@@ -80,6 +80,18 @@ std::vector<uint16_t> normals_f16(int64_t n, uint32_t seed) {
   return h;
 }
 
+// A rows x n matrix of type t (a 32-element block type with its fp16 scale first) with random
+// codes and sane scales, far larger than the caches: the decode streams below.
+std::vector<uint8_t> stream_matrix(DType t, int64_t n, int64_t rows) {
+  const size_t wb = row_size(t, n), bb = wb / (n / 32);
+  std::vector<uint8_t> w(rows * wb);
+  std::mt19937 rng(5);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint8_t>(rng());
+  const uint16_t h = 0x2000;
+  for (size_t b = 0; b < w.size(); b += bb) std::memcpy(w.data() + b, &h, 2);
+  return w;
+}
+
 void set_items(benchmark::State& st, int64_t n) {
   st.SetItemsProcessed(st.iterations() * kRows * kTokens * (n / 32));
 }
@@ -121,14 +133,7 @@ void BM_GemvStream(benchmark::State& st, DType t) {
   const GemmTileFn tile = gemm_tile_fn(t);
   if (tile == nullptr) return st.SkipWithError("no tile kernel");
   const size_t wb = row_size(t, n);
-  std::vector<uint8_t> w(rows * wb);
-  std::mt19937 rng(5);
-  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint8_t>(rng());
-  for (int64_t r = 0; r < rows; ++r)  // sane fp16 scales: 2 bytes at the start of each block
-    for (int64_t b = 0; b < n / 32; ++b) {
-      const uint16_t h = 0x2000;
-      std::memcpy(w.data() + r * wb + b * (wb / (n / 32)), &h, 2);
-    }
+  std::vector<uint8_t> w = stream_matrix(t, n, rows);
   std::vector<float> xf(n, 0.5f);
   std::vector<uint8_t> x(row_size(vec_dot_type(t), n));
   quantize_row(vec_dot_type(t), xf.data(), x.data(), n);
@@ -143,9 +148,14 @@ void BM_GemvStream(benchmark::State& st, DType t) {
 
 // The panel GEMM (cpu_matmul.cpp's path for batches): 8-row tiles against all the panels,
 // packing not included.
-void BM_PanelGemm(benchmark::State& st, DType t) {
-  const Data d(t, st.range(0));
-  const PanelGemmFn gemm = panel_gemm_fn(t);
+// With repacked = true, over the row-interleaved (R8) layout of the same weights.
+void BM_PanelGemm(benchmark::State& st, DType t, bool repacked = false) {
+  Data d(t, st.range(0));
+  if (repacked) {
+    if (!can_repack(t)) return st.SkipWithError("no R8 kernels");
+    repack_rows(t, d.w.data(), kRows, d.n);
+  }
+  const PanelGemmFn gemm = panel_gemm_fn(repacked ? repacked_type(t) : t);
   if (gemm == nullptr) return st.SkipWithError("no panel kernel");
   const size_t pb = panel_bytes(d.xt, d.n);
   std::vector<float> y(kTokens * kRows);
@@ -186,15 +196,7 @@ void BM_GemvStreamR8(benchmark::State& st, DType t) {
   const int64_t n = 2048, rows = 131072;
   if (!can_repack(t)) return st.SkipWithError("no R8 kernels");
   const DType rt = repacked_type(t);
-  const size_t wb = row_size(t, n);
-  std::vector<uint8_t> w(rows * wb);
-  std::mt19937 rng(5);
-  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint8_t>(rng());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t b = 0; b < n / 32; ++b) {
-      const uint16_t h = 0x2000;
-      std::memcpy(w.data() + r * wb + b * (wb / (n / 32)), &h, 2);
-    }
+  std::vector<uint8_t> w = stream_matrix(t, n, rows);
   repack_rows(t, w.data(), rows, n);
   std::vector<float> xf(n, 0.5f);
   std::vector<uint8_t> x(row_size(DType::Q8_0, n));
@@ -210,23 +212,6 @@ void BM_GemvStreamR8(benchmark::State& st, DType t) {
     benchmark::DoNotOptimize(y.data());
   }
   st.SetBytesProcessed(st.iterations() * static_cast<int64_t>(w.size()));
-}
-
-// The panel GEMM over repacked weights (compare with BM_PanelGemm).
-void BM_PanelGemmR8(benchmark::State& st, DType t) {
-  Data d(t, st.range(0));
-  if (!can_repack(t)) return st.SkipWithError("no R8 kernels");
-  repack_rows(t, d.w.data(), kRows, d.n);
-  const PanelGemmFn gemm = panel_gemm_fn(repacked_type(t));
-  const size_t pb = panel_bytes(d.xt, d.n);
-  std::vector<float> y(kTokens * kRows);
-  for (auto _ : st) {
-    for (int r0 = 0; r0 < kRows; r0 += kPanelRows)
-      gemm(d.n, d.w.data() + r0 * d.wb, d.wb, kPanelRows, d.panel0, pb, kTokens, y.data() + r0,
-           kRows);
-    benchmark::DoNotOptimize(y.data());
-  }
-  set_items(st, d.n);
 }
 
 // Packing kTokens quantized rows into panels.
@@ -384,8 +369,8 @@ BENCHMARK_CAPTURE(BM_GemvR8, q8_0, DType::Q8_0)->Args({2048, 1})->Args({2048, 4}
 BENCHMARK_CAPTURE(BM_GemvStreamR8, q4_0, DType::Q4_0)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GemvStreamR8, q8_0, DType::Q8_0)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GemvStream, q8_0, DType::Q8_0)->UseRealTime();
-BENCHMARK_CAPTURE(BM_PanelGemmR8, q4_0, DType::Q4_0)->Arg(576)->Arg(2048);
-BENCHMARK_CAPTURE(BM_PanelGemmR8, q8_0, DType::Q8_0)->Arg(576)->Arg(2048);
+BENCHMARK_CAPTURE(BM_PanelGemm, q4_0_r8, DType::Q4_0, true)->Arg(576)->Arg(2048);
+BENCHMARK_CAPTURE(BM_PanelGemm, q8_0_r8, DType::Q8_0, true)->Arg(576)->Arg(2048);
 
 BENCHMARK_CAPTURE(BM_VecDot, f16, DType::F16);
 BENCHMARK_CAPTURE(BM_VecDot, q4_0, DType::Q4_0);
