@@ -363,6 +363,7 @@ BENCHMARK_CAPTURE(BM_FlashAttn, scalar, "scalar");
 BENCHMARK_CAPTURE(BM_FlashAttn, avx2, "avx2");
 BENCHMARK_CAPTURE(BM_FlashAttn, avx512, "avx512");
 BENCHMARK_CAPTURE(BM_FlashAttnTiled, scalar, "scalar");
+BENCHMARK_CAPTURE(BM_FlashAttnTiled, avx2, "avx2");
 BENCHMARK_CAPTURE(BM_FlashAttnTiled, avx512, "avx512");
 BENCHMARK_CAPTURE(BM_GemvR8, q4_0, DType::Q4_0)->Args({2048, 1})->Args({2048, 4})->Args({2048, 7});
 BENCHMARK_CAPTURE(BM_GemvR8, q8_0, DType::Q8_0)->Args({2048, 1})->Args({2048, 4})->Args({2048, 7});

@@ -49,12 +49,9 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
     attention_ext(q, kv, out, n_head, n_head_kv, head_dim, o, b);
     return;
   }
-  if (b.prompt_tiled != nullptr) {
-    attention_tiled(q, kv, out, n_head, n_head_kv, head_dim, scale, b);
-    bool any_other = false;
-    for (int t = 0; t < b.n_tokens && !any_other; ++t) any_other = !b.prompt_tiled[t];
-    if (!any_other) return;
-  }
+  if (b.prompt_tiled != nullptr &&
+      attention_tiled(q, kv, out, n_head, n_head_kv, head_dim, scale, b) == b.n_tokens)
+    return;
   const int kv_dim = n_head_kv * head_dim;
   const int group = n_head / n_head_kv;
   const int bs = b.block_size;
@@ -103,12 +100,13 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
       grain(int64_t{group} * head_dim * 8 * (max_pos + 1)));
 }
 
-void CpuBackend::attention_tiled(const float* q, const KVLayer& kv, float* out, int n_head,
-                                 int n_head_kv, int head_dim, float scale,
-                                 const AttentionBatch& b) {
+int CpuBackend::attention_tiled(const float* q, const KVLayer& kv, float* out, int n_head,
+                                int n_head_kv, int head_dim, float scale,
+                                const AttentionBatch& b) {
   // Work items: runs of up to kTiledRows consecutive tiled tokens of one sequence, x KV heads.
   std::vector<std::pair<int, int>>& runs = tiled_runs_;  // (first token, rows)
   runs.clear();
+  int n_tiled = 0;
   for (int t = 0; t < b.n_tokens;) {
     if (!b.prompt_tiled[t]) {
       ++t;
@@ -118,9 +116,10 @@ void CpuBackend::attention_tiled(const float* q, const KVLayer& kv, float* out, 
     while (e < b.n_tokens && e - t < kTiledRows && b.prompt_tiled[e] && b.seq_of[e] == b.seq_of[t])
       ++e;
     runs.emplace_back(t, e - t);
+    n_tiled += e - t;
     t = e;
   }
-  if (runs.empty()) return;
+  if (runs.empty()) return 0;
   const int kv_dim = n_head_kv * head_dim;
   const int group = n_head / n_head_kv;
   const FlashAttnTiledFn fa = flash_attn_tiled_fn();
@@ -152,6 +151,7 @@ void CpuBackend::attention_tiled(const float* q, const KVLayer& kv, float* out, 
         }
       },
       grain(int64_t{kTiledRows} * group * head_dim * 4 * (max_pos + 1)));
+  return n_tiled;
 }
 
 }  // namespace tessera::cpu

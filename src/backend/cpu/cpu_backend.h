@@ -51,8 +51,8 @@ class CpuBackend final : public Backend {
                         float* dst) override;
 
  private:
-  // The prompt_tiled rows of an attention batch (cpu_attention.cpp).
-  void attention_tiled(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
+  // The prompt_tiled rows of an attention batch (cpu_attention.cpp); returns their number.
+  int attention_tiled(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
                        int head_dim, float scale, const AttentionBatch& b);
 
   ThreadPool pool_;

@@ -47,6 +47,7 @@ const Tables& tables() {
     if (r.cpu >= kAvx2) {
       fill_avx2_kernels(r.level[kAvx2]);
       fill_avx2_attention_kernels(r.level[kAvx2]);
+      fill_avx2_tiled_attention_kernels(r.level[kAvx2]);
       fill_avx2_activation_kernels(r.level[kAvx2]);
     }
     r.level[kAvx512] = r.level[kAvx2];

@@ -193,6 +193,7 @@ void fill_ref_kernels(KernelTable& t);
 void fill_avx2_kernels(KernelTable& t);
 void fill_avx512_kernels(KernelTable& t);
 void fill_avx2_attention_kernels(KernelTable& t);   // attention_avx2.cpp
+void fill_avx2_tiled_attention_kernels(KernelTable& t);  // attention_tiled_avx2.cpp
 void fill_avx512_attention_kernels(KernelTable& t); // attention_avx512.cpp
 void fill_avx512_tiled_attention_kernels(KernelTable& t);  // attention_tiled_avx512.cpp
 void fill_avx2_activation_kernels(KernelTable& t);  // activations_avx2.cpp
