@@ -9,33 +9,19 @@
 #include <cmath>
 
 #include "backend/cpu/quants_impl.h"
+#include "backend/cpu/simd_x86.h"
 
 #pragma GCC optimize("fp-contract=off")
 
 namespace tessera::cpu {
 namespace {
 
-// exp(x) per lane as expf_poly_ref; false (and nothing computed) when some |n| > 126.
+// exp(x) per lane as expf_poly; false (and *out untouched) when some |n| > 126.
 inline bool expf8(__m256 x, __m256* out) {
-  const __m256 r = _mm256_set1_ps(0x1.8p23f);
-  const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
-  const __m256 n = _mm256_sub_ps(z, r);
-  const __m256 far =
-      _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), n), _mm256_set1_ps(126.0f), _CMP_GT_OQ);
-  if (_mm256_movemask_ps(far) != 0) return false;
-  const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
-                                    _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
-  const __m256 u = _mm256_mul_ps(b, b);
-  const __m256 j = _mm256_fmadd_ps(
-      _mm256_fmadd_ps(
-          _mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
-          _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
-      u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
-  // 2^n: the integer n sits in the low bits of z; shifted into the exponent field of 1.0f.
-  const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
-  const __m256 k =
-      _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0f))));
-  *out = _mm256_mul_ps(j, k);
+  __m256 n;
+  const __m256 y = expf_poly8(x, &n);
+  if (_mm256_movemask_ps(beyond_126(n)) != 0) return false;
+  *out = y;
   return true;
 }
 

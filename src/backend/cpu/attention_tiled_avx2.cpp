@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/cpu/quants_impl.h"
+#include "backend/cpu/simd_x86.h"
 
 // Only the explicit fused multiply-adds below may fuse; everything else rounds as written.
 #pragma GCC optimize("fp-contract=off")
@@ -23,33 +24,17 @@ constexpr int kL = 8;  // lanes: query rows per pass
 
 // expf_poly per lane (ggml's exp polynomial, as the reference).
 inline __m256 exp_poly8(__m256 x) {
-  const __m256 r = _mm256_set1_ps(0x1.8p23f);
-  const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
-  const __m256 n = _mm256_sub_ps(z, r);
+  __m256 n;
+  const __m256 y = expf_poly8(x, &n);
   // n < -192 (masked keys: x = -inf) gives 0 as in the reference; other |n| > 126 lanes
   // need its ldexp, lane by lane.
   const __m256 zero = _mm256_cmp_ps(n, _mm256_set1_ps(-192.0f), _CMP_LT_OQ);
-  const __m256 far = _mm256_andnot_ps(
-      zero, _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), n), _mm256_set1_ps(126.0f),
-                          _CMP_GT_OQ));
-  if (_mm256_movemask_ps(far) != 0) {
+  if (_mm256_movemask_ps(_mm256_andnot_ps(zero, beyond_126(n))) != 0) {
     alignas(32) float t[kL];
     _mm256_store_ps(t, x);
     for (float& v : t) v = expf_poly(v);
     return _mm256_load_ps(t);
   }
-  const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
-                                    _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
-  const __m256 u = _mm256_mul_ps(b, b);
-  const __m256 j = _mm256_fmadd_ps(
-      _mm256_fmadd_ps(
-          _mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
-          _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
-      u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
-  // 2^n built in the exponent field of 1.0f (exact for |n| <= 126).
-  const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
-  const __m256 y = _mm256_mul_ps(
-      j, _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0f)))));
   return _mm256_andnot_ps(zero, y);
 }
 

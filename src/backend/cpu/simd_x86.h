@@ -1,5 +1,5 @@
 // Small x86 helpers shared by the SIMD kernel files (quants_avx2.cpp, quants_avx512.cpp,
-// gemm_panel_avx512.cpp). Only those files include it; each is compiled with at least
+// gemm_panel_avx512.cpp, activations_avx2.cpp, attention_tiled_avx2.cpp). Only those files include it; each is compiled with at least
 // -mavx2 -mfma -mf16c. The helpers have internal linkage on purpose: every kernel file gets
 // its own copy built for its own ISA flags, so the linker can never hand an AVX-512 build of
 // a helper to AVX2 code.
@@ -12,6 +12,35 @@
 
 namespace tessera::cpu {
 namespace {  // NOLINT(google-build-namespaces): per-ISA copies, see above
+
+// ggml's exp polynomial (expf_poly in quants_impl.h) on 8 lanes, its fused multiply-adds as
+// written. *n gets each lane's power of two, round(x log2 e); 2^n is built in the exponent
+// field, so the result equals expf_poly only where |n| <= 126: callers check *n and take
+// expf_poly for the other lanes.
+inline __m256 expf_poly8(__m256 x, __m256* n_out) {
+  const __m256 r = _mm256_set1_ps(0x1.8p23f);
+  const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+  const __m256 n = _mm256_sub_ps(z, r);
+  *n_out = n;
+  const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                    _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+  const __m256 u = _mm256_mul_ps(b, b);
+  const __m256 j = _mm256_fmadd_ps(
+      _mm256_fmadd_ps(
+          _mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+          _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+      u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
+  // The integer n sits in the low bits of z; shifted into the exponent field of 1.0f.
+  const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+  return _mm256_mul_ps(
+      j, _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0f)))));
+}
+
+// Lanes with |v| > 126 (all ones), for expf_poly8's range check.
+inline __m256 beyond_126(__m256 v) {
+  return _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v), _mm256_set1_ps(126.0f),
+                       _CMP_GT_OQ);
+}
 
 inline float h2f(uint16_t h) {
   return _cvtsh_ss(h);
