@@ -263,7 +263,8 @@ void BM_FlashAttnTiled(benchmark::State& st, const char* level) {
   constexpr int kDim = 64, kGroup = 3, kCtx = 256, kBlock = 16, kRows = 16;
   const int64_t stride = 3 * kDim;
   const std::vector<float> q = normals(kRows * kGroup * kDim, 9);
-  const std::vector<uint16_t> k = normals_f16(kCtx * stride, 10), v = normals_f16(kCtx * stride, 11);
+  const std::vector<uint16_t> k = normals_f16(kCtx * stride, 10),
+                              v = normals_f16(kCtx * stride, 11);
   std::vector<float> out(q.size());
   std::vector<int32_t> table(kCtx / kBlock), pos(kRows);
   for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);

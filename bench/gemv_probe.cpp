@@ -10,14 +10,22 @@
 #include <cstring>
 #include <random>
 #include <vector>
+
 #include "backend/cpu/quants.h"
 using namespace tessera;
 using namespace tessera::cpu;
 #include <ctime>
-static double cpu_now() { timespec ts; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
+static double cpu_now() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 int main(int argc, char** argv) {
   const int64_t cols = 1536, rows = argc > 1 ? atoi(argv[1]) : 1536;
-  DType t = argc <= 3 ? DType::Q4_1 : argv[3][0] == '8' ? DType::Q8_0 : argv[3][0] == 'k' ? DType::Q4_K : DType::Q4_1;
+  DType t = argc <= 3           ? DType::Q4_1
+            : argv[3][0] == '8' ? DType::Q8_0
+            : argv[3][0] == 'k' ? DType::Q4_K
+                                : DType::Q4_1;
   DType xt = vec_dot_type(t);
   size_t wb = row_size(t, cols), xb = row_size(xt, cols);
   std::vector<uint8_t> w(wb * rows), x(xb * 4);
@@ -32,7 +40,7 @@ int main(int argc, char** argv) {
     if (t != DType::Q8_0) memcpy(&w[off + 2], &h, 2);  // Q4_1 m, Q4_K dmin
   }
   std::vector<float> xf(cols * 4, 0.5f);
-  for (int c = 0; c < 4; ++c) quantize_row(xt, xf.data() + c*cols, x.data() + c * xb, cols);
+  for (int c = 0; c < 4; ++c) quantize_row(xt, xf.data() + c * cols, x.data() + c * xb, cols);
   std::vector<float> y(rows * 4);
   VecDotFn dot = vec_dot_fn_for(t, "avx2");
   GemmTileFn tile = gemm_tile_fn_for(t, "avx512");
@@ -40,12 +48,18 @@ int main(int argc, char** argv) {
     int iters = 20000000 / rows;
     auto t0 = cpu_now();
     for (int it = 0; it < iters; ++it) {
-      if (mode == 0) for (int64_t r = 0; r < rows; ++r) y[r] = dot(cols, &w[r * wb], x.data());
-      else if (mode == 1) for (int64_t r = 0; r < rows; r += 4) tile(cols, &w[r * wb], wb, 4, x.data(), xb, 1, &y[r], rows);
-      else for (int64_t r = 0; r < rows; r += 4) tile(cols, &w[r * wb], wb, 4, x.data(), xb, 4, &y[r], rows);
+      if (mode == 0)
+        for (int64_t r = 0; r < rows; ++r) y[r] = dot(cols, &w[r * wb], x.data());
+      else if (mode == 1)
+        for (int64_t r = 0; r < rows; r += 4)
+          tile(cols, &w[r * wb], wb, 4, x.data(), xb, 1, &y[r], rows);
+      else
+        for (int64_t r = 0; r < rows; r += 4)
+          tile(cols, &w[r * wb], wb, 4, x.data(), xb, 4, &y[r], rows);
     }
     double s = cpu_now() - t0;
     double rowdots = double(iters) * rows * (mode == 2 ? 4 : 1);
-    printf("mode %d: %.2f ns per row-dot, %.2f GB/s weights\n", mode, s / rowdots * 1e9, double(iters) * rows * wb / s / 1e9);
+    printf("mode %d: %.2f ns per row-dot, %.2f GB/s weights\n", mode, s / rowdots * 1e9,
+           double(iters) * rows * wb / s / 1e9);
   }
 }

@@ -1,9 +1,9 @@
 // CPU time of CpuBackend::matmul for the SmolLM2-135M layer shapes (Q4_1 weights).
 // Build: g++ -O3 -std=gnu++20 -Isrc bench/matmul_probe.cpp build/libtessera_core.a -lpthread
 // Run:   ./a.out [n_tokens] [threads]
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <random>
 #include <vector>
 
@@ -23,7 +23,9 @@ int main(int argc, char** argv) {
   const int threads = argc > 2 ? std::atoi(argv[2]) : 1;
   cpu::CpuBackend be(threads);
   std::mt19937 rng(1);
-  struct Shape { int64_t rows, cols; };
+  struct Shape {
+    int64_t rows, cols;
+  };
   const Shape shapes[] = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}};
   for (const Shape& s : shapes) {
     std::vector<float> wf(s.rows * s.cols);
@@ -31,7 +33,8 @@ int main(int argc, char** argv) {
     for (auto& v : wf) v = nd(rng);
     std::vector<uint8_t> wq(row_size(DType::Q4_1, s.cols) * s.rows);
     for (int64_t r = 0; r < s.rows; ++r)
-      cpu::quantize_row_ref(DType::Q4_1, wf.data() + r * s.cols, wq.data() + r * row_size(DType::Q4_1, s.cols), s.cols);
+      cpu::quantize_row_ref(DType::Q4_1, wf.data() + r * s.cols,
+                            wq.data() + r * row_size(DType::Q4_1, s.cols), s.cols);
     Tensor w;
     w.type = DType::Q4_1;
     w.ne[0] = s.cols;

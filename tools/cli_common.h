@@ -25,5 +25,4 @@ Runner add_convert(CLI::App& app);
 void add_model_load_options(CLI::App& app, ModelOptions& mo);
 Runner add_logits(CLI::App& app);
 
-
 }  // namespace tessera::cli

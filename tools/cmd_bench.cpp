@@ -107,10 +107,11 @@ Runner add_bench_serve(CLI::App& app) {
 }
 
 void print_bandwidth(const bench::BandwidthResult& b) {
-  std::printf("memory bandwidth (triad, %d threads, 3 x %.0f MiB arrays, LLC %.0f MiB): "
-              "%.2f GB/s best, %.2f ± %.2f GB/s mean\n",
-              b.n_threads, b.n_elements * 8.0 / (1 << 20), b.llc_bytes / double(1 << 20),
-              b.best_gbs, b.gbs.mean, b.gbs.stddev);
+  std::printf(
+      "memory bandwidth (triad, %d threads, 3 x %.0f MiB arrays, LLC %.0f MiB): "
+      "%.2f GB/s best, %.2f ± %.2f GB/s mean\n",
+      b.n_threads, b.n_elements * 8.0 / (1 << 20), b.llc_bytes / double(1 << 20), b.best_gbs,
+      b.gbs.mean, b.gbs.stddev);
 }
 
 Runner add_bench_bandwidth(CLI::App& app) {
@@ -183,8 +184,7 @@ Runner add_bench_latency(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_flag("--json", o->json, "print JSON instead of the table");
-  app.add_flag("--no-bandwidth", o->no_bandwidth,
-               "skip the bandwidth probe (and so the roofline)");
+  app.add_flag("--no-bandwidth", o->no_bandwidth, "skip the bandwidth probe (and so the roofline)");
   app.add_option("--bandwidth-gbs", o->bandwidth_gbs,
                  "use this memory bandwidth (GB/s) for the roofline instead of measuring it")
       ->check(CLI::PositiveNumber);
@@ -192,7 +192,8 @@ Runner add_bench_latency(CLI::App& app) {
   app.add_flag("-q,--quiet", o->quiet, "no progress on stderr");
   add_model_load_options(app, o->mo);
   return [o] {
-    if (o->model.empty()) throw Error("bench: -m MODEL is required (or a subcommand: serve, bandwidth)");
+    if (o->model.empty())
+      throw Error("bench: -m MODEL is required (or a subcommand: serve, bandwidth)");
     for (int v : o->cfg.n_prompt)
       if (v < 0) throw Error("-p must not be negative");
     for (int v : o->cfg.n_gen)
@@ -203,12 +204,10 @@ Runner add_bench_latency(CLI::App& app) {
     o->mo.n_threads = o->n_threads;
     const auto t0 = std::chrono::steady_clock::now();
     std::unique_ptr<Model> model = load_model(o->model, o->mo);
-    r.load_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const ModelConfig& c = model->config();
     r.arch = c.arch;
-    r.model_name =
-        c.name.empty() ? std::filesystem::path(o->model).stem().string() : c.name;
+    r.model_name = c.name.empty() ? std::filesystem::path(o->model).stem().string() : c.name;
     r.n_params = model->weight_stats().n_params;
     r.n_bytes = model->weight_stats().n_bytes;
     r.decode_bytes = model->weight_stats().decode_bytes;

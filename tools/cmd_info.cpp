@@ -18,8 +18,8 @@ std::string token_desc(const Tokenizer& tok, int32_t id) {
 // The architecture table: GGUF architecture, families, features, HF classes, dummy shapes.
 int print_architectures() {
   for (const ArchitectureInfo& a : architecture_table()) {
-    std::printf("%s\n  families:     %s\n  features:     %s\n", a.name.c_str(),
-                a.families.c_str(), a.features.c_str());
+    std::printf("%s\n  families:     %s\n  features:     %s\n", a.name.c_str(), a.families.c_str(),
+                a.features.c_str());
     std::string hf, dummy;
     for (const auto& h : a.hf_archs) hf += (hf.empty() ? "" : ", ") + h;
     for (const auto& h : a.dummy_archs) dummy += (dummy.empty() ? "" : ", ") + h;
@@ -73,8 +73,7 @@ Runner add_info(CLI::App& app) {
     std::printf("feed-forward:     %d\n", c.n_ff);
     std::printf("heads:            %d (kv %d, head dim %d)\n", c.n_head, c.n_head_kv, c.head_dim);
     std::printf("rope:             %s, base %.1f, %d dims, scaling x%.2f\n",
-                c.rope_neox ? "neox" : "normal", c.rope_freq_base, c.n_rot,
-                c.rope_scaling_factor);
+                c.rope_neox ? "neox" : "normal", c.rope_freq_base, c.n_rot, c.rope_scaling_factor);
     std::printf("rms norm eps:     %g\n", c.rms_eps);
     std::printf("tokenizer:        %s%s%s, %d tokens\n", tok.kind(),
                 tok.pre().empty() ? "" : ", pre ", tok.pre().c_str(), tok.n_vocab());
@@ -82,8 +81,7 @@ Runner add_info(CLI::App& app) {
                 tok.add_bos() ? " (added)" : "");
     std::printf("eos:              %s\n", token_desc(tok, tok.eos_id()).c_str());
     std::printf("eot:              %s\n", token_desc(tok, tok.eot_id()).c_str());
-    std::printf("chat template:    %s\n",
-                f.get_string("tokenizer.chat_template") ? "yes" : "no");
+    std::printf("chat template:    %s\n", f.get_string("tokenizer.chat_template") ? "yes" : "no");
     std::printf("supported archs: ");
     for (const auto& a : supported_architectures()) std::printf(" %s", a.c_str());
     std::printf("  (tessera info --archs: what each supports)\n");

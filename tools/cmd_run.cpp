@@ -1,6 +1,7 @@
 // tessera run: prompt in, prompt + continuation out.
 #include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "cli_common.h"
 #include "core/error.h"
@@ -8,8 +9,6 @@
 #include "models/model.h"
 #include "sampling/sampler.h"
 #include "tokenizer/utf8.h"
-
-#include <nlohmann/json.hpp>
 
 namespace tessera::cli {
 
@@ -126,14 +125,16 @@ Runner add_run(CLI::App& app) {
   add_model_load_options(app, o->load);
   auto* p = app.add_option("-p,--prompt", o->prompt, "prompt (default: start from BOS alone)");
   app.add_option("-f,--file", o->prompt_file, "read the prompt from a file");
-  app.add_option("-n,--n-predict", o->n_predict, "tokens to generate")->check(CLI::Range(0, 1 << 24));
+  app.add_option("-n,--n-predict", o->n_predict, "tokens to generate")
+      ->check(CLI::Range(0, 1 << 24));
   app.add_option("-c,--ctx-size", o->n_ctx, "context size (default 4096, as llama.cpp)")
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("-b,--batch-size", o->n_batch, "prompt tokens per forward pass")
       ->check(CLI::Range(1, 1 << 16));
   app.add_option("-t,--threads", o->n_threads, "threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
-  app.add_option("--temp", o->sp.temperature, "temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
+  app.add_option("--temp", o->sp.temperature, "temperature (0: greedy)")
+      ->check(CLI::Range(0.0, 100.0));
   app.add_option("--top-k", o->sp.top_k, "top-k (0: off)")->check(CLI::Range(0, 1 << 24));
   app.add_option("--top-p", o->sp.top_p, "top-p (1: off)")->check(CLI::Range(0.0, 1.0));
   app.add_option("--min-p", o->sp.min_p, "min-p (0: off)")->check(CLI::Range(0.0, 1.0));
@@ -145,10 +146,12 @@ Runner add_run(CLI::App& app) {
       ->check(CLI::Range(-2.0, 2.0));
   app.add_option("--frequency-penalty", o->sp.frequency_penalty, "frequency penalty")
       ->check(CLI::Range(-2.0, 2.0));
-  app.add_option("--seed", o->seed, "RNG seed (default: random)")->check(CLI::Range(int64_t{-1}, INT64_MAX));
+  app.add_option("--seed", o->seed, "RNG seed (default: random)")
+      ->check(CLI::Range(int64_t{-1}, INT64_MAX));
   app.add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-generation tokens");
-  app.add_flag("--json", o->json,
-               "print one JSON object (prompt and generated token ids, text, speed) instead of text");
+  app.add_flag(
+      "--json", o->json,
+      "print one JSON object (prompt and generated token ids, text, speed) instead of text");
   return [o, p] {
     o->has_prompt = p->count() > 0;
     return run(*o);

@@ -78,7 +78,8 @@ int serve(ServeOptions& o) {
   const EngineMetrics m = engine.metrics();
   const ModelConfig& mc = model->config();
   const double kv_mib = static_cast<double>(m.kv_blocks_total) * m.block_size *
-                        KVCache::bytes_per_token(mc.n_layer, mc.kv_dim(), model->kv_cache_type()) / (1 << 20);
+                        KVCache::bytes_per_token(mc.n_layer, mc.kv_dim(), model->kv_cache_type()) /
+                        (1 << 20);
   std::fprintf(stderr,
                "KV cache: %d blocks of %d tokens (%lld tokens, %.1f MiB); max model len %d; "
                "max %d sequences, %d batched tokens; prefix caching %s\n",

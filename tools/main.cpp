@@ -9,9 +9,7 @@
 #include "cli_common.h"
 #include "core/error.h"
 
-namespace tessera::cli {
-
-}  // namespace tessera::cli
+namespace tessera::cli {}  // namespace tessera::cli
 
 int main(int argc, char** argv) {
   using namespace tessera;

@@ -13,15 +13,15 @@ namespace tessera {
 
 // Rotary position embedding, as ggml defines it.
 struct RopeParams {
-  int n_rot = 0;            // rotated dimensions per head (<= head_dim)
-  bool neox = false;        // false: pairs (2i, 2i+1); true: pairs (i, i + n_rot/2)
+  int n_rot = 0;      // rotated dimensions per head (<= head_dim)
+  bool neox = false;  // false: pairs (2i, 2i+1); true: pairs (i, i + n_rot/2)
   float freq_base = 10000.0f;
-  float freq_scale = 1.0f;  // 1 / linear or YaRN scaling factor
-  float ext_factor = 0.0f;  // YaRN extrapolation mix (0 disables YaRN)
-  float attn_factor = 1.0f; // YaRN magnitude scale
+  float freq_scale = 1.0f;   // 1 / linear or YaRN scaling factor
+  float ext_factor = 0.0f;   // YaRN extrapolation mix (0 disables YaRN)
+  float attn_factor = 1.0f;  // YaRN magnitude scale
   float beta_fast = 32.0f;
   float beta_slow = 1.0f;
-  int n_ctx_orig = 0;       // YaRN original training context
+  int n_ctx_orig = 0;                   // YaRN original training context
   const float* freq_factors = nullptr;  // [n_rot/2] divisors of theta (llama3 / longrope) or null
 };
 
@@ -48,10 +48,10 @@ constexpr int kTiledPromptMin = 64;
 
 struct AttentionBatch {
   int n_tokens = 0;
-  const int32_t* pos = nullptr;                 // [n_tokens]
-  const int32_t* seq_of = nullptr;              // [n_tokens]
-  const int32_t* const* block_tables = nullptr; // [n_seqs] -> physical block ids
-  const int32_t* slots = nullptr;               // [n_tokens] slot where token t's K/V go
+  const int32_t* pos = nullptr;                  // [n_tokens]
+  const int32_t* seq_of = nullptr;               // [n_tokens]
+  const int32_t* const* block_tables = nullptr;  // [n_seqs] -> physical block ids
+  const int32_t* slots = nullptr;                // [n_tokens] slot where token t's K/V go
   int block_size = 16;
   // [n_tokens] or null: 1 where the token is a row of a long prompt, which attention over an
   // fp16 cache computes as llama.cpp does batches of 64 or more rows (its tiled path).
@@ -60,10 +60,10 @@ struct AttentionBatch {
 
 // Options of Backend::attention_ext. Zero turns each feature off.
 struct AttentionOptions {
-  float scale = 1.0f;          // scores = q·k * scale
-  int n_window = 0;            // sliding window: token at p sees keys at (p - n_window, p]
-  float softcap = 0.0f;        // scores = softcap * tanh(scores / softcap)
-  float alibi_max_bias = 0.0f; // ALiBi: scores += slope(h) * (j - p), slopes as ggml
+  float scale = 1.0f;           // scores = q·k * scale
+  int n_window = 0;             // sliding window: token at p sees keys at (p - n_window, p]
+  float softcap = 0.0f;         // scores = softcap * tanh(scores / softcap)
+  float alibi_max_bias = 0.0f;  // ALiBi: scores += slope(h) * (j - p), slopes as ggml
 };
 
 // Options of Backend::moe_route.
@@ -86,8 +86,7 @@ class Backend {
   // y[n, w.rows()] = x[n, w.cols()] · wᵀ (+ bias[w.rows()] when bias)
   virtual void matmul(const Tensor& w, const float* x, float* y, int n, const Tensor* bias) = 0;
   // y[n, d] = x / rms(x) * weight     (y may alias x)
-  virtual void rms_norm(const float* x, const float* weight, float* y, int n, int d,
-                        float eps) = 0;
+  virtual void rms_norm(const float* x, const float* weight, float* y, int n, int d, float eps) = 0;
   // In-place RoPE on x[n, n_head * head_dim] with positions pos[n].
   virtual void rope(float* x, int n, int n_head, int head_dim, const int32_t* pos,
                     const RopeParams& p) = 0;
@@ -131,8 +130,8 @@ class Backend {
   // dst[i, :] = src[rows[i], :]  for i < m            src: [*, d], dst: [m, d]
   virtual void gather_rows(const float* src, const int32_t* rows, int m, int d, float* dst) = 0;
   // dst[rows[i], :] += w[i] * src[i, :]  for i < m   (rows may repeat; applied in order)
-  virtual void scatter_add_rows(const float* src, const int32_t* rows, const float* w, int m,
-                                int d, float* dst) = 0;
+  virtual void scatter_add_rows(const float* src, const int32_t* rows, const float* w, int m, int d,
+                                float* dst) = 0;
 };
 
 // Backend for this process's CPU, with n_threads workers (<= 0: automatic).

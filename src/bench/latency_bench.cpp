@@ -43,10 +43,14 @@ uint64_t parse_cache_size(const std::string& s) {
   const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
   if (end == s.c_str()) return 0;
   switch (*end) {
-    case 'K': return v << 10;
-    case 'M': return v << 20;
-    case 'G': return v << 30;
-    default: return v;
+    case 'K':
+      return v << 10;
+    case 'M':
+      return v << 20;
+    case 'G':
+      return v << 30;
+    default:
+      return v;
   }
 }
 
@@ -98,7 +102,9 @@ uint64_t parse_vm_hwm(const std::string& status) {
   return 0;
 }
 
-uint64_t peak_rss_bytes() { return parse_vm_hwm(read_text("/proc/self/status")); }
+uint64_t peak_rss_bytes() {
+  return parse_vm_hwm(read_text("/proc/self/status"));
+}
 
 uint64_t last_level_cache_bytes() {
   namespace fs = std::filesystem;
@@ -225,9 +231,9 @@ std::vector<TestResult> run_latency_tests(Model& model, const LatencyConfig& cfg
 }
 
 nlohmann::json bandwidth_json(const BandwidthResult& b) {
-  return {{"n_threads", b.n_threads},   {"array_bytes", b.n_elements * 8},
-          {"llc_bytes", b.llc_bytes},   {"best_gbs", b.best_gbs},
-          {"mean_gbs", b.gbs.mean},     {"stddev_gbs", b.gbs.stddev}};
+  return {{"n_threads", b.n_threads}, {"array_bytes", b.n_elements * 8},
+          {"llc_bytes", b.llc_bytes}, {"best_gbs", b.best_gbs},
+          {"mean_gbs", b.gbs.mean},   {"stddev_gbs", b.gbs.stddev}};
 }
 
 Roofline decode_roofline(uint64_t decode_bytes, double bandwidth_gbs) {
@@ -240,16 +246,16 @@ Roofline decode_roofline(uint64_t decode_bytes, double bandwidth_gbs) {
 
 std::string format_latency_table(const LatencyReport& r) {
   // "llama 135M Q4_1", as llama-bench names models.
-  const std::string label =
-      r.n_params >= 1000000000ull ? fmt("%.1fB", r.n_params / 1e9)
-      : r.n_params >= 1000000ull  ? fmt("%.0fM", r.n_params / 1e6)
-                                  : fmt("%.0fK", r.n_params / 1e3);
+  const std::string label = r.n_params >= 1000000000ull ? fmt("%.1fB", r.n_params / 1e9)
+                            : r.n_params >= 1000000ull  ? fmt("%.0fM", r.n_params / 1e6)
+                                                        : fmt("%.0fK", r.n_params / 1e3);
   const std::string model = r.arch + " " + label + " " + r.weight_type;
   std::vector<std::vector<std::string>> rows = {
       {"model", "size", "params", "threads", "test", "t/s"}};
   for (const TestResult& t : r.tests)
     rows.push_back({model, human_bytes(r.n_bytes), human_count(r.n_params),
-                    std::to_string(r.n_threads), t.name, fmt("%.2f ± %.2f", t.ts.mean, t.ts.stddev)});
+                    std::to_string(r.n_threads), t.name,
+                    fmt("%.2f ± %.2f", t.ts.mean, t.ts.stddev)});
   std::vector<size_t> w(6, 0);
   auto width = [](const std::string& s) {  // display width: count UTF-8 lead bytes
     size_t n = 0;
@@ -292,7 +298,8 @@ std::string format_latency_table(const LatencyReport& r) {
          fmt(" of weights per token -> at most %.2f t/s\n", r.roofline->max_tps);
     for (const TestResult& t : r.tests)
       if (t.n_gen > 0 && r.roofline->max_tps > 0)
-        s += "  " + t.name + fmt(": %.1f%% of the roofline\n", 100.0 * t.ts.mean / r.roofline->max_tps);
+        s += "  " + t.name +
+             fmt(": %.1f%% of the roofline\n", 100.0 * t.ts.mean / r.roofline->max_tps);
   }
   s += "peak RSS: " + human_bytes(r.peak_rss) + "\n";
   return s;

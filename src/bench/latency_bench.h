@@ -45,9 +45,9 @@ struct BandwidthConfig {
 struct BandwidthResult {
   int n_threads = 0;
   int64_t n_elements = 0;
-  uint64_t llc_bytes = 0;       // last-level cache size found (0: unknown)
-  double best_gbs = 0;          // best iteration: 3 * 8 * n / time, 1e9 bytes/s
-  MeanStd gbs;                  // over the iterations
+  uint64_t llc_bytes = 0;  // last-level cache size found (0: unknown)
+  double best_gbs = 0;     // best iteration: 3 * 8 * n / time, 1e9 bytes/s
+  MeanStd gbs;             // over the iterations
 };
 // a[i] = b[i] + s * c[i] over three arrays of doubles split among n_threads threads;
 // bytes counted as STREAM does (two reads and one write per element).
@@ -88,7 +88,7 @@ struct LatencyReport {
   std::string model_path, model_name, arch;
   uint64_t n_params = 0, n_bytes = 0;
   uint64_t decode_bytes = 0;  // Model::weight_stats().decode_bytes
-  std::string weight_type;  // type of most weight bytes ("Q4_0", "mixed" ...)
+  std::string weight_type;    // type of most weight bytes ("Q4_0", "mixed" ...)
   int n_threads = 0;
   std::vector<TestResult> tests;
   std::optional<BandwidthResult> bandwidth;

@@ -16,23 +16,40 @@ const DTypeInfo* dtype_info(uint32_t t) {
       kQ8_K{"Q8_K", QK_K, 4 + QK_K + QK_K / 16 * 2}, kQ4_0_R8{"Q4_0_R8", 32, 2 + 16},
       kQ8_0_R8{"Q8_0_R8", 32, 2 + 32};
   switch (static_cast<DType>(t)) {
-    case DType::F32: return &kF32;
-    case DType::F16: return &kF16;
-    case DType::BF16: return &kBF16;
-    case DType::Q4_0: return &kQ4_0;
-    case DType::Q4_1: return &kQ4_1;
-    case DType::Q5_0: return &kQ5_0;
-    case DType::Q5_1: return &kQ5_1;
-    case DType::Q8_0: return &kQ8_0;
-    case DType::Q8_1: return &kQ8_1;
-    case DType::Q2_K: return &kQ2_K;
-    case DType::Q3_K: return &kQ3_K;
-    case DType::Q4_K: return &kQ4_K;
-    case DType::Q5_K: return &kQ5_K;
-    case DType::Q6_K: return &kQ6_K;
-    case DType::Q8_K: return &kQ8_K;
-    case DType::Q4_0_R8: return &kQ4_0_R8;
-    case DType::Q8_0_R8: return &kQ8_0_R8;
+    case DType::F32:
+      return &kF32;
+    case DType::F16:
+      return &kF16;
+    case DType::BF16:
+      return &kBF16;
+    case DType::Q4_0:
+      return &kQ4_0;
+    case DType::Q4_1:
+      return &kQ4_1;
+    case DType::Q5_0:
+      return &kQ5_0;
+    case DType::Q5_1:
+      return &kQ5_1;
+    case DType::Q8_0:
+      return &kQ8_0;
+    case DType::Q8_1:
+      return &kQ8_1;
+    case DType::Q2_K:
+      return &kQ2_K;
+    case DType::Q3_K:
+      return &kQ3_K;
+    case DType::Q4_K:
+      return &kQ4_K;
+    case DType::Q5_K:
+      return &kQ5_K;
+    case DType::Q6_K:
+      return &kQ6_K;
+    case DType::Q8_K:
+      return &kQ8_K;
+    case DType::Q4_0_R8:
+      return &kQ4_0_R8;
+    case DType::Q8_0_R8:
+      return &kQ8_0_R8;
   }
   return nullptr;
 }

@@ -31,7 +31,9 @@ enum class DType : uint32_t {
 
 // Rows per interleaved group of the *_R8 types.
 constexpr int kRepackRows = 8;
-inline bool is_repacked(DType t) { return static_cast<uint32_t>(t) >= 0x100; }
+inline bool is_repacked(DType t) {
+  return static_cast<uint32_t>(t) >= 0x100;
+}
 // The plain type a repacked type interleaves (t itself when not repacked).
 inline DType plain_type(DType t) {
   return is_repacked(t) ? static_cast<DType>(static_cast<uint32_t>(t) - 0x100) : t;
@@ -46,7 +48,9 @@ struct DTypeInfo {
 // nullptr when `t` is not a type Tessera supports (unknown or unsupported GGUF type id).
 const DTypeInfo* dtype_info(uint32_t t);
 const DTypeInfo& dtype_info(DType t);  // t must be supported
-inline const char* dtype_name(DType t) { return dtype_info(t).name; }
+inline const char* dtype_name(DType t) {
+  return dtype_info(t).name;
+}
 
 // Bytes of a row of n elements; n must be a multiple of the block size.
 inline size_t row_size(DType t, int64_t n) {

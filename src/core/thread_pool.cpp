@@ -20,8 +20,7 @@ int ThreadPool::default_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-ThreadPool::ThreadPool(int n_threads)
-    : n_threads_(n_threads > 0 ? n_threads : default_threads()) {
+ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads > 0 ? n_threads : default_threads()) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
@@ -86,8 +85,10 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t grain) {
   // Chunks claimed by workers may still be running; spin briefly, then yield (a worker
   // may have been descheduled on a busy machine).
   for (int spins = 0; done_.load(std::memory_order_acquire) != n_chunks; ++spins) {
-    if (spins < kSpinIterations) _mm_pause();
-    else std::this_thread::yield();
+    if (spins < kSpinIterations)
+      _mm_pause();
+    else
+      std::this_thread::yield();
   }
 }
 

@@ -13,10 +13,14 @@ namespace tessera {
 
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
-    case FinishReason::STOP: return "stop";
-    case FinishReason::LENGTH: return "length";
-    case FinishReason::ABORT: return "abort";
-    case FinishReason::NONE: break;
+    case FinishReason::STOP:
+      return "stop";
+    case FinishReason::LENGTH:
+      return "length";
+    case FinishReason::ABORT:
+      return "abort";
+    case FinishReason::NONE:
+      break;
   }
   return "";
 }
@@ -104,11 +108,12 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   if (cfg_.max_num_batched_tokens < 1) throw Error("max_num_batched_tokens must be >= 1");
   max_model_len_ = cfg_.max_model_len > 0 ? cfg_.max_model_len : std::min(mc.n_ctx_train, 8192);
 
-  const size_t per_block = KVCache::bytes_per_token(mc.n_layer, mc.kv_dim(), model.kv_cache_type()) * cfg_.block_size;
-  const int64_t budget = cfg_.kv_cache_bytes > 0
-                             ? cfg_.kv_cache_bytes
-                             : static_cast<int64_t>(available_memory_bytes() *
-                                                    cfg_.kv_cache_fraction);
+  const size_t per_block =
+      KVCache::bytes_per_token(mc.n_layer, mc.kv_dim(), model.kv_cache_type()) * cfg_.block_size;
+  const int64_t budget =
+      cfg_.kv_cache_bytes > 0
+          ? cfg_.kv_cache_bytes
+          : static_cast<int64_t>(available_memory_bytes() * cfg_.kv_cache_fraction);
   const int64_t n_blocks = budget / static_cast<int64_t>(per_block);
   const int64_t need = (max_model_len_ + cfg_.block_size - 1) / cfg_.block_size;
   if (n_blocks < need)
@@ -132,9 +137,9 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   std::fprintf(stderr,
                "engine: KV cache %lld blocks x %d tokens (%.1f MiB, %lld tokens), max_model_len "
                "%d, max_num_seqs %d, max_num_batched_tokens %d, prefix caching %s\n",
-               static_cast<long long>(n_blocks), cfg_.block_size,
-               impl_->kv->bytes() / 1048576.0, static_cast<long long>(n_blocks * cfg_.block_size),
-               max_model_len_, cfg_.max_num_seqs, cfg_.max_num_batched_tokens,
+               static_cast<long long>(n_blocks), cfg_.block_size, impl_->kv->bytes() / 1048576.0,
+               static_cast<long long>(n_blocks * cfg_.block_size), max_model_len_,
+               cfg_.max_num_seqs, cfg_.max_num_batched_tokens,
                cfg_.enable_prefix_caching ? "on" : "off");
   thread_ = std::thread([this] { loop(); });
 }
@@ -166,9 +171,9 @@ std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt,
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (!accepting_ || impl_->stop) throw EngineBusy("the server is shutting down", true);
   if (impl_->n_queued >= cfg_.max_waiting)
-    throw EngineBusy("too many requests are waiting (" + std::to_string(impl_->n_queued) +
-                         "); try again later",
-                     false);
+    throw EngineBusy(
+        "too many requests are waiting (" + std::to_string(impl_->n_queued) + "); try again later",
+        false);
   Request r;
   r.id = impl_->next_id++;
   r.n_prompt = static_cast<int>(prompt.size());

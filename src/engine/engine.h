@@ -30,9 +30,9 @@ struct EngineConfig {
   int block_size = 16;               // tokens per KV block
   int64_t kv_cache_bytes = 0;        // KV pool size; 0: kv_cache_fraction of available RAM
   double kv_cache_fraction = 0.25;
-  int max_model_len = 0;             // prompt + output limit; 0: the model's context (<= 8192)
+  int max_model_len = 0;  // prompt + output limit; 0: the model's context (<= 8192)
   bool enable_prefix_caching = true;
-  int max_waiting = 256;             // submit() beyond this many queued requests is refused
+  int max_waiting = 256;  // submit() beyond this many queued requests is refused
 };
 
 // Refusal because the engine is at capacity (HTTP 429) or shutting down (HTTP 503).

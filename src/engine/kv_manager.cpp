@@ -23,8 +23,8 @@ std::vector<int> KVCacheManager::find_cached_prefix(Request& r) {
   update_hashes(r, n_full);
   for (int i = 0; i < n_full; ++i) {
     const BlockHash parent = i == 0 ? 0 : r.block_hashes[i - 1];
-    const int b = pool_.lookup(r.block_hashes[i], parent, r.tokens.data() + i * block_size_,
-                               block_size_);
+    const int b =
+        pool_.lookup(r.block_hashes[i], parent, r.tokens.data() + i * block_size_, block_size_);
     if (b < 0) break;
     hits.push_back(b);
   }

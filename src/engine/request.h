@@ -21,20 +21,22 @@ enum class RequestStatus : uint8_t {
   FINISHED_LENGTH,   // max_tokens or the context length reached
   FINISHED_ABORTED,  // cancelled by the client
 };
-inline bool is_finished(RequestStatus s) { return s >= RequestStatus::FINISHED_STOPPED; }
+inline bool is_finished(RequestStatus s) {
+  return s >= RequestStatus::FINISHED_STOPPED;
+}
 
 struct Request {
   uint64_t id = 0;
   std::vector<int32_t> tokens;  // prompt, then generated tokens
   int n_prompt = 0;
-  int n_computed = 0;           // tokens whose K/V are in the cache
-  int n_cached_prompt = -1;     // prompt tokens served by the prefix cache (-1: not yet looked up)
-  int max_tokens = 16;          // generated tokens allowed
+  int n_computed = 0;        // tokens whose K/V are in the cache
+  int n_cached_prompt = -1;  // prompt tokens served by the prefix cache (-1: not yet looked up)
+  int max_tokens = 16;       // generated tokens allowed
   RequestStatus status = RequestStatus::WAITING;
   int n_preemptions = 0;
 
-  std::vector<int32_t> blocks;              // block table: logical block i -> physical block
-  std::vector<BlockHash> block_hashes;      // hashes of the full blocks of `tokens` so far
+  std::vector<int32_t> blocks;          // block table: logical block i -> physical block
+  std::vector<BlockHash> block_hashes;  // hashes of the full blocks of `tokens` so far
 
   int n_tokens() const { return static_cast<int>(tokens.size()); }
   int n_output() const { return n_tokens() - n_prompt; }

@@ -17,13 +17,13 @@
 namespace tessera {
 
 struct SchedulerConfig {
-  int max_num_seqs = 64;              // sequences in one step
-  int max_num_batched_tokens = 512;   // tokens in one step (decodes + prefill chunks)
+  int max_num_seqs = 64;             // sequences in one step
+  int max_num_batched_tokens = 512;  // tokens in one step (decodes + prefill chunks)
 };
 
 struct ScheduledItem {
   Request* req;
-  int start;    // compute tokens [start, start + n_new) (start == req->n_computed when scheduled)
+  int start;  // compute tokens [start, start + n_new) (start == req->n_computed when scheduled)
   int n_new;
   bool sample;  // the chunk reaches the end of the request's tokens: sample the next one
 };

@@ -22,8 +22,8 @@ class SequenceRunner {
   // Appends tokens at positions n_past .. n_past+n-1, processed in batches of at most
   // n_batch. logits receives one row per index in `want` (indices into `tokens`, ascending),
   // each [n_vocab]. Throws tessera::Error when the context would overflow.
-  void eval(const std::vector<int32_t>& tokens, const std::vector<int32_t>& want,
-            float* logits, int n_batch);
+  void eval(const std::vector<int32_t>& tokens, const std::vector<int32_t>& want, float* logits,
+            int n_batch);
 
  private:
   Model& model_;

@@ -37,8 +37,10 @@ void BlockPool::queue_push_back(int b) {
   assert(!in_queue_[b]);
   prev_[b] = tail_;
   next_[b] = -1;
-  if (tail_ >= 0) next_[tail_] = b;
-  else head_ = b;
+  if (tail_ >= 0)
+    next_[tail_] = b;
+  else
+    head_ = b;
   tail_ = b;
   in_queue_[b] = true;
   ++n_free_;
@@ -46,10 +48,14 @@ void BlockPool::queue_push_back(int b) {
 
 void BlockPool::queue_remove(int b) {
   assert(in_queue_[b]);
-  if (prev_[b] >= 0) next_[prev_[b]] = next_[b];
-  else head_ = next_[b];
-  if (next_[b] >= 0) prev_[next_[b]] = prev_[b];
-  else tail_ = prev_[b];
+  if (prev_[b] >= 0)
+    next_[prev_[b]] = next_[b];
+  else
+    head_ = next_[b];
+  if (next_[b] >= 0)
+    prev_[next_[b]] = prev_[b];
+  else
+    tail_ = prev_[b];
   prev_[b] = next_[b] = -1;
   in_queue_[b] = false;
   --n_free_;

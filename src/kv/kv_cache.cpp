@@ -29,6 +29,8 @@ KVCache::~KVCache() {
   }
 }
 
-size_t KVCache::bytes() const { return bytes_per_token(n_layer_, kv_dim_, type_) * n_slots(); }
+size_t KVCache::bytes() const {
+  return bytes_per_token(n_layer_, kv_dim_, type_) * n_slots();
+}
 
 }  // namespace tessera

@@ -1,6 +1,6 @@
 // KV cache storage: per layer, one K and one V array of n_blocks * block_size slots,
-// each slot a row of kv_dim values (fp16 by default, or f32). Which slots a sequence uses is decided elsewhere
-// (a block table per sequence); this class only owns the memory.
+// each slot a row of kv_dim values (fp16 by default, or f32). Which slots a sequence uses is
+// decided elsewhere (a block table per sequence); this class only owns the memory.
 //
 //   layer l:  K[l] = [ block 0: slot 0 .. B-1 | block 1: slot B .. 2B-1 | ... ]  x kv_dim
 #pragma once

@@ -461,8 +461,8 @@ void File::load_to_huge_pages(int fd) {
   const size_t reserved = n + kHuge;
   void* mem = mmap(nullptr, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return;  // keep the mapping
-  uint8_t* arena = reinterpret_cast<uint8_t*>(
-      (reinterpret_cast<uintptr_t>(mem) + kHuge - 1) & ~uintptr_t{kHuge - 1});
+  uint8_t* arena = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(mem) + kHuge - 1) &
+                                              ~uintptr_t{kHuge - 1});
 #ifdef MADV_HUGEPAGE
   madvise(arena, n, MADV_HUGEPAGE);
 #endif

@@ -72,7 +72,7 @@ struct TensorInfo {
   int n_dims = 0;
   int64_t ne[4] = {1, 1, 1, 1};  // ggml order: ne[0] is the contiguous (row) dimension
   DType type = DType::F32;
-  uint64_t offset = 0;           // relative to the data section
+  uint64_t offset = 0;  // relative to the data section
   size_t n_bytes = 0;
   const uint8_t* data = nullptr;  // into the mapping or the huge-page copy
 

@@ -43,10 +43,8 @@ constexpr NamePair kLlamaGlobals[] = {
 using Names = std::span<const NamePair>;
 // Pre-norm and the four attention projections: every architecture but Phi-3 (fused QKV).
 constexpr NamePair kAttention[] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},
-    {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"input_layernorm.weight", "attn_norm.weight"},    {"self_attn.q_proj.weight", "attn_q.weight"},
+    {"self_attn.k_proj.weight", "attn_k.weight"},      {"self_attn.v_proj.weight", "attn_v.weight"},
     {"self_attn.o_proj.weight", "attn_output.weight"},
 };
 constexpr NamePair kQkvBias[] = {
@@ -110,8 +108,7 @@ constexpr Names kLlamaLayer[] = {kAttention, kQkvBias, kFfnNorm, kGatedMlp};
 constexpr Names kQwen3Layer[] = {kAttention, kQkNorm, kFfnNorm, kGatedMlp, kQwenRouter};
 constexpr Names kGemma3Layer[] = {kAttention, kQkNorm, kGemma3Norms, kGatedMlp};
 constexpr Names kMixtralLayer[] = {kAttention, kFfnNorm, kMixtralRouter};
-constexpr Names kQwen2MoeLayer[] = {kAttention, kQkvBias, kFfnNorm, kQwenRouter,
-                                    kQwenSharedExpert};
+constexpr Names kQwen2MoeLayer[] = {kAttention, kQkvBias, kFfnNorm, kQwenRouter, kQwenSharedExpert};
 constexpr Names kPhi3Layer[] = {kPhi3};
 constexpr Names kGlm4Layer[] = {kAttention, kQkvBias, kGlm4Rest};
 
@@ -481,7 +478,8 @@ Dims read_config(const json& cfg, const ArchSpec& spec, const std::string& where
   if (d.head_dim % 2 != 0) throw Error(where + ": head_dim must be even");
   d.tied = cfg.value("tie_word_embeddings", false);
   if (r.has("num_local_experts") || r.has("num_experts")) {
-    d.n_expert = r.has("num_local_experts") ? r.get_int("num_local_experts") : r.get_int("num_experts");
+    d.n_expert =
+        r.has("num_local_experts") ? r.get_int("num_local_experts") : r.get_int("num_experts");
     d.n_ff_expert = r.get_int("moe_intermediate_size", d.n_ff);
   }
 

@@ -19,7 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-
 json parse_file(const std::string& path) {
   try {
     return json::parse(read_file(path));

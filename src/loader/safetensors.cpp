@@ -51,7 +51,6 @@ const DTypeEntry* find_dtype(std::string_view name) {
   return nullptr;
 }
 
-
 // Parses JSON, refusing duplicate keys at any level (nlohmann would keep the last one
 // silently, and a duplicated tensor name could hide a second, different definition).
 json parse_json_strict(std::string_view text, const std::string& what) {

@@ -29,10 +29,10 @@ ModelConfig read_model_config(const gguf::Source& f, const std::string& arch) {
   const std::string p = arch + ".";
   c.n_embd = checked(require_int(f, p + "embedding_length"), p + "embedding_length", 1, 1 << 20);
   c.n_layer = checked(require_int(f, p + "block_count"), p + "block_count", 1, 4096);
-  c.n_ff = checked(require_int(f, p + "feed_forward_length"), p + "feed_forward_length", 1,
-                   1 << 22);
-  c.n_head = checked(require_int(f, p + "attention.head_count"), p + "attention.head_count", 1,
-                     4096);
+  c.n_ff =
+      checked(require_int(f, p + "feed_forward_length"), p + "feed_forward_length", 1, 1 << 22);
+  c.n_head =
+      checked(require_int(f, p + "attention.head_count"), p + "attention.head_count", 1, 4096);
   c.n_head_kv = checked(f.get_int(p + "attention.head_count_kv").value_or(c.n_head),
                         p + "attention.head_count_kv", 1, c.n_head);
   if (c.n_head % c.n_head_kv != 0)
@@ -42,10 +42,10 @@ ModelConfig read_model_config(const gguf::Source& f, const std::string& arch) {
                        p + "attention.key_length", 1, 4096);
   const int64_t v_len = f.get_int(p + "attention.value_length").value_or(c.head_dim);
   if (v_len != c.head_dim) throw Error("attention.value_length != key_length is not supported");
-  c.n_ctx_train = checked(f.get_int(p + "context_length").value_or(2048), p + "context_length",
-                          1, 1 << 24);
-  c.rms_eps = static_cast<float>(
-      f.get_float(p + "attention.layer_norm_rms_epsilon").value_or(1e-5));
+  c.n_ctx_train =
+      checked(f.get_int(p + "context_length").value_or(2048), p + "context_length", 1, 1 << 24);
+  c.rms_eps =
+      static_cast<float>(f.get_float(p + "attention.layer_norm_rms_epsilon").value_or(1e-5));
   if (!(c.rms_eps > 0.0f && c.rms_eps < 1.0f)) throw Error("layer_norm_rms_epsilon out of range");
 
   c.n_rot = checked(f.get_int(p + "rope.dimension_count").value_or(c.head_dim),
@@ -79,8 +79,10 @@ ModelConfig read_model_config(const gguf::Source& f, const std::string& arch) {
   c.rope_scaling_factor = c.rope_scaling == RopeScaling::NONE ? 1.0f : static_cast<float>(factor);
   c.rope_n_ctx_orig = static_cast<int>(
       f.get_int(p + "rope.scaling.original_context_length").value_or(c.n_ctx_train));
-  c.yarn_beta_fast = static_cast<float>(f.get_float(p + "rope.scaling.yarn_beta_fast").value_or(32.0));
-  c.yarn_beta_slow = static_cast<float>(f.get_float(p + "rope.scaling.yarn_beta_slow").value_or(1.0));
+  c.yarn_beta_fast =
+      static_cast<float>(f.get_float(p + "rope.scaling.yarn_beta_fast").value_or(32.0));
+  c.yarn_beta_slow =
+      static_cast<float>(f.get_float(p + "rope.scaling.yarn_beta_slow").value_or(1.0));
   return c;
 }
 

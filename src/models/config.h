@@ -8,24 +8,24 @@ namespace tessera {
 namespace gguf {
 class File;
 class Source;
-}
+}  // namespace gguf
 
 enum class RopeScaling { NONE, LINEAR, YARN };
 
 struct ModelConfig {
-  std::string arch;       // general.architecture
-  std::string name;       // general.name ("" if absent)
+  std::string arch;  // general.architecture
+  std::string name;  // general.name ("" if absent)
   int n_vocab = 0;
-  int n_ctx_train = 0;    // context length the model was trained with
+  int n_ctx_train = 0;  // context length the model was trained with
   int n_embd = 0;
   int n_layer = 0;
   int n_head = 0;
   int n_head_kv = 0;
-  int head_dim = 0;       // attention.key_length, default n_embd / n_head
+  int head_dim = 0;  // attention.key_length, default n_embd / n_head
   int n_ff = 0;
   float rms_eps = 1e-5f;
 
-  int n_rot = 0;          // rope.dimension_count, default head_dim
+  int n_rot = 0;  // rope.dimension_count, default head_dim
   bool rope_neox = false;
   float rope_freq_base = 10000.0f;
   RopeScaling rope_scaling = RopeScaling::NONE;

@@ -75,12 +75,12 @@ class DecoderModel final : public Model {
   Tensor tok_embd_, output_;
   const float* output_norm_ = nullptr;
   std::vector<DecoderLayer> layers_;
-  std::vector<std::vector<float>> owned_;  // weights converted to f32
+  std::vector<std::vector<float>> owned_;                  // weights converted to f32
   std::vector<std::unique_ptr<uint8_t[]>> owned_weights_;  // matrices converted at load time
   std::optional<DType> quant_;                             // ModelOptions::quantization
   bool repack_ = true;                                     // ModelOptions::repack
   int n_threads_ = 0;
-  int n_ff_max_ = 0;                       // widest FFN hidden size (dense, expert, shared)
+  int n_ff_max_ = 0;  // widest FFN hidden size (dense, expert, shared)
 
   int capacity_ = 0;
   // Activation buffers, [capacity_, width] each.

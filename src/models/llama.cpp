@@ -5,10 +5,9 @@
 //   for each layer:  x += Wo · attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
 //                    x += Wdown · (silu(Wgate·n(x)) * Wup·n(x))
 //   logits = Wout · n(x)
-#include "models/families.h"
-
 #include "loader/gguf.h"
 #include "models/decoder.h"
+#include "models/families.h"
 
 namespace tessera {
 

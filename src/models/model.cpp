@@ -29,18 +29,12 @@ std::unique_ptr<Model> make_llama_variant(std::unique_ptr<gguf::Source> file,
 
 const std::map<std::string, Builder>& registry() {
   static const std::map<std::string, Builder> r = {
-      {"baichuan", make_baichuan_model},
-      {"chatglm", make_chatglm_model},
-      {"gemma3", make_gemma3_model},
-      {"glm4", make_chatglm_model},
-      {"internlm2", make_internlm2_model},
-      {"llama", make_llama_variant},
-      {"mistral", make_llama_variant},
-      {"phi3", make_phi3_model},
-      {"qwen2", make_llama_model},
-      {"qwen2moe", make_moe_model},
-      {"qwen3", make_qwen3_model},
-      {"qwen3moe", make_moe_model},
+      {"baichuan", make_baichuan_model},   {"chatglm", make_chatglm_model},
+      {"gemma3", make_gemma3_model},       {"glm4", make_chatglm_model},
+      {"internlm2", make_internlm2_model}, {"llama", make_llama_variant},
+      {"mistral", make_llama_variant},     {"phi3", make_phi3_model},
+      {"qwen2", make_llama_model},         {"qwen2moe", make_moe_model},
+      {"qwen3", make_qwen3_model},         {"qwen3moe", make_moe_model},
   };
   return r;
 }
@@ -59,8 +53,9 @@ std::vector<ArchitectureInfo> architecture_table() {
       {"baichuan", {"Baichuan 1/2", "RoPE (7B) or ALiBi (13B), fused QKV split at conversion"}},
       {"chatglm", {"ChatGLM2/3", "partial RoPE, fused QKV with biases, fused gate/up"}},
       {"gemma3",
-       {"Gemma 3 (text)", "sliding-window/global layers, QK-norm, GeGLU, sandwich norms, "
-                          "embedding scale, final logit soft-cap"}},
+       {"Gemma 3 (text)",
+        "sliding-window/global layers, QK-norm, GeGLU, sandwich norms, "
+        "embedding scale, final logit soft-cap"}},
       {"glm4", {"GLM-4", "partial RoPE, QKV biases, post-attention and post-MLP norms"}},
       {"internlm2", {"InternLM2", "Llama decoder (wqkv split at conversion)"}},
       {"llama",
@@ -96,9 +91,12 @@ std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& o
   std::unique_ptr<gguf::Source> f;
   const std::optional<DType> quant = parse_weight_type(opts.quantization);
   DType kv_type;
-  if (opts.kv_cache_type == "f16") kv_type = DType::F16;
-  else if (opts.kv_cache_type == "f32") kv_type = DType::F32;
-  else throw Error("unknown KV cache type '" + opts.kv_cache_type + "' (f16, f32)");
+  if (opts.kv_cache_type == "f16")
+    kv_type = DType::F16;
+  else if (opts.kv_cache_type == "f32")
+    kv_type = DType::F32;
+  else
+    throw Error("unknown KV cache type '" + opts.kv_cache_type + "' (f16, f32)");
   if (opts.load_format == "dummy") {
     hf::LoadOptions lo;
     lo.dummy_weights = true;

@@ -15,7 +15,7 @@ namespace tessera {
 namespace gguf {
 class File;
 class Source;
-}
+}  // namespace gguf
 
 // One forward step. Token i of the batch is tokens[i] at position pos[i] of sequence
 // seq_of[i]; its K/V are written to slots[i] and it attends through block_tables.
@@ -97,11 +97,11 @@ std::vector<std::string> supported_architectures();
 
 // What each architecture covers, for `tessera info --archs`.
 struct ArchitectureInfo {
-  std::string name;                     // general.architecture
-  std::string families;                 // model families published in it
-  std::string features;                 // what the implementation handles
-  std::vector<std::string> hf_archs;    // config.json "architectures" that load as it
-  std::vector<std::string> dummy_archs; // of those, the shapes --load-format dummy builds
+  std::string name;                      // general.architecture
+  std::string families;                  // model families published in it
+  std::string features;                  // what the implementation handles
+  std::vector<std::string> hf_archs;     // config.json "architectures" that load as it
+  std::vector<std::string> dummy_archs;  // of those, the shapes --load-format dummy builds
 };
 std::vector<ArchitectureInfo> architecture_table();
 

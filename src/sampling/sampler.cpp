@@ -17,8 +17,8 @@ void Sampler::apply_penalties(float* logits, const std::vector<int32_t>& history
   if (p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f)
     return;
   if (p.penalty_last_n == 0) return;
-  const size_t n = p.penalty_last_n < 0 ? history.size()
-                                        : std::min(history.size(), size_t(p.penalty_last_n));
+  const size_t n =
+      p.penalty_last_n < 0 ? history.size() : std::min(history.size(), size_t(p.penalty_last_n));
   counts_.clear();
   for (size_t i = history.size() - n; i < history.size(); ++i) ++counts_[history[i]];
   for (const auto& [tok, count] : counts_) {

@@ -10,16 +10,16 @@
 namespace tessera {
 
 struct SamplingParams {
-  float temperature = 0.8f;       // <= 0: greedy (argmax)
-  int top_k = 40;                 // <= 0: off
-  float top_p = 0.95f;            // >= 1: off
-  float min_p = 0.05f;            // <= 0: off
+  float temperature = 0.8f;         // <= 0: greedy (argmax)
+  int top_k = 40;                   // <= 0: off
+  float top_p = 0.95f;              // >= 1: off
+  float min_p = 0.05f;              // <= 0: off
   float repetition_penalty = 1.0f;  // 1: off (divides positive logits, multiplies negative)
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
-  int penalty_last_n = 64;        // how many recent tokens the penalties look at (-1: all)
-  uint64_t seed = 0;              // used when has_seed
-  bool has_seed = false;          // false: seeded from std::random_device
+  int penalty_last_n = 64;  // how many recent tokens the penalties look at (-1: all)
+  uint64_t seed = 0;        // used when has_seed
+  bool has_seed = false;    // false: seeded from std::random_device
   std::unordered_map<int32_t, float> logit_bias;  // added to the logit of each listed token
 };
 

@@ -19,7 +19,7 @@ struct ServerOptions {
   std::string served_model_name;  // the name /v1/models lists and requests must use
   size_t max_body_bytes = 8u << 20;
   double shutdown_timeout_s = 30.0;
-  int n_http_threads = 0;  // 0: enough for every request the engine can hold
+  int n_http_threads = 0;     // 0: enough for every request the engine can hold
   std::string chat_template;  // Jinja source overriding the model's (""): --chat-template
 };
 

@@ -18,7 +18,7 @@ namespace tessera {
 namespace gguf {
 class File;
 class Source;
-}
+}  // namespace gguf
 
 // tokenizer.ggml.token_type values
 enum class TokenType : int32_t {

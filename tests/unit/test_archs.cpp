@@ -24,7 +24,6 @@ using archref::load_reference;
 using archref::Reference;
 using archref::rel_error;
 
-
 class ArchReference : public ::testing::TestWithParam<std::string> {};
 
 // The whole prompt in one batch (prefill), and again one token at a time (decode through

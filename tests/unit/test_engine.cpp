@@ -14,9 +14,14 @@ namespace {
 const std::string kModel = std::string(TESSERA_TEST_DATA) + "/stories260K-f32.gguf";
 
 std::vector<std::vector<int32_t>> prompts(const Model& m) {
-  const char* texts[] = {"Once upon a time", "The little dog", "Lily and Ben went to",
-                         "One day, a big", "Tom had a red ball", "The sun was",
-                         "Mom said", "They played in the park and"};
+  const char* texts[] = {"Once upon a time",
+                         "The little dog",
+                         "Lily and Ben went to",
+                         "One day, a big",
+                         "Tom had a red ball",
+                         "The sun was",
+                         "Mom said",
+                         "They played in the park and"};
   std::vector<std::vector<int32_t>> out;
   for (const char* t : texts) out.push_back(m.tokenizer().encode(t, true, false));
   return out;

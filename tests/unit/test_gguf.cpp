@@ -202,8 +202,8 @@ TEST(GgufReal, OpenMapsTensorData) {
 }
 
 // The tensor data reads the same from the huge-page copy (what a model load asks for) as
-// from the mapping (TESSERA_MMAP=1), byte for byte, for every tensor of the real model file; the copy lies
-// outside the mapping, and rewrite_tensor hands out writable memory either way.
+// from the mapping (TESSERA_MMAP=1), byte for byte, for every tensor of the real model file; the
+// copy lies outside the mapping, and rewrite_tensor hands out writable memory either way.
 TEST(GgufReal, HugePageCopyEqualsTheMapping) {
   const char* path = TESSERA_TEST_DATA "/stories260K-f32.gguf";
   ::setenv("TESSERA_MMAP", "1", 1);

@@ -287,7 +287,9 @@ TEST(HfModel, LlamaMatchesConvertedGguf) {
   ms.set_bool(hf::kRopeNeoxKey, false);
   const std::string wrong = (out.path() / "wrong.gguf").string();
   EXPECT_EQ(convert_to_gguf(*src, ms.metadata(), wrong, DType::F32).n_permuted, 0);
-  EXPECT_GT(max_abs_diff(ref, all_logits(*load_model(wrong, {.n_threads = 1, .kv_cache_type = "f32"}))), 1e-2f);
+  EXPECT_GT(
+      max_abs_diff(ref, all_logits(*load_model(wrong, {.n_threads = 1, .kv_cache_type = "f32"}))),
+      1e-2f);
 
   // F16 / Q8_0 files: close to the F32 logits.
   for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0}) {
@@ -327,7 +329,8 @@ TEST(HfModel, Float16ShardedTiedQwen2) {
       convert_to_gguf(*src, static_cast<const gguf::MemorySource&>(*src).metadata(), p, DType::BF16)
           .n_permuted,
       0);
-  EXPECT_LT(max_abs_diff(ref, all_logits(*load_model(p, {.n_threads = 1, .kv_cache_type = "f32"}))), 1e-4f);
+  EXPECT_LT(max_abs_diff(ref, all_logits(*load_model(p, {.n_threads = 1, .kv_cache_type = "f32"}))),
+            1e-4f);
 }
 
 TEST(HfModel, Llama3RopeFactors) {
@@ -365,7 +368,9 @@ TEST(HfModel, Llama3RopeFactors) {
   // and the factors change the result (positions beyond 32 / factor...)
   TempDir plain;
   write_tiny_model(plain, {});
-  EXPECT_GT(max_abs_diff(ref, all_logits(*load_model(plain.str(), {.n_threads = 1, .kv_cache_type = "f32"}))), 1e-3f);
+  EXPECT_GT(max_abs_diff(ref, all_logits(*load_model(plain.str(),
+                                                     {.n_threads = 1, .kv_cache_type = "f32"}))),
+            1e-3f);
 }
 
 TEST(HfModel, LoadTimeQuantizationEqualsConvertedFile) {
@@ -373,7 +378,8 @@ TEST(HfModel, LoadTimeQuantizationEqualsConvertedFile) {
   TinySpec s;
   s.dtype = "F16";
   write_tiny_model(d, s);
-  const std::vector<float> f16 = all_logits(*load_model(d.str(), {.n_threads = 1, .kv_cache_type = "f32"}));
+  const std::vector<float> f16 =
+      all_logits(*load_model(d.str(), {.n_threads = 1, .kv_cache_type = "f32"}));
   TempDir out;
   for (const char* q : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "bf16"}) {
     ModelOptions mo;
@@ -390,7 +396,8 @@ TEST(HfModel, LoadTimeQuantizationEqualsConvertedFile) {
     convert_to_gguf(*src, static_cast<const gguf::MemorySource&>(*src).metadata(), p, t);
     // (Not bit-exact: the two RoPE layouts sum q.k in different orders, and the Q8_0
     // activations of the next matmul can round such differences either way.)
-    const float d_file = rel_rms(lq, all_logits(*load_model(p, {.n_threads = 1, .kv_cache_type = "f32"})));
+    const float d_file =
+        rel_rms(lq, all_logits(*load_model(p, {.n_threads = 1, .kv_cache_type = "f32"})));
     const float d_f16 = rel_rms(f16, lq);
     std::printf(
         "[ quant    ] load-time %-5s: relative RMS diff vs F16 %.4f, vs converted file %.2g\n", q,

@@ -64,7 +64,9 @@ TEST(OpsExt, AddScaled) {
   }
 }
 
-float fp16_round(float x) { return cpu::fp16_to_fp32(cpu::fp32_to_fp16(x)); }
+float fp16_round(float x) {
+  return cpu::fp16_to_fp32(cpu::fp32_to_fp16(x));
+}
 
 std::vector<float> fp16_rounded(std::vector<float> x) {
   for (float& e : x) e = fp16_round(e);
@@ -74,10 +76,9 @@ std::vector<float> fp16_rounded(std::vector<float> x) {
 // Naive attention over one sequence held contiguously: keys/values [n_ctx, kv_dim], in
 // double, on the values the backend sees: q, k, v and the softmax weights rounded to fp16
 // (the KV cache holds fp16; the backend rounds q and the weights as llama.cpp does).
-std::vector<float> attention_ref(std::vector<float> q, std::vector<float> k,
-                                 std::vector<float> v, const std::vector<int32_t>& pos,
-                                 int n_head, int n_head_kv, int hd, const AttentionOptions& o,
-                                 bool f16) {
+std::vector<float> attention_ref(std::vector<float> q, std::vector<float> k, std::vector<float> v,
+                                 const std::vector<int32_t>& pos, int n_head, int n_head_kv, int hd,
+                                 const AttentionOptions& o, bool f16) {
   if (f16) {
     q = fp16_rounded(std::move(q));
     k = fp16_rounded(std::move(k));

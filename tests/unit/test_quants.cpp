@@ -497,7 +497,8 @@ TEST(QuantsSimd, GemmTileEqualsVecDotBitExactForEveryShape) {
         }
         float want[kGemmTile][kGemmTile];  // [activation][row]
         for (int c = 0; c < kGemmTile; ++c)
-          for (int r = 0; r < kGemmTile; ++r) want[c][r] = dot(n, w.data() + r * wb, x.data() + c * xb);
+          for (int r = 0; r < kGemmTile; ++r)
+            want[c][r] = dot(n, w.data() + r * wb, x.data() + c * xb);
         for (int nr = 1; nr <= kGemmTile; ++nr) {
           for (int nc = 1; nc <= kGemmTile; ++nc) {
             for (int r0 = 0; r0 + nr <= kGemmTile; ++r0) {
@@ -725,8 +726,7 @@ TEST(QuantsSimd, TiledFlashAttentionEqualsRefBitExact) {
             std::vector<float> q = random_floats(size_t(n_rows) * nq * head_dim, rng);
             // Large queries on some heads: weights down to exp(-150) and below, where ggml's
             // polynomial leaves the normal range (the kernels' lane-by-lane path).
-            for (size_t i = 0; i < q.size(); ++i)
-              q[i] *= (i / head_dim) % 2 == 1 ? 300.0f : 4.0f;
+            for (size_t i = 0; i < q.size(); ++i) q[i] *= (i / head_dim) % 2 == 1 ? 300.0f : 4.0f;
             std::vector<int32_t> pos(n_rows);
             for (int r = 0; r < n_rows; ++r) pos[r] = first + r;
             TiledAttnArgs a;
@@ -783,8 +783,8 @@ TEST(QuantsSimd, ExpBatchEqualsLibm) {
     std::memcpy(&f, &u, 4);
     x.push_back(f);
   }
-  for (float f : {0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, NAN, 88.0f, -88.0f,
-                  0x1.62e42ep6f, 0x1.62e430p6f, -0x1.9fe368p6f, -0x1.9fe36ap6f, -103.0f, -150.0f})
+  for (float f : {0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, NAN, 88.0f, -88.0f, 0x1.62e42ep6f,
+                  0x1.62e430p6f, -0x1.9fe368p6f, -0x1.9fe36ap6f, -103.0f, -150.0f})
     x.push_back(f);
   std::vector<float> want(x.size()), got(x.size());
   for (size_t i = 0; i < x.size(); ++i) want[i] = std::exp(x[i]);

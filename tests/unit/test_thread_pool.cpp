@@ -20,14 +20,17 @@ TEST(ThreadPool, EveryIndexOnceAcrossManyCalls) {
       const int64_t grain = 1 + call % 13;
       for (int64_t i = 0; i < n; ++i) hits[i].store(0);
       std::atomic<bool> bad_thread{false};
-      pool.parallel_for(n, [&](int64_t b, int64_t e, int thread) {
-        if (thread < 0 || thread >= n_threads || in_use[thread].fetch_add(1) != 0) {
-          bad_thread = true;
-        }
-        if (e - b < grain && e != n) bad_thread = true;
-        for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
-        if (thread >= 0 && thread < n_threads) in_use[thread].fetch_sub(1);
-      }, grain);
+      pool.parallel_for(
+          n,
+          [&](int64_t b, int64_t e, int thread) {
+            if (thread < 0 || thread >= n_threads || in_use[thread].fetch_add(1) != 0) {
+              bad_thread = true;
+            }
+            if (e - b < grain && e != n) bad_thread = true;
+            for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
+            if (thread >= 0 && thread < n_threads) in_use[thread].fetch_sub(1);
+          },
+          grain);
       ASSERT_FALSE(bad_thread) << "threads=" << n_threads << " call=" << call;
       for (int64_t i = 0; i < n; ++i) {
         ASSERT_EQ(hits[i].load(), 1) << "threads=" << n_threads << " call=" << call << " i=" << i;

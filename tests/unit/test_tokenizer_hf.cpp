@@ -108,7 +108,8 @@ TEST(TokenizerHf, Qwen2Vectors) {
 }
 
 TEST(TokenizerHf, Gpt2OriginalFiles) {
-  const VocabData v = hf::vocab_from_gpt2_files(kDir + "gpt2.encoder.json", kDir + "gpt2.vocab.bpe");
+  const VocabData v =
+      hf::vocab_from_gpt2_files(kDir + "gpt2.encoder.json", kDir + "gpt2.vocab.bpe");
   EXPECT_EQ(v.tokens.size(), 50257u);
   EXPECT_EQ(v.merges.size(), 50000u);
   auto t = Tokenizer::from_vocab(v);
@@ -148,7 +149,8 @@ TEST(TokenizerHf, GenerationConfigEosIdsEndGeneration) {
   TempDir d;
   fs::copy_file(kDir + "llama3.tokenizer.json", d.path / "tokenizer.json");
   fs::copy_file(kDir + "llama3.tokenizer_config.json", d.path / "tokenizer_config.json");
-  d.write("generation_config.json", R"({"bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009]})");
+  d.write("generation_config.json",
+          R"({"bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009]})");
   const VocabData v = hf::read_tokenizer_dir(d.path.string(), nullptr);
   EXPECT_EQ(v.bos_id, 128000);
   EXPECT_EQ(v.eos_id, 128001);
@@ -179,7 +181,8 @@ TEST(TokenizerHf, SentencePieceStyleTokenizerJson) {
   for (size_t i = 0; i < tokens.size(); ++i) {
     vocab[tokens[i]] = i;
     id_of[tokens[i]] = static_cast<int64_t>(i);
-    if (types[i] == static_cast<int>(TokenType::CONTROL) || types[i] == static_cast<int>(TokenType::UNKNOWN))
+    if (types[i] == static_cast<int>(TokenType::CONTROL) ||
+        types[i] == static_cast<int>(TokenType::UNKNOWN))
       added.push_back({{"id", i}, {"content", tokens[i]}, {"special", true}});
   }
   struct M {
@@ -194,7 +197,8 @@ TEST(TokenizerHf, SentencePieceStyleTokenizerJson) {
     for (size_t k = 1; k < t.size(); ++k) {
       if ((static_cast<unsigned char>(t[k]) & 0xC0) == 0x80) continue;  // inside a character
       auto a = id_of.find(t.substr(0, k)), b = id_of.find(t.substr(k));
-      if (a != id_of.end() && b != id_of.end()) ms.push_back({scores[i], a->second, b->second, a->first, b->first});
+      if (a != id_of.end() && b != id_of.end())
+        ms.push_back({scores[i], a->second, b->second, a->first, b->first});
     }
   }
   std::stable_sort(ms.begin(), ms.end(), [](const M& x, const M& y) {
@@ -204,10 +208,18 @@ TEST(TokenizerHf, SentencePieceStyleTokenizerJson) {
   for (const M& m : ms) merges.push_back({m.a, m.b});  // the list form
   const nlohmann::json j = {
       {"added_tokens", added},
-      {"normalizer", {{"type", "Sequence"}, {"normalizers", {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
-                                                            {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}}}}},
+      {"normalizer",
+       {{"type", "Sequence"},
+        {"normalizers",
+         {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
+          {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}}}}},
       {"pre_tokenizer", nullptr},
-      {"model", {{"type", "BPE"}, {"byte_fallback", true}, {"unk_token", "<unk>"}, {"vocab", vocab}, {"merges", merges}}}};
+      {"model",
+       {{"type", "BPE"},
+        {"byte_fallback", true},
+        {"unk_token", "<unk>"},
+        {"vocab", vocab},
+        {"merges", merges}}}};
   const VocabData v = hf::vocab_from_tokenizer_json(j, "spm.tokenizer.json");
   EXPECT_EQ(v.model, "llama");
   EXPECT_EQ(v.add_space_prefix, true);
@@ -229,18 +241,39 @@ TEST(TokenizerHf, MalformedTokenizerJson) {
   };
   const std::string bl = R"("pre_tokenizer": {"type": "ByteLevel"})";
   EXPECT_NE(err("{}").find("no \"model\""), std::string::npos);
-  EXPECT_NE(err(R"({"model": {"type": "Unigram", "vocab": []}})").find("'Unigram' is not supported"), std::string::npos);
-  EXPECT_NE(err(R"({"model": {"type": "BPE", "vocab": [], "merges": []}})").find("vocab is not an object"), std::string::npos);
-  EXPECT_NE(err("{" + bl + R"(, "model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}})").find("not an integer"), std::string::npos);
-  EXPECT_NE(err("{" + bl + R"(, "model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}})").find("share id 0"), std::string::npos);
-  EXPECT_NE(err("{" + bl + R"(, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": [1]}})").find("merge 0"), std::string::npos);
-  EXPECT_NE(err("{" + bl + R"(, "model": {"type": "BPE", "vocab": {"a": -4}, "merges": []}})").find("out of range"), std::string::npos);
-  EXPECT_NE(err(R"({"pre_tokenizer": {"type": "Whitespace"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})")
-                .find("unrecognised pre-tokenizer Whitespace"), std::string::npos);
-  EXPECT_NE(err("{" + bl + R"(, "added_tokens": [{"id": 1}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})")
-                .find("added_tokens entry"), std::string::npos);
+  EXPECT_NE(
+      err(R"({"model": {"type": "Unigram", "vocab": []}})").find("'Unigram' is not supported"),
+      std::string::npos);
+  EXPECT_NE(err(R"({"model": {"type": "BPE", "vocab": [], "merges": []}})")
+                .find("vocab is not an object"),
+            std::string::npos);
+  EXPECT_NE(err("{" + bl + R"(, "model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}})")
+                .find("not an integer"),
+            std::string::npos);
+  EXPECT_NE(
+      err("{" + bl + R"(, "model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}})")
+          .find("share id 0"),
+      std::string::npos);
+  EXPECT_NE(err("{" + bl + R"(, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": [1]}})")
+                .find("merge 0"),
+            std::string::npos);
+  EXPECT_NE(err("{" + bl + R"(, "model": {"type": "BPE", "vocab": {"a": -4}, "merges": []}})")
+                .find("out of range"),
+            std::string::npos);
+  EXPECT_NE(
+      err(R"({"pre_tokenizer": {"type": "Whitespace"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})")
+          .find("unrecognised pre-tokenizer Whitespace"),
+      std::string::npos);
+  EXPECT_NE(
+      err("{" + bl +
+          R"(, "added_tokens": [{"id": 1}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})")
+          .find("added_tokens entry"),
+      std::string::npos);
   // A well-formed one loads.
-  EXPECT_EQ(err("{" + bl + R"(, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}})"), "");
+  EXPECT_EQ(
+      err("{" + bl +
+          R"(, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}})"),
+      "");
 }
 
 }  // namespace

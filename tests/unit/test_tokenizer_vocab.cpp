@@ -89,7 +89,9 @@ struct VocabParam {
   bool round_trip;  // decode(encode(x)) reproduces x for every case
 };
 
-void PrintTo(const VocabParam& p, std::ostream* os) { *os << p.name; }
+void PrintTo(const VocabParam& p, std::ostream* os) {
+  *os << p.name;
+}
 
 class VocabVectors : public ::testing::TestWithParam<VocabParam> {};
 

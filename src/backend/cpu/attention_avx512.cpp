@@ -74,7 +74,8 @@ inline __m512 fold16(const __m512* r) {
 // libm over every negative float (the only arguments attention passes) and sampled elsewhere
 // (QuantsSimd.ExpBatchEqualsLibm).
 inline __m256 expf8(__m256 x) {
-  alignas(64) static const uint64_t kTab[32] = {  // bits(2^(i/32)) - (i << 47)
+  alignas(64) static const uint64_t kTab[32] = {
+      // bits(2^(i/32)) - (i << 47)
       0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51,
       0x3fef72b83c7d517b, 0x3fef54873168b9aa, 0x3fef387a6e756238, 0x3fef1e9df51fdee1,
       0x3fef06fe0a31b715, 0x3feef1a7373aa9cb, 0x3feedea64c123422, 0x3feece086061892d,
@@ -97,7 +98,8 @@ inline __m256 expf8(__m256 x) {
   const __m512i lo = _mm512_permutex2var_epi64(t0, ki, t1);
   const __m512i hi = _mm512_permutex2var_epi64(t2, ki, t3);
   const __mmask8 upper = _mm512_test_epi64_mask(ki, _mm512_set1_epi64(16));
-  const __m512i t = _mm512_add_epi64(_mm512_mask_blend_epi64(upper, lo, hi), _mm512_slli_epi64(ki, 47));
+  const __m512i t =
+      _mm512_add_epi64(_mm512_mask_blend_epi64(upper, lo, hi), _mm512_slli_epi64(ki, 47));
   const __m512d z = _mm512_fmadd_pd(_mm512_set1_pd(0x1.c6af84b912394p-20), r,
                                     _mm512_set1_pd(0x1.ebfce50fac4f3p-13));
   const __m512d r2 = _mm512_mul_pd(r, r);
@@ -119,13 +121,15 @@ void exp_batch(const float* x, float* y, int64_t n) {
 }
 
 template <int D>
-constexpr int kMaxGroup = D == 64 ? 4 : D == 128 ? 2 : 1;  // accumulators: 16 registers
+constexpr int kMaxGroup = D == 64    ? 4
+                          : D == 128 ? 2
+                                     : 1;  // accumulators: 16 registers
 
 // G heads (q16, m, s, acc offset to the first) over n <= kKeys keys.
 template <int D, int G>
 void fa_keys(const uint16_t* q16, const uint16_t* k, const uint16_t* v, int64_t stride, int n,
              float scale, float* m, float* s, uint16_t* acc) {
-  constexpr int kV = D / 16;  // vectors per row
+  constexpr int kV = D / 16;             // vectors per row
   alignas(64) float part[G][kKeys][16];  // 16-lane partial sums of each (head, key) dot
   alignas(64) float sc[G][kKeys];        // scores
   alignas(64) float ex[G][kKeys];        // exp arguments, then their exps
@@ -140,7 +144,8 @@ void fa_keys(const uint16_t* q16, const uint16_t* k, const uint16_t* v, int64_t 
       const uint16_t* qh = q16 + h * D;
       __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps()};
-      for (int i = 0; i < kV; ++i) a[i % 4] = _mm512_fmadd_ps(kf[i], load_h16(qh + 16 * i), a[i % 4]);
+      for (int i = 0; i < kV; ++i)
+        a[i % 4] = _mm512_fmadd_ps(kf[i], load_h16(qh + 16 * i), a[i % 4]);
       _mm512_store_ps(part[h][j],
                       _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3])));
     }
@@ -204,8 +209,8 @@ void fa_fixed(const uint16_t* q16, int nq, const uint16_t* k, const uint16_t* v,
   constexpr int kG = kMaxGroup<D>;
   using Fn = void (*)(const uint16_t*, const uint16_t*, const uint16_t*, int64_t, int, float,
                       float*, float*, uint16_t*);
-  static constexpr Fn kByGroup[4] = {fa_keys<D, 1>, fa_keys<D, kG >= 2 ? 2 : 1>,
-                                     fa_keys<D, kG >= 3 ? 3 : 1>, fa_keys<D, kG >= 4 ? 4 : 1>};
+  static constexpr Fn kByGroup[4] = {fa_keys<D, 1>,     fa_keys < D, kG >= 2 ? 2 : 1 >, fa_keys < D,
+                                     kG >= 3 ? 3 : 1 >, fa_keys < D, kG >= 4 ? 4 : 1 > };
   for (int j0 = 0; j0 < n; j0 += kKeys) {
     const int nj = std::min(kKeys, n - j0);
     for (int h0 = 0; h0 < nq; h0 += kG) {
@@ -219,10 +224,14 @@ void fa_fixed(const uint16_t* q16, int nq, const uint16_t* k, const uint16_t* v,
 void flash_attn(const uint16_t* q16, int nq, int head_dim, const uint16_t* k, const uint16_t* v,
                 int64_t stride, int n, float scale, float* m, float* s, uint16_t* acc) {
   switch (head_dim) {
-    case 64: return fa_fixed<64>(q16, nq, k, v, stride, n, scale, m, s, acc);
-    case 128: return fa_fixed<128>(q16, nq, k, v, stride, n, scale, m, s, acc);
-    case 256: return fa_fixed<256>(q16, nq, k, v, stride, n, scale, m, s, acc);
-    default: return g_fallback(q16, nq, head_dim, k, v, stride, n, scale, m, s, acc);
+    case 64:
+      return fa_fixed<64>(q16, nq, k, v, stride, n, scale, m, s, acc);
+    case 128:
+      return fa_fixed<128>(q16, nq, k, v, stride, n, scale, m, s, acc);
+    case 256:
+      return fa_fixed<256>(q16, nq, k, v, stride, n, scale, m, s, acc);
+    default:
+      return g_fallback(q16, nq, head_dim, k, v, stride, n, scale, m, s, acc);
   }
 }
 

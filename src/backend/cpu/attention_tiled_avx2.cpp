@@ -49,7 +49,8 @@ inline void widen(const uint16_t* src, float* dst, int n) {
 
 // double(s) + sum, rounded to float, per lane (sum: 8 doubles as two halves).
 inline __m256 add_in_double(__m256 s, __m256d sum_lo, __m256d sum_hi) {
-  const __m128 lo = _mm256_cvtpd_ps(_mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(s)), sum_lo));
+  const __m128 lo =
+      _mm256_cvtpd_ps(_mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(s)), sum_lo));
   const __m128 hi =
       _mm256_cvtpd_ps(_mm256_add_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(s, 1)), sum_hi));
   return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
@@ -83,8 +84,7 @@ void tiled_rows(const TiledAttnArgs& a, int r0, int nr, Scratch& sc) {
         qt[d * kL + r] = r < nr ? a.q[(r0 + r) * a.q_stride + int64_t{h} * D + d] : 0.0f;
   }
   auto row_of = [&](const uint16_t* base, int j) {
-    const int64_t slot =
-        int64_t{a.block_table[j / a.block_size]} * a.block_size + j % a.block_size;
+    const int64_t slot = int64_t{a.block_table[j / a.block_size]} * a.block_size + j % a.block_size;
     return base + slot * a.kv_stride;
   };
   const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
@@ -125,9 +125,9 @@ void tiled_rows(const TiledAttnArgs& a, int r0, int nr, Scratch& sc) {
         if (k < nk) {
           const __m256 hidden =
               _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(t0 + k), pos));
-          x = _mm256_blendv_ps(
-              _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(kq + k * kL), scale), _mm256_setzero_ps()),
-              neg_inf, hidden);
+          x = _mm256_blendv_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(kq + k * kL), scale),
+                                             _mm256_setzero_ps()),
+                               neg_inf, hidden);
           _mm256_storeu_ps(kq + k * kL, x);
         }
         tmax = _mm256_max_ps(tmax, x);
@@ -159,8 +159,8 @@ void tiled_rows(const TiledAttnArgs& a, int r0, int nr, Scratch& sc) {
           const int kk = 16 * b + i;
           p[i] = _mm256_setzero_ps();
           if (kk < nk) {
-            p[i] = _mm256_and_ps(
-                live, exp_poly8(_mm256_sub_ps(_mm256_loadu_ps(kq + kk * kL), m_new)));
+            p[i] =
+                _mm256_and_ps(live, exp_poly8(_mm256_sub_ps(_mm256_loadu_ps(kq + kk * kL), m_new)));
             _mm256_storeu_ps(kq + kk * kL, p[i]);
           }
         }

@@ -38,11 +38,9 @@ inline __m512 exp_poly16(__m512 x) {
   const __mmask16 big = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
   const __m512 u = _mm512_mul_ps(b, b);
   const __m512 j = _mm512_fmadd_ps(
-      _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b,
-                                      _mm512_set1_ps(0x1.573e2ep-5f)),
-                      u,
-                      _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b,
-                                      _mm512_set1_ps(0x1.fffdb6p-2f))),
+      _mm512_fmadd_ps(
+          _mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+          _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
       u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
   const __m512 res = _mm512_scalef_ps(j, n);
   const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ),
@@ -62,16 +60,16 @@ inline __m512 exp_libm16(__m512 x, ExpBatchFn e) {
 inline void widen(const uint16_t* src, float* dst, int n) {
   int i = 0;
   for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(
-                                  reinterpret_cast<const __m256i*>(src + i))));
+    _mm512_storeu_ps(
+        dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
   for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
 }
 
 struct Scratch {
-  std::vector<float> k, v;         // [kTile][D]
-  std::vector<float> qt, acc;      // per head [D][kR]
-  std::vector<float> m, s;         // per head [kR]
-  std::vector<float> kq;           // [kTile][kR]
+  std::vector<float> k, v;     // [kTile][D]
+  std::vector<float> qt, acc;  // per head [D][kR]
+  std::vector<float> m, s;     // per head [kR]
+  std::vector<float> kq;       // [kTile][kR]
 };
 
 void flash_attn_tiled(const TiledAttnArgs& a) {
@@ -100,8 +98,7 @@ void flash_attn_tiled(const TiledAttnArgs& a) {
         qt[d * kR + r] = r < nr ? a.q[r * a.q_stride + int64_t{h} * D + d] : 0.0f;
   }
   auto row_of = [&](const uint16_t* base, int j) {
-    const int64_t slot =
-        int64_t{a.block_table[j / a.block_size]} * a.block_size + j % a.block_size;
+    const int64_t slot = int64_t{a.block_table[j / a.block_size]} * a.block_size + j % a.block_size;
     return base + slot * a.kv_stride;
   };
   const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
@@ -142,10 +139,11 @@ void flash_attn_tiled(const TiledAttnArgs& a) {
       for (k = 0; k < kTile; ++k) {
         __m512 x = neg_inf;
         if (k < nk) {
-          const __mmask16 vis = _mm512_cmp_epi32_mask(_mm512_set1_epi32(t0 + k), pos, _MM_CMPINT_LE);
-          x = _mm512_mask_blend_ps(
-              vis, neg_inf,
-              _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(kq + k * kR), scale), _mm512_setzero_ps()));
+          const __mmask16 vis =
+              _mm512_cmp_epi32_mask(_mm512_set1_epi32(t0 + k), pos, _MM_CMPINT_LE);
+          x = _mm512_mask_blend_ps(vis, neg_inf,
+                                   _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(kq + k * kR), scale),
+                                                 _mm512_setzero_ps()));
           _mm512_storeu_ps(kq + k * kR, x);
         }
         tmax = _mm512_max_ps(tmax, x);
@@ -160,8 +158,8 @@ void flash_attn_tiled(const TiledAttnArgs& a) {
       const __mmask16 grew = _mm512_cmp_ps_mask(m_new, m_old, _CMP_GT_OQ);
       __m512 s_run = _mm512_loadu_ps(sh);
       if (grew) {
-        const __m512 ms = _mm512_mask_blend_ps(
-            grew, _mm512_set1_ps(1.0f), exp_libm16(_mm512_sub_ps(m_old, m_new), exp_libm));
+        const __m512 ms = _mm512_mask_blend_ps(grew, _mm512_set1_ps(1.0f),
+                                               exp_libm16(_mm512_sub_ps(m_old, m_new), exp_libm));
         for (int d = 0; d < D; ++d)
           _mm512_storeu_ps(acc + d * kR, _mm512_mul_ps(_mm512_loadu_ps(acc + d * kR), ms));
         s_run = _mm512_mul_ps(s_run, ms);
@@ -173,9 +171,10 @@ void flash_attn_tiled(const TiledAttnArgs& a) {
         __m512 p[16];
         for (int i = 0; i < 16; ++i) {
           const int kk = 16 * b + i;
-          p[i] = kk < nk ? _mm512_maskz_mov_ps(live, exp_poly16(_mm512_sub_ps(
-                                                         _mm512_loadu_ps(kq + kk * kR), m_new)))
-                         : _mm512_setzero_ps();
+          p[i] = kk < nk
+                     ? _mm512_maskz_mov_ps(
+                           live, exp_poly16(_mm512_sub_ps(_mm512_loadu_ps(kq + kk * kR), m_new)))
+                     : _mm512_setzero_ps();
           if (kk < nk) _mm512_storeu_ps(kq + kk * kR, p[i]);
         }
         __m512 t[8], u[4];
@@ -183,16 +182,17 @@ void flash_attn_tiled(const TiledAttnArgs& a) {
         for (int l = 0; l < 4; ++l) u[l] = _mm512_add_ps(t[l + 4], t[l]);
         const __m512 blk = _mm512_add_ps(_mm512_add_ps(u[0], u[2]), _mm512_add_ps(u[1], u[3]));
         sum_lo = _mm512_add_pd(sum_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(blk)));
-        sum_hi = _mm512_add_pd(sum_hi, _mm512_cvtps_pd(_mm256_castpd_ps(
-                                           _mm512_extractf64x4_pd(_mm512_castps_pd(blk), 1))));
+        sum_hi = _mm512_add_pd(
+            sum_hi,
+            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(blk), 1))));
       }
-      const __m512 s_lo = _mm512_castps256_ps512(_mm512_cvtpd_ps(
-          _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(s_run)), sum_lo)));
+      const __m512 s_lo = _mm512_castps256_ps512(
+          _mm512_cvtpd_ps(_mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(s_run)), sum_lo)));
       const __m256 s_hi = _mm512_cvtpd_ps(_mm512_add_pd(
           _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s_run), 1))),
           sum_hi));
-      const __m512 s_new = _mm512_castpd_ps(
-          _mm512_insertf64x4(_mm512_castps_pd(s_lo), _mm256_castps_pd(s_hi), 1));
+      const __m512 s_new =
+          _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(s_lo), _mm256_castps_pd(s_hi), 1));
       _mm512_storeu_ps(sh, _mm512_mask_blend_ps(live, s_run, s_new));
       // acc[d] = fma(v[k][d], p_k, acc[d]) over the keys in order, 16 dims at a time.
       for (int d0 = 0; d0 < D; d0 += 16) {

@@ -101,8 +101,7 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
 }
 
 int CpuBackend::attention_tiled(const float* q, const KVLayer& kv, float* out, int n_head,
-                                int n_head_kv, int head_dim, float scale,
-                                const AttentionBatch& b) {
+                                int n_head_kv, int head_dim, float scale, const AttentionBatch& b) {
   // Work items: runs of up to kTiledRows consecutive tiled tokens of one sequence, x KV heads.
   std::vector<std::pair<int, int>>& runs = tiled_runs_;  // (first token, rows)
   runs.clear();

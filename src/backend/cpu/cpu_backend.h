@@ -13,7 +13,9 @@ namespace tessera::cpu {
 
 // Items per thread for a loop whose items cost `cost` units (~ a float op each): below
 // ~16k units a thread's share is not worth waking it for.
-inline int64_t grain(int64_t cost) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(cost, 1)); }
+inline int64_t grain(int64_t cost) {
+  return std::max<int64_t>(1, 16384 / std::max<int64_t>(cost, 1));
+}
 
 class CpuBackend final : public Backend {
  public:
@@ -40,12 +42,11 @@ class CpuBackend final : public Backend {
   void gelu_mul(float* gate, const float* up, int n, int d) override;
   void scale(float* x, int n, int d, float s) override;
   void softcap(float* x, int n, int d, float cap) override;
-  void add_scaled(float* x, const float* y, const float* w, int n, int d,
-                  bool sigmoid_w) override;
+  void add_scaled(float* x, const float* y, const float* w, int n, int d, bool sigmoid_w) override;
   void attention_ext(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
                      int head_dim, const AttentionOptions& o, const AttentionBatch& b) override;
-  void moe_route(const float* logits, int n, int n_expert, int k, const MoeRouting& o,
-                 int32_t* ids, float* w) override;
+  void moe_route(const float* logits, int n, int n_expert, int k, const MoeRouting& o, int32_t* ids,
+                 float* w) override;
   void gather_rows(const float* src, const int32_t* rows, int m, int d, float* dst) override;
   void scatter_add_rows(const float* src, const int32_t* rows, const float* w, int m, int d,
                         float* dst) override;
@@ -53,7 +54,7 @@ class CpuBackend final : public Backend {
  private:
   // The prompt_tiled rows of an attention batch (cpu_attention.cpp); returns their number.
   int attention_tiled(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
-                       int head_dim, float scale, const AttentionBatch& b);
+                      int head_dim, float scale, const AttentionBatch& b);
 
   ThreadPool pool_;
   std::vector<uint8_t> xq_;                  // activations in the weight's vec dot type

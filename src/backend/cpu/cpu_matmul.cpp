@@ -16,10 +16,9 @@
 #include <algorithm>
 #include <cstring>
 
-#include "core/error.h"
-
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/quants.h"
+#include "core/error.h"
 
 namespace tessera::cpu {
 
@@ -40,7 +39,8 @@ void CpuBackend::matmul(const Tensor& w, const float* x, float* y, int n, const 
   const size_t xr_bytes = r8_gemv ? gemv_r8_act_bytes(w.type, cols) : 0;
   uint8_t* xr = nullptr;
   if (r8_gemv) {
-    if (r8_prepare == nullptr) throw Error("matmul: no kernel for repacked weights at this SIMD level");
+    if (r8_prepare == nullptr)
+      throw Error("matmul: no kernel for repacked weights at this SIMD level");
     if (xr_.size() < xr_bytes * n + 64) xr_.resize(xr_bytes * n + 64);
     xr = xr_.data() + (-reinterpret_cast<uintptr_t>(xr_.data()) & 63);
   }
@@ -51,12 +51,15 @@ void CpuBackend::matmul(const Tensor& w, const float* x, float* y, int n, const 
   } else {
     if (xq_.size() < x_row_bytes * n) xq_.resize(x_row_bytes * n);
     uint8_t* dst = xq_.data();
-    pool_.parallel_for(n, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) {
-        quantize_row(vt, x + t * cols, dst + t * x_row_bytes, cols);
-        if (r8_prepare) r8_prepare(cols, dst + t * x_row_bytes, xr + t * xr_bytes);
-      }
-    }, grain(cols));
+    pool_.parallel_for(
+        n,
+        [&](int64_t b, int64_t e, int) {
+          for (int64_t t = b; t < e; ++t) {
+            quantize_row(vt, x + t * cols, dst + t * x_row_bytes, cols);
+            if (r8_prepare) r8_prepare(cols, dst + t * x_row_bytes, xr + t * xr_bytes);
+          }
+        },
+        grain(cols));
     xq = dst;
   }
 
@@ -70,11 +73,14 @@ void CpuBackend::matmul(const Tensor& w, const float* x, float* y, int n, const 
     // Threads split the groups; a group's results equal vec_dot's on its plain rows.
     const GemvR8Fn gemv = gemv_r8_fn(w.type);
     const int64_t n_groups = rows / kRepackRows;
-    pool_.parallel_for(n_groups, [&](int64_t gb, int64_t ge, int) {
-      const int64_t r0 = gb * kRepackRows;
-      gemv(cols, w.row(r0), ge - gb, xr, xr_bytes, n, y + r0, rows);
-      add_bias(r0, ge * kRepackRows);
-    }, grain(cols * n * kRepackRows));
+    pool_.parallel_for(
+        n_groups,
+        [&](int64_t gb, int64_t ge, int) {
+          const int64_t r0 = gb * kRepackRows;
+          gemv(cols, w.row(r0), ge - gb, xr, xr_bytes, n, y + r0, rows);
+          add_bias(r0, ge * kRepackRows);
+        },
+        grain(cols * n * kRepackRows));
     return;
   }
 
@@ -96,18 +102,21 @@ void CpuBackend::matmul(const Tensor& w, const float* x, float* y, int n, const 
     const int64_t n_tiles = (rows + kPanelRows - 1) / kPanelRows;
     // Panels in chunks that stay in L2 while the thread's tiles meet them.
     const int64_t chunk = std::max<int64_t>(1, kPanelChunkBytes / p_bytes);
-    pool_.parallel_for(n_tiles, [&](int64_t gb, int64_t ge, int) {
-      for (int64_t p0 = 0; p0 < n_panels; p0 += chunk) {
-        const int n_tok = static_cast<int>(std::min<int64_t>(chunk * kPanel, n - p0 * kPanel));
-        for (int64_t g = gb; g < ge; ++g) {
-          const int64_t r0 = g * kPanelRows;
-          const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
-          panel(cols, w.row(r0), w_row_bytes, nr, pbase + p0 * p_bytes, p_bytes, n_tok,
-                y + p0 * kPanel * rows + r0, rows);
-        }
-      }
-      add_bias(gb * kPanelRows, std::min(rows, ge * kPanelRows));
-    }, grain(cols * n * kPanelRows));
+    pool_.parallel_for(
+        n_tiles,
+        [&](int64_t gb, int64_t ge, int) {
+          for (int64_t p0 = 0; p0 < n_panels; p0 += chunk) {
+            const int n_tok = static_cast<int>(std::min<int64_t>(chunk * kPanel, n - p0 * kPanel));
+            for (int64_t g = gb; g < ge; ++g) {
+              const int64_t r0 = g * kPanelRows;
+              const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
+              panel(cols, w.row(r0), w_row_bytes, nr, pbase + p0 * p_bytes, p_bytes, n_tok,
+                    y + p0 * kPanel * rows + r0, rows);
+            }
+          }
+          add_bias(gb * kPanelRows, std::min(rows, ge * kPanelRows));
+        },
+        grain(cols * n * kPanelRows));
     return;
   }
 
@@ -117,29 +126,35 @@ void CpuBackend::matmul(const Tensor& w, const float* x, float* y, int n, const 
     // A tile's results equal vec_dot's, so the split does not change a single bit.
     const size_t w_row_bytes = row_size(w.type, cols);
     const int64_t n_groups = (rows + kGemmTile - 1) / kGemmTile;
-    pool_.parallel_for(n_groups, [&](int64_t gb, int64_t ge, int) {
-      for (int64_t g = gb; g < ge; ++g) {
-        const int64_t r0 = g * kGemmTile;
-        const int nr = static_cast<int>(std::min<int64_t>(kGemmTile, rows - r0));
-        for (int t0 = 0; t0 < n; t0 += kGemmTile) {
-          const int nc = std::min(kGemmTile, n - t0);
-          tile(cols, w.row(r0), w_row_bytes, nr, xq + t0 * x_row_bytes, x_row_bytes, nc,
-               y + int64_t{t0} * rows + r0, rows);
-        }
-        add_bias(r0, r0 + nr);
-      }
-    }, grain(cols * n * kGemmTile));
+    pool_.parallel_for(
+        n_groups,
+        [&](int64_t gb, int64_t ge, int) {
+          for (int64_t g = gb; g < ge; ++g) {
+            const int64_t r0 = g * kGemmTile;
+            const int nr = static_cast<int>(std::min<int64_t>(kGemmTile, rows - r0));
+            for (int t0 = 0; t0 < n; t0 += kGemmTile) {
+              const int nc = std::min(kGemmTile, n - t0);
+              tile(cols, w.row(r0), w_row_bytes, nr, xq + t0 * x_row_bytes, x_row_bytes, nc,
+                   y + int64_t{t0} * rows + r0, rows);
+            }
+            add_bias(r0, r0 + nr);
+          }
+        },
+        grain(cols * n * kGemmTile));
     return;
   }
 
   const VecDotFn dot = vec_dot_fn(w.type);
-  pool_.parallel_for(rows, [&](int64_t rb, int64_t re, int) {
-    for (int64_t r = rb; r < re; ++r) {
-      const uint8_t* wr = w.row(r);
-      const float bv = bias_data ? bias_data[r] : 0.0f;
-      for (int t = 0; t < n; ++t) y[t * rows + r] = dot(cols, wr, xq + t * x_row_bytes) + bv;
-    }
-  }, grain(cols * n));
+  pool_.parallel_for(
+      rows,
+      [&](int64_t rb, int64_t re, int) {
+        for (int64_t r = rb; r < re; ++r) {
+          const uint8_t* wr = w.row(r);
+          const float bv = bias_data ? bias_data[r] : 0.0f;
+          for (int t = 0; t < n; ++t) y[t * rows + r] = dot(cols, wr, xq + t * x_row_bytes) + bv;
+        }
+      },
+      grain(cols * n));
 }
 
 }  // namespace tessera::cpu

@@ -113,7 +113,8 @@ void CpuBackend::attention_ext(const float* q, const KVLayer& kv, float* out, in
           // weights to fp16, sums in f32 (the softmax denominator in double). An f32 cache
           // is exact.
           float qh[kMaxHeadDim];
-          for (int d = 0; d < head_dim; ++d) qh[d] = f16 ? fp16_to_fp32(fp32_to_fp16(qraw[d])) : qraw[d];
+          for (int d = 0; d < head_dim; ++d)
+            qh[d] = f16 ? fp16_to_fp32(fp32_to_fp16(qraw[d])) : qraw[d];
           const float slope =
               o.alibi_max_bias > 0.0f ? alibi_slope(h, n_head, o.alibi_max_bias) : 0.0f;
 

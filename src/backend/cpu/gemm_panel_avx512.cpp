@@ -118,7 +118,8 @@ Unpacked& unpack_tile_r8(const uint8_t* vw, int64_t nb) {
         _mm512_storeu_si512(q + 128 * k + 64, _mm512_and_si512(_mm512_srli_epi16(c, 4), m4));
       }
     }
-    _mm256_storeu_ps(&u.d[i * 8], _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d))));
+    _mm256_storeu_ps(&u.d[i * 8],
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d))));
   }
   return u;
 }
@@ -235,9 +236,8 @@ void panel_q8_0(int64_t nb, const Unpacked& u, int r0, const PanelBlockQ8* p, in
       const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(d[r]), dx);
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
-        const __m512i s =
-            _mm512_dpbusd_epi32(_mm512_set1_epi32(corr[q_off<kR8>(r, j) / 4]), a[j],
-                                group(q, q_off<kR8>(r, j)));
+        const __m512i s = _mm512_dpbusd_epi32(_mm512_set1_epi32(corr[q_off<kR8>(r, j) / 4]), a[j],
+                                              group(q, q_off<kR8>(r, j)));
         acc[r][j] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(s), acc[r][j]);
       }
     }
@@ -266,8 +266,10 @@ void tile(int64_t n, const void* w, size_t w_stride, const void* panels, size_t 
           int n_tokens, float* y, int64_t y_stride) {
   const int64_t nb = n / 32;
   const Unpacked& u = [&]() -> const Unpacked& {
-    if constexpr (kR8) return unpack_tile_r8<W>(static_cast<const uint8_t*>(w), nb);
-    else return unpack_tile<R, W>(static_cast<const uint8_t*>(w), w_stride, nb);
+    if constexpr (kR8)
+      return unpack_tile_r8<W>(static_cast<const uint8_t*>(w), nb);
+    else
+      return unpack_tile<R, W>(static_cast<const uint8_t*>(w), w_stride, nb);
   }();
   for (int c0 = 0; c0 < n_tokens; c0 += kPanel) {
     const auto* p = reinterpret_cast<const PanelBlockQ8*>(static_cast<const uint8_t*>(panels) +

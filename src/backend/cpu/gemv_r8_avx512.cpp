@@ -98,7 +98,8 @@ void group_q4_0(int64_t nb, const BlockQ4_0R8* g, const ActR8Q4_0* const* xs, fl
       s = _mm512_dpbusd_epi32(s, q3, bcast8(a.x + 24));
       // Row r's two lanes added in the low half of 64-bit lane r, then narrowed: exact.
       const __m256i s8 = _mm512_cvtepi64_epi32(_mm512_add_epi32(s, _mm512_srli_epi64(s, 32)));
-      acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(a.d)), _mm256_cvtepi32_ps(s8), acc[c]);
+      acc[c] =
+          _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(a.d)), _mm256_cvtepi32_ps(s8), acc[c]);
     }
   }
 #pragma GCC unroll 8

@@ -59,9 +59,8 @@ constexpr int kPanel = 16;
 constexpr int kPanelRows = 8;
 size_t panel_bytes(DType vec_dot_t, int64_t n);  // bytes of one panel of n-element rows
 void pack_panel(DType vec_dot_t, int64_t n, const void* x, size_t x_stride, int nc, void* dst);
-using PanelGemmFn = void (*)(int64_t n, const void* w, size_t w_stride, int nr,
-                             const void* panels, size_t panel_stride, int n_tokens, float* y,
-                             int64_t y_stride);
+using PanelGemmFn = void (*)(int64_t n, const void* w, size_t w_stride, int nr, const void* panels,
+                             size_t panel_stride, int n_tokens, float* y, int64_t y_stride);
 PanelGemmFn panel_gemm_fn(DType t);
 PanelGemmFn panel_gemm_fn_for(DType t, const char* level);
 
@@ -78,10 +77,11 @@ PanelGemmFn panel_gemm_fn_for(DType t, const char* level);
 // lane j = (row j / 2, the 4-element group 2v + j % 2): elements 8v .. 8v + 7 of the 8 rows.
 // Its activation operand is those 8 bytes of the activation block broadcast to every
 // 64-bit lane: one broadcast load and one VNNI instruction per vector, no per-row
-// unpacking, and the activations stay as small as the Q8_0 row (see gemv_r8_prepare). Nothing but the kernels below may read these rows (Tensor::row asserts a group
-// start; dequantize_row / vec_dot_fn refuse the types).
-// The R8 kernels exist at the avx512 level only: can_repack(t) says whether t (plain) has
-// them at the active SIMD level, i.e. whether repacking pays and will be understood.
+// unpacking, and the activations stay as small as the Q8_0 row (see gemv_r8_prepare). Nothing but
+// the kernels below may read these rows (Tensor::row asserts a group start; dequantize_row /
+// vec_dot_fn refuse the types). The R8 kernels exist at the avx512 level only: can_repack(t) says
+// whether t (plain) has them at the active SIMD level, i.e. whether repacking pays and will be
+// understood.
 bool can_repack(DType t);
 DType repacked_type(DType t);  // Q4_0 -> Q4_0_R8, Q8_0 -> Q8_0_R8
 // Rewrites rows [0, rows) of the plain matrix at data (type t, n = cols) in place into the

@@ -202,8 +202,8 @@ float dot_q45_k(int64_t n, const void* vw, const void* vx) {
     alignas(16) uint8_t sm[16];
     k4_unpack(w[i].scales, sm);
     // The order quants_avx512.cpp keeps.
-    mins = std::fma(h2f(w[i].dmin) * x[i].d, static_cast<float>(k4_min_dot(x[i].bsums, sm + 8)),
-                    mins);
+    mins =
+        std::fma(h2f(w[i].dmin) * x[i].d, static_cast<float>(k4_min_dot(x[i].bsums, sm + 8)), mins);
     __m256i qh;
     if constexpr (kFive) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
     __m256i sumi = _mm256_setzero_si256();

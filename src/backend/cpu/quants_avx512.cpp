@@ -89,8 +89,10 @@ inline __m256 block_scales(const B* const* rows, int64_t i) {
     // d and the second fp16 field are the block's first 4 bytes.
     for (int k = 0; k < N; ++k) {
       const uint64_t v = load_u32(&rows[k][i]);
-      if (k < 2) lo |= v << (32 * k);
-      else hi |= v << (32 * (k - 2));
+      if (k < 2)
+        lo |= v << (32 * k);
+      else
+        hi |= v << (32 * (k - 2));
     }
   } else {
     for (int k = 0; k < N; ++k) lo |= uint64_t{load_u16(&rows[k][i])} << (16 * k);
@@ -106,11 +108,11 @@ void gemm_tile(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
   constexpr bool kMin = K == Kind::Q4_1;
   const W* w[R];
   const X* x[C];
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     w[r] = reinterpret_cast<const W*>(static_cast<const uint8_t*>(vw) + r * w_stride);
   }
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int c = 0; c < C; ++c) {
     x[c] = reinterpret_cast<const X*>(static_cast<const uint8_t*>(vx) + c * x_stride);
   }
@@ -123,9 +125,9 @@ void gemm_tile(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
                                           2 * k2, 3 * k2, 0, k2, 2 * k2, 3 * k2);
   const __m512i one = _mm512_set1_epi32(1);
   __m256 acc[R][C];
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   __m512 mins = _mm512_setzero_ps();  // Q4_1's min terms, lane 4r + c
 
@@ -133,15 +135,16 @@ void gemm_tile(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
   // fetch the rows two tiles ahead (contiguous when the rows are) a few lines per block.
   const int64_t nb = n / 32;
   const char* next = static_cast<const char*>(vw) + 2 * R * w_stride;
-  const int64_t pf_step = (static_cast<int64_t>(R * w_stride) / std::max<int64_t>(nb, 1) + 63) & ~63;
+  const int64_t pf_step =
+      (static_cast<int64_t>(R * w_stride) / std::max<int64_t>(nb, 1) + 63) & ~63;
   // Per-pair scales of block i + 1 are computed while block i is multiplied, so their
   // latency (fp16 loads, conversion, permutes, store) stays off the critical path.
   alignas(64) float scale[2][16];  // dw_r * dx_c, lane 4r + c, for blocks i and i + 1
   auto pair_scales = [&](int64_t i, float* dst) {
     const __m512 ws = _mm512_castps256_ps512(block_scales<kMin, R>(w, i));
     const __m512 xs = _mm512_castps256_ps512(block_scales<kMin, C>(x, i));
-    _mm512_store_ps(dst, _mm512_mul_ps(_mm512_permutexvar_ps(idx_w, ws),
-                                       _mm512_permutexvar_ps(idx_x, xs)));
+    _mm512_store_ps(
+        dst, _mm512_mul_ps(_mm512_permutexvar_ps(idx_w, ws), _mm512_permutexvar_ps(idx_x, xs)));
     if constexpr (kMin) {
       mins = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_add_epi32(idx_w, one), ws),
                              _mm512_permutexvar_ps(_mm512_add_epi32(idx_x, one), xs), mins);
@@ -160,15 +163,15 @@ void gemm_tile(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
     asm volatile("" : "+m"(scale));
     const float* sc = scale[i & 1];
     __m256i yq[C], y0[C];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < C; ++c) {
       yq[c] = load32(x[c][i].qs);
       y0[c] = start_value<K>(yq[c]);
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m256i q = weight_u8<K>(w[r][i]);
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int c = 0; c < C; ++c) {
         const __m256i dot = _mm256_dpbusd_epi32(y0[c], q, yq[c]);
         acc[r][c] =
@@ -178,9 +181,9 @@ void gemm_tile(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
   }
   alignas(64) float m[16];
   _mm512_store_ps(m, mins);
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < C; ++c) {
       float v = hsum(acc[r][c]);
       if constexpr (kMin) v += m[4 * r + c];
@@ -216,7 +219,8 @@ void gemm_tile_q4_0(int64_t n, const void* vw, size_t w_stride, const void* vx, 
   for (int c = 0; c < C; ++c) acc[c] = _mm_setzero_ps();
   const int64_t nb = n / 32;
   const char* next = static_cast<const char*>(vw) + 2 * R * w_stride;
-  const int64_t pf_step = (static_cast<int64_t>(R * w_stride) / std::max<int64_t>(nb, 1) + 63) & ~63;
+  const int64_t pf_step =
+      (static_cast<int64_t>(R * w_stride) / std::max<int64_t>(nb, 1) + 63) & ~63;
   // The rows' scales of block i + 1 are converted while block i is multiplied, keeping the
   // fp16 loads and the conversion off the critical path.
   __m128 dw_next = nb > 0 ? _mm256_castps256_ps128(block_scales<false, R>(w, 0)) : _mm_setzero_ps();
@@ -324,8 +328,8 @@ void gemm_tile_q4_k(int64_t n, const void* vw, size_t w_stride, const void* vx, 
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(md), _mm256_extracti128_si256(md, 1));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
-        mins[r][c2] = std::fma(dmin * x[c2][i].d, static_cast<float>(_mm_cvtsi128_si32(s4)),
-                               mins[r][c2]);
+        mins[r][c2] =
+            std::fma(dmin * x[c2][i].d, static_cast<float>(_mm_cvtsi128_si32(s4)), mins[r][c2]);
       }
     }
     __m256i sumi[R][C];
@@ -395,8 +399,8 @@ float dot_q4_k(int64_t n, const void* w, const void* x) {
 }
 
 template <Kind K>
-void gemm(int64_t n, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride,
-          int nc, float* y, int64_t y_stride) {
+void gemm(int64_t n, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride, int nc,
+          float* y, int64_t y_stride) {
   using Fn = void (*)(int64_t, const void*, size_t, const void*, size_t, float*, int64_t);
   static constexpr Fn kTiles[4][4] = {
       {gemm_tile<K, 1, 1>, gemm_tile<K, 1, 2>, gemm_tile<K, 1, 3>, gemm_tile<K, 1, 4>},

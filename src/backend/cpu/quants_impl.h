@@ -192,13 +192,13 @@ void fill_ref_kernels(KernelTable& t);
 // SIMD kernels; only called after the CPU checks in quants.cpp passed.
 void fill_avx2_kernels(KernelTable& t);
 void fill_avx512_kernels(KernelTable& t);
-void fill_avx2_attention_kernels(KernelTable& t);   // attention_avx2.cpp
-void fill_avx2_tiled_attention_kernels(KernelTable& t);  // attention_tiled_avx2.cpp
-void fill_avx512_attention_kernels(KernelTable& t); // attention_avx512.cpp
+void fill_avx2_attention_kernels(KernelTable& t);          // attention_avx2.cpp
+void fill_avx2_tiled_attention_kernels(KernelTable& t);    // attention_tiled_avx2.cpp
+void fill_avx512_attention_kernels(KernelTable& t);        // attention_avx512.cpp
 void fill_avx512_tiled_attention_kernels(KernelTable& t);  // attention_tiled_avx512.cpp
-void fill_avx2_activation_kernels(KernelTable& t);  // activations_avx2.cpp
-void fill_avx512_panel_kernels(KernelTable& t);    // gemm_panel_avx512.cpp
-void fill_avx512_gemv_r8_kernels(KernelTable& t);  // gemv_r8_avx512.cpp
+void fill_avx2_activation_kernels(KernelTable& t);         // activations_avx2.cpp
+void fill_avx512_panel_kernels(KernelTable& t);            // gemm_panel_avx512.cpp
+void fill_avx512_gemv_r8_kernels(KernelTable& t);          // gemv_r8_avx512.cpp
 
 // exp(x) as ggml_v_expf computes it in llama.cpp's AVX-512 build: x = n ln2 + b with
 // n = round(x log2 e) (by the 1.5 * 2^23 trick) and ln2 split in two, a degree-5

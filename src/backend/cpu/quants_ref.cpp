@@ -686,9 +686,8 @@ float dot16_ref(const uint16_t* k, const uint16_t* q, int n) {
   return static_cast<float>(sum);
 }
 
-void flash_attn_ref(const uint16_t* q16, int nq, int head_dim, const uint16_t* k,
-                    const uint16_t* v, int64_t stride, int n, float scale, float* m, float* s,
-                    uint16_t* acc) {
+void flash_attn_ref(const uint16_t* q16, int nq, int head_dim, const uint16_t* k, const uint16_t* v,
+                    int64_t stride, int n, float scale, float* m, float* s, uint16_t* acc) {
   for (int h = 0; h < nq; ++h) {
     const uint16_t* qh = q16 + static_cast<int64_t>(h) * head_dim;
     uint16_t* ah = acc + static_cast<int64_t>(h) * head_dim;
@@ -715,8 +714,7 @@ void flash_attn_ref(const uint16_t* q16, int nq, int head_dim, const uint16_t* k
 void flash_attn_tiled_ref(const TiledAttnArgs& a) {
   const int D = a.head_dim;
   auto row_of = [&](const uint16_t* base, int j) {
-    const int64_t slot =
-        int64_t{a.block_table[j / a.block_size]} * a.block_size + j % a.block_size;
+    const int64_t slot = int64_t{a.block_table[j / a.block_size]} * a.block_size + j % a.block_size;
     return base + slot * a.kv_stride;
   };
   std::vector<float> acc(D);

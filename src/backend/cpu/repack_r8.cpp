@@ -132,9 +132,12 @@ void gemv_ref(int64_t n, const void* w, int64_t n_groups, const void* x, size_t 
 
 DType repacked_type(DType t) {
   switch (t) {
-    case DType::Q4_0: return DType::Q4_0_R8;
-    case DType::Q8_0: return DType::Q8_0_R8;
-    default: throw_unsupported("repacked_type", t);
+    case DType::Q4_0:
+      return DType::Q4_0_R8;
+    case DType::Q8_0:
+      return DType::Q8_0_R8;
+    default:
+      throw_unsupported("repacked_type", t);
   }
 }
 

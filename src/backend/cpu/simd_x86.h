@@ -1,8 +1,8 @@
 // Small x86 helpers shared by the SIMD kernel files (quants_avx2.cpp, quants_avx512.cpp,
-// gemm_panel_avx512.cpp, activations_avx2.cpp, attention_tiled_avx2.cpp). Only those files include it; each is compiled with at least
-// -mavx2 -mfma -mf16c. The helpers have internal linkage on purpose: every kernel file gets
-// its own copy built for its own ISA flags, so the linker can never hand an AVX-512 build of
-// a helper to AVX2 code.
+// gemm_panel_avx512.cpp, activations_avx2.cpp, attention_tiled_avx2.cpp). Only those files include
+// it; each is compiled with at least -mavx2 -mfma -mf16c. The helpers have internal linkage on
+// purpose: every kernel file gets its own copy built for its own ISA flags, so the linker can never
+// hand an AVX-512 build of a helper to AVX2 code.
 #pragma once
 
 #include <immintrin.h>
