@@ -325,6 +325,7 @@ def test_batch_invariance_smollm2(smol):
 
 def test_client_disconnect_frees_blocks(smol):
     before = smol.metrics()["tessera_generation_tokens_total"]
+    aborted = smol.metrics()["tessera_requests_aborted_by_client_total"]
     n_max = 600
     conn = http.client.HTTPConnection("127.0.0.1", smol.port, timeout=60)
     conn.request("POST", "/v1/completions", headers={"Content-Type": "application/json"},
@@ -344,12 +345,14 @@ def test_client_disconnect_frees_blocks(smol):
     # before it could have generated n_max tokens.
     smol.wait_metric("tessera_kv_blocks_used", lambda v: v == 0)
     smol.wait_metric("tessera_requests_running", lambda v: v == 0)
+    smol.wait_metric("tessera_requests_aborted_by_client_total", lambda v: v == aborted + 1)
     time.sleep(0.5)
     assert smol.metrics()["tessera_generation_tokens_total"] - before < n_max / 2
 
 
 def test_client_disconnect_unstreamed_frees_blocks(smol):
     before = smol.metrics()["tessera_generation_tokens_total"]
+    aborted = smol.metrics()["tessera_requests_aborted_by_client_total"]
     n_max = 600
     conn = http.client.HTTPConnection("127.0.0.1", smol.port, timeout=60)
     conn.request("POST", "/v1/completions", headers={"Content-Type": "application/json"},
@@ -359,6 +362,7 @@ def test_client_disconnect_unstreamed_frees_blocks(smol):
     conn.close()
     smol.wait_metric("tessera_kv_blocks_used", lambda v: v == 0)
     smol.wait_metric("tessera_requests_running", lambda v: v == 0)
+    smol.wait_metric("tessera_requests_aborted_by_client_total", lambda v: v == aborted + 1)
     time.sleep(0.5)
     assert smol.metrics()["tessera_generation_tokens_total"] - before < n_max / 2
 
@@ -367,7 +371,8 @@ def test_metrics_format(smol):
     text = smol.get("/metrics").text
     for name in ["tessera_requests_running", "tessera_requests_waiting", "tessera_kv_blocks_used",
                  "tessera_kv_blocks_total", "tessera_prefix_cache_hit_rate",
-                 "tessera_prompt_tokens_total", "tessera_generation_tokens_total"]:
+                 "tessera_prompt_tokens_total", "tessera_generation_tokens_total",
+                 "tessera_requests_aborted_by_client_total"]:
         assert f"# TYPE {name} " in text, name
     for h in ["tessera_time_to_first_token_seconds", "tessera_inter_token_latency_seconds"]:
         assert f"# TYPE {h} histogram" in text
