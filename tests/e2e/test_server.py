@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from conftest import REF, STORIES, tessera_bin
-from serverlib import Server, free_port, request
+from serverlib import Server, free_port, request, smollm2_server
 
 STORIES_NAME = "stories260K-f32"
 REF_TEXT = (REF / "stories260K_llamacpp_once_upon_a_time_n200_greedy.txt").read_text()
@@ -35,8 +35,7 @@ def stories(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def smol(smollm2, tmp_path_factory):
-    s = Server(smollm2, "--max-model-len", 1024, "--kv-cache-memory", "160MiB",
-               log_path=tmp_path_factory.mktemp("srv") / "smol.log")
+    s = smollm2_server(smollm2, tmp_path_factory.mktemp("srv") / "smol.log")
     yield s
     assert s.stop() == 0, s.logs()
 

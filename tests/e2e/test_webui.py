@@ -15,15 +15,14 @@ import time
 
 import pytest
 
-from serverlib import Server, request
+from serverlib import Server, request, smollm2_server
 
 CSP_EXTERNAL = re.compile(r"https?:|\*|'unsafe-inline'|'unsafe-eval'")
 
 
 @pytest.fixture(scope="module")
 def smol(smollm2, tmp_path_factory):
-    s = Server(smollm2, "--max-model-len", 1024, "--kv-cache-memory", "160MiB",
-               log_path=tmp_path_factory.mktemp("srv") / "webui.log")
+    s = smollm2_server(smollm2, tmp_path_factory.mktemp("srv") / "webui.log")
     yield s
     assert s.stop() == 0, s.logs()
 

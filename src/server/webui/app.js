@@ -89,12 +89,7 @@
   }
 
   // ---- rendering ----
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  const { el } = window.TesseraMarkdown;
 
   function statsText(m) {
     const parts = [];

@@ -323,5 +323,6 @@ window.TesseraMarkdown = (() => {
     return frag;
   }
 
-  return { render };
+  // el(tag, class, text): an element, its text set as text; shared with app.js.
+  return { render, el };
 })();
