@@ -140,6 +140,10 @@ void parse_common(const json& body, int n_vocab, CompletionRequest& r) {
       sp.logit_bias[static_cast<int32_t>(id)] = static_cast<float>(b);
     }
   }
+  if (const json* st = field(body, "stop_token_ids")) {
+    if (!st->is_array()) bad("stop_token_ids", "'stop_token_ids' must be an array of token ids");
+    if (!st->empty()) r.gen.stop_token_ids = token_ids(*st, "stop_token_ids", n_vocab);
+  }
   r.gen.ignore_eos = get_bool(body, "ignore_eos", false);
 }
 
@@ -164,18 +168,11 @@ json message_content(const json& c, size_t i) {
 
 }  // namespace
 
-CompletionRequest parse_chat_request(const json& body, int n_vocab) {
-  if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
-  CompletionRequest r;
-  r.chat = true;
-  parse_common(body, n_vocab, r);
-
-  const json* msgs = field(body, "messages");
-  if (!msgs) bad("messages", "'messages' is required");
-  if (!msgs->is_array() || msgs->empty()) bad("messages", "'messages' must be a non-empty array");
-  r.messages = json::array();
-  for (size_t i = 0; i < msgs->size(); ++i) {
-    const json& m = (*msgs)[i];
+json parse_chat_messages(const json& msgs) {
+  if (!msgs.is_array() || msgs.empty()) bad("messages", "'messages' must be a non-empty array");
+  json messages = json::array();
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    const json& m = msgs[i];
     const std::string param = "messages[" + std::to_string(i) + "]";
     if (!m.is_object()) bad(param, "each message must be an object");
     if (!m.contains("role") || !m["role"].is_string())
@@ -187,8 +184,20 @@ CompletionRequest parse_chat_request(const json& body, int n_vocab) {
           "unknown role '" + role + "' (expected system, developer, user, assistant or tool)");
     json out = m;  // keeps name, tool_calls, tool_call_id for the template
     out["content"] = message_content(m.contains("content") ? m["content"] : json(nullptr), i);
-    r.messages.push_back(std::move(out));
+    messages.push_back(std::move(out));
   }
+  return messages;
+}
+
+CompletionRequest parse_chat_request(const json& body, int n_vocab) {
+  if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+  CompletionRequest r;
+  r.chat = true;
+  parse_common(body, n_vocab, r);
+
+  const json* msgs = field(body, "messages");
+  if (!msgs) bad("messages", "'messages' is required");
+  r.messages = parse_chat_messages(*msgs);
 
   // Chat logprobs: a boolean, plus top_logprobs alternatives per position.
   r.logprobs = get_bool(body, "logprobs", false);
@@ -199,10 +208,22 @@ CompletionRequest parse_chat_request(const json& body, int n_vocab) {
   return r;
 }
 
-CompletionRequest parse_completion_request(const json& body, int n_vocab) {
+CompletionRequest parse_completion_options(const json& body, int n_vocab) {
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
   CompletionRequest r;
   parse_common(body, n_vocab, r);
+  // Completions logprobs: an integer, the number of alternatives per position.
+  if (const json* lp = field(body, "logprobs")) {
+    if (lp->is_boolean()) bad("logprobs", "'logprobs' must be an integer for completions");
+    r.top_logprobs = static_cast<int>(get_int(body, "logprobs", 0, 0, kMaxTopLogprobs));
+    r.logprobs = true;
+  }
+  r.gen.logprobs = r.logprobs ? r.top_logprobs : -1;
+  return r;
+}
+
+CompletionRequest parse_completion_request(const json& body, int n_vocab) {
+  CompletionRequest r = parse_completion_options(body, n_vocab);
 
   const json* p = field(body, "prompt");
   if (!p) bad("prompt", "'prompt' is required");
@@ -244,13 +265,6 @@ CompletionRequest parse_completion_request(const json& body, int n_vocab) {
   if (suffix && !(suffix->is_string() && suffix->get<std::string>().empty()))
     bad("suffix", "'suffix' is not supported");
 
-  // Completions logprobs: an integer, the number of alternatives per position.
-  if (const json* lp = field(body, "logprobs")) {
-    if (lp->is_boolean()) bad("logprobs", "'logprobs' must be an integer for completions");
-    r.top_logprobs = static_cast<int>(get_int(body, "logprobs", 0, 0, kMaxTopLogprobs));
-    r.logprobs = true;
-  }
-  r.gen.logprobs = r.logprobs ? r.top_logprobs : -1;
   return r;
 }
 

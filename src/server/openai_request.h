@@ -38,8 +38,15 @@ struct CompletionRequest {
 constexpr int kMaxTopLogprobs = 20;  // what the engine reports at most
 constexpr int kMaxChoices = 128;
 
-// `n_vocab` bounds token ids in prompts and logit_bias.
+// `n_vocab` bounds token ids in prompts, logit_bias and stop_token_ids.
 CompletionRequest parse_chat_request(const nlohmann::json& body, int n_vocab);
 CompletionRequest parse_completion_request(const nlohmann::json& body, int n_vocab);
+
+// The pieces, for callers that take a request's parts elsewhere than from an HTTP body (the
+// Python package): every field of a completions request but the prompt (sampling, n, stop,
+// max_tokens, logprobs as an integer), and a chat request's `messages` checked and
+// normalized for the chat template. Both throw ApiError naming the field.
+CompletionRequest parse_completion_options(const nlohmann::json& body, int n_vocab);
+nlohmann::json parse_chat_messages(const nlohmann::json& messages);
 
 }  // namespace tessera

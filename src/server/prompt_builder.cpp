@@ -24,7 +24,8 @@ PromptBuilder::PromptBuilder(const Model& model, const std::string& chat_templat
 
 PromptBuilder::~PromptBuilder() = default;
 
-std::string PromptBuilder::render_chat(const nlohmann::json& messages) const {
+std::string PromptBuilder::render_chat(const nlohmann::json& messages,
+                                       bool add_generation_prompt) const {
   if (!tmpl_) {
     if (!tmpl_error_.empty())
       throw ApiError(400, "the model's chat template does not parse: " + tmpl_error_);
@@ -33,7 +34,7 @@ std::string PromptBuilder::render_chat(const nlohmann::json& messages) const {
                    "metadata); use /v1/completions with a formatted prompt instead");
   }
   nlohmann::json ctx = {{"messages", messages},
-                        {"add_generation_prompt", true},
+                        {"add_generation_prompt", add_generation_prompt},
                         {"bos_token", bos_text_},
                         {"eos_token", eos_text_}};
   try {
@@ -43,8 +44,12 @@ std::string PromptBuilder::render_chat(const nlohmann::json& messages) const {
   }
 }
 
-std::vector<int32_t> PromptBuilder::chat_tokens(const nlohmann::json& messages) const {
-  const std::string text = render_chat(messages);
+std::vector<int32_t> PromptBuilder::chat_tokens(const nlohmann::json& messages,
+                                                bool add_generation_prompt) const {
+  return chat_text_tokens(render_chat(messages, add_generation_prompt));
+}
+
+std::vector<int32_t> PromptBuilder::chat_text_tokens(const std::string& text) const {
   // The template writes the special tokens it wants (parse_special) and often BOS too.
   // BOS is added only when the model asks for it and the template did not produce it, so
   // a prompt never starts with two BOS tokens (llama-server strips a templated BOS before

@@ -28,9 +28,13 @@ class PromptBuilder {
   const std::string& template_error() const { return tmpl_error_; }
 
   // The rendered chat prompt, then its tokens. Throws ApiError(400) when the model has no
-  // template or rendering fails (with the template's message).
-  std::string render_chat(const nlohmann::json& messages) const;
-  std::vector<int32_t> chat_tokens(const nlohmann::json& messages) const;
+  // template or rendering fails (with the template's message). `add_generation_prompt`:
+  // end with the header of an assistant turn (off to continue or score a conversation).
+  std::string render_chat(const nlohmann::json& messages, bool add_generation_prompt = true) const;
+  std::vector<int32_t> chat_tokens(const nlohmann::json& messages,
+                                   bool add_generation_prompt = true) const;
+  // The tokens of a rendered chat prompt (as chat_tokens does after rendering).
+  std::vector<int32_t> chat_text_tokens(const std::string& text) const;
   // A completions prompt: text gets the model's BOS/EOS as its metadata asks; ids are the
   // client's, unchanged.
   std::vector<int32_t> completion_tokens(const PromptInput& p) const;

@@ -3,6 +3,7 @@
 // capacity refusals behave.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "engine/engine.h"
@@ -139,6 +140,67 @@ TEST(Engine, SeededSamplingIsReproducible) {
   auto c = engine.generate({ps[0]}, p);
   EXPECT_EQ(ids(a[0]), ids(b[0]));
   EXPECT_NE(ids(a[0]), ids(c[0]));
+}
+
+TEST(Engine, StopTokenIdsEndAChoiceLikeEndOfGeneration) {
+  auto model = load_model(kModel, {.n_threads = 1});
+  EngineConfig cfg;
+  cfg.kv_cache_bytes = 16 << 20;
+  cfg.max_model_len = 128;
+  Engine engine(*model, cfg);
+  auto ps = prompts(*model);
+  const std::vector<int32_t> full = ids(engine.generate({ps[0]}, greedy(30))[0]);
+  // The first token that did not occur before it: generation ends right before it.
+  size_t k = 3;
+  while (std::find(full.begin(), full.begin() + k, full[k]) != full.begin() + k) ++k;
+  GenerateParams p = greedy(30);  // ignore_eos: stop ids apply all the same
+  p.stop_token_ids = {full[k]};
+  const Engine::Result r = engine.generate({ps[0]}, p)[0];
+  EXPECT_EQ(r.finish, FinishReason::STOP);
+  EXPECT_EQ(ids(r), std::vector<int32_t>(full.begin(), full.begin() + k));
+  p.stop_token_ids = {model->config().n_vocab};
+  EXPECT_THROW(engine.submit(ps[0], p), Error);
+}
+
+TEST(Engine, LogprobsRankTheChosenToken) {
+  auto model = load_model(kModel, {.n_threads = 1});
+  EngineConfig cfg;
+  cfg.kv_cache_bytes = 16 << 20;
+  cfg.max_model_len = 128;
+  Engine engine(*model, cfg);
+  auto ps = prompts(*model);
+  GenerateParams p = greedy(20);
+  p.logprobs = 3;
+  const Engine::Result greedy_run = engine.generate({ps[1]}, p)[0];
+  for (const GeneratedToken& g : greedy_run.tokens) {
+    ASSERT_EQ(g.top.size(), 3u);
+    EXPECT_EQ(g.rank, 1);  // greedy: the most likely token
+    EXPECT_EQ(g.top[0].token, g.token);
+    EXPECT_FLOAT_EQ(g.top[0].logprob, g.logprob);
+  }
+  // Sampled at a high temperature: a chosen token inside the top 3 has its place there as
+  // rank; one outside it ranks below them all.
+  p.sampling.temperature = 3.0f;
+  p.sampling.top_k = 0;
+  p.sampling.top_p = 1.0f;
+  p.sampling.min_p = 0.0f;
+  p.sampling.has_seed = true;
+  p.sampling.seed = 11;
+  int n_outside = 0;
+  const Engine::Result sampled = engine.generate({ps[1]}, p)[0];
+  for (const GeneratedToken& g : sampled.tokens) {
+    int above = 0;
+    for (const TokenLogprob& t : g.top) above += t.logprob > g.logprob;
+    if (above < 3) {
+      EXPECT_EQ(g.rank, above + 1);
+      EXPECT_EQ(g.top[above].token, g.token);
+    } else {
+      EXPECT_GT(g.rank, 3);
+      EXPECT_LE(g.rank, model->config().n_vocab);
+      ++n_outside;
+    }
+  }
+  EXPECT_GT(n_outside, 0);
 }
 
 }  // namespace
