@@ -1,0 +1,111 @@
+#include "llm_core.h"
+
+#include <limits>
+
+#include "core/error.h"
+#include "server/prompt_builder.h"
+
+namespace tessera::python {
+
+using Clock = std::chrono::steady_clock;
+
+LLMCore::LLMCore(const std::string& path, const LLMOptions& options) {
+  model_ = load_model(path, options.model);
+  engine_ = std::make_unique<Engine>(*model_, options.engine);
+  prompts_ = std::make_unique<PromptBuilder>(*model_);
+}
+
+LLMCore::~LLMCore() {
+  engine_.reset();  // joins the engine thread before the model it runs goes
+}
+
+const Tokenizer& LLMCore::tokenizer() const {
+  return model_->tokenizer();
+}
+
+std::vector<int32_t> LLMCore::prompt_tokens(const std::string& text) const {
+  PromptInput in;
+  in.text = text;
+  return prompts_->completion_tokens(in);
+}
+
+LLMCore::ChatPrompt LLMCore::chat_prompt(const nlohmann::json& messages,
+                                         const std::string& chat_template,
+                                         bool add_generation_prompt) const {
+  const nlohmann::json checked = parse_chat_messages(messages);
+  std::unique_ptr<PromptBuilder> custom;
+  if (!chat_template.empty()) custom = std::make_unique<PromptBuilder>(*model_, chat_template);
+  const PromptBuilder& pb = custom ? *custom : *prompts_;
+  ChatPrompt p;
+  p.text = pb.render_chat(checked, add_generation_prompt);
+  p.ids = pb.chat_text_tokens(p.text);
+  return p;
+}
+
+CompletionRequest LLMCore::sampling(const nlohmann::json& fields) const {
+  return parse_completion_options(fields, tokenizer().n_vocab());
+}
+
+GenerateJob::GenerateJob(LLMCore& core, std::vector<JobPrompt> prompts)
+    : core_(core), prompts_(std::move(prompts)) {
+  const int max_len = core_.engine().max_model_len();
+  std::vector<int> max_tokens(prompts_.size());
+  for (size_t i = 0; i < prompts_.size(); ++i) {
+    const std::string where = "prompt " + std::to_string(i) + ": ";
+    const int n_prompt = static_cast<int>(prompts_[i].ids.size());
+    const int asked = prompts_[i].params.max_tokens;  // 0: up to the context's end
+    if (n_prompt == 0) throw Error(where + "the prompt is empty");
+    if (n_prompt >= max_len)
+      throw Error(where + "the prompt has " + std::to_string(n_prompt) +
+                  " tokens, which leaves no room for a completion within max_model_len " +
+                  std::to_string(max_len));
+    if (asked > 0 && n_prompt + asked > max_len)
+      throw Error(where + "the prompt (" + std::to_string(n_prompt) + " tokens) plus max_tokens (" +
+                  std::to_string(asked) + ") exceeds max_model_len " + std::to_string(max_len));
+    max_tokens[i] = asked > 0 ? asked : max_len - n_prompt;
+  }
+  const Clock::time_point now = Clock::now();
+  for (size_t i = 0; i < prompts_.size(); ++i) {
+    const CompletionRequest& p = prompts_[i].params;
+    auto gen = std::make_unique<Generation>(core_.engine(), core_.tokenizer(), core_.registry(),
+                                            nullptr, now);
+    try {
+      gen->submit({prompts_[i].ids}, {max_tokens[i]}, p.n, p.gen, p.stop);
+    } catch (const EngineBusy&) {
+      abort();
+      throw;
+    } catch (const Error& e) {
+      abort();
+      throw Error("prompt " + std::to_string(i) + ": " + e.what());
+    }
+    gens_.push_back(std::move(gen));
+  }
+}
+
+GenerateJob::~GenerateJob() {
+  abort();
+}
+
+void GenerateJob::abort() {
+  for (auto& g : gens_) g->abort();
+  first_live_ = gens_.size();
+}
+
+bool GenerateJob::poll(std::vector<JobDelta>& out, std::chrono::milliseconds timeout) {
+  const size_t n0 = out.size();
+  std::vector<ChoiceDelta> deltas;
+  auto take = [&](size_t i, std::chrono::milliseconds t) {
+    deltas.clear();
+    if (gens_[i]->finished() || !gens_[i]->poll(deltas, t)) return;
+    for (ChoiceDelta& d : deltas) out.push_back({static_cast<int>(i), std::move(d)});
+  };
+  for (size_t i = first_live_; i < gens_.size(); ++i) take(i, std::chrono::milliseconds(0));
+  if (out.size() == n0 && first_live_ < gens_.size()) {
+    take(first_live_, timeout);
+    for (size_t i = first_live_ + 1; i < gens_.size(); ++i) take(i, std::chrono::milliseconds(0));
+  }
+  while (first_live_ < gens_.size() && gens_[first_live_]->finished()) ++first_live_;
+  return out.size() > n0;
+}
+
+}  // namespace tessera::python
