@@ -12,6 +12,7 @@
 #include "chat_output_testing.h"
 #include "core/error.h"
 #include "server/chat_output.h"
+#include "server/openai_format.h"
 
 namespace tessera {
 namespace {
@@ -139,6 +140,42 @@ TEST(ChatOutput, WithoutParsersTheTextIsContentUnchanged) {
   const ParsedMessage m = parse_every_way(ChatOutputOptions{}, text);
   EXPECT_EQ(m.content, text);
   EXPECT_EQ(m.reasoning, "");
+}
+
+TEST(ChatOutput, OpenAIShapes) {
+  using nlohmann::json;
+  ParsedMessage m;
+  m.reasoning = "r";
+  m.tool_calls.push_back({"call_1", "f", "{\"a\": 1}"});
+  EXPECT_EQ(chat_message_json(m),
+            json::parse(R"({"role": "assistant", "content": null, "reasoning_content": "r",
+                            "tool_calls": [{"id": "call_1", "type": "function",
+                                            "function": {"name": "f", "arguments": "{\"a\": 1}"}}]})"));
+  EXPECT_EQ(chat_message_json(ParsedMessage{}),
+            json::parse(R"({"role": "assistant", "content": ""})"));
+
+  MessageDelta begin;
+  begin.kind = MessageDelta::Kind::TOOL_CALL_BEGIN;
+  begin.index = 1;
+  begin.id = "call_2";
+  begin.name = "g";
+  EXPECT_EQ(message_delta_json(begin),
+            json::parse(R"({"tool_calls": [{"index": 1, "id": "call_2", "type": "function",
+                                            "function": {"name": "g", "arguments": ""}}]})"));
+  MessageDelta args;
+  args.kind = MessageDelta::Kind::TOOL_CALL_ARGS;
+  args.index = 1;
+  args.text = "{\"b";
+  EXPECT_EQ(message_delta_json(args),
+            json::parse(R"({"tool_calls": [{"index": 1, "function": {"arguments": "{\"b"}}]})"));
+  MessageDelta r;
+  r.kind = MessageDelta::Kind::REASONING;
+  r.text = "hm";
+  EXPECT_EQ(message_delta_json(r), json::parse(R"({"reasoning_content": "hm"})"));
+
+  EXPECT_EQ(chat_finish_reason(FinishReason::STOP, true), "tool_calls");
+  EXPECT_EQ(chat_finish_reason(FinishReason::LENGTH, true), "length");
+  EXPECT_EQ(chat_finish_reason(FinishReason::STOP, false), "stop");
 }
 
 // ---- round trips through the real templates
