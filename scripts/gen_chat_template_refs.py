@@ -356,6 +356,11 @@ EXPRESSIONS = [
     ("{{ d | tojson }}|{{ d | tojson(indent=2) }}|{{ 'é\"\\n\\u0001<>&' | tojson }}|{{ [1.5, none, true] | tojson }}|{{ d | tojson(sort_keys=true) }}",
      {"d": {"z": 1, "a": [1, 2.5, "ü"], "m": {"k": None}, "e": {}, "l": []}}),
     ("{{ d | tojson(separators=(',', ':')) }}|{{ d | tojson(indent=1) }}", {"d": {"a": [1, {"b": []}]}}),
+    ("{{ d | tojson(ensure_ascii=true) }}|{{ 'é😀\\u0007' | tojson(ensure_ascii=true) }}|{{ d | tojson(true, 2) }}",
+     {"d": {"ключ": "Zürich → 日本 😀", "n": [1.5, None]}}),
+    # Markup (|safe, |escape): + escapes the plain string joined to it; ~ gives a plain string.
+    ("{{ \"a'\"|safe + \"<b>\\\"'&\" }}|{{ '<' + '<'|safe }}|{{ ('<'|safe + '<') + '>' }}|{{ '<'|safe ~ '<' }}|{{ '<'|e + '<' }}|{{ '<'|e|e }}|{{ '<'|safe|e }}", {}),
+    ("{{ 'x'|safe + 1 }}", {}),
     ("{% for k, v in d | dictsort %}{{ k }}={{ v }};{% endfor %}", {"d": {"b": 2, "a": 1, "C": 3}}),
     # string, dict and list methods
     ("[{{ '  x  '.strip() }}]|[{{ 'xyx'.strip('x') }}]|[{{ '  x '.lstrip() }}]|[{{ ' x  '.rstrip() }}]|{{ 'a,b,,c'.split(',') }}|{{ ' a  b '.split() }}|{{ 'a b c'.split(' ', 1) }}", {}),
