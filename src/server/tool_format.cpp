@@ -5,6 +5,9 @@
 namespace tessera {
 
 using ojson = nlohmann::ordered_json;
+// std::string literals: assigning a char array to a string member trips GCC 12's false
+// -Wrestrict warning.
+using namespace std::string_literals;
 
 ToolSyntax detect_tool_syntax(std::string_view src) {
   auto has = [&](std::string_view s) { return src.find(s) != std::string_view::npos; };
@@ -72,7 +75,7 @@ ToolCallGrammarSpec tool_call_grammar_spec(ToolSyntax syntax, const ToolRequest&
   switch (syntax) {
     case ToolSyntax::HERMES:
       g.shapes.push_back({"<tool_call>\n", any_call_schema(fns, "arguments"), "\n</tool_call>"});
-      g.separator = "\n";
+      g.separator = "\n"s;
       if (lazy) g.triggers = {"<tool_call>"};
       g.special_literals = {"<tool_call>", "</tool_call>"};
       break;
@@ -85,10 +88,10 @@ ToolCallGrammarSpec tool_call_grammar_spec(ToolSyntax syntax, const ToolRequest&
       }
       break;
     case ToolSyntax::MISTRAL:
-      g.list_begin = "[TOOL_CALLS][";
+      g.list_begin = "[TOOL_CALLS]["s;
       g.shapes.push_back({"", any_call_schema(fns, "arguments"), ""});
-      g.separator = ", ";
-      g.list_end = "]";
+      g.separator = ", "s;
+      g.list_end = "]"s;
       if (lazy) g.triggers = {"[TOOL_CALLS]"};
       g.special_literals = {"[TOOL_CALLS]"};
       break;
@@ -101,9 +104,9 @@ ToolCallGrammarSpec tool_call_grammar_spec(ToolSyntax syntax, const ToolRequest&
     case ToolSyntax::GENERIC:
       g.shapes.push_back({"", any_call_schema(fns, "arguments"), ""});
       if (g.repeat) {
-        g.list_begin = "[";
-        g.separator = ", ";
-        g.list_end = "]";
+        g.list_begin = "["s;
+        g.separator = ", "s;
+        g.list_end = "]"s;
       }
       if (lazy) {
         g.triggers = {g.repeat ? "[{\"name\"" : "{\"name\""};
