@@ -142,44 +142,25 @@ OutputConstraint parse_output_constraint(const json& body) {
     OutputConstraint c = from_response_format(*rf);
     if (c.kind != ConstraintKind::NONE) found.push_back(std::move(c));
   }
-  if (const json* v = field(body, "guided_json")) {
-    OutputConstraint c;
-    c.kind = ConstraintKind::JSON_SCHEMA;
-    c.field = "guided_json";
-    c.schema = schema_value(*v, c.field, true);
-    found.push_back(std::move(c));
-  }
-  if (const json* v = field(body, "guided_regex")) {
-    OutputConstraint c;
-    c.kind = ConstraintKind::REGEX;
-    c.field = "guided_regex";
-    c.pattern = non_empty_string(*v, c.field);
-    found.push_back(std::move(c));
-  }
-  if (const json* v = field(body, "guided_choice")) {
-    OutputConstraint c;
-    c.kind = ConstraintKind::CHOICE;
-    c.field = "guided_choice";
-    c.choices = choice_list(*v, c.field);
-    found.push_back(std::move(c));
-  }
+  auto add = [&](ConstraintKind kind, const char* name) -> OutputConstraint& {
+    OutputConstraint& c = found.emplace_back();
+    c.kind = kind;
+    c.field = name;
+    return c;
+  };
+  if (const json* v = field(body, "guided_json"))
+    add(ConstraintKind::JSON_SCHEMA, "guided_json").schema = schema_value(*v, "guided_json", true);
+  if (const json* v = field(body, "guided_regex"))
+    add(ConstraintKind::REGEX, "guided_regex").pattern = non_empty_string(*v, "guided_regex");
+  if (const json* v = field(body, "guided_choice"))
+    add(ConstraintKind::CHOICE, "guided_choice").choices = choice_list(*v, "guided_choice");
   // Grammars: an empty string means none (llama-server's default for `grammar`).
   for (const char* name : {"guided_grammar", "grammar"}) {
     const std::string* g = get_string(body, name, name);
-    if (!g || g->empty()) continue;
-    OutputConstraint c;
-    c.kind = ConstraintKind::GRAMMAR;
-    c.field = name;
-    c.grammar = *g;
-    found.push_back(std::move(c));
+    if (g && !g->empty()) add(ConstraintKind::GRAMMAR, name).grammar = *g;
   }
-  if (const json* v = field(body, "json_schema")) {
-    OutputConstraint c;
-    c.kind = ConstraintKind::JSON_SCHEMA;
-    c.field = "json_schema";
-    c.schema = schema_value(*v, c.field, false);
-    found.push_back(std::move(c));
-  }
+  if (const json* v = field(body, "json_schema"))
+    add(ConstraintKind::JSON_SCHEMA, "json_schema").schema = schema_value(*v, "json_schema", false);
   if (const json* v = field(body, "structured_outputs"))
     found.push_back(from_structured_outputs(*v));
   if (field(body, "guided_whitespace_pattern"))

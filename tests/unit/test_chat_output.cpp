@@ -4,20 +4,20 @@
 // the message it was rendered from, whichever way the text is cut.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "chat_output_testing.h"
 #include "core/error.h"
 #include "server/chat_output.h"
 #include "server/openai_format.h"
+#include "test_files.h"
 
 namespace tessera {
 namespace {
 
 using ojson = nlohmann::ordered_json;
+using testing_util::chat_template_data;
 using testing_util::parse_every_way;
 
 ChatOutputOptions think(bool starts_inside = false) {
@@ -73,16 +73,8 @@ TEST(ReasoningParser, PromptOpensReasoning) {
   EXPECT_FALSE(prompt_opens_reasoning("say <think> then text"));
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  EXPECT_TRUE(f.good()) << "cannot open " << path;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 std::string template_source(const std::string& name) {
-  return read_file(std::string(TESSERA_TEST_DATA) + "/chat_templates/" + name + ".jinja");
+  return chat_template_data(name + ".jinja");
 }
 
 TEST(ReasoningParser, DetectedFromTheTemplate) {
@@ -211,8 +203,7 @@ class TemplateCallTurns : public ::testing::TestWithParam<Family> {};
 
 TEST_P(TemplateCallTurns, ParseBackIntoTheirMessages) {
   const Family& f = GetParam();
-  const ojson cases = ojson::parse(
-      read_file(std::string(TESSERA_TEST_DATA) + "/chat_templates/" + f.name + ".tools.json"));
+  const ojson cases = ojson::parse(chat_template_data(f.name + ".tools.json"));
   int n_checked = 0;
   for (const ojson& c : cases) {
     if (!c.contains("expected")) continue;

@@ -5,32 +5,20 @@
 // request does.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "core/error.h"
 #include "server/openai_request.h"
 #include "server/prompt_builder.h"
 #include "template/chat_template.h"
+#include "test_files.h"
 
 namespace tessera {
 namespace {
 
 using ojson = nlohmann::ordered_json;
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  EXPECT_TRUE(f.good()) << "cannot open " << path;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::string data_path(const std::string& name) {
-  return std::string(TESSERA_TEST_DATA) + "/chat_templates/" + name;
-}
+using testing_util::chat_template_data;
 
 constexpr int kVocab = 1000;
 constexpr const char* kRaisedPrefix = "TemplateError: ";
@@ -39,8 +27,8 @@ class ToolTemplates : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ToolTemplates, RoundTripsMatchTransformers) {
   const std::string name = GetParam();
-  const ChatTemplate tmpl(read_file(data_path(name + ".jinja")));
-  const ojson cases = ojson::parse(read_file(data_path(name + ".tools.json")));
+  const ChatTemplate tmpl(chat_template_data(name + ".jinja"));
+  const ojson cases = ojson::parse(chat_template_data(name + ".tools.json"));
   ASSERT_GE(cases.size(), 3u);
   for (size_t i = 0; i < cases.size(); ++i) {
     const ojson& c = cases[i];
