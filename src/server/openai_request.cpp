@@ -130,6 +130,21 @@ void parse_common(const json& body, int n_vocab, CompletionRequest& r) {
 
 }  // namespace
 
+json parse_request_body(const std::string& text) {
+  // The parser is iterative; the depth check stops it before a too-deep value is built.
+  const json::parser_callback_t limit = [](int depth, json::parse_event_t, json&) {
+    if (depth >= kMaxJsonDepth)  // depth: the containers around this event
+      throw ApiError(400, "the request body nests JSON deeper than " +
+                              std::to_string(kMaxJsonDepth) + " levels");
+    return true;
+  };
+  try {
+    return json::parse(text, limit);
+  } catch (const json::parse_error& e) {
+    throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what());
+  }
+}
+
 CompletionRequest parse_chat_request(const json& body, int n_vocab) {
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
   CompletionRequest r;

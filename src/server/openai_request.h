@@ -48,6 +48,14 @@ struct CompletionRequest {
 constexpr int kMaxTopLogprobs = 20;  // what the engine reports at most
 constexpr int kMaxChoices = 128;
 
+// Nesting deeper than this is refused: request JSON is walked recursively afterwards
+// (copies, the template's values, tojson), and a request must not exhaust the stack.
+constexpr int kMaxJsonDepth = 256;
+
+// A request body: JSON with its objects' key order kept, at most kMaxJsonDepth deep.
+// Throws ApiError(400) otherwise.
+nlohmann::ordered_json parse_request_body(const std::string& text);
+
 // `n_vocab` bounds token ids in prompts and logit_bias. Bodies are parsed as ordered_json
 // so that tool schemas and arguments keep the client's key order.
 CompletionRequest parse_chat_request(const nlohmann::ordered_json& body, int n_vocab);

@@ -28,11 +28,7 @@ constexpr std::chrono::milliseconds kPollInterval{50};
 
 // Ordered: tool schemas and arguments reach chat templates in the client's key order.
 nlohmann::ordered_json parse_body(const httplib::Request& req) {
-  try {
-    return nlohmann::ordered_json::parse(req.body);
-  } catch (const json::parse_error& e) {
-    throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what());
-  }
+  return parse_request_body(req.body);
 }
 
 void send_json(httplib::Response& res, int status, const json& body) {

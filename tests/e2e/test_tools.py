@@ -190,6 +190,13 @@ def test_bad_requests_name_the_field(smol):
         error_of(smol.post("/v1/chat/completions", {**body, **extra}), param)
     error_of(smol.post("/v1/completions", {"model": MODEL, "prompt": "x", "tools": [WEATHER]}),
              "tools")
+    # A schema nested beyond reason is refused before anything walks it.
+    deep = '{"type": "object", "properties": {"a": ' * 100000 + "{}" + "}}" * 100000
+    raw = ('{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", '
+           '"function": {"name": "f", "parameters": ' + deep + '}}]}')
+    r = smol.post("/v1/chat/completions", raw.encode(), {"Content-Type": "application/json"})
+    assert r.status_code == 400 and "deeper" in r.json()["error"]["message"], r.text
+    assert smol.get("/health").status_code == 200
 
 
 def test_constraints_are_refused_until_enforced(smol):

@@ -50,6 +50,24 @@ void expect_bad(const ojson& body, const std::string& param, const std::string& 
   }
 }
 
+// ---- the body
+
+TEST(RequestBody, KeyOrderKeptDepthBounded) {
+  EXPECT_EQ(parse_request_body(R"({"z": 1, "a": {"y": 2, "b": 3}})").dump(),
+            R"({"z":1,"a":{"y":2,"b":3}})");
+  auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  EXPECT_NO_THROW(parse_request_body(nested(kMaxJsonDepth)));
+  for (const std::string& bad :
+       {nested(kMaxJsonDepth + 1), nested(1000000), std::string("{\"a\":"), std::string("")}) {
+    try {
+      parse_request_body(bad);
+      ADD_FAILURE() << "accepted " << bad.size() << " bytes";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+    }
+  }
+}
+
 // ---- output constraints
 
 TEST(RequestConstraint, NoneByDefaultAndForText) {
