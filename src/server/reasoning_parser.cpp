@@ -25,6 +25,10 @@ ReasoningSyntax reasoning_syntax_from_name(const std::string& name,
               "' (expected auto, deepseek_r1, qwen3 or none)");
 }
 
+const char* reasoning_end_marker(ReasoningSyntax s) {
+  return s == ReasoningSyntax::THINK ? "</think>" : "";
+}
+
 bool prompt_opens_reasoning(std::string_view prompt) {
   const size_t open = prompt.rfind(kOpen);
   if (open == std::string_view::npos) return false;

@@ -30,6 +30,10 @@ ReasoningSyntax detect_reasoning_syntax(std::string_view template_source);
 // --reasoning-parser: "auto" (detect), deepseek_r1, qwen3, none. Throws tessera::Error.
 ReasoningSyntax reasoning_syntax_from_name(const std::string& name,
                                            std::string_view template_source);
+// The text that ends the reasoning ("</think>"; "" for NONE): a constraint on the answer
+// (a forced tool call, a response_format) starts after it when the output starts in
+// reasoning, or may start with one.
+const char* reasoning_end_marker(ReasoningSyntax s);
 // Whether the rendered prompt ends inside an open <think> block (its last <think> is
 // followed by whitespace only), so that generation starts in the thought.
 bool prompt_opens_reasoning(std::string_view prompt);

@@ -86,6 +86,8 @@ TEST(ReasoningParser, DetectedFromTheTemplate) {
   EXPECT_EQ(reasoning_syntax_from_name("deepseek_r1", ""), ReasoningSyntax::THINK);
   EXPECT_EQ(reasoning_syntax_from_name("qwen3", ""), ReasoningSyntax::THINK);
   EXPECT_THROW(reasoning_syntax_from_name("granite", ""), Error);
+  EXPECT_STREQ(reasoning_end_marker(ReasoningSyntax::THINK), "</think>");
+  EXPECT_STREQ(reasoning_end_marker(ReasoningSyntax::NONE), "");
 }
 
 TEST(ToolSyntax, DetectedFromTheTemplate) {
