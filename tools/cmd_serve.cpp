@@ -113,6 +113,9 @@ Runner add_serve(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "deepseek_r1", "qwen3", "none"}));
   app.add_option("--served-model-name", o->server.served_model_name,
                  "model name clients use (default: the file name without .gguf)");
+  app.add_flag(
+      "--no-webui", [o](int64_t) { o->server.webui = false; },
+      "do not serve the chat page at / (then 404)");
   add_model_load_options(app, o->load);
   app.add_option("-t,--threads", o->n_threads, "compute threads (default: all cores)")
       ->check(CLI::Range(0, 1024));

@@ -208,15 +208,17 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
                                                  cr.logprobs, cr.top_logprobs);
     res.status = 200;
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream", [s](size_t, httplib::DataSink& sink) {
-      if (!write_stream(*s, sink)) {
-        // Client gone: free its KV blocks now.
-        s->gen->abort();
-        return false;
-      }
-      sink.done();
-      return true;
-    });
+    res.set_chunked_content_provider("text/event-stream",
+                                     [this, s](size_t, httplib::DataSink& sink) {
+                                       if (!write_stream(*s, sink)) {
+                                         // Client gone: free its KV blocks now.
+                                         s->gen->abort();
+                                         metrics_.count_client_abort();
+                                         return false;
+                                       }
+                                       sink.done();
+                                       return true;
+                                     });
     return;
   }
 
@@ -228,6 +230,7 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
     gen->poll(deltas, kPollInterval);
     if (client.gone()) {
       gen->abort();  // nobody will read the answer: free its KV blocks now
+      metrics_.count_client_abort();
       send_error(res, 499, "the client closed the connection");  // for the metrics only
       return;
     }

@@ -104,3 +104,9 @@ class Server:
                 self.proc.wait()
         self.log.close()
         return self.proc.returncode
+
+
+def smollm2_server(model, log_path):
+    """SmolLM2 with a 1,024-token context and a small KV pool (chat and browser tests)."""
+    return Server(model, "--max-model-len", 1024, "--kv-cache-memory", "160MiB",
+                  log_path=log_path)
