@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from serverlib import Server
+from serverlib import smollm2_server
 
 MODEL = "SmolLM2-135M-Instruct-Q4_1"
 WEATHER = {
@@ -38,8 +38,7 @@ THINK_TEMPLATE = (
 
 @pytest.fixture(scope="module")
 def smol(smollm2, tmp_path_factory):
-    s = Server(smollm2, "--max-model-len", 1024, "--kv-cache-memory", "160MiB",
-               log_path=tmp_path_factory.mktemp("srv") / "smol_tools.log")
+    s = smollm2_server(smollm2, tmp_path_factory.mktemp("srv") / "smol_tools.log")
     yield s
     assert s.stop() == 0, s.logs()
 
@@ -48,8 +47,7 @@ def smol(smollm2, tmp_path_factory):
 def thinker(smollm2, tmp_path_factory):
     d = tmp_path_factory.mktemp("think")
     (d / "think.jinja").write_text(THINK_TEMPLATE)
-    s = Server(smollm2, "--max-model-len", 1024, "--kv-cache-memory", "160MiB",
-               "--chat-template", d / "think.jinja", log_path=d / "think.log")
+    s = smollm2_server(smollm2, d / "think.log", "--chat-template", d / "think.jinja")
     yield s
     assert s.stop() == 0, s.logs()
 
