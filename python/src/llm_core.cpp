@@ -3,7 +3,8 @@
 #include <limits>
 
 #include "core/error.h"
-#include "server/prompt_builder.h"
+#include "server/chat_messages.h"
+#include "server/request_constraints.h"
 
 namespace tessera::python {
 
@@ -29,20 +30,19 @@ std::vector<int32_t> LLMCore::prompt_tokens(const std::string& text) const {
   return prompts_->completion_tokens(in);
 }
 
-LLMCore::ChatPrompt LLMCore::chat_prompt(const nlohmann::json& messages,
-                                         const std::string& chat_template,
-                                         bool add_generation_prompt) const {
-  const nlohmann::json checked = parse_chat_messages(messages);
+ChatPrompt LLMCore::chat_prompt(const nlohmann::ordered_json& fields,
+                                const std::string& chat_template) const {
+  CompletionRequest r;
+  r.chat = true;
+  r.messages = parse_chat_messages(fields.value("messages", nlohmann::ordered_json()));
+  parse_template_fields(fields, r);
+  r.tools = parse_tool_request(fields);
   std::unique_ptr<PromptBuilder> custom;
   if (!chat_template.empty()) custom = std::make_unique<PromptBuilder>(*model_, chat_template);
-  const PromptBuilder& pb = custom ? *custom : *prompts_;
-  ChatPrompt p;
-  p.text = pb.render_chat(checked, add_generation_prompt);
-  p.ids = pb.chat_text_tokens(p.text);
-  return p;
+  return (custom ? *custom : *prompts_).chat_prompt(r);
 }
 
-CompletionRequest LLMCore::sampling(const nlohmann::json& fields) const {
+CompletionRequest LLMCore::sampling(const nlohmann::ordered_json& fields) const {
   return parse_completion_options(fields, tokenizer().n_vocab());
 }
 

@@ -19,10 +19,7 @@
 #include "llm_options.h"
 #include "server/generation.h"
 #include "server/openai_request.h"
-
-namespace tessera {
-class PromptBuilder;
-}
+#include "server/prompt_builder.h"
 
 namespace tessera::python {
 
@@ -43,17 +40,15 @@ class LLMCore {
   // asks, special-token text parsed). Throws ApiError for an empty prompt.
   std::vector<int32_t> prompt_tokens(const std::string& text) const;
 
-  // A conversation (OpenAI-style messages) rendered by the model's chat template, or by
-  // `chat_template` when it is not empty, and tokenized as /v1/chat/completions does.
-  struct ChatPrompt {
-    std::string text;
-    std::vector<int32_t> ids;
-  };
-  ChatPrompt chat_prompt(const nlohmann::json& messages, const std::string& chat_template,
-                         bool add_generation_prompt) const;
+  // A conversation rendered by the model's chat template, or by `chat_template` when it is
+  // not empty, and tokenized as /v1/chat/completions does. `fields` holds the chat request
+  // fields that feed the template (messages, tools, chat_template_kwargs, documents,
+  // add_generation_prompt), checked as the server checks them.
+  ChatPrompt chat_prompt(const nlohmann::ordered_json& fields,
+                         const std::string& chat_template) const;
 
   // Sampling parameters in the server's field names, checked as the server checks them.
-  CompletionRequest sampling(const nlohmann::json& fields) const;
+  CompletionRequest sampling(const nlohmann::ordered_json& fields) const;
 
  private:
   std::unique_ptr<Model> model_;

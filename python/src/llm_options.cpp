@@ -7,7 +7,7 @@
 
 namespace tessera::python {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 namespace {
 

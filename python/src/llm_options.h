@@ -24,7 +24,7 @@ struct LLMOptionSpec {
   const char* help;
   // Checks `value` (never null: None keeps the default) and stores it. Throws Error
   // naming the option.
-  std::function<void(LLMOptions&, const nlohmann::json& value)> apply;
+  std::function<void(LLMOptions&, const nlohmann::ordered_json& value)> apply;
 };
 
 // Every option, in documentation order.

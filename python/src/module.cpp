@@ -286,13 +286,13 @@ NB_MODULE(_core, m) {
       .def("prompt_tokens", &LLMCore::prompt_tokens, "text"_a)
       .def(
           "chat_prompt",
-          [](const LLMCore& c, nb::handle messages, const std::string& chat_template,
-             bool add_generation_prompt) {
-            const LLMCore::ChatPrompt p =
-                c.chat_prompt(to_json(messages, "messages"), chat_template, add_generation_prompt);
+          [](const LLMCore& c, nb::handle fields, const std::string& chat_template) {
+            const ChatPrompt p = c.chat_prompt(to_json(fields, ""), chat_template);
             return nb::make_tuple(utf8(p.text), p.ids);
           },
-          "messages"_a, "chat_template"_a, "add_generation_prompt"_a)
+          "fields"_a, "chat_template"_a,
+          "Renders and tokenizes a conversation: fields are the chat request's messages, "
+          "tools, chat_template_kwargs, documents and add_generation_prompt.")
       .def("start", &start, "prompts"_a, "params"_a, nb::keep_alive<0, 1>(),
            "Submits token-id prompts, each with its sampling fields (server names).")
       .def("metrics", &engine_metrics);

@@ -12,7 +12,7 @@ namespace {
 
 constexpr int kMaxDepth = 64;
 
-nlohmann::json convert(nb::handle h, const std::string& where, int depth) {
+nlohmann::ordered_json convert(nb::handle h, const std::string& where, int depth) {
   if (depth > kMaxDepth) throw Error(where + ": nested too deeply");
   if (h.is_none()) return nullptr;
   if (nb::isinstance<nb::bool_>(h)) return nb::cast<bool>(h);
@@ -32,14 +32,14 @@ nlohmann::json convert(nb::handle h, const std::string& where, int depth) {
     throw Error(where + ": integer out of range");
   }
   if (nb::isinstance<nb::list>(h) || nb::isinstance<nb::tuple>(h)) {
-    nlohmann::json a = nlohmann::json::array();
+    nlohmann::ordered_json a = nlohmann::ordered_json::array();
     size_t i = 0;
     for (nb::handle x : h)
       a.push_back(convert(x, where + "[" + std::to_string(i++) + "]", depth + 1));
     return a;
   }
   if (nb::isinstance<nb::dict>(h)) {
-    nlohmann::json o = nlohmann::json::object();
+    nlohmann::ordered_json o = nlohmann::ordered_json::object();
     for (auto [k, v] : nb::borrow<nb::dict>(h)) {
       if (!nb::isinstance<nb::str>(k)) throw Error(where + ": dict keys must be strings");
       const std::string key = nb::cast<std::string>(k);
@@ -58,7 +58,7 @@ nlohmann::json convert(nb::handle h, const std::string& where, int depth) {
 
 }  // namespace
 
-nlohmann::json to_json(nb::handle h, const std::string& where) {
+nlohmann::ordered_json to_json(nb::handle h, const std::string& where) {
   return convert(h, where, 0);
 }
 

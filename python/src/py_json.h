@@ -1,5 +1,6 @@
 // Python values -> JSON, so that Python arguments reach the same validators as HTTP
-// request bodies (and their errors name the same fields).
+// request bodies (and their errors name the same fields). Dicts keep their key order, as
+// request bodies do (tool schemas reach chat templates in the caller's order).
 #pragma once
 #include <nanobind/nanobind.h>
 
@@ -12,6 +13,6 @@ namespace tessera::python {
 // __index__ (numpy integers) and __float__ (numpy floats). Anything else, an int beyond
 // 64 bits or nesting deeper than 64 levels throws Error naming `where` (e.g.
 // "messages[2].content").
-nlohmann::json to_json(nanobind::handle h, const std::string& where);
+nlohmann::ordered_json to_json(nanobind::handle h, const std::string& where);
 
 }  // namespace tessera::python

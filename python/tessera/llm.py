@@ -96,10 +96,15 @@ class LLM:
     def chat(self, messages: Sequence[Message] | Sequence[Sequence[Message]],
              sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
              chat_template: str | None = None, add_generation_prompt: bool = True,
-             use_tqdm: bool = False) -> list[RequestOutput]:
+             use_tqdm: bool = False, tools: list[dict] | None = None,
+             chat_template_kwargs: dict[str, Any] | None = None) -> list[RequestOutput]:
         """Answers a conversation (a list of {"role", "content"} messages) or a list of
         conversations, rendered with the model's chat template (or `chat_template`, a Jinja
         template) as `tessera serve`'s /v1/chat/completions renders them.
+
+        tools: OpenAI-style tool definitions, given to the template (the answer stays raw
+            text, as vLLM's LLM.chat returns it).
+        chat_template_kwargs: more template variables (e.g. {"enable_thinking": False}).
 
         Returns one RequestOutput per conversation; its `prompt` is the rendered text.
         """
@@ -109,8 +114,13 @@ class LLM:
         texts, ids = [], []
         for i, conv in enumerate(conversations):
             try:
-                text, tids = self._core.chat_prompt(conv, chat_template or "",
-                                                    add_generation_prompt)
+                fields: dict[str, Any] = {"messages": conv,
+                                          "add_generation_prompt": add_generation_prompt}
+                if tools is not None:
+                    fields["tools"] = tools
+                if chat_template_kwargs is not None:
+                    fields["chat_template_kwargs"] = chat_template_kwargs
+                text, tids = self._core.chat_prompt(fields, chat_template or "")
             except ValueError as e:
                 if batch:
                     raise ValueError(f"conversation {i}: {e}") from None

@@ -63,7 +63,7 @@ void block_shutdown_signals() {
 
 struct HttpServer::Impl {
   Impl(Engine& e, const Model& m, const ServerOptions& o)
-      : engine(e), opts(o), routes(e, m, o.served_model_name, o.chat_template) {}
+      : engine(e), opts(o), routes(e, m, o.served_model_name, o.chat_template, o.parsers) {}
 
   Engine& engine;
   ServerOptions opts;

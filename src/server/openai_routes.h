@@ -24,7 +24,7 @@ namespace tessera {
 class OpenAIRoutes {
  public:
   OpenAIRoutes(Engine& engine, const Model& model, std::string served_model_name,
-               const std::string& chat_template = "");
+               const std::string& chat_template = "", const ChatParserNames& parsers = {});
 
   void add_to(httplib::Server& svr);
 
