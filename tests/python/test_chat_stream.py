@@ -32,6 +32,20 @@ def test_chat_options_and_batches(llm):
     assert "What is the \ncapital?" in parts.prompt
 
 
+def test_chat_tools_and_template_kwargs_reach_the_template(llm):
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}]
+    tmpl = ("{% for t in tools %}[{{ t.function.name }}]{% endfor %}"
+            "{{ messages[0].content }}{{ suffix }}")
+    out = llm.chat(HELLO, GREEDY, chat_template=tmpl, tools=tools,
+                   chat_template_kwargs={"suffix": " A:"})[0]
+    assert out.prompt == "[get_weather]What is the capital of France? A:"
+    with pytest.raises(ValueError, match="chat_template_kwargs"):
+        llm.chat(HELLO, chat_template_kwargs={"messages": []})
+    with pytest.raises(ValueError, match="tools"):
+        llm.chat(HELLO, tools="get_weather")
+
+
 def test_chat_errors_name_the_field(llm):
     with pytest.raises(ValueError, match=r"messages\[0\]\.role"):
         llm.chat([{"role": "wizard", "content": "hi"}])
