@@ -34,6 +34,7 @@ class LLMCore {
   const Model& model() const { return *model_; }
   const Tokenizer& tokenizer() const;
   Engine& engine() { return *engine_; }
+  const Engine& engine() const { return *engine_; }
   InflightRegistry& registry() { return registry_; }
 
   // A text prompt's tokens as /v1/completions makes them (BOS/EOS as the model's metadata

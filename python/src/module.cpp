@@ -200,7 +200,7 @@ std::unique_ptr<PyJob> start(LLMCore& core, const std::vector<std::vector<int64_
 }
 
 nb::dict engine_metrics(const LLMCore& core) {
-  const EngineMetrics m = const_cast<LLMCore&>(core).engine().metrics();
+  const EngineMetrics m = core.engine().metrics();
   nb::dict d;
   d["num_running"] = m.n_running;
   d["num_waiting"] = m.n_waiting;
@@ -257,12 +257,14 @@ NB_MODULE(_core, m) {
 
   nb::class_<LLMCore>(m, "LLMCore", "A loaded model and its engine.")
       .def(nb::new_(&make_core), "path"_a, "options"_a)
-      .def_prop_ro("max_model_len", [](LLMCore& c) { return c.engine().max_model_len(); })
+      .def_prop_ro("max_model_len", [](const LLMCore& c) { return c.engine().max_model_len(); })
       .def_prop_ro("vocab_size", [](const LLMCore& c) { return c.tokenizer().n_vocab(); })
-      .def_prop_ro("bos_token_id",
-                   [](const LLMCore& c) { return id_or_none(c.tokenizer().bos_id()); })
-      .def_prop_ro("eos_token_id",
-                   [](const LLMCore& c) { return id_or_none(c.tokenizer().eos_id()); })
+      .def_prop_ro(
+          "bos_token_id", [](const LLMCore& c) { return id_or_none(c.tokenizer().bos_id()); },
+          nb::for_getter(nb::sig("def bos_token_id(self, /) -> int | None")))
+      .def_prop_ro(
+          "eos_token_id", [](const LLMCore& c) { return id_or_none(c.tokenizer().eos_id()); },
+          nb::for_getter(nb::sig("def eos_token_id(self, /) -> int | None")))
       .def(
           "encode",
           [](const LLMCore& c, const std::string& text, bool add_special) {

@@ -34,6 +34,15 @@ std::vector<int32_t> ids(const Engine::Result& r) {
   return v;
 }
 
+// An engine configuration with a KV pool of `kv_mib` MiB for sequences of up to
+// `max_model_len` tokens (stories260K's blocks are tiny: 16 MiB hold thousands of tokens).
+EngineConfig small_config(int kv_mib, int max_model_len = 128) {
+  EngineConfig cfg;
+  cfg.kv_cache_bytes = int64_t{kv_mib} << 20;
+  cfg.max_model_len = max_model_len;
+  return cfg;
+}
+
 GenerateParams greedy(int n) {
   GenerateParams p;
   p.sampling.temperature = 0.0f;
@@ -44,10 +53,7 @@ GenerateParams greedy(int n) {
 
 TEST(Engine, BatchedEqualsOneAtATime) {
   auto model = load_model(kModel, {.n_threads = 2});
-  EngineConfig cfg;
-  cfg.kv_cache_bytes = 64 << 20;
-  cfg.max_model_len = 128;
-  Engine engine(*model, cfg);
+  Engine engine(*model, small_config(64));
   auto ps = prompts(*model);
   std::vector<Engine::Result> together = engine.generate(ps, greedy(40));
   ASSERT_EQ(together.size(), ps.size());
@@ -84,10 +90,7 @@ TEST(Engine, PreemptionUnderATinyPoolGivesTheSameTokens) {
 
 TEST(Engine, SharedPrefixHitsTheCache) {
   auto model = load_model(kModel, {.n_threads = 1});
-  EngineConfig cfg;
-  cfg.kv_cache_bytes = 16 << 20;
-  cfg.max_model_len = 128;
-  Engine engine(*model, cfg);
+  Engine engine(*model, small_config(16));
   std::vector<int32_t> p = model->tokenizer().encode(
       "Once upon a time, there was a little girl named Lily. She loved to play outside", true,
       false);
@@ -102,9 +105,7 @@ TEST(Engine, SharedPrefixHitsTheCache) {
 
 TEST(Engine, RejectsBadRequestsAndAbortsCleanly) {
   auto model = load_model(kModel, {.n_threads = 1});
-  EngineConfig cfg;
-  cfg.kv_cache_bytes = 16 << 20;
-  cfg.max_model_len = 64;
+  EngineConfig cfg = small_config(16, 64);
   cfg.max_waiting = 2;
   Engine engine(*model, cfg);
   EXPECT_THROW(engine.submit({}, greedy(4)), Error);
@@ -125,10 +126,7 @@ TEST(Engine, RejectsBadRequestsAndAbortsCleanly) {
 
 TEST(Engine, SeededSamplingIsReproducible) {
   auto model = load_model(kModel, {.n_threads = 1});
-  EngineConfig cfg;
-  cfg.kv_cache_bytes = 16 << 20;
-  cfg.max_model_len = 128;
-  Engine engine(*model, cfg);
+  Engine engine(*model, small_config(16));
   GenerateParams p = greedy(30);
   p.sampling.temperature = 1.0f;
   p.sampling.has_seed = true;
@@ -144,10 +142,7 @@ TEST(Engine, SeededSamplingIsReproducible) {
 
 TEST(Engine, StopTokenIdsEndAChoiceLikeEndOfGeneration) {
   auto model = load_model(kModel, {.n_threads = 1});
-  EngineConfig cfg;
-  cfg.kv_cache_bytes = 16 << 20;
-  cfg.max_model_len = 128;
-  Engine engine(*model, cfg);
+  Engine engine(*model, small_config(16));
   auto ps = prompts(*model);
   const std::vector<int32_t> full = ids(engine.generate({ps[0]}, greedy(30))[0]);
   // The first token that did not occur before it: generation ends right before it.
@@ -164,10 +159,7 @@ TEST(Engine, StopTokenIdsEndAChoiceLikeEndOfGeneration) {
 
 TEST(Engine, LogprobsRankTheChosenToken) {
   auto model = load_model(kModel, {.n_threads = 1});
-  EngineConfig cfg;
-  cfg.kv_cache_bytes = 16 << 20;
-  cfg.max_model_len = 128;
-  Engine engine(*model, cfg);
+  Engine engine(*model, small_config(16));
   auto ps = prompts(*model);
   GenerateParams p = greedy(20);
   p.logprobs = 3;
