@@ -53,13 +53,13 @@ def run_tessera(a, ps):
 
 
 def run_llama_cpp(a, ps):
+    import llama_cpp
     from llama_cpp import Llama
     llm = Llama(model_path=a.model, n_ctx=a.n_ctx, n_threads=a.threads,
                 n_threads_batch=a.threads, n_batch=512, verbose=False)
     # No end-of-generation token may end a completion early: every id the vocabulary
     # marks as end-of-generation is biased away (llama.cpp's own ignore_eos does the same).
-    eog = [t for t in range(llm.n_vocab()) if llm._model.token_is_eog(t)] \
-        if hasattr(llm._model, "token_is_eog") else [llm.token_eos()]
+    eog = [t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(llm._model.vocab, t)]
     bias = {t: -1e9 for t in eog}
     kw = dict(max_tokens=a.max_tokens, temperature=0.0, top_k=1, logit_bias=bias)
     llm.create_completion(ps[0], max_tokens=4, temperature=0.0)  # warm-up
