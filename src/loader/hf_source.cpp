@@ -16,6 +16,7 @@
 #include "backend/cpu/quants.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "loader/hf_encoder.h"
 #include "loader/hf_tokenizer.h"
 #include "loader/memory_source.h"
 #include "loader/safetensors.h"
@@ -267,7 +268,8 @@ const ArchSpec& find_arch(const json& cfg, const std::string& where) {
   for (const ArchSpec& a : kArchs)
     if (a.hf_arch == name) return a;
   std::string known;
-  for (const ArchSpec& a : kArchs) known += (known.empty() ? "" : ", ") + std::string(a.hf_arch);
+  for (const std::string& a : supported_hf_architectures())
+    known += (known.empty() ? "" : ", ") + a;
   throw Error(where + ": unsupported architecture '" + name + "' (supported: " + known + ")");
 }
 
@@ -611,19 +613,6 @@ DType dtype_or_throw(const safetensors::TensorView& t) {
   return t.require_float();
 }
 
-// 1-D tensors become F32 copies (norm weights and biases are read as F32).
-const uint8_t* to_f32(gguf::MemorySource& src, const uint8_t* data, DType type, int64_t n) {
-  float* out = reinterpret_cast<float*>(src.alloc(sizeof(float) * n));
-  if (type == DType::F32) {
-    std::memcpy(out, data, sizeof(float) * n);
-  } else {
-    std::vector<uint16_t> tmp(n);
-    std::memcpy(tmp.data(), data, 2 * n);
-    cpu::dequantize_row(type, tmp.data(), out, n);
-  }
-  return reinterpret_cast<const uint8_t*>(out);
-}
-
 void add_checkpoint_tensors(const std::string& dir, const ArchSpec& spec, const Dims& d,
                             gguf::MemorySource& src) {
   std::shared_ptr<safetensors::Checkpoint> ck = safetensors::Checkpoint::open(dir);
@@ -656,7 +645,7 @@ void add_checkpoint_tensors(const std::string& dir, const ArchSpec& spec, const 
     for (int i = 0; i < ti.n_dims; ++i) ti.ne[i] = t->shape[ti.n_dims - 1 - i];
     if (ti.n_dims == 1) {
       ti.type = DType::F32;
-      ti.data = to_f32(src, t->data, type, ti.ne[0]);
+      ti.data = copy_as_f32(src, t->data, type, ti.ne[0]);
       if (spec.norm_plus_one && ti.name.find("norm") != std::string::npos) {
         float* w = reinterpret_cast<float*>(const_cast<uint8_t*>(ti.data));
         for (int64_t i = 0; i < ti.ne[0]; ++i) w[i] += 1.0f;
@@ -762,6 +751,18 @@ void add_dummy_tensors(const ArchSpec& spec, const Dims& d, const LoadOptions& o
 
 }  // namespace
 
+const uint8_t* copy_as_f32(gguf::MemorySource& src, const uint8_t* data, DType type, int64_t n) {
+  float* out = reinterpret_cast<float*>(src.alloc(sizeof(float) * n));
+  if (type == DType::F32) {
+    std::memcpy(out, data, sizeof(float) * n);
+  } else {
+    std::vector<uint16_t> tmp(n);
+    std::memcpy(tmp.data(), data, 2 * n);
+    cpu::dequantize_row(type, tmp.data(), out, n);
+  }
+  return reinterpret_cast<const uint8_t*>(out);
+}
+
 bool is_hf_path(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) return true;
@@ -771,6 +772,7 @@ bool is_hf_path(const std::string& path) {
 std::vector<std::string> supported_hf_architectures() {
   std::vector<std::string> v;
   for (const ArchSpec& a : kArchs) v.emplace_back(a.hf_arch);
+  for (const std::string& e : encoder_architectures()) v.push_back(e);
   return v;
 }
 
@@ -778,6 +780,7 @@ std::vector<HfArchitecture> hf_architecture_table() {
   std::vector<HfArchitecture> v;
   for (const ArchSpec& a : kArchs)
     v.push_back({std::string(a.hf_arch), std::string(a.arch), a.shapes != nullptr});
+  for (const std::string& e : encoder_architectures()) v.push_back({e, "bert", false});
   return v;
 }
 
@@ -800,6 +803,17 @@ std::unique_ptr<gguf::Source> open_hf_directory(const std::string& path, const L
   auto src = std::make_unique<gguf::MemorySource>(
       opts.dummy_weights ? "Hugging Face config (dummy weights)" : "Hugging Face safetensors");
   try {
+    if (cfg.contains("architectures") && cfg["architectures"].is_array() &&
+        !cfg["architectures"].empty() && cfg["architectures"][0].is_string() &&
+        is_encoder_architecture(cfg["architectures"][0].get<std::string>())) {
+      if (opts.dummy_weights)
+        throw Error(where + ": dummy weights are not available for encoder architectures");
+      std::string name = fs::weakly_canonical(dir, ec).filename().string();
+      src->set_string("general.name", name.empty() ? std::string("bert") : name);
+      add_encoder_model(cfg, dir.string(), where, *src);
+      add_sentence_transformers_metadata(dir.string(), "bert", *src);
+      return src;
+    }
     const ArchSpec& spec = find_arch(cfg, where);
     std::vector<NamedVector> rope_tensors;
     const Dims d = read_config(cfg, spec, where, *src, &rope_tensors);
@@ -823,6 +837,7 @@ std::unique_ptr<gguf::Source> open_hf_directory(const std::string& path, const L
     } else {
       add_checkpoint_tensors(dir.string(), spec, d, *src);
     }
+    add_sentence_transformers_metadata(dir.string(), std::string(spec.arch), *src);
     for (const auto& [rope_name, rope_factors] : rope_tensors) {
       gguf::TensorInfo ti;
       ti.name = rope_name;

@@ -24,6 +24,10 @@
 #include "core/dtype.h"
 #include "loader/gguf.h"
 
+namespace tessera::gguf {
+class MemorySource;
+}
+
 namespace tessera::hf {
 
 // Metadata key: the Q/K weights are in rotate-half order, use the NeoX RoPE.
@@ -57,6 +61,10 @@ struct HfArchitecture {
   bool dummy;
 };
 std::vector<HfArchitecture> hf_architecture_table();
+
+// 1-D tensor data (F32, F16 or BF16) as an F32 copy that `src` owns (norm weights and
+// biases are read as F32).
+const uint8_t* copy_as_f32(gguf::MemorySource& src, const uint8_t* data, DType type, int64_t n);
 
 // Llama 3 RoPE frequency factors ("rope_type": "llama3"): one divisor of theta per
 // dimension pair, [n_rot / 2].

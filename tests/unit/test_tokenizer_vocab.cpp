@@ -144,7 +144,7 @@ INSTANTIATE_TEST_SUITE_P(
                       VocabParam{"gpt-2", "bpe", true}, VocabParam{"starcoder", "bpe", true},
                       VocabParam{"falcon", "bpe", true}, VocabParam{"deepseek-coder", "bpe", true},
                       VocabParam{"deepseek-llm", "bpe", true}, VocabParam{"mpt", "bpe", true},
-                      VocabParam{"refact", "bpe", true}),
+                      VocabParam{"refact", "bpe", true}, VocabParam{"bert-bge", "wpm", false}),
     [](const ::testing::TestParamInfo<VocabParam>& i) {
       std::string n = i.param.name;
       for (char& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
