@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   sub("bench", "benchmarks: -m MODEL (pp/tg speed), bandwidth, serve (HTTP load)", cli::add_bench);
   sub("convert", "convert a Hugging Face model directory to GGUF", cli::add_convert);
   sub("logits", "raw logits of a prompt, as JSON", cli::add_logits);
+  sub("embed", "embeddings (or cross-encoder scores) of input lines, as JSON", cli::add_embed);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -142,4 +142,8 @@ std::unique_ptr<KVCache> Model::make_kv_cache(int n_blocks, int block_size) {
 
 namespace tessera {
 Model::~Model() = default;
+
+void Model::forward_hidden(const ForwardBatch&, KVCache&, float*) {
+  throw Error("'" + config_.arch + "' models do not expose their hidden states");
+}
 }  // namespace tessera
