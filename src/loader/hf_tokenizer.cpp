@@ -160,6 +160,23 @@ void template_flags(const json& pp, VocabData& v) {
     for (const json& e : pp.value("processors", json::array())) template_flags(e, v);
     return;
   }
+  // RoBERTa's processor: "<s> A </s>" ("cls" and "sep" name [text, id]).
+  if (type == "RobertaProcessing" || type == "BertProcessing") {
+    auto named = [&](const char* key) -> std::optional<int64_t> {
+      if (!pp.contains(key) || !pp[key].is_array() || pp[key].empty() || !pp[key][0].is_string())
+        return std::nullopt;
+      return find_id(v, pp[key][0].get<std::string>());
+    };
+    if (auto id = named("cls"); id && !v.add_bos) {
+      v.add_bos = true;
+      if (!v.bos_id) v.bos_id = id;
+    }
+    if (auto id = named("sep"); id && !v.add_eos) {
+      v.add_eos = true;
+      if (!v.eos_id) v.eos_id = id;
+    }
+    return;
+  }
   if (type != "TemplateProcessing" || !pp.contains("single") || !pp["single"].is_array()) return;
   const json& single = pp["single"];
   auto special_id = [&](const json& item) -> std::optional<int64_t> {
