@@ -16,26 +16,30 @@ bool EmbedJob::wait(std::chrono::milliseconds timeout) {
   return cv_.wait_for(lock, timeout, [&] { return done_; });
 }
 
-bool EmbedJob::set_output(size_t i, std::vector<float> v) {
-  bool done;
+void EmbedJob::set_output(size_t i, std::vector<float> v) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     outputs_[i] = std::move(v);
-    done = done_ = ++n_done_ == inputs_.size();
+    count_done();
   }
   cv_.notify_all();
-  return done;
 }
 
-bool EmbedJob::fail(const std::string& message) {
-  bool done;
+void EmbedJob::fail(const std::string& message) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (error_.empty()) error_ = message;
-    done = done_ = ++n_done_ == inputs_.size();
+    count_done();
   }
   cv_.notify_all();
-  return done;
+}
+
+// Under mu_: one more input done; the last one leaves the in-flight count before any
+// waiter can see the job done.
+void EmbedJob::count_done() {
+  if (++n_done_ < inputs_.size()) return;
+  if (inflight_) --*inflight_;
+  done_ = true;
 }
 
 EmbedBatcher::EmbedBatcher(EmbeddingRunner& runner, int max_waiting_inputs)
@@ -50,8 +54,7 @@ EmbedBatcher::~EmbedBatcher() {
   }
   cv_.notify_all();
   thread_.join();
-  for (Item& it : waiting_)
-    if (it.job->fail("the server is shutting down")) --n_inflight_;
+  for (Item& it : waiting_) it.job->fail("the server is shutting down");
 }
 
 std::shared_ptr<EmbedJob> EmbedBatcher::submit(std::vector<EmbedInput> inputs) {
@@ -67,6 +70,7 @@ std::shared_ptr<EmbedJob> EmbedBatcher::submit(std::vector<EmbedInput> inputs) {
                        false);
     for (size_t i = 0; i < n; ++i) waiting_.push_back({job, i});
     ++n_inflight_;
+    job->inflight_ = &n_inflight_;
     ++stats_.requests;
     stats_.inputs += static_cast<int64_t>(n);
     stats_.tokens += job->n_tokens();
@@ -110,11 +114,10 @@ void EmbedBatcher::loop() {
     try {
       runner_.run(inputs, out);
       for (size_t i = 0; i < batch.size(); ++i)
-        if (batch[i].job->set_output(batch[i].index, std::move(out[i]))) --n_inflight_;
+        batch[i].job->set_output(batch[i].index, std::move(out[i]));
     } catch (const std::exception& e) {
       // Inputs are checked before they are queued, so this is an internal failure (memory).
-      for (const Item& it : batch)
-        if (it.job->fail(std::string("embedding failed: ") + e.what())) --n_inflight_;
+      for (const Item& it : batch) it.job->fail(std::string("embedding failed: ") + e.what());
     }
     {
       std::lock_guard<std::mutex> lock(mu_);

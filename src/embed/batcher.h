@@ -41,9 +41,9 @@ class EmbedJob {
 
  private:
   friend class EmbedBatcher;
-  // Each returns true when it completed the job (its last input).
-  bool set_output(size_t i, std::vector<float> v);
-  bool fail(const std::string& message);
+  void set_output(size_t i, std::vector<float> v);
+  void fail(const std::string& message);
+  void count_done();
 
   std::vector<EmbedInput> inputs_;
   std::vector<std::vector<float>> outputs_;
@@ -51,6 +51,7 @@ class EmbedJob {
   size_t n_done_ = 0;
   bool done_ = false;
   std::string error_;
+  std::atomic<int>* inflight_ = nullptr;  // the batcher's count of unfinished requests
   std::mutex mu_;
   std::condition_variable cv_;
 };
