@@ -256,9 +256,10 @@ VocabData wordpiece_vocab(const json& j, const std::string& where) {
     v.unk_id = find_id(v, model["unk_token"].get<std::string>());
   // [CLS] and [SEP] from the post-processor's template ([CLS] A [SEP]).
   template_flags(j.value("post_processor", json()), v);
+  // [CLS] is also written as the BOS: llama.cpp's WordPiece vocabulary takes its BOS from
+  // bos_token_id (defaulting to BERT's 101 without it).
   v.cls_id = v.bos_id;
   v.sep_id = v.eos_id;
-  v.bos_id.reset();
   v.eos_id.reset();
   v.add_bos.reset();
   v.add_eos.reset();
@@ -481,8 +482,8 @@ VocabData read_tokenizer_dir(const std::string& dir, const json* config) {
       if (auto id = id_of("cls_token")) v.cls_id = id;
       if (auto id = id_of("sep_token")) v.sep_id = id;
       if (auto id = id_of("mask_token")) v.mask_id = id;
-      // BERT configs name no BOS/EOS; [CLS]/[SEP] play those parts.
-      v.bos_id.reset();
+      // [CLS] and [SEP] play the parts of BOS and end of text.
+      v.bos_id = v.cls_id;
       v.eos_id.reset();
     }
     if (tc.contains("add_bos_token") && tc["add_bos_token"].is_boolean())

@@ -81,7 +81,8 @@ TEST(WordPiece, VocabularyRoundTripsThroughGgufKeys) {
   EXPECT_EQ(src.get_int("tokenizer.ggml.cls_token_id").value_or(-1), 101);
   EXPECT_EQ(src.get_int("tokenizer.ggml.seperator_token_id").value_or(-1), 102);
   EXPECT_EQ(src.get_int("tokenizer.ggml.unknown_token_id").value_or(-1), 100);
-  EXPECT_FALSE(src.get_int("tokenizer.ggml.bos_token_id"));
+  EXPECT_EQ(src.get_int("tokenizer.ggml.bos_token_id").value_or(-1), 101);  // llama.cpp's BOS
+  EXPECT_FALSE(src.get_int("tokenizer.ggml.eos_token_id"));
   const std::vector<std::string> toks = src.get_string_array("tokenizer.ggml.tokens");
   EXPECT_EQ(toks[7592], "\xE2\x96\x81hello");
   EXPECT_EQ(toks[2361], "p");  // "##p"
