@@ -256,3 +256,23 @@ def test_embedding_routes_refused_on_a_generation_server(tmp_path):
             assert err["code"] == "model_not_supported"
     finally:
         assert s.stop() == 0, s.logs()
+
+
+def test_decoder_served_as_embedder(tmp_path):
+    # stories260K (a Llama decoder) under --task embed: its final hidden states, last-token
+    # pooled, the same as the CLI gives.
+    from conftest import run_tessera
+    want = json.loads(run_tessera("embed", "-m", STORIES, "--task", "embed", "-t", 2, "-p",
+                                  "Once upon a time").stdout)
+    s = Server(STORIES, "--task", "embed", log_path=tmp_path / "stories-embed.log")
+    try:
+        r = s.post("/v1/embeddings", {"input": ["Once upon a time", "Lily"]})
+        assert r.status_code == 200, r.text
+        data = r.json()["data"]
+        assert len(data[0]["embedding"]) == 64
+        assert data[0]["embedding"] == pytest.approx(want, abs=1e-6)
+        error_of(s.post("/v1/completions", {"prompt": "Once"}), 400, "does not generate")
+        error_of(s.post("/v1/rerank", {"query": "q", "documents": ["d"], "truncate": 3}), 400,
+                 "'truncate' must be a boolean")
+    finally:
+        assert s.stop() == 0, s.logs()

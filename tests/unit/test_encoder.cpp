@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -150,6 +151,70 @@ TEST(Encoder, RobertaEmbeddingsMatchTransformers) {
   too_long.tokens.assign(65, 5);
   EmbeddingRunner runner(*model, s);
   EXPECT_THROW(runner.check(too_long), Error);
+}
+
+// A copy of a test model directory with one file replaced, removed at the end of the test.
+struct EditedDir {
+  EditedDir(const std::string& from, const std::string& file, const std::string& content) {
+    dir = fs::temp_directory_path() / ("tessera_enc_edit_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::copy(from, dir, fs::copy_options::recursive);
+    fs::create_directories((dir / file).parent_path());
+    std::ofstream(dir / file) << content;
+  }
+  ~EditedDir() { fs::remove_all(dir); }
+  fs::path dir;
+};
+
+std::string load_error(const fs::path& dir) {
+  try {
+    auto m = load_model(dir.string(), {.n_threads = 1});
+    resolve_embed_settings(*m, EmbedTask::EMBED, {});
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<loaded>";
+}
+
+TEST(Encoder, RefusesWhatItDoesNotImplement) {
+  const std::string src = kDir + "roberta";
+  json cfg = json::parse(read_file(src + "/config.json"));
+  auto with_config = [&](const char* key, const json& value) {
+    json c = cfg;
+    c[key] = value;
+    return EditedDir(src, "config.json", c.dump());
+  };
+  {
+    EditedDir d = with_config("hidden_act", "gelu_new");
+    EXPECT_NE(load_error(d.dir).find("hidden_act 'gelu_new' is not supported"), std::string::npos);
+  }
+  {
+    EditedDir d = with_config("position_embedding_type", "relative_key");
+    EXPECT_NE(load_error(d.dir).find("relative_key"), std::string::npos);
+  }
+  {
+    EditedDir d(src, "modules.json",
+                R"([{"type": "sentence_transformers.models.Transformer", "path": ""},
+                    {"type": "sentence_transformers.models.Dense", "path": "2_Dense"}])");
+    EXPECT_NE(load_error(d.dir).find("sentence_transformers.models.Dense"), std::string::npos);
+  }
+  {
+    EditedDir d(src, "1_Pooling/config.json", R"({"pooling_mode_max_tokens": true})");
+    EXPECT_NE(load_error(d.dir).find("pooling must be exactly one of"), std::string::npos);
+  }
+  {
+    EditedDir d(src, "sentence_bert_config.json", R"({"max_seq_length": 16})");
+    auto m = load_model(d.dir.string(), {.n_threads = 1});
+    EXPECT_EQ(resolve_embed_settings(*m, EmbedTask::EMBED, {}).max_len, 16);
+    EmbedOptions o;
+    o.max_model_len = 64;  // up to the model's positions
+    EXPECT_EQ(resolve_embed_settings(*m, EmbedTask::EMBED, o).max_len, 64);
+    o.max_model_len = 65;
+    EXPECT_THROW(resolve_embed_settings(*m, EmbedTask::EMBED, o), Error);
+    o.max_model_len = 0;
+    o.max_batch_tokens = 8;  // smaller than one input
+    EXPECT_THROW(resolve_embed_settings(*m, EmbedTask::EMBED, o), Error);
+  }
 }
 
 class DecoderEmbedding : public ::testing::TestWithParam<std::string> {};
