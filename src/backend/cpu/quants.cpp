@@ -57,6 +57,7 @@ const Tables& tables() {
       fill_avx512_attention_kernels(r.level[kAvx512]);
       fill_avx512_tiled_attention_kernels(r.level[kAvx512]);
       fill_avx512_gemv_r8_kernels(r.level[kAvx512]);
+      fill_avx512_float_gemm_kernels(r.level[kAvx512]);
     }
     return r;
   }();
