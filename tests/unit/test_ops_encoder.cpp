@@ -2,11 +2,13 @@
 // references written from their definitions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/quants.h"
 
 namespace tessera {
 namespace {
@@ -66,6 +68,35 @@ TEST(OpsEncoder, GeluIsTheErfForm) {
   EXPECT_NEAR(z[1], -0.01552416, 1e-6);
   EXPECT_NEAR(z[2], 2.48447584, 1e-6);
   EXPECT_EQ(z[3], 0.0f);
+}
+
+// The GELU kernel of every SIMD level gives the scalar reference's bits (any length, so the
+// vector tails too), within 2e-7 relative of the exact erf form.
+TEST(OpsEncoder, GeluKernelsEqualTheScalarReference) {
+  const cpu::GeluFn ref = cpu::gelu_fn_for("scalar");
+  ASSERT_NE(ref, nullptr);
+  std::vector<float> x = random_vec(4099, 9, -12.0f, 12.0f);
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-3f, -1e-3f, 6.36f, -6.36f, 30.0f, -30.0f})
+    x.push_back(v);
+  auto want = x;
+  ref(want.data(), static_cast<int64_t>(want.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double exact = 0.5 * x[i] * std::erfc(-x[i] / std::sqrt(2.0));
+    EXPECT_NEAR(want[i], exact, 2e-7 * std::max(1.0, std::fabs(double(x[i])))) << x[i];
+  }
+  int n_levels = 0;
+  for (const char* level : {"scalar", "avx2", "avx512"}) {
+    const cpu::GeluFn f = cpu::gelu_fn_for(level);
+    if (f == nullptr) continue;
+    ++n_levels;
+    for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{13}, x.size()}) {
+      auto got = x;
+      f(got.data(), static_cast<int64_t>(n));
+      for (size_t i = 0; i < x.size(); ++i)
+        ASSERT_EQ(got[i], i < n ? want[i] : x[i]) << level << " n=" << n << " x=" << x[i];
+    }
+  }
+  EXPECT_GE(n_levels, 1);
 }
 
 // Naive bidirectional attention within each sequence, in double.

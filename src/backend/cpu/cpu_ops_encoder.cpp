@@ -1,14 +1,16 @@
-// CPU ops for encoders (BERT family) and pooled embeddings: LayerNorm, exact GELU,
-// bidirectional attention over a packed batch (no KV cache) and per-sequence pooling.
+// CPU ops for encoders (BERT family) and pooled embeddings: LayerNorm, exact GELU (the
+// GeluFn kernel of quants.h), bidirectional attention over a packed batch (no KV cache) and
+// per-sequence pooling.
 //
-// Plain scalar code, split across the thread pool; each op has a naive reference test in
-// tests/unit/test_ops_encoder.cpp.
+// Scalar code but for GELU, split across the thread pool; each op has a naive reference
+// test in tests/unit/test_ops_encoder.cpp.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/quants.h"
 #include "core/error.h"
 
 namespace tessera::cpu {
@@ -40,14 +42,9 @@ void CpuBackend::layer_norm(const float* x, const float* weight, const float* bi
 }
 
 void CpuBackend::gelu(float* x, int n, int d) {
-  constexpr float kInvSqrt2 = 0.70710678118654752440f;
+  const GeluFn f = gelu_fn();  // element-wise: any split gives the same bits
   pool_.parallel_for(
-      n,
-      [&](int64_t b, int64_t e, int) {
-        for (int64_t i = b * d; i < e * d; ++i)
-          x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * kInvSqrt2));
-      },
-      grain(int64_t{d} * 16));
+      n, [&](int64_t b, int64_t e, int) { f(x + b * d, (e - b) * d); }, grain(int64_t{d} * 8));
 }
 
 void CpuBackend::attention_packed(const float* q, const float* k, const float* v, float* out,
