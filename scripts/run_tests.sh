@@ -10,5 +10,5 @@ ctest --test-dir "$BUILD" --output-on-failure -j "$(nproc)" || status=1
 echo "== GGUF loader fuzz test (ASan + UBSan)"
 "$BUILD/gguf_fuzz" || status=1
 echo "== end-to-end tests"
-TESSERA_BIN="$BUILD/tessera" .venv/bin/python -m pytest -q tests/e2e || status=1
+TESSERA_BIN="$BUILD/tessera" .venv/bin/python -m pytest -q -rs tests/e2e || status=1
 exit $status

@@ -17,6 +17,7 @@
 #include "bench/serve_bench.h"
 #include "cli_common.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "core/thread_pool.h"
 #include "loader/gguf.h"
 #include "models/model.h"
@@ -92,6 +93,7 @@ Runner add_bench_serve(CLI::App& app) {
   app.add_flag("-q,--quiet", c.quiet, "no progress on stderr");
   return [o] {
     o->cfg.request_rate = parse_rate(o->rate);
+    if (o->cfg.quiet) set_progress_enabled(false);
     bench::ServeBenchResult r = bench::run_serve_bench(o->cfg);
     std::fputs(bench::format_report(r.summary).c_str(), stdout);
     std::fflush(stdout);
@@ -194,6 +196,7 @@ Runner add_bench_latency(CLI::App& app) {
   return [o] {
     if (o->model.empty())
       throw Error("bench: -m MODEL is required (or a subcommand: serve, bandwidth)");
+    if (o->quiet) set_progress_enabled(false);
     for (int v : o->cfg.n_prompt)
       if (v < 0) throw Error("-p must not be negative");
     for (int v : o->cfg.n_gen)

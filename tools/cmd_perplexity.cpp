@@ -1,8 +1,11 @@
 // tessera perplexity: llama.cpp-compatible perplexity of a text file.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 
 #include "cli_common.h"
+#include "core/progress.h"
 #include "engine/perplexity.h"
 #include "models/model.h"
 
@@ -31,13 +34,30 @@ Runner add_perplexity(CLI::App& app) {
     const std::string text = read_file(o->file);
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<int32_t> tokens = model->tokenizer().encode(text, true, false);
-    std::fprintf(stderr, "tokenized %zu tokens; %zu chunks of %d\n", tokens.size(),
-                 tokens.size() / o->n_ctx, o->n_ctx);
+    const int n_chunks = static_cast<int>(tokens.size() / o->n_ctx);
+    std::fprintf(stderr, "tokenized %zu tokens; %d chunks of %d\n", tokens.size(), n_chunks,
+                 o->n_ctx);
+    Progress progress("perplexity", uint64_t(n_chunks) * o->n_ctx, "tok");
+    // The running estimates go to stdout as llama.cpp prints them; when stdout is the
+    // terminal the progress line is drawn on, they wait for the end instead.
+    const bool defer = progress.active() && isatty(STDOUT_FILENO);
+    std::string deferred;
     PerplexityResult r = compute_perplexity(
-        *model, tokens, o->n_ctx, o->n_batch > 0 ? o->n_batch : o->n_ctx, [](int i, double ppl) {
-          std::printf("[%d]%.4f,", i + 1, ppl);
-          std::fflush(stdout);
+        *model, tokens, o->n_ctx, o->n_batch > 0 ? o->n_batch : o->n_ctx, [&](int i, double ppl) {
+          char buf[64];
+          std::snprintf(buf, sizeof buf, "[%d]%.4f,", i + 1, ppl);
+          if (defer) {
+            deferred += buf;
+          } else {
+            std::fputs(buf, stdout);
+            std::fflush(stdout);
+          }
+          std::snprintf(buf, sizeof buf, "chunk %d/%d  ppl %.4f", i + 1, n_chunks, ppl);
+          progress.set_note(buf);
+          progress.add(o->n_ctx);
         });
+    progress.finish();
+    std::fputs(deferred.c_str(), stdout);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, "%d chunks, %lld tokens scored, %.2f s; estimate %.4f +/- %.5f\n",

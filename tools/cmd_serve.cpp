@@ -135,8 +135,19 @@ Runner add_serve(CLI::App& app) {
   app.add_option("--api-key", o->server.api_key, "require 'Authorization: Bearer KEY'");
   app.add_option("--chat-template", o->chat_template_file,
                  "Jinja chat template file to use instead of the model's own");
+  app.add_option("--tool-call-parser", o->server.parsers.tool_call_parser,
+                 "how tool calls are read from the output: auto (from the chat template), "
+                 "hermes, llama3_json, mistral, generic")
+      ->check(CLI::IsMember({"auto", "hermes", "llama3_json", "mistral", "generic"}));
+  app.add_option("--reasoning-parser", o->server.parsers.reasoning_parser,
+                 "how <think> reasoning is separated into reasoning_content: auto (from the "
+                 "chat template), deepseek_r1, qwen3, none")
+      ->check(CLI::IsMember({"auto", "deepseek_r1", "qwen3", "none"}));
   app.add_option("--served-model-name", o->server.served_model_name,
                  "model name clients use (default: the file name without .gguf)");
+  app.add_flag(
+      "--no-webui", [o](int64_t) { o->server.webui = false; },
+      "do not serve the chat page at / (then 404)");
   add_model_load_options(app, o->load);
   app.add_option("-t,--threads", o->n_threads, "compute threads (default: all cores)")
       ->check(CLI::Range(0, 1024));

@@ -8,6 +8,7 @@
 
 #include "cli_common.h"
 #include "core/error.h"
+#include "core/progress.h"
 
 namespace tessera::cli {}  // namespace tessera::cli
 
@@ -29,11 +30,19 @@ int main(int argc, char** argv) {
   sub("convert", "convert a Hugging Face model directory to GGUF", cli::add_convert);
   sub("logits", "raw logits of a prompt, as JSON", cli::add_logits);
   sub("embed", "embeddings (or cross-encoder scores) of input lines, as JSON", cli::add_embed);
+  // Progress lines (stderr, terminals only) for every subcommand; --no-progress on any.
+  bool no_progress = false;
+  std::function<void(CLI::App*)> add_no_progress = [&](CLI::App* a) {
+    a->add_flag("--no-progress", no_progress, "no progress lines on stderr (shown on terminals)");
+    for (CLI::App* s : a->get_subcommands({})) add_no_progress(s);
+  };
+  for (CLI::App* s : app.get_subcommands({})) add_no_progress(s);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  set_progress_enabled(!no_progress);
   try {
     for (auto& [s, run] : runners)
       if (s->parsed()) return run();

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "core/thread_pool.h"
 #include "engine/sequence_runner.h"
 #include "models/model.h"
@@ -201,6 +202,16 @@ std::vector<TestResult> run_latency_tests(Model& model, const LatencyConfig& cfg
   };
 
   std::vector<TestResult> out;
+  uint64_t n_runs = 0;  // a warm-up and the repetitions of each test
+  for (const std::vector<int>* sizes : {&cfg.n_prompt, &cfg.n_gen})
+    for (int v : *sizes) n_runs += v > 0 ? 1 + cfg.repetitions : 0;
+  Progress progress("bench", n_runs, "runs");  // cmd_bench turns it off with -q
+  auto log = [&](const char* fmt, auto... args) {
+    if (quiet) return;
+    char buf[256];
+    std::snprintf(buf, sizeof buf, fmt, args...);
+    progress.println(buf);
+  };
   auto run_test = [&](int n_prompt, int n_gen) {
     TestResult t;
     t.n_prompt = n_prompt;
@@ -210,15 +221,19 @@ std::vector<TestResult> run_latency_tests(Model& model, const LatencyConfig& cfg
     // The context holds what the test needs, as llama-bench's n_prompt + n_gen.
     SequenceRunner sr(model, n_prompt > 0 ? n_prompt : n_gen + 1);
     auto once = [&] { return n_prompt > 0 ? run_pp(sr, n) : run_tg(sr, n); };
-    if (!quiet) std::fprintf(stderr, "%s: warm-up\n", t.name.c_str());
+    log("%s: warm-up", t.name.c_str());
+    progress.set_note(t.name + " warm-up");
     once();
+    progress.add();
     for (int r = 0; r < cfg.repetitions; ++r) {
+      progress.set_note(t.name + " " + std::to_string(r + 1) + "/" +
+                        std::to_string(cfg.repetitions));
       const double s = once();
       t.seconds.push_back(s);
       t.tps.push_back(n / s);
-      if (!quiet)
-        std::fprintf(stderr, "%s: repetition %d/%d: %.3f s, %.2f t/s\n", t.name.c_str(), r + 1,
-                     cfg.repetitions, s, n / s);
+      progress.add();
+      log("%s: repetition %d/%d: %.3f s, %.2f t/s", t.name.c_str(), r + 1, cfg.repetitions, s,
+          n / s);
     }
     t.ts = mean_stddev(t.tps);
     out.push_back(std::move(t));
@@ -227,6 +242,7 @@ std::vector<TestResult> run_latency_tests(Model& model, const LatencyConfig& cfg
     if (p > 0) run_test(p, 0);
   for (int g : cfg.n_gen)
     if (g > 0) run_test(0, g);
+  progress.finish();
   return out;
 }
 

@@ -17,6 +17,7 @@
 
 #include "bench/sse_parser.h"
 #include "core/error.h"
+#include "core/progress.h"
 
 namespace tessera::bench {
 
@@ -359,11 +360,15 @@ ServeBenchResult run_serve_bench(ServeBenchConfig cfg) {
     std::fprintf(stderr, "sending %d requests to http://%s:%d%s\n", n, cfg.host.c_str(), cfg.port,
                  cfg.endpoint.c_str());
 
+  // On a terminal a progress line (requests from worker threads); otherwise a line per
+  // tenth of the requests.
+  Progress progress("bench serve", static_cast<uint64_t>(n), "req");
   const Clock::time_point t0 = Clock::now();
   auto run_one = [&](int i) {
     results[i] = send_request(cfg, bodies[i], chat, prompts[i].tokens, t0);
     const int k = ++finished;
-    if (!cfg.quiet && (k % progress_every == 0 || k == n))
+    progress.add();
+    if (!cfg.quiet && !progress.active() && (k % progress_every == 0 || k == n))
       std::fprintf(stderr, "  %d/%d done (%.1f s)\n", k, n, seconds_since(t0));
   };
 
@@ -411,6 +416,7 @@ ServeBenchResult run_serve_bench(ServeBenchConfig cfg) {
     }
     for (InFlight& f : in_flight) f.thread.join();
   }
+  progress.finish();
   const double duration = seconds_since(t0);
 
   ServeBenchResult out;

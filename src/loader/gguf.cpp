@@ -25,6 +25,8 @@
 #include <limits>
 #include <numeric>
 
+#include "core/progress.h"
+
 namespace tessera::gguf {
 namespace {
 
@@ -396,7 +398,7 @@ std::unique_ptr<File> File::open(const std::string& path, bool copy_to_huge_page
     f->map_size_ = size;
     try {
       f->parse(static_cast<const uint8_t*>(map), size);
-      if (copy_to_huge_pages) f->load_to_huge_pages(fd);
+      if (copy_to_huge_pages) f->load_to_huge_pages(fd, path);
     } catch (...) {
       ::close(fd);
       throw;
@@ -444,7 +446,7 @@ size_t available_memory_bytes() {
 // only when the tensor data fits in half the available memory (otherwise the mapping stays:
 // its pages can be evicted) and not when TESSERA_MMAP=1 asks for the mapping. The file's
 // pages are read with pread, never mapped, so the resident size stays the data's size.
-void File::load_to_huge_pages(int fd) {
+void File::load_to_huge_pages(int fd, const std::string& path) {
   if (const char* env = std::getenv("TESSERA_MMAP"); env != nullptr && std::strcmp(env, "1") == 0)
     return;
   if (tensors_.empty()) return;
@@ -467,8 +469,11 @@ void File::load_to_huge_pages(int fd) {
   madvise(arena, n, MADV_HUGEPAGE);
 #endif
   const off_t file_off = static_cast<off_t>(lo - reinterpret_cast<uintptr_t>(base));
+  // Reads of 64 MiB: a progress step of a fraction of a second at disk speeds.
+  Progress progress("loading " + path.substr(path.find_last_of('/') + 1), n, "",
+                    Progress::Unit::kBytes);
   for (size_t done = 0; done < n;) {
-    const ssize_t r = pread(fd, arena + done, std::min<size_t>(n - done, size_t{1} << 30),
+    const ssize_t r = pread(fd, arena + done, std::min<size_t>(n - done, size_t{64} << 20),
                             file_off + static_cast<off_t>(done));
     if (r <= 0) {
       if (r < 0 && errno == EINTR) continue;
@@ -476,7 +481,9 @@ void File::load_to_huge_pages(int fd) {
       return;  // keep the mapping
     }
     done += static_cast<size_t>(r);
+    progress.add(static_cast<uint64_t>(r));
   }
+  progress.finish();
   for (TensorInfo& t : tensors_) t.data = arena + (reinterpret_cast<uintptr_t>(t.data) - lo);
   arena_ = mem;
   arena_size_ = reserved;

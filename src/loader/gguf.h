@@ -134,7 +134,7 @@ class File final : public Source {
  private:
   File() = default;
   void parse(const uint8_t* data, size_t size);
-  void load_to_huge_pages(int fd);
+  void load_to_huge_pages(int fd, const std::string& path);
 
   uint32_t version_ = 0;
   size_t alignment_ = 32;

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/progress.h"
 
 namespace tessera::gguf {
 namespace {
@@ -161,13 +162,19 @@ void Writer::write(const std::string& path) const {
     }
     o.pad(alignment_);
     std::vector<uint8_t> buf;
+    uint64_t data_bytes = 0;
+    for (const Pending& t : tensors_) data_bytes += t.n_bytes;
+    Progress progress("writing " + path.substr(path.find_last_of('/') + 1), data_bytes, "",
+                      Progress::Unit::kBytes);
     for (const Pending& t : tensors_) {
       buf.assign(t.n_bytes, 0);
       t.fill(buf.data());
       o.bytes(buf.data(), buf.size());
       o.pad(alignment_);
+      progress.add(t.n_bytes);
     }
     o.close();
+    progress.finish();
     std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
     if (ec) throw Error("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());

@@ -7,6 +7,7 @@
 
 #include "backend/cpu/quants.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "loader/gguf.h"
 #include "loader/hf_source.h"
 #include "models/weight_quant.h"
@@ -188,7 +189,14 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
     output_ = tok_embd_;  // tied embeddings: the whole matrix is read again as the output
     weight_stats_.decode_bytes += static_cast<uint64_t>(tok_embd_.rows()) * tok_embd_.row_bytes();
   }
-  for (int l = 0; l < c.n_layer; ++l) load_layer(l);
+  // Converting or repacking weights (and a Hugging Face file's first reads) take a while
+  // on large models.
+  Progress progress("preparing weights", static_cast<uint64_t>(c.n_layer), "layers");
+  for (int l = 0; l < c.n_layer; ++l) {
+    load_layer(l);
+    progress.add();
+  }
+  progress.finish();
 }
 
 void DecoderModel::load_layer(int l) {

@@ -43,7 +43,7 @@ Generation::~Generation() {
 
 void Generation::submit(const std::vector<std::vector<int32_t>>& prompts,
                         const std::vector<int>& max_tokens, int n, const GenerateParams& params,
-                        const std::vector<std::string>& stop) {
+                        const std::vector<std::string>& stop, bool render_special) {
   try {
     for (size_t pi = 0; pi < prompts.size(); ++pi) {
       GenerateParams p = params;
@@ -55,7 +55,7 @@ void Generation::submit(const std::vector<std::vector<int32_t>>& prompts,
         Choice c;
         c.prompt_index = static_cast<int>(pi);
         c.n_prompt = static_cast<int>(prompts[pi].size());
-        c.detok = std::make_unique<Detokenizer>(tok_, stop);
+        c.detok = std::make_unique<Detokenizer>(tok_, stop, render_special);
         // Identical prompts share their KV blocks through the engine's prefix cache.
         c.stream = engine_.submit(prompts[pi], p);
         registry_.add(c.stream->id());

@@ -56,9 +56,11 @@ class Generation {
   Generation& operator=(const Generation&) = delete;
 
   // Submits every choice, n per prompt, with max_tokens[i] for prompts[i]. On EngineBusy /
-  // Error aborts the choices already submitted and rethrows.
+  // Error aborts the choices already submitted and rethrows. `render_special`: the text
+  // includes special tokens' text (output parsers look for markers that are special tokens).
   void submit(const std::vector<std::vector<int32_t>>& prompts, const std::vector<int>& max_tokens,
-              int n, const GenerateParams& p, const std::vector<std::string>& stop);
+              int n, const GenerateParams& p, const std::vector<std::string>& stop,
+              bool render_special = false);
 
   // Waits up to `timeout` for news and appends it to `out` (one delta per choice that
   // moved). Returns false when nothing happened.

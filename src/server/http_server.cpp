@@ -19,6 +19,7 @@
 #include "engine/engine.h"
 #include "models/model.h"
 #include "server/openai_routes.h"
+#include "server/web_assets.h"
 
 namespace tessera {
 
@@ -52,9 +53,10 @@ const std::map<std::string, std::string>& route_methods() {
   return m;
 }
 
-// Routes anyone may call even with an API key set: probes and monitoring.
-bool is_open_route(const std::string& path) {
-  return path == "/health" || path == "/metrics";
+// Routes anyone may call even with an API key set: probes and monitoring, and the chat
+// page (it asks for the key itself when the API answers 401).
+bool is_open_route(const std::string& path, bool webui) {
+  return path == "/health" || path == "/metrics" || (webui && find_web_asset(path) != nullptr);
 }
 
 }  // namespace
@@ -70,7 +72,7 @@ struct HttpServer::Impl {
       : engine(e),
         opts(o),
         embed(b ? std::make_unique<EmbeddingRoutes>(*b, o.served_model_name) : nullptr),
-        routes(e, embed.get(), m, o.served_model_name, o.chat_template) {}
+        routes(e, embed.get(), m, o.served_model_name, o.chat_template, o.parsers) {}
 
   // Requests in flight, and refusing new ones, whichever kind of server this is.
   int n_inflight() const { return engine ? engine->n_inflight() : embed->n_inflight(); }
@@ -114,9 +116,10 @@ void HttpServer::setup(const ServerOptions& o, int default_threads) {
   svr.set_keep_alive_timeout(2);
 
   const std::string api_key = o.api_key;
+  const bool webui = o.webui;
   svr.set_pre_routing_handler(
-      [api_key, &routes](const httplib::Request& req, httplib::Response& res) {
-        if (api_key.empty() || is_open_route(req.path))
+      [api_key, webui, &routes](const httplib::Request& req, httplib::Response& res) {
+        if (api_key.empty() || is_open_route(req.path, webui))
           return httplib::Server::HandlerResponse::Unhandled;
         const std::string auth = req.get_header_value("Authorization");
         if (auth == "Bearer " + api_key) return httplib::Server::HandlerResponse::Unhandled;
@@ -157,6 +160,25 @@ void HttpServer::setup(const ServerOptions& o, int default_threads) {
       }));
 
   routes.add_to(svr);
+  if (o.webui) {
+    // The chat page: web_response decides status and headers; this only sends them.
+    svr.Get(R"(/|/webui/[^/]+)", [](const httplib::Request& req, httplib::Response& res) {
+      const WebResponse w = web_response(req.path, req.get_header_value("If-None-Match"));
+      if (w.status == 404) {
+        send_error(res, 404, "no route for GET " + req.path, "", "not_found");
+        return;
+      }
+      res.status = w.status;
+      std::string type;
+      for (const auto& [name, value] : w.headers) {
+        if (name == "Content-Type")
+          type = value;
+        else
+          res.set_header(std::string(name), std::string(value));
+      }
+      if (w.status == 200) res.set_content(w.body.data(), w.body.size(), type);
+    });
+  }
 }
 
 HttpServer::~HttpServer() = default;
@@ -202,6 +224,7 @@ int HttpServer::run() {
   std::fprintf(stderr, "serving '%s' on http://%s:%d (max model len %d)\n",
                s.routes.served_model_name().c_str(), s.opts.host.c_str(), s.port,
                s.routes.max_model_len());
+  if (s.opts.webui) std::fprintf(stderr, "chat page: http://%s:%d/\n", s.opts.host.c_str(), s.port);
   std::thread listener([&s] {
     if (!s.svr.listen_after_bind()) {
       std::fprintf(stderr, "error: the HTTP listener stopped unexpectedly\n");

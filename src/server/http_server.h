@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "server/prompt_builder.h"
+
 namespace tessera {
 
 class Engine;
@@ -22,6 +24,8 @@ struct ServerOptions {
   double shutdown_timeout_s = 30.0;
   int n_http_threads = 0;     // 0: enough for every request the engine can hold
   std::string chat_template;  // Jinja source overriding the model's (""): --chat-template
+  ChatParserNames parsers;    // --tool-call-parser, --reasoning-parser
+  bool webui = true;          // the chat page at "/" (web_assets.h); --no-webui
 };
 
 // Blocks SIGINT and SIGTERM in the calling thread and every thread it starts afterwards

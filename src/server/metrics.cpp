@@ -108,6 +108,10 @@ std::string ServerMetrics::render(const EngineMetrics& m) const {
   out += "tessera_http_responses_total{class=\"5xx\"} " + std::to_string(n_server_error_.load()) +
          "\n";
 
+  metric(out, "tessera_requests_aborted_by_client_total", "counter",
+         "Generations aborted because the client disconnected before the end.",
+         std::to_string(n_client_aborts_.load()));
+
   ttft_.render("tessera_time_to_first_token_seconds",
                "Time from receiving a request to its first generated token.", out);
   itl_.render("tessera_inter_token_latency_seconds",

@@ -33,6 +33,9 @@ class ServerMetrics {
   void observe_ttft(double seconds) { ttft_.observe(seconds); }
   void observe_itl(double seconds) { itl_.observe(seconds); }
   void count_response(int status);  // every HTTP answer of the API routes
+  // A generation given up because its client disconnected before the end (a closed
+  // browser tab, a stop button): its engine request is aborted.
+  void count_client_abort() { ++n_client_aborts_; }
 
   // The text exposition of everything, engine metrics included.
   std::string render(const EngineMetrics& m) const;
@@ -40,6 +43,7 @@ class ServerMetrics {
  private:
   Histogram ttft_, itl_;
   std::atomic<uint64_t> n_ok_{0}, n_client_error_{0}, n_server_error_{0};
+  std::atomic<uint64_t> n_client_aborts_{0};
 };
 
 }  // namespace tessera

@@ -53,6 +53,44 @@ const char* finish_reason_text(FinishReason r) {
   }
 }
 
+json chat_finish_reason(FinishReason r, bool has_tool_calls) {
+  if (r == FinishReason::STOP && has_tool_calls) return "tool_calls";
+  return finish_json(r);
+}
+
+json chat_message_json(const ParsedMessage& m) {
+  json msg = {{"role", "assistant"}};
+  msg["content"] = m.content.empty() && !m.tool_calls.empty() ? json(nullptr) : json(m.content);
+  if (!m.reasoning.empty()) msg["reasoning_content"] = m.reasoning;
+  if (!m.tool_calls.empty()) {
+    json calls = json::array();
+    for (const ToolCall& c : m.tool_calls)
+      calls.push_back({{"id", c.id},
+                       {"type", "function"},
+                       {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    msg["tool_calls"] = std::move(calls);
+  }
+  return msg;
+}
+
+json message_delta_json(const MessageDelta& d) {
+  switch (d.kind) {
+    case MessageDelta::Kind::CONTENT:
+      return {{"content", d.text}};
+    case MessageDelta::Kind::REASONING:
+      return {{"reasoning_content", d.text}};
+    case MessageDelta::Kind::TOOL_CALL_BEGIN:
+      return {{"tool_calls", json::array({{{"index", d.index},
+                                           {"id", d.id},
+                                           {"type", "function"},
+                                           {"function", {{"name", d.name}, {"arguments", ""}}}}})}};
+    case MessageDelta::Kind::TOOL_CALL_ARGS:
+      return {{"tool_calls",
+               json::array({{{"index", d.index}, {"function", {{"arguments", d.text}}}}})}};
+  }
+  return json::object();
+}
+
 json usage_json(const UsageCounts& u) {
   return {{"prompt_tokens", u.prompt_tokens},
           {"completion_tokens", u.completion_tokens},
@@ -108,10 +146,12 @@ json chat_response(const ResponseMeta& m, const Tokenizer& tok,
   json arr = json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
     const ChoiceResult& c = choices[i];
+    const bool calls = c.message && !c.message->tool_calls.empty();
     arr.push_back({{"index", i},
-                   {"message", {{"role", "assistant"}, {"content", c.text}}},
+                   {"message", c.message ? chat_message_json(*c.message)
+                                         : json{{"role", "assistant"}, {"content", c.text}}},
                    {"logprobs", logprobs ? chat_logprobs(tok, c.tokens, top_logprobs) : json()},
-                   {"finish_reason", finish_json(c.finish)}});
+                   {"finish_reason", chat_finish_reason(c.finish, calls)}});
   }
   out["choices"] = std::move(arr);
   out["usage"] = usage_json(usage);
@@ -143,11 +183,16 @@ json completion_response(const ResponseMeta& m, const Tokenizer& tok,
 
 json chat_chunk(const ResponseMeta& m, int index, const json& delta, const json& logprobs,
                 FinishReason finish, bool usage_null) {
+  return chat_chunk(m, index, delta, logprobs, finish_json(finish), usage_null);
+}
+
+json chat_chunk(const ResponseMeta& m, int index, const json& delta, const json& logprobs,
+                const json& finish_reason, bool usage_null) {
   json out = header(m, "chat.completion.chunk");
   out["choices"] = json::array({{{"index", index},
                                  {"delta", delta},
                                  {"logprobs", logprobs},
-                                 {"finish_reason", finish_json(finish)}}});
+                                 {"finish_reason", finish_reason}}});
   if (usage_null) out["usage"] = nullptr;
   return out;
 }

@@ -3,11 +3,13 @@
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/engine.h"
 #include "server/generation.h"
+#include "server/message_delta.h"
 
 namespace tessera {
 
@@ -22,6 +24,8 @@ struct ResponseMeta {
 
 std::string new_response_id(const char* prefix);
 const char* finish_reason_text(FinishReason r);
+// A chat choice's finish_reason: "tool_calls" when it ended (stop) with tool calls.
+nlohmann::json chat_finish_reason(FinishReason r, bool has_tool_calls);
 nlohmann::json usage_json(const UsageCounts& u);
 
 // Chat format: {"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}]}.
@@ -46,7 +50,20 @@ struct ChoiceResult {
   std::string text;
   std::vector<GeneratedToken> tokens;
   FinishReason finish = FinishReason::NONE;
+  // chat: the text read as a message (reasoning, content, tool calls); without it the
+  // message is the text as content.
+  std::optional<ParsedMessage> message;
 };
+
+// A chat message: {"role": "assistant", "content", ["reasoning_content"], ["tool_calls"]}.
+// content is null when the message is only tool calls; reasoning_content is present when
+// there was reasoning; each call is {"id", "type": "function", "function": {"name",
+// "arguments": JSON text}}.
+nlohmann::json chat_message_json(const ParsedMessage& m);
+// A stream delta: {"content"} | {"reasoning_content"} | {"tool_calls": [{"index", "id",
+// "type": "function", "function": {"name", "arguments": ""}}]} for a call's start, then
+// {"tool_calls": [{"index", "function": {"arguments": fragment}}]} -- OpenAI's shapes.
+nlohmann::json message_delta_json(const MessageDelta& d);
 
 nlohmann::json chat_response(const ResponseMeta& m, const Tokenizer& tok,
                              const std::vector<ChoiceResult>& choices, bool logprobs,
@@ -58,6 +75,10 @@ nlohmann::json completion_response(const ResponseMeta& m, const Tokenizer& tok,
 // Stream chunks. `usage_null`: include "usage": null (stream_options.include_usage).
 nlohmann::json chat_chunk(const ResponseMeta& m, int index, const nlohmann::json& delta,
                           const nlohmann::json& logprobs, FinishReason finish, bool usage_null);
+// The same with finish_reason given as its JSON value (a string, or null).
+nlohmann::json chat_chunk(const ResponseMeta& m, int index, const nlohmann::json& delta,
+                          const nlohmann::json& logprobs, const nlohmann::json& finish_reason,
+                          bool usage_null);
 nlohmann::json completion_chunk(const ResponseMeta& m, int index, const std::string& text,
                                 const nlohmann::json& logprobs, FinishReason finish,
                                 bool usage_null);

@@ -4,23 +4,15 @@
 #include <limits>
 
 #include "server/api_error.h"
+#include "server/chat_messages.h"
+#include "server/request_constraints.h"
+#include "server/request_fields.h"
 
 namespace tessera {
 
-using nlohmann::json;
+using namespace request_fields;
 
 namespace {
-
-// A present, non-null field (OpenAI clients send null for "use the default").
-const json* field(const json& body, const char* name) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-[[noreturn]] void bad(const std::string& param, const std::string& msg) {
-  throw ApiError::bad_param(param, msg);
-}
 
 double get_number(const json& body, const char* name, double def, double lo, double hi,
                   bool lo_open = false) {
@@ -48,13 +40,6 @@ int64_t get_int(const json& body, const char* name, int64_t def, int64_t lo, int
     bad(name, std::string("'") + name + "' must be in [" + std::to_string(lo) + ", " +
                   std::to_string(hi) + "], got " + std::to_string(x));
   return x;
-}
-
-bool get_bool(const json& body, const char* name, bool def) {
-  const json* v = field(body, name);
-  if (!v) return def;
-  if (!v->is_boolean()) bad(name, std::string("'") + name + "' must be a boolean");
-  return v->get<bool>();
 }
 
 std::vector<int32_t> token_ids(const json& arr, const char* param, int n_vocab) {
@@ -143,26 +128,22 @@ void parse_common(const json& body, int n_vocab, CompletionRequest& r) {
   r.gen.ignore_eos = get_bool(body, "ignore_eos", false);
 }
 
-// Chat content: a string, null (an assistant turn with tool calls), or text parts.
-json message_content(const json& c, size_t i) {
-  const std::string param = "messages[" + std::to_string(i) + "].content";
-  if (c.is_string() || c.is_null()) return c;
-  if (!c.is_array()) bad(param, "'content' must be a string or an array of content parts");
-  std::string text;
-  for (const json& part : c) {
-    if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
-      bad(param, "each content part must be an object with a 'type'");
-    const std::string type = part["type"].get<std::string>();
-    if (type != "text") bad(param, "content part type '" + type + "' is not supported");
-    if (!part.contains("text") || !part["text"].is_string())
-      bad(param, "a text content part needs a string 'text'");
-    if (!text.empty()) text += "\n";  // how vLLM joins text parts
-    text += part["text"].get<std::string>();
-  }
-  return text;
-}
-
 }  // namespace
+
+json parse_request_body(const std::string& text) {
+  // The parser is iterative; the depth check stops it before a too-deep value is built.
+  const json::parser_callback_t limit = [](int depth, json::parse_event_t, json&) {
+    if (depth >= kMaxJsonDepth)  // depth: the containers around this event
+      throw ApiError(400, "the request body nests JSON deeper than " +
+                              std::to_string(kMaxJsonDepth) + " levels");
+    return true;
+  };
+  try {
+    return json::parse(text, limit);
+  } catch (const json::parse_error& e) {
+    throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what());
+  }
+}
 
 CompletionRequest parse_chat_request(const json& body, int n_vocab) {
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
@@ -172,23 +153,11 @@ CompletionRequest parse_chat_request(const json& body, int n_vocab) {
 
   const json* msgs = field(body, "messages");
   if (!msgs) bad("messages", "'messages' is required");
-  if (!msgs->is_array() || msgs->empty()) bad("messages", "'messages' must be a non-empty array");
-  r.messages = json::array();
-  for (size_t i = 0; i < msgs->size(); ++i) {
-    const json& m = (*msgs)[i];
-    const std::string param = "messages[" + std::to_string(i) + "]";
-    if (!m.is_object()) bad(param, "each message must be an object");
-    if (!m.contains("role") || !m["role"].is_string())
-      bad(param + ".role", "each message needs a string 'role'");
-    const std::string role = m["role"].get<std::string>();
-    if (role != "system" && role != "user" && role != "assistant" && role != "tool" &&
-        role != "developer")
-      bad(param + ".role",
-          "unknown role '" + role + "' (expected system, developer, user, assistant or tool)");
-    json out = m;  // keeps name, tool_calls, tool_call_id for the template
-    out["content"] = message_content(m.contains("content") ? m["content"] : json(nullptr), i);
-    r.messages.push_back(std::move(out));
-  }
+  r.messages = parse_chat_messages(*msgs);
+  parse_template_fields(body, r);
+  r.tools = parse_tool_request(body);
+  r.constraint = parse_output_constraint(body);
+  check_tools_vs_constraint(r.tools, r.constraint);
 
   // Chat logprobs: a boolean, plus top_logprobs alternatives per position.
   r.logprobs = get_bool(body, "logprobs", false);
@@ -243,6 +212,11 @@ CompletionRequest parse_completion_request(const json& body, int n_vocab) {
   const json* suffix = field(body, "suffix");
   if (suffix && !(suffix->is_string() && suffix->get<std::string>().empty()))
     bad("suffix", "'suffix' is not supported");
+
+  for (const char* chat_only : {"tools", "tool_choice", "messages", "chat_template_kwargs"})
+    if (field(body, chat_only))
+      bad(chat_only, std::string("'") + chat_only + "' is only accepted by /v1/chat/completions");
+  r.constraint = parse_output_constraint(body);
 
   // Completions logprobs: an integer, the number of alternatives per position.
   if (const json* lp = field(body, "logprobs")) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "server/output_constraint.h"
 
 namespace tessera {
 
@@ -21,12 +22,21 @@ struct PromptInput {
 struct CompletionRequest {
   bool chat = false;
   std::string model;  // "" when absent
-  // chat: [{"role", "content": string, ...}] with content parts joined into a string,
-  // ready for the chat template.
-  nlohmann::json messages;
-  std::vector<PromptInput> prompts;  // completions: one or more
-  int max_tokens = 0;                // 0: up to the context length
-  int n = 1;                         // choices per prompt
+  // chat: the messages as the chat template receives them (Hugging Face's convention):
+  // content parts joined into a string; an assistant turn's tool calls with `arguments`
+  // as a mapping, its null content as ""; null or empty `tool_calls` dropped; reasoning
+  // under `reasoning_content` (and `thinking`). Keys keep the client's order.
+  nlohmann::ordered_json messages;
+  // chat: chat_template_kwargs (an object; e.g. enable_thinking), given to the template
+  // beside messages, tools and add_generation_prompt.
+  nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();
+  nlohmann::ordered_json documents;   // chat: `documents` for RAG templates (null: none)
+  bool add_generation_prompt = true;  // chat
+  ToolRequest tools;                  // chat: tools, tool_choice, parallel_tool_calls
+  OutputConstraint constraint;        // response_format and the extra constraint fields
+  std::vector<PromptInput> prompts;   // completions: one or more
+  int max_tokens = 0;                 // 0: up to the context length
+  int n = 1;                          // choices per prompt
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   std::vector<std::string> stop;
@@ -38,8 +48,17 @@ struct CompletionRequest {
 constexpr int kMaxTopLogprobs = 20;  // what the engine reports at most
 constexpr int kMaxChoices = 128;
 
-// `n_vocab` bounds token ids in prompts and logit_bias.
-CompletionRequest parse_chat_request(const nlohmann::json& body, int n_vocab);
-CompletionRequest parse_completion_request(const nlohmann::json& body, int n_vocab);
+// Nesting deeper than this is refused: request JSON is walked recursively afterwards
+// (copies, the template's values, tojson), and a request must not exhaust the stack.
+constexpr int kMaxJsonDepth = 256;
+
+// A request body: JSON with its objects' key order kept, at most kMaxJsonDepth deep.
+// Throws ApiError(400) otherwise.
+nlohmann::ordered_json parse_request_body(const std::string& text);
+
+// `n_vocab` bounds token ids in prompts and logit_bias. Bodies are parsed as ordered_json
+// so that tool schemas and arguments keep the client's key order.
+CompletionRequest parse_chat_request(const nlohmann::ordered_json& body, int n_vocab);
+CompletionRequest parse_completion_request(const nlohmann::ordered_json& body, int n_vocab);
 
 }  // namespace tessera

@@ -8,9 +8,11 @@
 
 #include "models/model.h"
 #include "server/api_error.h"
+#include "server/chat_stream.h"
 #include "server/client_probe.h"
 #include "server/openai_format.h"
 #include "server/openai_request.h"
+#include "server/request_constraints.h"
 #include "server/sse.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,12 +26,9 @@ namespace {
 // How long one wait for engine output lasts before the handler looks at its client again.
 constexpr std::chrono::milliseconds kPollInterval{50};
 
-json parse_body(const httplib::Request& req) {
-  try {
-    return json::parse(req.body);
-  } catch (const json::parse_error& e) {
-    throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what());
-  }
+// Ordered: tool schemas and arguments reach chat templates in the client's key order.
+nlohmann::ordered_json parse_body(const httplib::Request& req) {
+  return parse_request_body(req.body);
 }
 
 void send_json(httplib::Response& res, int status, const json& body) {
@@ -66,6 +65,7 @@ struct StreamState {
   bool logprobs;
   int top_logprobs;
   bool include_usage;
+  std::unique_ptr<ChatStream> chat_out;  // chat: the choices' output parsers
 };
 
 // Writes the SSE body; false when the client went away (the generation is aborted).
@@ -91,15 +91,8 @@ bool write_stream(StreamState& s, httplib::DataSink& sink) {
     for (ChoiceDelta& d : deltas) {
       const bool has_lp = s.logprobs && !d.tokens.empty();
       if (s.chat) {
-        if (!d.text.empty() || has_lp) {
-          json lp = has_lp ? chat_logprobs(*s.tok, d.tokens, s.top_logprobs) : json();
-          if (!send(chat_chunk(s.meta, d.index, {{"content", d.text}}, lp, FinishReason::NONE,
-                               s.include_usage)))
-            return false;
-        }
-        if (d.finish != FinishReason::NONE &&
-            !send(chat_chunk(s.meta, d.index, json::object(), nullptr, d.finish, s.include_usage)))
-          return false;
+        for (const json& chunk : s.chat_out->chunks(s.meta, d, s.include_usage))
+          if (!send(chunk)) return false;
       } else if (!d.text.empty() || has_lp || d.finish != FinishReason::NONE) {
         json lp;
         if (has_lp) {
@@ -125,13 +118,14 @@ void send_error(httplib::Response& res, int status, const std::string& message,
 }
 
 OpenAIRoutes::OpenAIRoutes(Engine* engine, EmbeddingRoutes* embed, const Model& model,
-                           std::string served_model_name, const std::string& chat_template)
+                           std::string served_model_name, const std::string& chat_template,
+                           const ChatParserNames& parsers)
     : engine_(engine),
       embed_(embed),
       model_(model),
       tok_(model.tokenizer()),
       served_name_(std::move(served_model_name)),
-      prompts_(model, chat_template),
+      prompts_(model, chat_template, parsers),
       created_(static_cast<int64_t>(std::time(nullptr))) {}
 
 void OpenAIRoutes::add_to(httplib::Server& svr) {
@@ -170,7 +164,7 @@ void OpenAIRoutes::add_to(httplib::Server& svr) {
   auto embedding_route = [&](const char* path, Handler h, const char* what) {
     svr.Post(path, guard([this, h, what](Req q, Res r) {
                if (!embed_) throw embeddings_not_served(what, served_name_);
-               send_json(r, 200, (embed_->*h)(parse_body(q)));
+               send_json(r, 200, (embed_->*h)(json(parse_body(q))));
              }));
   };
   embedding_route("/v1/embeddings", &EmbeddingRoutes::embeddings, "embeddings");
@@ -185,7 +179,7 @@ void OpenAIRoutes::add_to(httplib::Server& svr) {
 void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& res, bool chat) {
   const Clock::time_point t_arrival = Clock::now();
   if (!engine_) throw generation_not_served(embed_->task(), served_name_);
-  const json body = parse_body(req);
+  const auto body = parse_body(req);
   CompletionRequest cr = chat ? parse_chat_request(body, tok_.n_vocab())
                               : parse_completion_request(body, tok_.n_vocab());
   if (!cr.model.empty() && cr.model != served_name_)
@@ -194,9 +188,13 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
         "The model '" + cr.model + "' does not exist; this server serves '" + served_name_ + "'.",
         "model", "model_not_found");
 
+  reject_unenforceable(cr.tools, cr.constraint);
+
   std::vector<std::vector<int32_t>> prompts;
+  ChatPrompt chat_prompt;
   if (chat) {
-    prompts.push_back(prompts_.chat_tokens(cr.messages));
+    chat_prompt = prompts_.chat_prompt(cr);
+    prompts.push_back(chat_prompt.ids);
   } else {
     for (const PromptInput& p : cr.prompts) prompts.push_back(prompts_.completion_tokens(p));
   }
@@ -209,7 +207,7 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
   }
 
   auto gen = std::make_unique<Generation>(*engine_, tok_, inflight_, &metrics_, t_arrival);
-  gen->submit(prompts, max_tokens, cr.n, cr.gen, cr.stop);
+  gen->submit(prompts, max_tokens, cr.n, cr.gen, cr.stop, chat_prompt.render_special);
   ResponseMeta meta{new_response_id(chat ? "chatcmpl" : "cmpl"),
                     static_cast<int64_t>(std::time(nullptr)), served_name_};
 
@@ -222,17 +220,22 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
     s->logprobs = cr.logprobs;
     s->top_logprobs = cr.top_logprobs;
     s->include_usage = cr.include_usage;
+    if (chat)
+      s->chat_out = std::make_unique<ChatStream>(s->gen->n_choices(), chat_prompt.output, tok_,
+                                                 cr.logprobs, cr.top_logprobs);
     res.status = 200;
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream", [s](size_t, httplib::DataSink& sink) {
-      if (!write_stream(*s, sink)) {
-        // Client gone: free its KV blocks now.
-        s->gen->abort();
-        return false;
-      }
-      sink.done();
-      return true;
-    });
+    res.set_chunked_content_provider("text/event-stream",
+                                     [this, s](size_t, httplib::DataSink& sink) {
+                                       if (!write_stream(*s, sink)) {
+                                         // Client gone: free its KV blocks now.
+                                         s->gen->abort();
+                                         metrics_.count_client_abort();
+                                         return false;
+                                       }
+                                       sink.done();
+                                       return true;
+                                     });
     return;
   }
 
@@ -244,6 +247,7 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
     gen->poll(deltas, kPollInterval);
     if (client.gone()) {
       gen->abort();  // nobody will read the answer: free its KV blocks now
+      metrics_.count_client_abort();
       send_error(res, 499, "the client closed the connection");  // for the metrics only
       return;
     }
@@ -255,6 +259,7 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
       if (d.finish != FinishReason::NONE) c.finish = d.finish;
     }
   }
+  if (chat) parse_chat_choices(results, chat_prompt.output);
   const UsageCounts usage = gen->usage();
   send_json(res, 200,
             chat ? chat_response(meta, tok_, results, cr.logprobs, cr.top_logprobs, usage)

@@ -28,7 +28,8 @@ class OpenAIRoutes {
   // Exactly one of `engine` (a generation server) and `embed` (an embedding / scoring
   // server) is given; the routes of the other answer 400 saying what the model serves.
   OpenAIRoutes(Engine* engine, EmbeddingRoutes* embed, const Model& model,
-               std::string served_model_name, const std::string& chat_template = "");
+               std::string served_model_name, const std::string& chat_template = "",
+               const ChatParserNames& parsers = {});
 
   void add_to(httplib::Server& svr);
 

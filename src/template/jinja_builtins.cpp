@@ -375,6 +375,32 @@ bool apply_test(const std::string& name, const Value& v, const CallArgs& a) {
 
 // ---- filters --------------------------------------------------------------------------------
 
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
 namespace {
 
 // Attribute paths of filters: "a.b" and integer components "items.0".
@@ -417,32 +443,6 @@ std::string jinja_title(const std::string& s) {
   return utf8_encode(u);
 }
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&#34;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 Value do_round(const Value& v, int64_t precision, const std::string& method) {
   v.require_defined();
   if (!v.is_number()) type_error("type " + v.type_name() + " doesn't define __round__ method");
@@ -462,9 +462,7 @@ Value do_round(const Value& v, int64_t precision, const std::string& method) {
 
 Value do_tojson(const Value& v, const CallArgs& a) {
   JsonDumpOptions o;
-  if (arg(a, 0, "ensure_ascii", Value(false)).truthy()) {
-    type_error("tojson(ensure_ascii=True) is not supported");
-  }
+  o.ensure_ascii = arg(a, 0, "ensure_ascii", Value(false)).truthy();
   const Value indent = arg(a, 1, "indent");
   if (indent.is_string()) {
     o.indent = indent.str();
@@ -612,7 +610,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   }
   if (name == "length" || name == "count") return Value(v.length());
   if (name == "string") return Value(v.to_str());
-  if (name == "safe") return v;
+  if (name == "safe") return v.is_markup() ? v : Value::markup(v.to_str());
   if (name == "trim") {
     const Value chars = arg(a, 0, "chars");
     return Value(py_strip(v.to_str(), chars.is_none() ? nullptr : &require_string(chars, "trim"),
@@ -622,7 +620,8 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (name == "lower") return Value(py_lower(v.to_str()));
   if (name == "capitalize") return Value(py_capitalize(v.to_str()));
   if (name == "title") return Value(jinja_title(v.to_str()));
-  if (name == "e" || name == "escape") return Value(html_escape(v.to_str()));
+  if (name == "e" || name == "escape")
+    return v.is_markup() ? v : Value::markup(html_escape(v.to_str()));
   if (name == "replace") {
     const Value count = arg(a, 2, "count");
     return Value(

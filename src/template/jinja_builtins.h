@@ -32,6 +32,9 @@ Value apply_filter(const std::string& name, const Value& input, const CallArgs& 
 // `v is name(args)`. Throws for unknown tests.
 bool apply_test(const std::string& name, const Value& v, const CallArgs& args);
 
+// markupsafe.escape: & < > " ' as HTML entities.
+std::string html_escape(const std::string& s);
+
 // Global functions: range, namespace, dict, raise_exception, strftime_now.
 Value make_global_function(const std::string& name);
 

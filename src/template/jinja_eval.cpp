@@ -59,7 +59,13 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   a.require_defined();
   b.require_defined();
   if (op == "+") {
-    if (a.is_string() && b.is_string()) return Value(a.str() + b.str());
+    if (a.is_string() && b.is_string()) {
+      // Markup + str escapes the str (markupsafe's __add__ / __radd__).
+      if (a.is_markup() || b.is_markup())
+        return Value::markup((a.is_markup() ? a.str() : html_escape(a.str())) +
+                             (b.is_markup() ? b.str() : html_escape(b.str())));
+      return Value(a.str() + b.str());
+    }
     if (a.is_list() && b.is_list() && a.list_data().is_tuple == b.list_data().is_tuple) {
       std::vector<Value> out = a.items();
       out.insert(out.end(), b.items().begin(), b.items().end());

@@ -48,6 +48,12 @@ Value Value::undefined(std::string hint) {
   return v;
 }
 
+Value Value::markup(std::string s) {
+  Value v(std::move(s));
+  v.markup_ = true;
+  return v;
+}
+
 Value Value::none() {
   Value v;
   v.kind_ = Kind::kNone;
@@ -360,9 +366,49 @@ bool value_less(const Value& a, const Value& b) {
 
 namespace {
 
-void dump_json_string(std::string& out, const std::string& s) {
+// The code point of the UTF-8 sequence at s[i] (a non-ASCII lead byte); `i` moves past
+// it. A malformed byte gives U+FFFD and moves one byte.
+uint32_t next_code_point(const std::string& s, size_t& i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  const int n = (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : 0;
+  if (n == 0 || i + n >= s.size()) {
+    ++i;
+    return 0xFFFD;
+  }
+  uint32_t cp = c & (0x3F >> n);
+  for (int k = 1; k <= n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) {
+      ++i;
+      return 0xFFFD;
+    }
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  i += n + 1;
+  return cp;
+}
+
+void append_u16_escape(std::string& out, uint32_t unit) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "\\u%04x", unit);
+  out += buf;
+}
+
+void dump_json_string(std::string& out, const std::string& s, bool ensure_ascii) {
   out += '"';
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (ensure_ascii && c >= 0x80) {
+      const uint32_t cp = next_code_point(s, i);
+      if (cp >= 0x10000) {
+        append_u16_escape(out, 0xD800 + ((cp - 0x10000) >> 10));
+        append_u16_escape(out, 0xDC00 + ((cp - 0x10000) & 0x3FF));
+      } else {
+        append_u16_escape(out, cp);
+      }
+      continue;
+    }
+    ++i;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -391,7 +437,7 @@ void dump_json_string(std::string& out, const std::string& s) {
           std::snprintf(buf, sizeof(buf), "\\u%04x", c);
           out += buf;
         } else {
-          out += static_cast<char>(c);  // ensure_ascii=False: UTF-8 passes through
+          out += static_cast<char>(c);  // UTF-8 passes through unless ensure_ascii
         }
     }
   }
@@ -441,7 +487,7 @@ void dump_json_into(std::string& out, const Value& v, const JsonDumpOptions& o, 
       return;
     }
     case Value::Kind::kString:
-      dump_json_string(out, v.str());
+      dump_json_string(out, v.str(), o.ensure_ascii);
       return;
     case Value::Kind::kList: {
       const auto& items = v.items();
@@ -475,7 +521,7 @@ void dump_json_into(std::string& out, const Value& v, const JsonDumpOptions& o, 
       for (size_t i = 0; i < items.size(); ++i) {
         if (i) out += o.item_separator;
         if (o.indent) newline(depth + 1);
-        dump_json_string(out, items[i].first);
+        dump_json_string(out, items[i].first, o.ensure_ascii);
         out += o.key_separator;
         dump_json_into(out, *items[i].second, o, depth + 1);
       }

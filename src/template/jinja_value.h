@@ -71,6 +71,9 @@ class Value {
   Value(double v) : kind_(Kind::kFloat), float_(v) {}
   Value(std::string s) : kind_(Kind::kString), str_(std::move(s)) {}
   Value(const char* s) : kind_(Kind::kString), str_(s) {}
+  // markupsafe.Markup (what `|safe` and `|escape` return): a string that escapes the plain
+  // strings `+` joins to it.
+  static Value markup(std::string s);
   static Value list(std::vector<Value> items, bool is_tuple = false);
   static Value dict(std::vector<std::pair<Value, Value>> items = {}, bool is_namespace = false);
   static Value function(Function fn);
@@ -88,6 +91,7 @@ class Value {
     return kind_ == Kind::kBool || kind_ == Kind::kInt || kind_ == Kind::kFloat;
   }
   bool is_string() const { return kind_ == Kind::kString; }
+  bool is_markup() const { return markup_; }
   bool is_list() const { return kind_ == Kind::kList; }
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_function() const { return kind_ == Kind::kFunction; }
@@ -119,6 +123,7 @@ class Value {
 
  private:
   Kind kind_ = Kind::kUndefined;
+  bool markup_ = false;
   int64_t int_ = 0;
   double float_ = 0;
   std::string str_;
@@ -135,13 +140,15 @@ bool value_less(const Value& a, const Value& b);
 // Python float.__repr__: shortest round-trip digits, "1.0", "1e+16", "1e-05".
 std::string format_float(double d);
 
-// json.dumps(v, ensure_ascii=False, indent=, separators=, sort_keys=). `indent` is the
-// per-level indent string, or nullopt for single-line output.
+// json.dumps(v, ensure_ascii=, indent=, separators=, sort_keys=). `indent` is the
+// per-level indent string, or nullopt for single-line output. ensure_ascii writes every
+// non-ASCII character as \uXXXX (UTF-16 surrogate pairs above U+FFFF), as Python does.
 struct JsonDumpOptions {
   std::optional<std::string> indent;
   std::string item_separator = ", ";
   std::string key_separator = ": ";
   bool sort_keys = false;
+  bool ensure_ascii = false;
 };
 std::string dump_json(const Value& v, const JsonDumpOptions& opts);
 

@@ -104,3 +104,10 @@ class Server:
                 self.proc.wait()
         self.log.close()
         return self.proc.returncode
+
+
+def smollm2_server(model, log_path, *args):
+    """SmolLM2 with a 1,024-token context and a small KV pool (chat and browser tests);
+    `args`: more `tessera serve` flags."""
+    return Server(model, "--max-model-len", 1024, "--kv-cache-memory", "160MiB", *args,
+                  log_path=log_path)

@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from conftest import REF, STORIES, tessera_bin
-from serverlib import Server, free_port, request
+from serverlib import Server, free_port, request, smollm2_server
 
 STORIES_NAME = "stories260K-f32"
 REF_TEXT = (REF / "stories260K_llamacpp_once_upon_a_time_n200_greedy.txt").read_text()
@@ -35,8 +35,7 @@ def stories(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def smol(smollm2, tmp_path_factory):
-    s = Server(smollm2, "--max-model-len", 1024, "--kv-cache-memory", "160MiB",
-               log_path=tmp_path_factory.mktemp("srv") / "smol.log")
+    s = smollm2_server(smollm2, tmp_path_factory.mktemp("srv") / "smol.log")
     yield s
     assert s.stop() == 0, s.logs()
 
@@ -325,6 +324,7 @@ def test_batch_invariance_smollm2(smol):
 
 def test_client_disconnect_frees_blocks(smol):
     before = smol.metrics()["tessera_generation_tokens_total"]
+    aborted = smol.metrics()["tessera_requests_aborted_by_client_total"]
     n_max = 600
     conn = http.client.HTTPConnection("127.0.0.1", smol.port, timeout=60)
     conn.request("POST", "/v1/completions", headers={"Content-Type": "application/json"},
@@ -344,12 +344,14 @@ def test_client_disconnect_frees_blocks(smol):
     # before it could have generated n_max tokens.
     smol.wait_metric("tessera_kv_blocks_used", lambda v: v == 0)
     smol.wait_metric("tessera_requests_running", lambda v: v == 0)
+    smol.wait_metric("tessera_requests_aborted_by_client_total", lambda v: v == aborted + 1)
     time.sleep(0.5)
     assert smol.metrics()["tessera_generation_tokens_total"] - before < n_max / 2
 
 
 def test_client_disconnect_unstreamed_frees_blocks(smol):
     before = smol.metrics()["tessera_generation_tokens_total"]
+    aborted = smol.metrics()["tessera_requests_aborted_by_client_total"]
     n_max = 600
     conn = http.client.HTTPConnection("127.0.0.1", smol.port, timeout=60)
     conn.request("POST", "/v1/completions", headers={"Content-Type": "application/json"},
@@ -359,6 +361,7 @@ def test_client_disconnect_unstreamed_frees_blocks(smol):
     conn.close()
     smol.wait_metric("tessera_kv_blocks_used", lambda v: v == 0)
     smol.wait_metric("tessera_requests_running", lambda v: v == 0)
+    smol.wait_metric("tessera_requests_aborted_by_client_total", lambda v: v == aborted + 1)
     time.sleep(0.5)
     assert smol.metrics()["tessera_generation_tokens_total"] - before < n_max / 2
 
@@ -367,7 +370,8 @@ def test_metrics_format(smol):
     text = smol.get("/metrics").text
     for name in ["tessera_requests_running", "tessera_requests_waiting", "tessera_kv_blocks_used",
                  "tessera_kv_blocks_total", "tessera_prefix_cache_hit_rate",
-                 "tessera_prompt_tokens_total", "tessera_generation_tokens_total"]:
+                 "tessera_prompt_tokens_total", "tessera_generation_tokens_total",
+                 "tessera_requests_aborted_by_client_total"]:
         assert f"# TYPE {name} " in text, name
     for h in ["tessera_time_to_first_token_seconds", "tessera_inter_token_latency_seconds"]:
         assert f"# TYPE {h} histogram" in text

@@ -2,30 +2,18 @@
 // by scripts/gen_chat_template_refs.py in the configuration transformers uses).
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "core/error.h"
 #include "template/chat_template.h"
+#include "test_files.h"
 
 namespace tessera {
 namespace {
 
 using ojson = nlohmann::ordered_json;
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  EXPECT_TRUE(f.good()) << "cannot open " << path;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::string data_path(const std::string& name) {
-  return std::string(TESSERA_TEST_DATA) + "/chat_templates/" + name;
-}
+using testing_util::chat_template_data;
 
 // jinja2 reports raise_exception(msg) as "TemplateError: msg"; Tessera's message is msg.
 constexpr const char* kRaisedPrefix = "TemplateError: ";
@@ -57,8 +45,8 @@ class ModelTemplates : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ModelTemplates, MatchesJinja2ByteForByte) {
   const std::string name = GetParam();
-  ChatTemplate tmpl(read_file(data_path(name + ".jinja")));
-  ojson cases = ojson::parse(read_file(data_path(name + ".cases.json")));
+  ChatTemplate tmpl(chat_template_data(name + ".jinja"));
+  ojson cases = ojson::parse(chat_template_data(name + ".cases.json"));
   ASSERT_FALSE(cases.empty());
   for (size_t i = 0; i < cases.size(); ++i) {
     check_case(tmpl, cases[i], name + " case " + std::to_string(i));
@@ -69,7 +57,7 @@ INSTANTIATE_TEST_SUITE_P(ChatTemplate, ModelTemplates,
                          ::testing::Values("smollm2", "llama3", "qwen3", "gemma3"));
 
 TEST(ChatTemplate, ExpressionsFiltersAndTestsMatchJinja2) {
-  ojson cases = ojson::parse(read_file(data_path("expressions.json")));
+  ojson cases = ojson::parse(chat_template_data("expressions.json"));
   ASSERT_GT(cases.size(), 50u);
   for (size_t i = 0; i < cases.size(); ++i) {
     const ojson& c = cases[i];
