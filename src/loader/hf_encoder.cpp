@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "loader/hf_config.h"
 #include "loader/hf_source.h"
 #include "loader/hf_tokenizer.h"
 #include "loader/safetensors.h"
@@ -53,15 +54,7 @@ json parse_json_file(const fs::path& p) {
 // Positive integer field of config.json (`def` when absent and given).
 int64_t get_int(const json& cfg, const char* key, const std::string& where,
                 std::optional<int64_t> def = std::nullopt) {
-  if (!cfg.contains(key) || cfg[key].is_null()) {
-    if (def) return *def;
-    throw Error(where + ": missing \"" + key + "\"");
-  }
-  if (!cfg[key].is_number_integer()) throw Error(where + ": \"" + key + "\" is not an integer");
-  const int64_t v = cfg[key].get<int64_t>();
-  if (v <= 0 || v > (int64_t{1} << 31))
-    throw Error(where + ": \"" + key + "\" = " + std::to_string(v) + " is out of range");
-  return v;
+  return ConfigReader{cfg, where}.get_int(key, def);
 }
 
 // GGUF name of an encoder tensor; "" for tensors the model does not use; nullopt when
@@ -151,37 +144,18 @@ void add_tensors(const EncoderArch& a, const std::string& dir, int64_t n_layer,
       throw Error(t->file + ": tensor '" + t->name + "' has no counterpart in " +
                   std::string(a.hf_arch) + " (an unsupported variant?)");
     if (name->empty()) continue;
-    const DType type = t->require_float();
-    if (t->shape.empty() || t->shape.size() > 2)
+    if (t->shape.size() > 2)
       throw Error(t->file + ": tensor '" + t->name + "' has " + std::to_string(t->shape.size()) +
                   " dimensions (1 or 2 expected)");
-    gguf::TensorInfo ti;
-    ti.name = *name;
-    ti.n_dims = static_cast<int>(t->shape.size());
-    for (int i = 0; i < ti.n_dims; ++i) ti.ne[i] = t->shape[ti.n_dims - 1 - i];
-    if (ti.n_dims == 1) {
-      ti.type = DType::F32;
-      ti.data = copy_as_f32(src, t->data, type, ti.ne[0]);
-      ti.n_bytes = sizeof(float) * ti.ne[0];
-      src.add_tensor(std::move(ti));
-      continue;
-    }
-    ti.type = type;
-    ti.data = t->data;
-    ti.n_bytes = t->n_bytes;
+    gguf::TensorInfo ti = tensor_from_checkpoint(*t, *name, src);
     if (ti.name == "position_embd.weight" && position_offset > 0) {
+      // Whole rows dropped: the element alignment stays.
       if (ti.ne[1] <= position_offset)
         throw Error(t->file + ": position table shorter than its offset");
-      const size_t row = row_size(type, ti.ne[0]);
+      const size_t row = row_size(ti.type, ti.ne[0]);
       ti.data += row * position_offset;
       ti.ne[1] -= position_offset;
       ti.n_bytes -= row * position_offset;
-    }
-    const size_t elem = type == DType::F32 ? 4 : 2;
-    if (reinterpret_cast<uintptr_t>(ti.data) % elem != 0) {  // keep element access aligned
-      uint8_t* copy = src.alloc(ti.n_bytes);
-      std::memcpy(copy, ti.data, ti.n_bytes);
-      ti.data = copy;
     }
     src.add_tensor(std::move(ti));
   }

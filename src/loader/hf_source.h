@@ -27,6 +27,9 @@
 namespace tessera::gguf {
 class MemorySource;
 }
+namespace tessera::safetensors {
+struct TensorView;
+}
 
 namespace tessera::hf {
 
@@ -62,9 +65,12 @@ struct HfArchitecture {
 };
 std::vector<HfArchitecture> hf_architecture_table();
 
-// 1-D tensor data (F32, F16 or BF16) as an F32 copy that `src` owns (norm weights and
-// biases are read as F32).
-const uint8_t* copy_as_f32(gguf::MemorySource& src, const uint8_t* data, DType type, int64_t n);
+// A checkpoint tensor (1 to 4 dimensions, F32 / F16 / BF16) as the GGUF tensor `name`:
+// 1-D tensors become F32 copies that `src` owns (norm weights and biases are read as F32);
+// the others stay in the mapped file, copied only when misaligned for their element type.
+// Throws tessera::Error for other dtypes and shapes.
+gguf::TensorInfo tensor_from_checkpoint(const safetensors::TensorView& t, const std::string& name,
+                                        gguf::MemorySource& src);
 
 // Llama 3 RoPE frequency factors ("rope_type": "llama3"): one divisor of theta per
 // dimension pair, [n_rot / 2].

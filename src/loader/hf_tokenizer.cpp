@@ -196,6 +196,37 @@ void template_flags(const json& pp, VocabData& v) {
   }
 }
 
+// model.vocab (text -> id) into v.tokens, each of type NORMAL.
+void add_vocab_object(const json& vocab, VocabData& v, const std::string& where) {
+  for (const auto& [text, id] : vocab.items()) {
+    if (!id.is_number_integer())
+      throw Error(where + ": vocab id of '" + text + "' is not an integer");
+    const int64_t i = id.get<int64_t>();
+    ensure_id(v, i, where);
+    if (!v.tokens[i].empty())
+      throw Error(where + ": tokens '" + v.tokens[i] + "' and '" + text + "' share id " +
+                  std::to_string(i));
+    v.tokens[i] = text;
+    v.types[i] = static_cast<int32_t>(TokenType::NORMAL);
+  }
+}
+
+// tokenizer.json's added_tokens: special ones CONTROL, the others USER_DEFINED.
+void add_added_tokens(const json& j, VocabData& v, const std::string& where) {
+  const json added = j.value("added_tokens", json::array());
+  if (!added.is_array()) throw Error(where + ": added_tokens is not an array");
+  for (const json& a : added) {
+    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
+        !a.contains("content") || !a["content"].is_string())
+      throw Error(where + ": an added_tokens entry lacks an integer id or a content string");
+    const int64_t i = a["id"].get<int64_t>();
+    ensure_id(v, i, where);
+    v.tokens[i] = a["content"].get<std::string>();
+    v.types[i] = static_cast<int32_t>(a.value("special", false) ? TokenType::CONTROL
+                                                                : TokenType::USER_DEFINED);
+  }
+}
+
 // A WordPiece tokenizer.json (BERT): BertNormalizer + BertPreTokenizer + WordPiece, with
 // [CLS] A [SEP] as post-processor. Tokens take llama.cpp's phantom-space convention (see
 // tokenizer/wordpiece.h): "##x" -> "x", word-initial "x" -> "▁x", added tokens unchanged.
@@ -225,31 +256,15 @@ VocabData wordpiece_vocab(const json& j, const std::string& where) {
   VocabData v;
   v.model = "bert";
   v.wordpiece = o;
-  for (const auto& [text, id] : model["vocab"].items()) {
-    if (!id.is_number_integer())
-      throw Error(where + ": vocab id of '" + text + "' is not an integer");
-    const int64_t i = id.get<int64_t>();
-    ensure_id(v, i, where);
-    if (!v.tokens[i].empty())
-      throw Error(where + ": tokens '" + v.tokens[i] + "' and '" + text + "' share id " +
-                  std::to_string(i));
-    v.tokens[i] = text.starts_with("##") ? text.substr(2) : "\xE2\x96\x81" + text;
-    v.types[i] = static_cast<int32_t>(TokenType::NORMAL);
+  add_vocab_object(model["vocab"], v, where);
+  for (size_t i = 0; i < v.tokens.size(); ++i) {
+    std::string& t = v.tokens[i];
+    if (v.types[i] != static_cast<int32_t>(TokenType::NORMAL)) continue;
+    t = t.starts_with("##") ? t.substr(2) : "\xE2\x96\x81" + t;
     // "##" alone becomes "": fill_holes must not take it for a missing id.
-    if (v.tokens[i].empty()) v.tokens[i] = "[EMPTY_" + std::to_string(i) + "]";
+    if (t.empty()) t = "[EMPTY_" + std::to_string(i) + "]";
   }
-  const json added = j.value("added_tokens", json::array());
-  if (!added.is_array()) throw Error(where + ": added_tokens is not an array");
-  for (const json& a : added) {
-    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
-        !a.contains("content") || !a["content"].is_string())
-      throw Error(where + ": an added_tokens entry lacks an integer id or a content string");
-    const int64_t i = a["id"].get<int64_t>();
-    ensure_id(v, i, where);
-    v.tokens[i] = a["content"].get<std::string>();
-    v.types[i] = static_cast<int32_t>(a.value("special", false) ? TokenType::CONTROL
-                                                                : TokenType::USER_DEFINED);
-  }
+  add_added_tokens(j, v, where);
   fill_holes(v);
   if (v.tokens.empty()) throw Error(where + ": empty vocabulary");
   if (model.contains("unk_token") && model["unk_token"].is_string())
@@ -306,29 +321,8 @@ VocabData vocab_from_tokenizer_json(const json& j, const std::string& where) {
                     " (known: the Llama 3, Qwen2, GPT-2 and SmolLM/StarCoder pre-tokenizers)");
     }
 
-    for (const auto& [text, id] : model["vocab"].items()) {
-      if (!id.is_number_integer())
-        throw Error(where + ": vocab id of '" + text + "' is not an integer");
-      const int64_t i = id.get<int64_t>();
-      ensure_id(v, i, where);
-      if (!v.tokens[i].empty())
-        throw Error(where + ": tokens '" + v.tokens[i] + "' and '" + text + "' share id " +
-                    std::to_string(i));
-      v.tokens[i] = text;
-      v.types[i] = static_cast<int32_t>(TokenType::NORMAL);
-    }
-    const json added = j.value("added_tokens", json::array());
-    if (!added.is_array()) throw Error(where + ": added_tokens is not an array");
-    for (const json& a : added) {
-      if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
-          !a.contains("content") || !a["content"].is_string())
-        throw Error(where + ": an added_tokens entry lacks an integer id or a content string");
-      const int64_t i = a["id"].get<int64_t>();
-      ensure_id(v, i, where);
-      v.tokens[i] = a["content"].get<std::string>();
-      v.types[i] = static_cast<int32_t>(a.value("special", false) ? TokenType::CONTROL
-                                                                  : TokenType::USER_DEFINED);
-    }
+    add_vocab_object(model["vocab"], v, where);
+    add_added_tokens(j, v, where);
     const json& merges = model["merges"];
     v.merges.reserve(merges.size());
     for (size_t i = 0; i < merges.size(); ++i)

@@ -8,6 +8,7 @@
 #include "loader/gguf.h"
 #include "models/encoder.h"
 #include "models/weight_quant.h"
+#include "models/weights.h"
 
 namespace tessera {
 
@@ -65,24 +66,8 @@ class BertModel final : public EncoderModel {
 
 Tensor BertModel::tensor(const std::string& name, std::initializer_list<int64_t> shape,
                          bool required) {
-  const gguf::TensorInfo* ti = file_->find_tensor(name);
-  if (!ti) {
-    if (required) throw Error("model is missing tensor '" + name + "'");
-    return {};
-  }
-  Tensor t;
-  t.type = ti->type;
-  int i = 0;
-  for (int64_t d : shape) {
-    if (d >= 0 && ti->ne[i] != d)
-      throw Error("tensor '" + name + "' has dimension " + std::to_string(i) + " = " +
-                  std::to_string(ti->ne[i]) + ", expected " + std::to_string(d));
-    t.ne[i] = ti->ne[i];
-    ++i;
-  }
-  for (; i < 4; ++i)
-    if (ti->ne[i] != 1) throw Error("tensor '" + name + "' has too many dimensions");
-  t.data = ti->data;
+  Tensor t = find_weight(*file_, name, shape, required);
+  if (!t) return {};
   // Weight matrices (not embedding tables, norms or biases) may be converted at load time.
   const bool matrix = shape.size() == 2 && name.starts_with("blk.");
   if (quant_ && matrix) t = convert_weight(t, *quant_, owned_weights_, n_threads_);

@@ -11,6 +11,7 @@
 #include "loader/gguf.h"
 #include "loader/hf_source.h"
 #include "models/weight_quant.h"
+#include "models/weights.h"
 
 namespace tessera {
 
@@ -97,23 +98,9 @@ class DecoderModel final : public Model {
 
 Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64_t> shape,
                             bool required, bool repack) {
+  Tensor t = find_weight(*file_, name, shape, required);
+  if (!t) return {};
   const gguf::TensorInfo* ti = file_->find_tensor(name);
-  if (!ti) {
-    if (required) throw Error("model is missing tensor '" + name + "'");
-    return {};
-  }
-  Tensor t;
-  t.type = ti->type;
-  int i = 0;
-  for (int64_t d : shape) {
-    if (ti->ne[i] != d)
-      throw Error("tensor '" + name + "' has dimension " + std::to_string(i) + " = " +
-                  std::to_string(ti->ne[i]) + ", expected " + std::to_string(d));
-    t.ne[i++] = d;
-  }
-  for (; i < 4; ++i)
-    if (ti->ne[i] != 1) throw Error("tensor '" + name + "' has too many dimensions");
-  t.data = ti->data;
   // Matrices (not norms or biases) may be converted at load time.
   if (quant_ && shape.size() >= 2) t = convert_weight(t, *quant_, owned_weights_, n_threads_);
   // Matrices the CPU backend has row-interleaved kernels for are rewritten in place: the

@@ -9,17 +9,10 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/quants.h"
+#include "random_data.h"
 
 namespace tessera {
 namespace {
-
-std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
-  return v;
-}
 
 TEST(OpsEncoder, LayerNorm) {
   auto be = make_cpu_backend(2);
