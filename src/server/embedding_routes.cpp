@@ -268,6 +268,12 @@ std::vector<float> EmbeddingRoutes::pair_scores(const std::vector<Pair>& pairs, 
   std::vector<EmbedInput> inputs;
   std::vector<float> scores;
   if (settings_.task == EmbedTask::SCORE) {
+    if (runner_.dim() != 1)
+      throw ApiError(400,
+                     "The model '" + served_name_ + "' is a classifier of " +
+                         std::to_string(runner_.dim()) +
+                         " labels; relevance scores need a one-label cross-encoder",
+                     "model", "model_not_supported");
     for (size_t i = 0; i < pairs.size(); ++i) {
       try {
         inputs.push_back(tokenize_pair(tok_, *pairs[i].a, *pairs[i].b, limit, truncate));
