@@ -52,6 +52,7 @@ $(PYVENV)/.stamp: python/requirements-build.txt
 model:
 	scripts/fetch_model.sh smollm2
 	scripts/fetch_model.sh gemma3
+	scripts/fetch_model.sh minilm
 
 serve: build model
 	$(BUILD)/tessera serve -m $(MODEL) --host $(HOST) --port $(PORT)

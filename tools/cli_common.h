@@ -7,7 +7,8 @@
 
 namespace tessera {
 struct ModelOptions;
-}
+struct EmbedOptions;
+}  // namespace tessera
 
 namespace tessera::cli {
 
@@ -23,6 +24,10 @@ Runner add_convert(CLI::App& app);
 
 // --quantization, --load-format, --dummy-seed (tools/model_options.cpp).
 void add_model_load_options(CLI::App& app, ModelOptions& mo);
+// --task, --pooling, --normalize / --no-normalize (tools/model_options.cpp); `serve` also
+// offers --task generate.
+void add_embed_options(CLI::App& app, EmbedOptions& eo, bool serve);
 Runner add_logits(CLI::App& app);
+Runner add_embed(CLI::App& app);
 
 }  // namespace tessera::cli

@@ -1,9 +1,11 @@
-// tessera info: what a GGUF model file holds.
+// tessera info: what a model file (GGUF or Hugging Face directory) holds.
 #include <cstdio>
 #include <map>
 
 #include "cli_common.h"
+#include "embed/embedding.h"
 #include "loader/gguf.h"
+#include "models/encoder.h"
 #include "models/model.h"
 
 namespace tessera::cli {
@@ -72,9 +74,23 @@ Runner add_info(CLI::App& app) {
     std::printf("embedding:        %d\n", c.n_embd);
     std::printf("feed-forward:     %d\n", c.n_ff);
     std::printf("heads:            %d (kv %d, head dim %d)\n", c.n_head, c.n_head_kv, c.head_dim);
-    std::printf("rope:             %s, base %.1f, %d dims, scaling x%.2f\n",
-                c.rope_neox ? "neox" : "normal", c.rope_freq_base, c.n_rot, c.rope_scaling_factor);
-    std::printf("rms norm eps:     %g\n", c.rms_eps);
+    if (std::optional<EmbedTask> task = embedding_task(*model, "auto")) {
+      // An encoder: what it serves, with its own settings.
+      const EmbedSettings es = resolve_embed_settings(*model, *task, {});
+      if (*task == EmbedTask::SCORE)
+        std::printf("serves:           scores (cross-encoder, %d label(s), %s)\n",
+                    static_cast<const EncoderModel&>(*model).n_labels(),
+                    es.sigmoid ? "sigmoid" : "raw logits");
+      else
+        std::printf("serves:           embeddings (%s pooling, %s)\n", pooling_name(es.pooling),
+                    es.normalize ? "normalized" : "not normalized");
+      std::printf("max input:        %d tokens\n", es.max_len);
+    } else {
+      std::printf("rope:             %s, base %.1f, %d dims, scaling x%.2f\n",
+                  c.rope_neox ? "neox" : "normal", c.rope_freq_base, c.n_rot,
+                  c.rope_scaling_factor);
+      std::printf("rms norm eps:     %g\n", c.rms_eps);
+    }
     std::printf("tokenizer:        %s%s%s, %d tokens\n", tok.kind(),
                 tok.pre().empty() ? "" : ", pre ", tok.pre().c_str(), tok.n_vocab());
     std::printf("bos:              %s%s\n", token_desc(tok, tok.bos_id()).c_str(),

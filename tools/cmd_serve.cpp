@@ -5,6 +5,7 @@
 #include "cli_common.h"
 #include "core/byte_size.h"
 #include "core/error.h"
+#include "embed/batcher.h"
 #include "engine/engine.h"
 #include "kv/kv_cache.h"
 #include "models/model.h"
@@ -22,6 +23,9 @@ struct ServeOptions {
   ModelOptions load;
   EngineConfig engine;
   ServerOptions server;
+  EmbedOptions embed;
+  int max_waiting_inputs = 2048;
+  bool batched_tokens_given = false;
 };
 
 // The name /v1/models lists: the file name without ".gguf", or the directory's name for
@@ -36,6 +40,32 @@ std::string model_stem(std::string path) {
   return name;
 }
 
+// An embedding or scoring server: no KV cache, no engine; one batcher thread runs the
+// encoder (or the decoder's hidden states) over packed batches of inputs.
+int serve_embeddings(ServeOptions& o, Model& model, EmbedTask task) {
+  o.embed.max_model_len = o.engine.max_model_len;
+  if (o.batched_tokens_given) o.embed.max_batch_tokens = o.engine.max_num_batched_tokens;
+  const EmbedSettings s = resolve_embed_settings(model, task, o.embed);
+  EmbeddingRunner runner(model, s);
+  EmbedBatcher batcher(runner, o.max_waiting_inputs);
+  if (task == EmbedTask::EMBED)
+    std::fprintf(stderr,
+                 "embeddings: %d dimensions, %s pooling, %s; inputs of at most %d tokens; "
+                 "batches of at most %d tokens / %d inputs\n",
+                 runner.dim(), pooling_name(s.pooling),
+                 s.normalize ? "normalized" : "not normalized", s.max_len, s.max_batch_tokens,
+                 s.max_batch_seqs);
+  else
+    std::fprintf(stderr,
+                 "scores: a cross-encoder of %d label(s), %s; pairs of at most %d tokens; "
+                 "batches of at most %d tokens / %d inputs\n",
+                 runner.dim(), s.sigmoid ? "sigmoid of the logit" : "raw logits", s.max_len,
+                 s.max_batch_tokens, s.max_batch_seqs);
+  HttpServer server(batcher, model, o.server);
+  server.bind();
+  return server.run();
+}
+
 int serve(ServeOptions& o) {
   // Before any thread exists (the engine starts one): shutdown signals go to run() only.
   block_shutdown_signals();
@@ -47,6 +77,8 @@ int serve(ServeOptions& o) {
   ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
   auto model = load_model(o.model, mo);
+  if (const std::optional<EmbedTask> task = embedding_task(*model, o.embed.task))
+    return serve_embeddings(o, *model, *task);
   Engine engine(*model, o.engine);
 
   const EngineMetrics m = engine.metrics();
@@ -71,7 +103,7 @@ int serve(ServeOptions& o) {
 
 Runner add_serve(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
-  app.add_option("-m,--model", o->model, "GGUF model file")->required();
+  app.add_option("-m,--model", o->model, "model: GGUF file or Hugging Face directory")->required();
   app.add_option("--host", o->server.host, "address to listen on");
   app.add_option("--port", o->server.port, "port to listen on")->check(CLI::Range(1, 65535));
   app.add_option("--api-key", o->server.api_key, "require 'Authorization: Bearer KEY'");
@@ -96,8 +128,10 @@ Runner add_serve(CLI::App& app) {
   app.add_option("--max-num-seqs", o->engine.max_num_seqs, "sequences per engine step")
       ->check(CLI::Range(1, 4096));
   app.add_option("--max-num-batched-tokens", o->engine.max_num_batched_tokens,
-                 "tokens per engine step")
-      ->check(CLI::Range(1, 1 << 20));
+                 "tokens per engine step (embedding servers: per forward pass, default "
+                 "max(2048, max model len))")
+      ->check(CLI::Range(1, 1 << 20))
+      ->each([o](const std::string&) { o->batched_tokens_given = true; });
   app.add_option("--kv-cache-memory", o->kv_cache_memory,
                  "KV cache size, e.g. 2GiB (default: a quarter of the available memory)");
   app.add_option("--max-model-len", o->engine.max_model_len,
@@ -109,6 +143,12 @@ Runner add_serve(CLI::App& app) {
   app.add_option("--max-waiting", o->engine.max_waiting,
                  "queued requests beyond which new ones get 429")
       ->check(CLI::Range(0, 1 << 20));
+  app.add_option("--max-waiting-inputs", o->max_waiting_inputs,
+                 "embedding / scoring servers: inputs queued at once, over all requests (more "
+                 "get 429); also the most one request may send (more get 400)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  add_embed_options(app, o->embed, /*serve=*/true);
   app.add_option("--max-body-bytes", o->server.max_body_bytes, "largest request body (413 above)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 34));
   app.add_option("--shutdown-timeout", o->server.shutdown_timeout_s,

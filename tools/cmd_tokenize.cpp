@@ -3,6 +3,7 @@
 
 #include "cli_common.h"
 #include "loader/gguf.h"
+#include "loader/hf_source.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tessera::cli {
@@ -13,7 +14,9 @@ Runner add_tokenize(CLI::App& app) {
     bool no_bos = false, ids = false, no_parse_special = false;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("-m,--model", o->model, "GGUF model (or vocab-only) file")->required();
+  app.add_option("-m,--model", o->model,
+                 "GGUF model (or vocab-only) file, or Hugging Face model directory")
+      ->required();
   auto* f = app.add_option("-f,--file", o->file, "text file");
   auto* p = app.add_option("-p,--prompt", o->prompt, "text");
   f->excludes(p);
@@ -24,7 +27,11 @@ Runner add_tokenize(CLI::App& app) {
   return [o, f, p] {
     if (f->count() == 0 && p->count() == 0) throw Error("give the text with -f FILE or -p TEXT");
     // Only the vocabulary is needed: no model weights are touched.
-    auto file = gguf::File::open(o->model);
+    std::unique_ptr<gguf::Source> file;
+    if (hf::is_hf_path(o->model))
+      file = hf::open_hf_directory(o->model);
+    else
+      file = gguf::File::open(o->model);
     auto tok = Tokenizer::from_gguf(*file);
     const std::string text = f->count() ? read_file(o->file) : o->prompt;
     std::vector<int32_t> ids = tok->encode(text, !o->no_bos, !o->no_parse_special);

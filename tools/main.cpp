@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   sub("bench", "benchmarks: -m MODEL (pp/tg speed), bandwidth, serve (HTTP load)", cli::add_bench);
   sub("convert", "convert a Hugging Face model directory to GGUF", cli::add_convert);
   sub("logits", "raw logits of a prompt, as JSON", cli::add_logits);
+  sub("embed", "embeddings (or cross-encoder scores) of input lines, as JSON", cli::add_embed);
   // Progress lines (stderr, terminals only) for every subcommand; --no-progress on any.
   bool no_progress = false;
   std::function<void(CLI::App*)> add_no_progress = [&](CLI::App* a) {

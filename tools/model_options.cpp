@@ -1,5 +1,6 @@
 // Model-loading options shared by the subcommands that load a model.
 #include "cli_common.h"
+#include "embed/embedding.h"
 #include "models/model.h"
 #include "models/weight_quant.h"
 
@@ -21,6 +22,27 @@ void add_model_load_options(CLI::App& app, ModelOptions& mo) {
       "!--no-repack", mo.repack,
       "keep Q4_0/Q8_0 matrices in the file's row layout (by default they are interleaved "
       "8 rows at a time at load on CPUs with AVX-512 VNNI, for faster decode; same results)");
+}
+
+void add_embed_options(CLI::App& app, EmbedOptions& eo, bool serve) {
+  if (serve)
+    app.add_option("--task", eo.task,
+                   "what to serve: auto (encoders: embed or score; decoders: generate), "
+                   "generate, embed (/v1/embeddings, any decoder: pooled hidden states), "
+                   "score (cross-encoders: /v1/rerank, /v1/score)")
+        ->check(CLI::IsMember({"auto", "generate", "embed", "score"}))
+        ->capture_default_str();
+  else
+    app.add_option("--task", eo.task, "auto, embed (decoders: pooled hidden states) or score")
+        ->check(CLI::IsMember({"auto", "embed", "score"}))
+        ->capture_default_str();
+  app.add_option("--pooling", eo.pooling,
+                 "embedding pooling: mean, cls (first token) or last (default: the model's "
+                 "sentence-transformers configuration, else cls for encoders, last for decoders)")
+      ->check(CLI::IsMember({"mean", "cls", "last"}));
+  app.add_flag_function(
+      "--normalize,!--no-normalize", [&eo](int64_t n) { eo.normalize = n > 0; },
+      "L2-normalize embeddings (default: as the model's files say, else yes)");
 }
 
 }  // namespace tessera::cli

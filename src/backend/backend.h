@@ -66,6 +66,9 @@ struct AttentionOptions {
   float alibi_max_bias = 0.0f;  // ALiBi: scores += slope(h) * (j - p), slopes as ggml
 };
 
+// Which row of each sequence Backend::pool_rows keeps (or their mean).
+enum class RowPool { MEAN, FIRST, LAST };
+
 // Options of Backend::moe_route.
 struct MoeRouting {
   bool norm_topk = false;           // renormalize the k selected probabilities to sum 1
@@ -132,6 +135,27 @@ class Backend {
   // dst[rows[i], :] += w[i] * src[i, :]  for i < m   (rows may repeat; applied in order)
   virtual void scatter_add_rows(const float* src, const int32_t* rows, const float* w, int m, int d,
                                 float* dst) = 0;
+
+  // --- Ops for encoders (BERT family) and pooled embeddings. ---
+  // A packed batch holds n_seqs sequences back to back, with no padding: sequence s is rows
+  // [seq_start[s], seq_start[s + 1]) (seq_start: [n_seqs + 1], ascending, seq_start[0] = 0).
+
+  // y[n, d] = (x - mean) / sqrt(var + eps) * weight + bias, per row (biased variance, as
+  // torch.nn.LayerNorm). bias may be null; y may alias x.
+  virtual void layer_norm(const float* x, const float* weight, const float* bias, float* y, int n,
+                          int d, float eps) = 0;
+  // x[n, d] = x / 2 * (1 + erf(x / sqrt(2)))     (exact GELU, BERT's "gelu")
+  virtual void gelu(float* x, int n, int d) = 0;
+  // out[n, n_head*head_dim] = softmax(q·Kᵀ · scale) · V, bidirectional: each token attends
+  // to every token of its own sequence of the packed batch, none of the others. q: [n,
+  // n_head*head_dim], k and v: [n, n_head_kv*head_dim] (no KV cache); query head h reads KV
+  // head h / (n_head / n_head_kv). Exact f32 arithmetic.
+  virtual void attention_packed(const float* q, const float* k, const float* v, float* out,
+                                int n_head, int n_head_kv, int head_dim, float scale,
+                                const int32_t* seq_start, int n_seqs) = 0;
+  // out[s, :] = the mean, first or last row of sequence s of x[*, d].    out: [n_seqs, d]
+  virtual void pool_rows(const float* x, int d, const int32_t* seq_start, int n_seqs, RowPool kind,
+                         float* out) = 0;
 };
 
 // Backend for this process's CPU, with n_threads workers (<= 0: automatic).

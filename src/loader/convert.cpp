@@ -94,7 +94,10 @@ ConvertStats convert_to_gguf(const gguf::Source& src,
     const int64_t cols = t.ne[0], rows = t.n_elements() / cols;
     DType out = t.type;
     if (is_float(t.type)) {
-      if (t.n_dims == 1 || t.name == "rope_freqs.weight")
+      // Vectors, and the tables llama.cpp keeps in F32 (it adds rows of token_types
+      // directly, without a lookup that would convert them).
+      if (t.n_dims == 1 || t.name == "rope_freqs.weight" || t.name == "position_embd.weight" ||
+          t.name == "token_types.weight")
         out = DType::F32;
       else
         out = converted_type(t.type, cols, type);

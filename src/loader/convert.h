@@ -2,7 +2,8 @@
 // listed (a Hugging Face directory, a GGUF file) is written as a GGUF v3 file that both
 // Tessera and llama.cpp load.
 //
-// Tensor types: 1-D tensors (norms, biases, rope_freqs) F32; F32/F16/BF16 matrices,
+// Tensor types: 1-D tensors (norms, biases, rope_freqs) and BERT's position and token-type
+// tables F32; other F32/F16/BF16 matrices,
 // token embeddings included, in the requested type (F16 when their rows do not split into
 // the type's blocks); already-quantized tensors are copied. When the source carries
 // tessera.rope.neox (HF Llama-family Q/K in rotate-half order) and the architecture's GGUF

@@ -16,6 +16,8 @@
 #include "backend/cpu/quants.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "loader/hf_config.h"
+#include "loader/hf_encoder.h"
 #include "loader/hf_tokenizer.h"
 #include "loader/memory_source.h"
 #include "loader/safetensors.h"
@@ -201,7 +203,6 @@ constexpr auto qwen3_shapes = decoder_shapes<true, false>;
 constexpr auto mixtral_shapes = decoder_shapes<false, true>;
 constexpr auto qwen3moe_shapes = decoder_shapes<true, true>;
 
-struct ConfigReader;
 // Architecture-specific config.json fields -> <arch>.* keys ("p" is "<arch>.").
 using ExtraConfig = void (*)(const ConfigReader& r, const std::string& p, gguf::MemorySource& src);
 
@@ -267,7 +268,8 @@ const ArchSpec& find_arch(const json& cfg, const std::string& where) {
   for (const ArchSpec& a : kArchs)
     if (a.hf_arch == name) return a;
   std::string known;
-  for (const ArchSpec& a : kArchs) known += (known.empty() ? "" : ", ") + std::string(a.hf_arch);
+  for (const std::string& a : supported_hf_architectures())
+    known += (known.empty() ? "" : ", ") + a;
   throw Error(where + ": unsupported architecture '" + name + "' (supported: " + known + ")");
 }
 
@@ -320,32 +322,6 @@ json read_json(const fs::path& p) {
     throw Error(p.string() + ": invalid JSON: " + e.what());
   }
 }
-
-struct ConfigReader {
-  const json& cfg;
-  std::string where;
-
-  bool has(const char* key) const { return cfg.contains(key) && !cfg[key].is_null(); }
-  int64_t get_int(const char* key, std::optional<int64_t> def = std::nullopt) const {
-    if (!has(key)) {
-      if (def) return *def;
-      throw Error(where + ": missing \"" + key + "\"");
-    }
-    if (!cfg[key].is_number_integer()) throw Error(where + ": \"" + key + "\" is not an integer");
-    const int64_t v = cfg[key].get<int64_t>();
-    if (v <= 0 || v > (int64_t{1} << 31))
-      throw Error(where + ": \"" + key + "\" = " + std::to_string(v) + " is out of range");
-    return v;
-  }
-  double get_float(const json& obj, const char* key, std::optional<double> def) const {
-    if (!obj.contains(key) || obj[key].is_null()) {
-      if (def) return *def;
-      throw Error(where + ": missing \"" + key + "\"");
-    }
-    if (!obj[key].is_number()) throw Error(where + ": \"" + key + "\" is not a number");
-    return obj[key].get<double>();
-  }
-};
 
 void require_positive(double v, const std::string& what, const std::string& where) {
   if (!(v > 0.0) || !std::isfinite(v)) throw Error(where + ": " + what + " must be > 0");
@@ -611,19 +587,6 @@ DType dtype_or_throw(const safetensors::TensorView& t) {
   return t.require_float();
 }
 
-// 1-D tensors become F32 copies (norm weights and biases are read as F32).
-const uint8_t* to_f32(gguf::MemorySource& src, const uint8_t* data, DType type, int64_t n) {
-  float* out = reinterpret_cast<float*>(src.alloc(sizeof(float) * n));
-  if (type == DType::F32) {
-    std::memcpy(out, data, sizeof(float) * n);
-  } else {
-    std::vector<uint16_t> tmp(n);
-    std::memcpy(tmp.data(), data, 2 * n);
-    cpu::dequantize_row(type, tmp.data(), out, n);
-  }
-  return reinterpret_cast<const uint8_t*>(out);
-}
-
 void add_checkpoint_tensors(const std::string& dir, const ArchSpec& spec, const Dims& d,
                             gguf::MemorySource& src) {
   std::shared_ptr<safetensors::Checkpoint> ck = safetensors::Checkpoint::open(dir);
@@ -638,7 +601,7 @@ void add_checkpoint_tensors(const std::string& dir, const ArchSpec& spec, const 
                   std::string(spec.arch) + "' (an unsupported variant of " +
                   std::string(spec.hf_arch) + "?)");
     if (name->empty()) continue;
-    const DType type = dtype_or_throw(*t);
+    dtype_or_throw(*t);  // integer / F64 tensors are refused by name
     if (expert >= 0) {
       if (t->shape.size() != 2)
         throw Error(t->file + ": expert tensor '" + t->name + "' is not a matrix");
@@ -647,31 +610,11 @@ void add_checkpoint_tensors(const std::string& dir, const ArchSpec& spec, const 
       v[expert] = t;
       continue;
     }
-    if (t->shape.empty() || t->shape.size() > 4)
-      throw Error(t->file + ": tensor '" + t->name + "' has " + std::to_string(t->shape.size()) +
-                  " dimensions (1 to 4 supported)");
-    gguf::TensorInfo ti;
-    ti.name = *name;
-    ti.n_dims = static_cast<int>(t->shape.size());
-    for (int i = 0; i < ti.n_dims; ++i) ti.ne[i] = t->shape[ti.n_dims - 1 - i];
-    if (ti.n_dims == 1) {
-      ti.type = DType::F32;
-      ti.data = to_f32(src, t->data, type, ti.ne[0]);
-      if (spec.norm_plus_one && ti.name.find("norm") != std::string::npos) {
-        float* w = reinterpret_cast<float*>(const_cast<uint8_t*>(ti.data));
-        for (int64_t i = 0; i < ti.ne[0]; ++i) w[i] += 1.0f;
-      }
-    } else {
-      ti.type = type;
-      ti.data = t->data;
-      const size_t elem = type == DType::F32 ? 4 : 2;
-      if (reinterpret_cast<uintptr_t>(t->data) % elem != 0) {  // keep element access aligned
-        uint8_t* copy = src.alloc(t->n_bytes);
-        std::memcpy(copy, t->data, t->n_bytes);
-        ti.data = copy;
-      }
+    gguf::TensorInfo ti = tensor_from_checkpoint(*t, *name, src);
+    if (ti.n_dims == 1 && spec.norm_plus_one && ti.name.find("norm") != std::string::npos) {
+      float* w = reinterpret_cast<float*>(const_cast<uint8_t*>(ti.data));  // src's own copy
+      for (int64_t i = 0; i < ti.ne[0]; ++i) w[i] += 1.0f;
     }
-    ti.n_bytes = ti.n_dims == 1 ? sizeof(float) * ti.ne[0] : t->n_bytes;
     src.add_tensor(std::move(ti));
   }
   // Experts stacked into one [n_expert, rows, cols] tensor (a copy).
@@ -762,6 +705,43 @@ void add_dummy_tensors(const ArchSpec& spec, const Dims& d, const LoadOptions& o
 
 }  // namespace
 
+gguf::TensorInfo tensor_from_checkpoint(const safetensors::TensorView& t, const std::string& name,
+                                        gguf::MemorySource& src) {
+  const DType type = t.require_float();
+  if (t.shape.empty() || t.shape.size() > 4)
+    throw Error(t.file + ": tensor '" + t.name + "' has " + std::to_string(t.shape.size()) +
+                " dimensions (1 to 4 supported)");
+  gguf::TensorInfo ti;
+  ti.name = name;
+  ti.n_dims = static_cast<int>(t.shape.size());
+  for (int i = 0; i < ti.n_dims; ++i) ti.ne[i] = t.shape[ti.n_dims - 1 - i];
+  if (ti.n_dims == 1) {
+    const int64_t n = ti.ne[0];
+    float* out = reinterpret_cast<float*>(src.alloc(sizeof(float) * n));
+    if (type == DType::F32) {
+      std::memcpy(out, t.data, sizeof(float) * n);
+    } else {
+      std::vector<uint16_t> tmp(n);
+      std::memcpy(tmp.data(), t.data, 2 * n);
+      cpu::dequantize_row(type, tmp.data(), out, n);
+    }
+    ti.type = DType::F32;
+    ti.data = reinterpret_cast<const uint8_t*>(out);
+    ti.n_bytes = sizeof(float) * n;
+    return ti;
+  }
+  ti.type = type;
+  ti.data = t.data;
+  ti.n_bytes = t.n_bytes;
+  const size_t elem = type == DType::F32 ? 4 : 2;
+  if (reinterpret_cast<uintptr_t>(t.data) % elem != 0) {  // keep element access aligned
+    uint8_t* copy = src.alloc(t.n_bytes);
+    std::memcpy(copy, t.data, t.n_bytes);
+    ti.data = copy;
+  }
+  return ti;
+}
+
 bool is_hf_path(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) return true;
@@ -771,6 +751,7 @@ bool is_hf_path(const std::string& path) {
 std::vector<std::string> supported_hf_architectures() {
   std::vector<std::string> v;
   for (const ArchSpec& a : kArchs) v.emplace_back(a.hf_arch);
+  for (const std::string& e : encoder_architectures()) v.push_back(e);
   return v;
 }
 
@@ -778,6 +759,7 @@ std::vector<HfArchitecture> hf_architecture_table() {
   std::vector<HfArchitecture> v;
   for (const ArchSpec& a : kArchs)
     v.push_back({std::string(a.hf_arch), std::string(a.arch), a.shapes != nullptr});
+  for (const std::string& e : encoder_architectures()) v.push_back({e, "bert", false});
   return v;
 }
 
@@ -800,6 +782,17 @@ std::unique_ptr<gguf::Source> open_hf_directory(const std::string& path, const L
   auto src = std::make_unique<gguf::MemorySource>(
       opts.dummy_weights ? "Hugging Face config (dummy weights)" : "Hugging Face safetensors");
   try {
+    if (cfg.contains("architectures") && cfg["architectures"].is_array() &&
+        !cfg["architectures"].empty() && cfg["architectures"][0].is_string() &&
+        is_encoder_architecture(cfg["architectures"][0].get<std::string>())) {
+      if (opts.dummy_weights)
+        throw Error(where + ": dummy weights are not available for encoder architectures");
+      std::string name = fs::weakly_canonical(dir, ec).filename().string();
+      src->set_string("general.name", name.empty() ? std::string("bert") : name);
+      add_encoder_model(cfg, dir.string(), where, *src);
+      add_sentence_transformers_metadata(dir.string(), "bert", *src);
+      return src;
+    }
     const ArchSpec& spec = find_arch(cfg, where);
     std::vector<NamedVector> rope_tensors;
     const Dims d = read_config(cfg, spec, where, *src, &rope_tensors);
@@ -823,6 +816,7 @@ std::unique_ptr<gguf::Source> open_hf_directory(const std::string& path, const L
     } else {
       add_checkpoint_tensors(dir.string(), spec, d, *src);
     }
+    add_sentence_transformers_metadata(dir.string(), std::string(spec.arch), *src);
     for (const auto& [rope_name, rope_factors] : rope_tensors) {
       gguf::TensorInfo ti;
       ti.name = rope_name;

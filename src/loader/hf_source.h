@@ -24,6 +24,13 @@
 #include "core/dtype.h"
 #include "loader/gguf.h"
 
+namespace tessera::gguf {
+class MemorySource;
+}
+namespace tessera::safetensors {
+struct TensorView;
+}
+
 namespace tessera::hf {
 
 // Metadata key: the Q/K weights are in rotate-half order, use the NeoX RoPE.
@@ -57,6 +64,13 @@ struct HfArchitecture {
   bool dummy;
 };
 std::vector<HfArchitecture> hf_architecture_table();
+
+// A checkpoint tensor (1 to 4 dimensions, F32 / F16 / BF16) as the GGUF tensor `name`:
+// 1-D tensors become F32 copies that `src` owns (norm weights and biases are read as F32);
+// the others stay in the mapped file, copied only when misaligned for their element type.
+// Throws tessera::Error for other dtypes and shapes.
+gguf::TensorInfo tensor_from_checkpoint(const safetensors::TensorView& t, const std::string& name,
+                                        gguf::MemorySource& src);
 
 // Llama 3 RoPE frequency factors ("rope_type": "llama3"): one divisor of theta per
 // dimension pair, [n_rot / 2].

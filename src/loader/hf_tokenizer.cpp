@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "tokenizer/unicode.h"
+#include "tokenizer/wordpiece.h"
 
 namespace tessera::hf {
 namespace {
@@ -159,6 +160,23 @@ void template_flags(const json& pp, VocabData& v) {
     for (const json& e : pp.value("processors", json::array())) template_flags(e, v);
     return;
   }
+  // RoBERTa's processor: "<s> A </s>" ("cls" and "sep" name [text, id]).
+  if (type == "RobertaProcessing" || type == "BertProcessing") {
+    auto named = [&](const char* key) -> std::optional<int64_t> {
+      if (!pp.contains(key) || !pp[key].is_array() || pp[key].empty() || !pp[key][0].is_string())
+        return std::nullopt;
+      return find_id(v, pp[key][0].get<std::string>());
+    };
+    if (auto id = named("cls"); id && !v.add_bos) {
+      v.add_bos = true;
+      if (!v.bos_id) v.bos_id = id;
+    }
+    if (auto id = named("sep"); id && !v.add_eos) {
+      v.add_eos = true;
+      if (!v.eos_id) v.eos_id = id;
+    }
+    return;
+  }
   if (type != "TemplateProcessing" || !pp.contains("single") || !pp["single"].is_array()) return;
   const json& single = pp["single"];
   auto special_id = [&](const json& item) -> std::optional<int64_t> {
@@ -178,6 +196,91 @@ void template_flags(const json& pp, VocabData& v) {
   }
 }
 
+// model.vocab (text -> id) into v.tokens, each of type NORMAL.
+void add_vocab_object(const json& vocab, VocabData& v, const std::string& where) {
+  for (const auto& [text, id] : vocab.items()) {
+    if (!id.is_number_integer())
+      throw Error(where + ": vocab id of '" + text + "' is not an integer");
+    const int64_t i = id.get<int64_t>();
+    ensure_id(v, i, where);
+    if (!v.tokens[i].empty())
+      throw Error(where + ": tokens '" + v.tokens[i] + "' and '" + text + "' share id " +
+                  std::to_string(i));
+    v.tokens[i] = text;
+    v.types[i] = static_cast<int32_t>(TokenType::NORMAL);
+  }
+}
+
+// tokenizer.json's added_tokens: special ones CONTROL, the others USER_DEFINED.
+void add_added_tokens(const json& j, VocabData& v, const std::string& where) {
+  const json added = j.value("added_tokens", json::array());
+  if (!added.is_array()) throw Error(where + ": added_tokens is not an array");
+  for (const json& a : added) {
+    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
+        !a.contains("content") || !a["content"].is_string())
+      throw Error(where + ": an added_tokens entry lacks an integer id or a content string");
+    const int64_t i = a["id"].get<int64_t>();
+    ensure_id(v, i, where);
+    v.tokens[i] = a["content"].get<std::string>();
+    v.types[i] = static_cast<int32_t>(a.value("special", false) ? TokenType::CONTROL
+                                                                : TokenType::USER_DEFINED);
+  }
+}
+
+// A WordPiece tokenizer.json (BERT): BertNormalizer + BertPreTokenizer + WordPiece, with
+// [CLS] A [SEP] as post-processor. Tokens take llama.cpp's phantom-space convention (see
+// tokenizer/wordpiece.h): "##x" -> "x", word-initial "x" -> "▁x", added tokens unchanged.
+VocabData wordpiece_vocab(const json& j, const std::string& where) {
+  const json& model = j["model"];
+  if (!model.contains("vocab") || !model["vocab"].is_object())
+    throw Error(where + ": model.vocab is not an object");
+  if (model.value("continuing_subword_prefix", "##") != "##")
+    throw Error(where + ": WordPiece continuing_subword_prefix other than '##' is not supported");
+  const json norm = j.value("normalizer", json());
+  if (!norm.is_object() || norm.value("type", "") != "BertNormalizer")
+    throw Error(where + ": a WordPiece tokenizer needs the BertNormalizer (found " +
+                (norm.is_object() ? norm.value("type", "?") : std::string("none")) + ")");
+  const json pre = j.value("pre_tokenizer", json());
+  if (!pre.is_object() || pre.value("type", "") != "BertPreTokenizer")
+    throw Error(where + ": a WordPiece tokenizer needs the BertPreTokenizer (found " +
+                (pre.is_object() ? pre.value("type", "?") : std::string("none")) + ")");
+  WordPieceOptions o;
+  o.clean_text = norm.value("clean_text", true);
+  o.chinese_chars = norm.value("handle_chinese_chars", true);
+  o.lowercase = norm.value("lowercase", true);
+  o.strip_accents = norm.contains("strip_accents") && norm["strip_accents"].is_boolean()
+                        ? norm["strip_accents"].get<bool>()
+                        : o.lowercase;  // null: follows lowercase
+  o.max_chars_per_word = model.value("max_input_chars_per_word", int64_t{100});
+
+  VocabData v;
+  v.model = "bert";
+  v.wordpiece = o;
+  add_vocab_object(model["vocab"], v, where);
+  for (size_t i = 0; i < v.tokens.size(); ++i) {
+    std::string& t = v.tokens[i];
+    if (v.types[i] != static_cast<int32_t>(TokenType::NORMAL)) continue;
+    t = t.starts_with("##") ? t.substr(2) : "\xE2\x96\x81" + t;
+    // "##" alone becomes "": fill_holes must not take it for a missing id.
+    if (t.empty()) t = "[EMPTY_" + std::to_string(i) + "]";
+  }
+  add_added_tokens(j, v, where);
+  fill_holes(v);
+  if (v.tokens.empty()) throw Error(where + ": empty vocabulary");
+  if (model.contains("unk_token") && model["unk_token"].is_string())
+    v.unk_id = find_id(v, model["unk_token"].get<std::string>());
+  // [CLS] and [SEP] from the post-processor's template ([CLS] A [SEP]).
+  template_flags(j.value("post_processor", json()), v);
+  // [CLS] is also written as the BOS: llama.cpp's WordPiece vocabulary takes its BOS from
+  // bos_token_id (defaulting to BERT's 101 without it).
+  v.cls_id = v.bos_id;
+  v.sep_id = v.eos_id;
+  v.eos_id.reset();
+  v.add_bos.reset();
+  v.add_eos.reset();
+  return v;
+}
+
 }  // namespace
 
 VocabData vocab_from_tokenizer_json(const json& j, const std::string& where) {
@@ -186,9 +289,11 @@ VocabData vocab_from_tokenizer_json(const json& j, const std::string& where) {
       throw Error(where + ": no \"model\" object");
     const json& model = j["model"];
     const std::string type = model.value("type", "BPE");
+    if (type == "WordPiece") return wordpiece_vocab(j, where);
     if (type != "BPE")
       throw Error(where + ": tokenizer model '" + type +
-                  "' is not supported (supported: byte-level BPE and SentencePiece-style BPE)");
+                  "' is not supported (supported: byte-level BPE, SentencePiece-style BPE, "
+                  "WordPiece)");
     if (!model.contains("vocab") || !model["vocab"].is_object())
       throw Error(where + ": model.vocab is not an object");
     if (!model.contains("merges") || !model["merges"].is_array())
@@ -216,29 +321,8 @@ VocabData vocab_from_tokenizer_json(const json& j, const std::string& where) {
                     " (known: the Llama 3, Qwen2, GPT-2 and SmolLM/StarCoder pre-tokenizers)");
     }
 
-    for (const auto& [text, id] : model["vocab"].items()) {
-      if (!id.is_number_integer())
-        throw Error(where + ": vocab id of '" + text + "' is not an integer");
-      const int64_t i = id.get<int64_t>();
-      ensure_id(v, i, where);
-      if (!v.tokens[i].empty())
-        throw Error(where + ": tokens '" + v.tokens[i] + "' and '" + text + "' share id " +
-                    std::to_string(i));
-      v.tokens[i] = text;
-      v.types[i] = static_cast<int32_t>(TokenType::NORMAL);
-    }
-    const json added = j.value("added_tokens", json::array());
-    if (!added.is_array()) throw Error(where + ": added_tokens is not an array");
-    for (const json& a : added) {
-      if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
-          !a.contains("content") || !a["content"].is_string())
-        throw Error(where + ": an added_tokens entry lacks an integer id or a content string");
-      const int64_t i = a["id"].get<int64_t>();
-      ensure_id(v, i, where);
-      v.tokens[i] = a["content"].get<std::string>();
-      v.types[i] = static_cast<int32_t>(a.value("special", false) ? TokenType::CONTROL
-                                                                  : TokenType::USER_DEFINED);
-    }
+    add_vocab_object(model["vocab"], v, where);
+    add_added_tokens(j, v, where);
     const json& merges = model["merges"];
     v.merges.reserve(merges.size());
     for (size_t i = 0; i < merges.size(); ++i)
@@ -388,6 +472,14 @@ VocabData read_tokenizer_dir(const std::string& dir, const json* config) {
     if (auto id = id_of("eos_token")) v.eos_id = id;
     if (auto id = id_of("unk_token")) v.unk_id = id;
     if (auto id = id_of("pad_token")) v.pad_id = id;
+    if (v.model == "bert") {
+      if (auto id = id_of("cls_token")) v.cls_id = id;
+      if (auto id = id_of("sep_token")) v.sep_id = id;
+      if (auto id = id_of("mask_token")) v.mask_id = id;
+      // [CLS] and [SEP] play the parts of BOS and end of text.
+      v.bos_id = v.cls_id;
+      v.eos_id.reset();
+    }
     if (tc.contains("add_bos_token") && tc["add_bos_token"].is_boolean())
       v.add_bos = tc["add_bos_token"].get<bool>();
     if (tc.contains("add_eos_token") && tc["add_eos_token"].is_boolean())
@@ -397,9 +489,9 @@ VocabData read_tokenizer_dir(const std::string& dir, const json* config) {
   }
 
   if (config) {
-    if (!v.bos_id)
+    if (!v.bos_id && v.model != "bert")
       if (auto ids = id_list(*config, "bos_token_id"); !ids.empty()) v.bos_id = ids[0];
-    if (!v.eos_id)
+    if (!v.eos_id && v.model != "bert")
       if (auto ids = id_list(*config, "eos_token_id"); !ids.empty()) v.eos_id = ids[0];
     // The embedding matrix may have more rows than the tokenizer has tokens.
     if (config->contains("vocab_size") && (*config)["vocab_size"].is_number_integer()) {
@@ -453,6 +545,10 @@ void write_vocab_metadata(const VocabData& v, gguf::MemorySource& out) {
     std::vector<int32_t> ids(v.eog_ids.begin(), v.eog_ids.end());
     out.set_int32_array("tokenizer.ggml.eog_token_ids", ids);
   }
+  id("tokenizer.ggml.cls_token_id", v.cls_id);
+  id("tokenizer.ggml.seperator_token_id", v.sep_id);  // llama.cpp's spelling
+  id("tokenizer.ggml.mask_token_id", v.mask_id);
+  if (v.wordpiece) write_wordpiece_options(*v.wordpiece, out);
 }
 
 VocabData synthetic_byte_vocab(int64_t n_vocab) {

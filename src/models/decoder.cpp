@@ -11,6 +11,7 @@
 #include "loader/gguf.h"
 #include "loader/hf_source.h"
 #include "models/weight_quant.h"
+#include "models/weights.h"
 
 namespace tessera {
 
@@ -58,6 +59,7 @@ class DecoderModel final : public Model {
                const ModelOptions& opts, const DecoderFeatures& f);
   ~DecoderModel() override { release_buffers(); }
   void forward(const ForwardBatch& batch, KVCache& kv, float* logits) override;
+  void forward_hidden(const ForwardBatch& batch, KVCache& kv, float* hidden) override;
 
  private:
   // `repack`: whether a matrix may take the row-interleaved layout (false for one that is
@@ -69,6 +71,7 @@ class DecoderModel final : public Model {
   void attention_block(const DecoderLayer& L, const KVLayer& kv, const AttentionBatch& ab, int n);
   void dense_ffn(const DecoderLayer& L, int n);
   void moe_ffn(const DecoderLayer& L, int n);
+  void lm_head(int n_out, float* logits);
   void ensure_capacity(int n_tokens);
   void release_buffers();
 
@@ -95,23 +98,9 @@ class DecoderModel final : public Model {
 
 Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64_t> shape,
                             bool required, bool repack) {
+  Tensor t = find_weight(*file_, name, shape, required);
+  if (!t) return {};
   const gguf::TensorInfo* ti = file_->find_tensor(name);
-  if (!ti) {
-    if (required) throw Error("model is missing tensor '" + name + "'");
-    return {};
-  }
-  Tensor t;
-  t.type = ti->type;
-  int i = 0;
-  for (int64_t d : shape) {
-    if (ti->ne[i] != d)
-      throw Error("tensor '" + name + "' has dimension " + std::to_string(i) + " = " +
-                  std::to_string(ti->ne[i]) + ", expected " + std::to_string(d));
-    t.ne[i++] = d;
-  }
-  for (; i < 4; ++i)
-    if (ti->ne[i] != 1) throw Error("tensor '" + name + "' has too many dimensions");
-  t.data = ti->data;
   // Matrices (not norms or biases) may be converted at load time.
   if (quant_ && shape.size() >= 2) t = convert_weight(t, *quant_, owned_weights_, n_threads_);
   // Matrices the CPU backend has row-interleaved kernels for are rewritten in place: the
@@ -406,6 +395,12 @@ void DecoderModel::moe_ffn(const DecoderLayer& L, int n) {
 }
 
 void DecoderModel::forward(const ForwardBatch& batch, KVCache& kv, float* logits) {
+  ensure_capacity(batch.n_tokens);  // before h_ is taken: it may move
+  forward_hidden(batch, kv, h_);    // h: [n_out, n_embd]
+  lm_head(batch.n_out, logits);
+}
+
+void DecoderModel::forward_hidden(const ForwardBatch& batch, KVCache& kv, float* hidden) {
   const ModelConfig& c = config_;
   Backend& be = *backend_;
   const int n = batch.n_tokens;
@@ -441,13 +436,18 @@ void DecoderModel::forward(const ForwardBatch& batch, KVCache& kv, float* logits
     if (L.ffn_post_norm) be.rms_norm(tmp_, L.ffn_post_norm, tmp_, n, c.n_embd, c.rms_eps);
     be.add(x_, tmp_, n, c.n_embd);
   }
-  // Gather the rows that want logits, normalize, project to the vocabulary.
+  // Gather the rows that want an output, normalize.
   for (int i = 0; i < batch.n_out; ++i)
     std::memcpy(h_ + int64_t{i} * c.n_embd, x_ + int64_t{batch.out_rows[i]} * c.n_embd,
                 sizeof(float) * c.n_embd);
-  be.rms_norm(h_, output_norm_, h_, batch.n_out, c.n_embd, c.rms_eps);
-  be.matmul(output_, h_, logits, batch.n_out, nullptr);  // [n_out, n_vocab]
-  if (f_.final_softcap > 0.0f) be.softcap(logits, batch.n_out, c.n_vocab, f_.final_softcap);
+  be.rms_norm(h_, output_norm_, hidden, batch.n_out, c.n_embd, c.rms_eps);
+}
+
+// logits[n_out, n_vocab] = Wout · h (soft-capped: final_softcap).
+void DecoderModel::lm_head(int n_out, float* logits) {
+  Backend& be = *backend_;
+  be.matmul(output_, h_, logits, n_out, nullptr);  // [n_out, n_vocab]
+  if (f_.final_softcap > 0.0f) be.softcap(logits, n_out, config_.n_vocab, f_.final_softcap);
 }
 
 }  // namespace

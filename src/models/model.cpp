@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "loader/gguf.h"
 #include "loader/hf_source.h"
+#include "models/encoder.h"
 #include "models/families.h"
 #include "models/weight_quant.h"
 
@@ -29,12 +30,13 @@ std::unique_ptr<Model> make_llama_variant(std::unique_ptr<gguf::Source> file,
 
 const std::map<std::string, Builder>& registry() {
   static const std::map<std::string, Builder> r = {
-      {"baichuan", make_baichuan_model},   {"chatglm", make_chatglm_model},
-      {"gemma3", make_gemma3_model},       {"glm4", make_chatglm_model},
-      {"internlm2", make_internlm2_model}, {"llama", make_llama_variant},
-      {"mistral", make_llama_variant},     {"phi3", make_phi3_model},
-      {"qwen2", make_llama_model},         {"qwen2moe", make_moe_model},
-      {"qwen3", make_qwen3_model},         {"qwen3moe", make_moe_model},
+      {"baichuan", make_baichuan_model}, {"bert", make_bert_model},
+      {"chatglm", make_chatglm_model},   {"gemma3", make_gemma3_model},
+      {"glm4", make_chatglm_model},      {"internlm2", make_internlm2_model},
+      {"llama", make_llama_variant},     {"mistral", make_llama_variant},
+      {"phi3", make_phi3_model},         {"qwen2", make_llama_model},
+      {"qwen2moe", make_moe_model},      {"qwen3", make_qwen3_model},
+      {"qwen3moe", make_moe_model},
   };
   return r;
 }
@@ -51,6 +53,10 @@ std::vector<ArchitectureInfo> architecture_table() {
   // One line per registry entry; the Hugging Face side comes from the HF loader's table.
   static const std::map<std::string, std::pair<const char*, const char*>> kText = {
       {"baichuan", {"Baichuan 1/2", "RoPE (7B) or ALiBi (13B), fused QKV split at conversion"}},
+      {"bert",
+       {"BERT, RoBERTa (encoders: embeddings, cross-encoder scores)",
+        "bidirectional attention over packed sequences, post-LayerNorm, GELU, position and "
+        "token-type embeddings, classification head"}},
       {"chatglm", {"ChatGLM2/3", "partial RoPE, fused QKV with biases, fused gate/up"}},
       {"gemma3",
        {"Gemma 3 (text)",
@@ -136,4 +142,8 @@ std::unique_ptr<KVCache> Model::make_kv_cache(int n_blocks, int block_size) {
 
 namespace tessera {
 Model::~Model() = default;
+
+void Model::forward_hidden(const ForwardBatch&, KVCache&, float*) {
+  throw Error("'" + config_.arch + "' models do not expose their hidden states");
+}
 }  // namespace tessera

@@ -73,6 +73,10 @@ class Model {
 
   // logits: [batch.n_out, n_vocab]
   virtual void forward(const ForwardBatch& batch, KVCache& kv, float* logits) = 0;
+  // The same pass without the language-model head: hidden[batch.n_out, n_embd] = the
+  // final hidden states (after the output norm) of the rows out_rows, what decoders used
+  // as embedding models pool. Throws tessera::Error for models without one.
+  virtual void forward_hidden(const ForwardBatch& batch, KVCache& kv, float* hidden);
   // A KV cache of n_blocks blocks of block_size tokens for this model.
   std::unique_ptr<KVCache> make_kv_cache(int n_blocks, int block_size);
   DType kv_cache_type() const { return kv_type_; }

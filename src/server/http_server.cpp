@@ -39,6 +39,12 @@ sigset_t shutdown_signals() {
 const std::map<std::string, std::string>& route_methods() {
   static const std::map<std::string, std::string> m = {{"/v1/chat/completions", "POST"},
                                                        {"/v1/completions", "POST"},
+                                                       {"/v1/embeddings", "POST"},
+                                                       {"/v1/rerank", "POST"},
+                                                       {"/rerank", "POST"},
+                                                       {"/v2/rerank", "POST"},
+                                                       {"/v1/score", "POST"},
+                                                       {"/score", "POST"},
                                                        {"/v1/models", "GET"},
                                                        {"/health", "GET"},
                                                        {"/metrics", "GET"},
@@ -62,29 +68,47 @@ void block_shutdown_signals() {
 }
 
 struct HttpServer::Impl {
-  Impl(Engine& e, const Model& m, const ServerOptions& o)
-      : engine(e), opts(o), routes(e, m, o.served_model_name, o.chat_template, o.parsers) {}
+  Impl(Engine* e, EmbedBatcher* b, const Model& m, const ServerOptions& o)
+      : engine(e),
+        opts(o),
+        embed(b ? std::make_unique<EmbeddingRoutes>(*b, o.served_model_name) : nullptr),
+        routes(e, embed.get(), m, o.served_model_name, o.chat_template, o.parsers) {}
 
-  Engine& engine;
+  // Requests in flight, and refusing new ones, whichever kind of server this is.
+  int n_inflight() const { return engine ? engine->n_inflight() : embed->n_inflight(); }
+  void stop_accepting() {
+    if (engine)
+      engine->stop_accepting();
+    else
+      embed->stop_accepting();
+  }
+
+  Engine* engine;  // generation server, or
   ServerOptions opts;
+  std::unique_ptr<EmbeddingRoutes> embed;  // embedding / scoring server
   OpenAIRoutes routes;
   httplib::Server svr;
   int port = -1;
 };
 
 HttpServer::HttpServer(Engine& engine, const Model& model, const ServerOptions& opts) {
-  const ServerOptions& o = opts;
-  impl_ = std::make_unique<Impl>(engine, model, o);
-  httplib::Server& svr = impl_->svr;
-  OpenAIRoutes& routes = impl_->routes;
-
+  impl_ = std::make_unique<Impl>(&engine, nullptr, model, opts);
   // One thread per connection in flight: a request holds its thread while it generates,
   // so the pool covers every request the engine can hold (running + waiting) and some.
-  int n_threads = o.n_http_threads;
-  if (n_threads <= 0) {
-    const EngineConfig& ec = engine.config();
-    n_threads = std::clamp(ec.max_num_seqs + ec.max_waiting + 16, 16, 512);
-  }
+  const EngineConfig& ec = engine.config();
+  setup(opts, std::clamp(ec.max_num_seqs + ec.max_waiting + 16, 16, 512));
+}
+
+HttpServer::HttpServer(EmbedBatcher& batcher, const Model& model, const ServerOptions& opts) {
+  impl_ = std::make_unique<Impl>(nullptr, &batcher, model, opts);
+  // A request holds its thread while its inputs wait for the batcher.
+  setup(opts, 64);
+}
+
+void HttpServer::setup(const ServerOptions& o, int default_threads) {
+  httplib::Server& svr = impl_->svr;
+  OpenAIRoutes& routes = impl_->routes;
+  const int n_threads = o.n_http_threads > 0 ? o.n_http_threads : default_threads;
   svr.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
   svr.set_payload_max_length(o.max_body_bytes);
   // An idle keep-alive connection holds its worker thread until this timeout, and
@@ -199,7 +223,7 @@ int HttpServer::run() {
   Impl& s = *impl_;
   std::fprintf(stderr, "serving '%s' on http://%s:%d (max model len %d)\n",
                s.routes.served_model_name().c_str(), s.opts.host.c_str(), s.port,
-               s.engine.max_model_len());
+               s.routes.max_model_len());
   if (s.opts.webui) std::fprintf(stderr, "chat page: http://%s:%d/\n", s.opts.host.c_str(), s.port);
   std::thread listener([&s] {
     if (!s.svr.listen_after_bind()) {
@@ -213,15 +237,15 @@ int HttpServer::run() {
   sigwait(&set, &sig);
   std::fprintf(stderr, "%s: no new requests; waiting up to %.0f s for %d running\n",
                sig == SIGINT ? "SIGINT" : "SIGTERM", s.opts.shutdown_timeout_s,
-               std::max(s.engine.n_inflight(), s.routes.n_active()));
+               std::max(s.n_inflight(), s.routes.n_active()));
   s.routes.set_draining();
-  s.engine.stop_accepting();
+  s.stop_accepting();
 
   auto wait_idle = [&](double seconds) {
     const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
-    while ((s.engine.n_inflight() > 0 || s.routes.n_active() > 0) && Clock::now() < deadline)
+    while ((s.n_inflight() > 0 || s.routes.n_active() > 0) && Clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    return s.engine.n_inflight() == 0 && s.routes.n_active() == 0;
+    return s.n_inflight() == 0 && s.routes.n_active() == 0;
   };
   if (!wait_idle(s.opts.shutdown_timeout_s)) {
     std::fprintf(stderr, "shutdown timeout: aborting %d requests\n", s.routes.n_active());

@@ -12,6 +12,7 @@
 namespace tessera {
 
 class Engine;
+class EmbedBatcher;
 class Model;
 
 struct ServerOptions {
@@ -34,7 +35,10 @@ void block_shutdown_signals();
 
 class HttpServer {
  public:
+  // A generation server over the engine.
   HttpServer(Engine& engine, const Model& model, const ServerOptions& opts);
+  // An embedding or scoring server over the batcher (/v1/embeddings, /v1/rerank, /v1/score).
+  HttpServer(EmbedBatcher& batcher, const Model& model, const ServerOptions& opts);
   ~HttpServer();
 
   // Binds the listening socket; throws Error when it cannot. Returns the bound port.
@@ -44,6 +48,7 @@ class HttpServer {
 
  private:
   struct Impl;
+  void setup(const ServerOptions& opts, int n_threads);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -117,9 +117,11 @@ void send_error(httplib::Response& res, int status, const std::string& message,
   send_json(res, status, api_error_body(status, message, param, code));
 }
 
-OpenAIRoutes::OpenAIRoutes(Engine& engine, const Model& model, std::string served_model_name,
-                           const std::string& chat_template, const ChatParserNames& parsers)
+OpenAIRoutes::OpenAIRoutes(Engine* engine, EmbeddingRoutes* embed, const Model& model,
+                           std::string served_model_name, const std::string& chat_template,
+                           const ChatParserNames& parsers)
     : engine_(engine),
+      embed_(embed),
       model_(model),
       tok_(model.tokenizer()),
       served_name_(std::move(served_model_name)),
@@ -154,14 +156,29 @@ void OpenAIRoutes::add_to(httplib::Server& svr) {
   svr.Get("/v1/models", guard([this](Req, Res r) { models(r); }));
   svr.Get("/health", [this](Req, Res r) { health(r); });
   svr.Get("/metrics", [this](Req, Res r) {
-    r.set_content(metrics_.render(engine_.metrics()), "text/plain; version=0.0.4");
+    r.set_content(metrics_.render(engine_ ? engine_->metrics() : EngineMetrics{}),
+                  "text/plain; version=0.0.4");
   });
+  // Embedding and scoring: transport-independent handlers, JSON body in, JSON body out.
+  using Handler = json (EmbeddingRoutes::*)(const json&);
+  auto embedding_route = [&](const char* path, Handler h, const char* what) {
+    svr.Post(path, guard([this, h, what](Req q, Res r) {
+               if (!embed_) throw embeddings_not_served(what, served_name_);
+               send_json(r, 200, (embed_->*h)(json(parse_body(q))));
+             }));
+  };
+  embedding_route("/v1/embeddings", &EmbeddingRoutes::embeddings, "embeddings");
+  for (const char* path : {"/v1/rerank", "/rerank", "/v2/rerank"})
+    embedding_route(path, &EmbeddingRoutes::rerank, "reranking");
+  for (const char* path : {"/v1/score", "/score"})
+    embedding_route(path, &EmbeddingRoutes::score, "scoring");
   svr.Post("/tokenize", guard([this](Req q, Res r) { tokenize(q, r); }));
   svr.Post("/detokenize", guard([this](Req q, Res r) { detokenize(q, r); }));
 }
 
 void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& res, bool chat) {
   const Clock::time_point t_arrival = Clock::now();
+  if (!engine_) throw generation_not_served(embed_->task(), served_name_);
   const auto body = parse_body(req);
   CompletionRequest cr = chat ? parse_chat_request(body, tok_.n_vocab())
                               : parse_completion_request(body, tok_.n_vocab());
@@ -181,7 +198,7 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
   } else {
     for (const PromptInput& p : cr.prompts) prompts.push_back(prompts_.completion_tokens(p));
   }
-  const int max_len = engine_.max_model_len();
+  const int max_len = engine_->max_model_len();
   std::vector<int> max_tokens;
   for (const auto& p : prompts) {
     const int n_prompt = static_cast<int>(p.size());
@@ -189,7 +206,7 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
     max_tokens.push_back(cr.max_tokens > 0 ? cr.max_tokens : max_len - n_prompt);
   }
 
-  auto gen = std::make_unique<Generation>(engine_, tok_, inflight_, &metrics_, t_arrival);
+  auto gen = std::make_unique<Generation>(*engine_, tok_, inflight_, &metrics_, t_arrival);
   gen->submit(prompts, max_tokens, cr.n, cr.gen, cr.stop, chat_prompt.render_special);
   ResponseMeta meta{new_response_id(chat ? "chatcmpl" : "cmpl"),
                     static_cast<int64_t>(std::time(nullptr)), served_name_};
@@ -254,8 +271,12 @@ void OpenAIRoutes::models(httplib::Response& res) const {
             {"object", "model"},
             {"created", created_},
             {"owned_by", "tessera"},
-            {"max_model_len", engine_.max_model_len()}};
+            {"max_model_len", max_model_len()}};
   send_json(res, 200, {{"object", "list"}, {"data", json::array({m})}});
+}
+
+int OpenAIRoutes::max_model_len() const {
+  return engine_ ? engine_->max_model_len() : embed_->max_model_len();
 }
 
 void OpenAIRoutes::health(httplib::Response& res) const {

@@ -1,5 +1,6 @@
 // The API routes: /v1/chat/completions, /v1/completions, /v1/models, /health, /metrics,
-// /tokenize, /detokenize. A generation request flows one way:
+// /tokenize, /detokenize; and /v1/embeddings, /v1/rerank, /v1/score (EmbeddingRoutes) on
+// a server of an embedding or scoring model. A generation request flows one way:
 //   body -> CompletionRequest (parse + validate) -> prompt tokens (template, tokenizer)
 //   -> Generation::submit -> poll deltas -> JSON body or SSE chunks.
 #pragma once
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "engine/engine.h"
+#include "server/embedding_routes.h"
 #include "server/generation.h"
 #include "server/metrics.h"
 #include "server/prompt_builder.h"
@@ -23,8 +25,11 @@ namespace tessera {
 
 class OpenAIRoutes {
  public:
-  OpenAIRoutes(Engine& engine, const Model& model, std::string served_model_name,
-               const std::string& chat_template = "", const ChatParserNames& parsers = {});
+  // Exactly one of `engine` (a generation server) and `embed` (an embedding / scoring
+  // server) is given; the routes of the other answer 400 saying what the model serves.
+  OpenAIRoutes(Engine* engine, EmbeddingRoutes* embed, const Model& model,
+               std::string served_model_name, const std::string& chat_template = "",
+               const ChatParserNames& parsers = {});
 
   void add_to(httplib::Server& svr);
 
@@ -32,10 +37,13 @@ class OpenAIRoutes {
   // server wait for, or cut short, those still running.
   void set_draining() { draining_ = true; }
   int n_active() const { return inflight_.n_generations(); }
-  void abort_all() { inflight_.abort_all(engine_); }
+  void abort_all() {
+    if (engine_) inflight_.abort_all(*engine_);
+  }
 
   ServerMetrics& metrics() { return metrics_; }
   const std::string& served_model_name() const { return served_name_; }
+  int max_model_len() const;  // the engine's, or the embedding model's longest input
 
  private:
   void completions(const httplib::Request& req, httplib::Response& res, bool chat);
@@ -44,7 +52,8 @@ class OpenAIRoutes {
   void tokenize(const httplib::Request& req, httplib::Response& res) const;
   void detokenize(const httplib::Request& req, httplib::Response& res) const;
 
-  Engine& engine_;
+  Engine* engine_;
+  EmbeddingRoutes* embed_;
   const Model& model_;
   const Tokenizer& tok_;
   std::string served_name_;

@@ -12,6 +12,7 @@
 #include "loader/gguf.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/spm.h"
+#include "tokenizer/wordpiece.h"
 
 namespace tessera {
 
@@ -76,7 +77,8 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::Source& f) {
   std::optional<std::string> model = f.get_string("tokenizer.ggml.model");
   if (!model) throw Error("tokenizer: GGUF has no tokenizer.ggml.model");
   v.model = *model;
-  if (v.model != "llama" && v.model != "gpt2") return from_vocab(v);  // refuses the model
+  if (v.model != "llama" && v.model != "gpt2" && v.model != "bert")
+    return from_vocab(v);  // refuses the model
   v.pre = f.get_string("tokenizer.ggml.pre").value_or("");
   v.name = f.get_string("general.name").value_or("");
   v.tokens = f.get_string_array("tokenizer.ggml.tokens");
@@ -111,14 +113,22 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::Source& f) {
   v.add_eos = f.get_bool("tokenizer.ggml.add_eos_token");
   v.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix");
   v.eog_ids = f.get_int_array("tokenizer.ggml.eog_token_ids");
+  if (v.model == "bert") {
+    v.cls_id = get_id(f, "tokenizer.ggml.cls_token_id");
+    v.sep_id = get_id(f, "tokenizer.ggml.seperator_token_id");  // llama.cpp's spelling
+    v.mask_id = get_id(f, "tokenizer.ggml.mask_token_id");
+    v.wordpiece = read_wordpiece_options(f);
+  }
   return from_vocab(v);
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::from_vocab(const VocabData& v) {
   if (v.model == "llama") return std::make_unique<SpmTokenizer>(v);
   if (v.model == "gpt2") return std::make_unique<BpeTokenizer>(v);
+  if (v.model == "bert") return std::make_unique<WpmTokenizer>(v);
   throw Error("tokenizer: unsupported tokenizer model '" + v.model +
-              "' (supported: 'llama' = SentencePiece, 'gpt2' = byte-level BPE)");
+              "' (supported: 'llama' = SentencePiece, 'gpt2' = byte-level BPE, 'bert' = "
+              "WordPiece)");
 }
 
 void Tokenizer::load_vocab(const VocabData& v, const Defaults& d) {
@@ -178,6 +188,7 @@ void Tokenizer::load_vocab(const VocabData& v, const Defaults& d) {
   bos_ = pick(d.bos, v.bos_id, "tokenizer.ggml.bos_token_id");
   eos_ = pick(d.eos, v.eos_id, "tokenizer.ggml.eos_token_id");
   unk_ = pick(d.unk, v.unk_id, "tokenizer.ggml.unknown_token_id");
+  sep_ = pick(d.sep, v.sep_id, "tokenizer.ggml.seperator_token_id");
   pad_ = pick(-1, v.pad_id, "tokenizer.ggml.padding_token_id");
   eot_ = pick(-1, v.eot_id, "tokenizer.ggml.eot_token_id");
 

@@ -1,6 +1,7 @@
 // Tokenizers built from GGUF metadata (`tokenizer.ggml.*`):
 //   model "llama" -> SentencePiece-style (scores, byte fallback, space prefix)
 //   model "gpt2"  -> byte-level BPE (merges), pre-tokenizer chosen by tokenizer.ggml.pre
+//   model "bert"  -> WordPiece (BERT's basic tokenization, then greedy longest match)
 // Token ids are int32 indices into tokenizer.ggml.tokens.
 //
 // Behaviour follows llama.cpp's vocabulary code (defaults for absent keys, special-token
@@ -31,6 +32,17 @@ enum class TokenType : int32_t {
   BYTE = 6,
 };
 
+// BERT's text normalization before WordPiece (Hugging Face's BertNormalizer), stored as
+// tokenizer.wordpiece.* keys. A vocabulary without them (llama.cpp's bert GGUF files) gets
+// these defaults: BERT-uncased's.
+struct WordPieceOptions {
+  bool clean_text = true;     // drop control characters, map whitespace to ' '
+  bool chinese_chars = true;  // put spaces around CJK ideographs
+  bool strip_accents = true;  // NFD, then drop nonspacing marks
+  bool lowercase = true;
+  int64_t max_chars_per_word = 100;  // longer words become [UNK]
+};
+
 // The `tokenizer.ggml.*` metadata, decoded but not yet checked. from_gguf fills it from
 // a file; tests and converters may fill it directly. Absent keys stay empty / nullopt.
 struct VocabData {
@@ -47,6 +59,9 @@ struct VocabData {
   // tokenizer.ggml.eog_token_ids: extra end-of-generation ids (e.g. every eos_token_id of
   // a Hugging Face generation_config.json), added to those found by text.
   std::vector<int64_t> eog_ids;
+  // WordPiece ("bert"): [CLS] (the BOS when bos_id is absent), [SEP], [MASK], normalization.
+  std::optional<int64_t> cls_id, sep_id, mask_id;
+  std::optional<WordPieceOptions> wordpiece;
 };
 
 class Tokenizer {
@@ -70,7 +85,7 @@ class Tokenizer {
   // prefix decodes with that leading space.)
   std::string decode(const std::vector<int32_t>& ids, bool special = false) const;
 
-  virtual const char* kind() const = 0;            // "spm" or "bpe"
+  virtual const char* kind() const = 0;            // "spm", "bpe" or "wpm"
   const std::string& pre() const { return pre_; }  // tokenizer.ggml.pre ("" if absent)
   int32_t n_vocab() const { return static_cast<int32_t>(tokens_.size()); }
   const std::string& token_text(int32_t id) const { return tokens_[id]; }
@@ -80,6 +95,7 @@ class Tokenizer {
   int32_t eot_id() const { return eot_; }
   int32_t unk_id() const { return unk_; }
   int32_t pad_id() const { return pad_; }
+  int32_t sep_id() const { return sep_; }  // -1 when the vocab has none
   bool add_bos() const { return add_bos_; }
   bool add_eos() const { return add_eos_; }
   // End-of-generation: EOS, EOT and other end-of-turn tokens the vocab marks.
@@ -91,7 +107,7 @@ class Tokenizer {
  protected:
   // Per-model defaults that apply before the metadata keys are read.
   struct Defaults {
-    int32_t bos = -1, eos = -1, unk = -1;
+    int32_t bos = -1, eos = -1, unk = -1, sep = -1;
     bool add_bos = false, add_eos = false, add_space_prefix = false;
   };
   // A piece of the input after special-token partitioning: either a token id
@@ -119,7 +135,7 @@ class Tokenizer {
   std::vector<float> scores_;     // [n_vocab]; 0 when the metadata has none
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> token_to_id_;
   std::string pre_;
-  int32_t bos_ = -1, eos_ = -1, eot_ = -1, unk_ = -1, pad_ = -1;
+  int32_t bos_ = -1, eos_ = -1, eot_ = -1, unk_ = -1, pad_ = -1, sep_ = -1;
   bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false;
   std::vector<int32_t> eog_ids_;
 

@@ -13,6 +13,8 @@ STORIES = DATA / "stories260K-f32.gguf"
 SMOLLM2 = ROOT / "models" / "SmolLM2-135M-Instruct-Q4_1.gguf"
 GEMMA3 = pathlib.Path(os.environ.get("TESSERA_GEMMA3",
                                      ROOT / "models" / "gemma-3-270m-q4_k_m.gguf"))
+MINILM = ROOT / "models" / "all-MiniLM-L6-v2"
+ENCODERS = DATA / "encoders"
 GPL3 = pathlib.Path("/usr/share/common-licenses/GPL-3")
 
 
@@ -53,3 +55,10 @@ def gemma3():
         pytest.fail(f"{GEMMA3} is missing: run `scripts/fetch_model.sh gemma3` "
                     "(or point TESSERA_GEMMA3 at the file)")
     return GEMMA3
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    if not (MINILM / "model.safetensors").exists():
+        pytest.fail(f"{MINILM} is missing: run `make model`")
+    return MINILM

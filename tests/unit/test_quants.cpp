@@ -482,9 +482,11 @@ TEST(QuantsSimd, GemmTileEqualsVecDotBitExactForEveryShape) {
       if (tile == nullptr) continue;
       const VecDotFn dot = vec_dot_fn_for(t, level);
       const DType xt = vec_dot_type(t);
-      const std::vector<int64_t> sizes = dtype_info(t).block_size == 32
-                                             ? std::vector<int64_t>{32, 96, 576, 1536}
-                                             : std::vector<int64_t>{256, 768, 1536};
+      // Float rows of other lengths than multiples of 32 too (their tiles fall back).
+      const int64_t bs = dtype_info(t).block_size;
+      const std::vector<int64_t> sizes = bs == 32  ? std::vector<int64_t>{32, 96, 576, 1536}
+                                         : bs == 1 ? std::vector<int64_t>{40, 100, 384, 1536}
+                                                   : std::vector<int64_t>{256, 768, 1536};
       for (int64_t n : sizes) {
         SCOPED_TRACE(std::string(level) + " " + dtype_name(t) + " n=" + std::to_string(n));
         const size_t wb = row_size(t, n), xb = row_size(xt, n);

@@ -144,7 +144,7 @@ INSTANTIATE_TEST_SUITE_P(
                       VocabParam{"gpt-2", "bpe", true}, VocabParam{"starcoder", "bpe", true},
                       VocabParam{"falcon", "bpe", true}, VocabParam{"deepseek-coder", "bpe", true},
                       VocabParam{"deepseek-llm", "bpe", true}, VocabParam{"mpt", "bpe", true},
-                      VocabParam{"refact", "bpe", true}),
+                      VocabParam{"refact", "bpe", true}, VocabParam{"bert-bge", "wpm", false}),
     [](const ::testing::TestParamInfo<VocabParam>& i) {
       std::string n = i.param.name;
       for (char& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
@@ -322,8 +322,8 @@ std::string error_of(F&& f) {
 TEST(TokenizerErrors, BrokenMetadataIsRefusedClearly) {
   auto msg = [](VocabData v) { return error_of([&] { Tokenizer::from_vocab(v); }); };
   VocabData v = tiny_bpe();
-  v.model = "bert";
-  EXPECT_NE(msg(v).find("unsupported tokenizer model 'bert'"), std::string::npos) << msg(v);
+  v.model = "t5";  // Unigram: not implemented
+  EXPECT_NE(msg(v).find("unsupported tokenizer model 't5'"), std::string::npos) << msg(v);
   v = tiny_bpe();
   v.pre = "no-such-pre";
   EXPECT_NE(msg(v).find("unknown pre-tokenizer"), std::string::npos) << msg(v);
@@ -412,7 +412,10 @@ TEST(TokenizerErrors, GgufWithoutOrWithWrongTokenizerKeys) {
   EXPECT_NE(from(gguf_image({{"tokenizer.ggml.model", "llama"}}, "tokenizer.ggml.tokens"))
                 .find("tokenizer.ggml.tokens"),
             std::string::npos);
-  EXPECT_NE(from(gguf_image({{"tokenizer.ggml.model", "bert"}})).find("'bert'"), std::string::npos);
+  EXPECT_NE(from(gguf_image({{"tokenizer.ggml.model", "t5"}})).find("'t5'"), std::string::npos);
+  // A WordPiece vocabulary with no tokens.
+  EXPECT_NE(from(gguf_image({{"tokenizer.ggml.model", "bert"}})).find("tokenizer.ggml.tokens"),
+            std::string::npos);
 }
 
 TEST(TokenizerPre, EveryKnownPreTokenizerCompilesAndCoversInput) {

@@ -51,6 +51,16 @@ class CpuBackend final : public Backend {
   void scatter_add_rows(const float* src, const int32_t* rows, const float* w, int m, int d,
                         float* dst) override;
 
+  // Ops for encoders and pooled embeddings: cpu_ops_encoder.cpp (scalar).
+  void layer_norm(const float* x, const float* weight, const float* bias, float* y, int n, int d,
+                  float eps) override;
+  void gelu(float* x, int n, int d) override;
+  void attention_packed(const float* q, const float* k, const float* v, float* out, int n_head,
+                        int n_head_kv, int head_dim, float scale, const int32_t* seq_start,
+                        int n_seqs) override;
+  void pool_rows(const float* x, int d, const int32_t* seq_start, int n_seqs, RowPool kind,
+                 float* out) override;
+
  private:
   // The prompt_tiled rows of an attention batch (cpu_attention.cpp); returns their number.
   int attention_tiled(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,

@@ -123,22 +123,29 @@ void CpuBackend::matmul(const Tensor& w, const float* x, float* y, int n, const 
   const GemmTileFn tile = gemm_tile_fn(w.type);
   if (tile != nullptr) {
     // Tiles of kGemmTile rows x kGemmTile tokens; threads split the rows in whole tiles.
-    // A tile's results equal vec_dot's, so the split does not change a single bit.
+    // A tile's results equal vec_dot's, so the split does not change a single bit. The
+    // tokens go in chunks whose activations stay in L2 while the thread's tiles meet them
+    // (a batch of float activations can be megabytes).
     const size_t w_row_bytes = row_size(w.type, cols);
     const int64_t n_groups = (rows + kGemmTile - 1) / kGemmTile;
+    const int chunk = static_cast<int>(std::max<int64_t>(
+        kGemmTile, kPanelChunkBytes / static_cast<int64_t>(x_row_bytes) / kGemmTile * kGemmTile));
     pool_.parallel_for(
         n_groups,
         [&](int64_t gb, int64_t ge, int) {
-          for (int64_t g = gb; g < ge; ++g) {
-            const int64_t r0 = g * kGemmTile;
-            const int nr = static_cast<int>(std::min<int64_t>(kGemmTile, rows - r0));
-            for (int t0 = 0; t0 < n; t0 += kGemmTile) {
-              const int nc = std::min(kGemmTile, n - t0);
-              tile(cols, w.row(r0), w_row_bytes, nr, xq + t0 * x_row_bytes, x_row_bytes, nc,
-                   y + int64_t{t0} * rows + r0, rows);
+          for (int c0 = 0; c0 < n; c0 += chunk) {
+            const int c1 = std::min(n, c0 + chunk);
+            for (int64_t g = gb; g < ge; ++g) {
+              const int64_t r0 = g * kGemmTile;
+              const int nr = static_cast<int>(std::min<int64_t>(kGemmTile, rows - r0));
+              for (int t0 = c0; t0 < c1; t0 += kGemmTile) {
+                const int nc = std::min(kGemmTile, c1 - t0);
+                tile(cols, w.row(r0), w_row_bytes, nr, xq + t0 * x_row_bytes, x_row_bytes, nc,
+                     y + int64_t{t0} * rows + r0, rows);
+              }
             }
-            add_bias(r0, r0 + nr);
           }
+          add_bias(gb * kGemmTile, std::min(rows, ge * kGemmTile));
         },
         grain(cols * n * kGemmTile));
     return;

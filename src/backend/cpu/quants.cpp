@@ -43,12 +43,14 @@ const Tables& tables() {
     Tables r;
     r.cpu = cpu_level();
     fill_ref_kernels(r.level[kScalar]);
+    fill_ref_gelu_kernels(r.level[kScalar]);
     r.level[kAvx2] = r.level[kScalar];
     if (r.cpu >= kAvx2) {
       fill_avx2_kernels(r.level[kAvx2]);
       fill_avx2_attention_kernels(r.level[kAvx2]);
       fill_avx2_tiled_attention_kernels(r.level[kAvx2]);
       fill_avx2_activation_kernels(r.level[kAvx2]);
+      fill_avx2_gelu_kernels(r.level[kAvx2]);
     }
     r.level[kAvx512] = r.level[kAvx2];
     if (r.cpu >= kAvx512) {
@@ -57,6 +59,7 @@ const Tables& tables() {
       fill_avx512_attention_kernels(r.level[kAvx512]);
       fill_avx512_tiled_attention_kernels(r.level[kAvx512]);
       fill_avx512_gemv_r8_kernels(r.level[kAvx512]);
+      fill_avx512_float_gemm_kernels(r.level[kAvx512]);
     }
     return r;
   }();
@@ -202,6 +205,15 @@ GemvR8Fn gemv_r8_fn_for(DType rt, const char* level) {
 
 FlashAttnFn flash_attn_fn() {
   return active().flash_attn;
+}
+
+GeluFn gelu_fn() {
+  return active().gelu;
+}
+
+GeluFn gelu_fn_for(const char* level) {
+  const KernelTable* k = table_for(level);
+  return k ? k->gelu : nullptr;
 }
 
 SiluMulFn silu_mul_fn() {

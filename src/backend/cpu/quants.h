@@ -172,6 +172,10 @@ using ExpBatchFn = void (*)(const float* x, float* y, int64_t n);
 // for the rest; see silu_mul_ref in quants_ref.cpp.
 using SiluMulFn = void (*)(float* gate, const float* up, int64_t n);
 SiluMulFn silu_mul_fn();
+// x[i] = gelu(x[i]) = x Φ(x) for i < n (BERT's exact, erf GELU), Φ from Abramowitz & Stegun
+// 7.1.26 (|error| < 1.5e-7) and expf_poly; the same bits at every level (gelu_ref.cpp).
+using GeluFn = void (*)(float* x, int64_t n);
+GeluFn gelu_fn();
 
 // fp16 / bf16 scalar conversions (round-to-nearest-even, as ggml).
 float fp16_to_fp32(uint16_t h);
@@ -197,5 +201,6 @@ FlashAttnFn flash_attn_fn_for(const char* level);
 ExpBatchFn exp_batch_fn_for(const char* level);
 FlashAttnTiledFn flash_attn_tiled_fn_for(const char* level);
 SiluMulFn silu_mul_fn_for(const char* level);
+GeluFn gelu_fn_for(const char* level);
 
 }  // namespace tessera::cpu

@@ -177,6 +177,7 @@ struct KernelTable {
   ExpBatchFn exp = nullptr;
   FlashAttnTiledFn flash_attn_tiled = nullptr;
   SiluMulFn silu_mul = nullptr;
+  GeluFn gelu = nullptr;
   PanelGemmFn panel_gemm[kNumTypeSlots] = {};
   // Row-interleaved weights, indexed by the plain type (Q4_0 for Q4_0_R8).
   GemvR8PrepareFn gemv_r8_prepare[kNumTypeSlots] = {};
@@ -199,6 +200,9 @@ void fill_avx512_tiled_attention_kernels(KernelTable& t);  // attention_tiled_av
 void fill_avx2_activation_kernels(KernelTable& t);         // activations_avx2.cpp
 void fill_avx512_panel_kernels(KernelTable& t);            // gemm_panel_avx512.cpp
 void fill_avx512_gemv_r8_kernels(KernelTable& t);          // gemv_r8_avx512.cpp
+void fill_avx512_float_gemm_kernels(KernelTable& t);       // gemm_float_avx512.cpp
+void fill_ref_gelu_kernels(KernelTable& t);                // gelu_ref.cpp
+void fill_avx2_gelu_kernels(KernelTable& t);               // gelu_avx2.cpp
 
 // exp(x) as ggml_v_expf computes it in llama.cpp's AVX-512 build: x = n ln2 + b with
 // n = round(x log2 e) (by the 1.5 * 2^23 trick) and ln2 split in two, a degree-5
