@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "embed/tokenize_inputs.h"
 #include "server/chat_messages.h"
 #include "server/request_constraints.h"
 
@@ -12,12 +13,75 @@ using Clock = std::chrono::steady_clock;
 
 LLMCore::LLMCore(const std::string& path, const LLMOptions& options) {
   model_ = load_model(path, options.model);
-  engine_ = std::make_unique<Engine>(*model_, options.engine);
+  const std::optional<EmbedTask> task = embedding_task(*model_, options.embed.task);
+  if (!task) {
+    engine_ = std::make_unique<Engine>(*model_, options.engine);
+  } else {
+    if (*task == EmbedTask::SCORE)
+      throw Error(
+          "this model is a cross-encoder (scoring); the Python package does not run "
+          "cross-encoders yet (tessera serve does: /v1/rerank, /v1/score)");
+    // As `tessera serve` sizes an embedding server: no KV cache, one batcher thread.
+    EmbedOptions eo = options.embed;
+    eo.max_model_len = options.engine.max_model_len;
+    if (options.batched_tokens_given) eo.max_batch_tokens = options.engine.max_num_batched_tokens;
+    runner_ =
+        std::make_unique<EmbeddingRunner>(*model_, resolve_embed_settings(*model_, *task, eo));
+    batcher_ = std::make_unique<EmbedBatcher>(*runner_, 1 << 24);
+  }
   prompts_ = std::make_unique<PromptBuilder>(*model_);
 }
 
 LLMCore::~LLMCore() {
-  engine_.reset();  // joins the engine thread before the model it runs goes
+  // The threads go before the model they run.
+  engine_.reset();
+  batcher_.reset();
+}
+
+Engine& LLMCore::engine() {
+  return const_cast<Engine&>(static_cast<const LLMCore&>(*this).engine());
+}
+
+const Engine& LLMCore::engine() const {
+  if (!engine_)
+    throw Error(
+        "this model was loaded for embeddings (task 'embed'): use LLM.embed, or load "
+        "it with task='generate'");
+  return *engine_;
+}
+
+EmbedBatcher& LLMCore::embedder() {
+  return const_cast<EmbedBatcher&>(static_cast<const LLMCore&>(*this).embedder());
+}
+
+const EmbedBatcher& LLMCore::embedder() const {
+  if (!batcher_)
+    throw Error(
+        "this model was loaded for text generation: load it with task='embed' for "
+        "embeddings (a decoder's pooled hidden states)");
+  return *batcher_;
+}
+
+std::vector<EmbedInput> LLMCore::embed_inputs(const std::vector<std::string>& texts,
+                                              const std::vector<bool>& is_text,
+                                              std::vector<std::vector<int32_t>> ids,
+                                              bool truncate) const {
+  const EmbeddingRunner& runner = embedder().runner();
+  std::vector<EmbedInput> inputs(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    try {
+      if (is_text[i]) {
+        if (texts[i].empty()) throw Error("the input is empty");
+        inputs[i] = tokenize_text(tokenizer(), texts[i], runner.settings().max_len, truncate);
+      } else {
+        inputs[i].tokens = std::move(ids[i]);
+      }
+      runner.check(inputs[i]);
+    } catch (const Error& e) {
+      throw Error("prompt " + std::to_string(i) + ": " + e.what());
+    }
+  }
+  return inputs;
 }
 
 const Tokenizer& LLMCore::tokenizer() const {

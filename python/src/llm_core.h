@@ -4,7 +4,8 @@
 // detokenization, stop strings). Nothing here knows Python: module.cpp converts values and
 // owns the GIL and signal handling.
 //
-//   LLM(...)  --> LLMCore: Model, Engine (its own thread), PromptBuilder
+//   LLM(...)  --> LLMCore: Model, Engine (its own thread), PromptBuilder; or, for an
+//                 embedding model, an EmbeddingRunner and its EmbedBatcher (a thread)
 //   generate  --> GenerateJob: one Generation per prompt --> Engine::submit
 //                 poll() <-- ChoiceDeltas <-- RequestStreams
 #pragma once
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "embed/batcher.h"
 #include "engine/engine.h"
 #include "llm_options.h"
 #include "server/generation.h"
@@ -33,8 +35,20 @@ class LLMCore {
 
   const Model& model() const { return *model_; }
   const Tokenizer& tokenizer() const;
-  Engine& engine() { return *engine_; }
-  const Engine& engine() const { return *engine_; }
+  // The generation engine; throws Error when the model was loaded for embeddings.
+  Engine& engine();
+  const Engine& engine() const;
+  // The embedding batcher; throws Error when the model was loaded for generation.
+  EmbedBatcher& embedder();
+  const EmbedBatcher& embedder() const;
+  bool generates() const { return engine_ != nullptr; }
+
+  // Token ids of embedding inputs: texts tokenized as /v1/embeddings does (cut to the
+  // model's longest input when `truncate`), token-id inputs as given; each checked by the
+  // runner. Throws Error naming the input ("prompt 3: ...").
+  std::vector<EmbedInput> embed_inputs(const std::vector<std::string>& texts,
+                                       const std::vector<bool>& is_text,
+                                       std::vector<std::vector<int32_t>> ids, bool truncate) const;
   InflightRegistry& registry() { return registry_; }
 
   // A text prompt's tokens as /v1/completions makes them (BOS/EOS as the model's metadata
@@ -53,7 +67,9 @@ class LLMCore {
 
  private:
   std::unique_ptr<Model> model_;
-  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Engine> engine_;           // a generating model, or
+  std::unique_ptr<EmbeddingRunner> runner_;  // an embedding model
+  std::unique_ptr<EmbedBatcher> batcher_;
   std::unique_ptr<PromptBuilder> prompts_;
   InflightRegistry registry_;
 };

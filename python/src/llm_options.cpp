@@ -75,6 +75,21 @@ std::vector<LLMOptionSpec> make_specs() {
                "interleave Q4_0/Q8_0 rows at load for faster decode on AVX-512 VNNI CPUs "
                "(same results; default True)",
                [](LLMOptions& o, const json& v) { o.model.repack = as_bool(v, "repack"); }});
+  // What the model serves, and how embeddings are made.
+  t.push_back({"task", "str",
+               "auto (encoders: embed; decoders: generate), generate, or embed (a decoder's "
+               "pooled hidden states)",
+               [](LLMOptions& o, const json& v) {
+                 o.embed.task = as_choice(v, "task", {"auto", "generate", "embed"});
+               }});
+  t.push_back({"pooling", "str",
+               "embedding pooling: mean, cls or last (default: the model's sentence-transformers "
+               "configuration, else cls for encoders, last for decoders)",
+               [](LLMOptions& o, const json& v) {
+                 o.embed.pooling = as_choice(v, "pooling", {"mean", "cls", "last"});
+               }});
+  t.push_back({"normalize", "bool", "L2-normalize embeddings (default: as the model's files say)",
+               [](LLMOptions& o, const json& v) { o.embed.normalize = as_bool(v, "normalize"); }});
   // The engine.
   t.push_back({"kv_cache_memory", "int | str",
                "KV cache size in bytes, or a size such as '2GiB' (default: a quarter of the "
@@ -90,10 +105,12 @@ std::vector<LLMOptionSpec> make_specs() {
                [](LLMOptions& o, const json& v) {
                  o.engine.max_num_seqs = static_cast<int>(as_int(v, "max_num_seqs", 1, 4096));
                }});
-  t.push_back({"max_num_batched_tokens", "int", "tokens per engine step (default 512)",
+  t.push_back({"max_num_batched_tokens", "int",
+               "tokens per engine step (default 512); embedding models: per forward pass",
                [](LLMOptions& o, const json& v) {
                  o.engine.max_num_batched_tokens =
                      static_cast<int>(as_int(v, "max_num_batched_tokens", 1, 1 << 20));
+                 o.batched_tokens_given = true;
                }});
   t.push_back({"max_model_len", "int",
                "prompt + completion limit (default: the model's context, at most 8192)",

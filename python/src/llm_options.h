@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "embed/embedding.h"
 #include "engine/engine.h"
 #include "models/model.h"
 
@@ -16,6 +17,8 @@ namespace tessera::python {
 struct LLMOptions {
   ModelOptions model;
   EngineConfig engine;
+  EmbedOptions embed;                 // task, pooling, normalize (embedding models)
+  bool batched_tokens_given = false;  // max_num_batched_tokens was set (it sizes embed passes too)
 };
 
 struct LLMOptionSpec {

@@ -14,6 +14,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "embed/batcher.h"
 #include "llm_core.h"
 #include "py_json.h"
 #include "server/api_error.h"
@@ -199,7 +200,62 @@ std::unique_ptr<PyJob> start(LLMCore& core, const std::vector<std::vector<int64_
   return std::make_unique<PyJob>(core, std::make_unique<GenerateJob>(core, std::move(jobs)));
 }
 
+// Embeddings of the inputs, finished as /v1/embeddings finishes them (Matryoshka cut to
+// `dimensions` when > 0, then normalized when the model's settings say so):
+// [(prompt_token_ids, embedding)].
+nb::list embed(LLMCore& core, const std::vector<std::string>& texts,
+               const std::vector<int>& is_text, const std::vector<std::vector<int64_t>>& ids,
+               bool truncate, int dimensions) {
+  const int32_t n_vocab = core.tokenizer().n_vocab();
+  std::vector<std::vector<int32_t>> ids32(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i)
+    for (int64_t t : ids[i]) {
+      if (t < 0 || t >= n_vocab)
+        throw Error("prompt " + std::to_string(i) + ": token id " + std::to_string(t) +
+                    " is outside the vocabulary (0.." + std::to_string(n_vocab - 1) + ")");
+      ids32[i].push_back(static_cast<int32_t>(t));
+    }
+  const EmbeddingRunner& runner = core.embedder().runner();
+  if (dimensions < 0 || dimensions > runner.dim())
+    throw Error("dimensions: must be in [1, " + std::to_string(runner.dim()) + "], got " +
+                std::to_string(dimensions));
+  if (texts.size() != ids.size() || is_text.size() != ids.size())
+    throw nb::value_error("texts, is_text and ids must have one entry per input");
+  std::vector<EmbedInput> inputs = core.embed_inputs(
+      texts, std::vector<bool>(is_text.begin(), is_text.end()), std::move(ids32), truncate);
+  std::vector<std::vector<int32_t>> prompt_ids;
+  for (const EmbedInput& in : inputs) prompt_ids.push_back(in.tokens);
+  std::shared_ptr<EmbedJob> job;
+  if (!inputs.empty()) job = core.embedder().submit(std::move(inputs));
+  for (bool done = !job; !done;) {
+    {
+      nb::gil_scoped_release unlocked;
+      done = job->wait(kSignalPoll);
+    }
+    // Ctrl-C stops the wait; the batch in flight finishes on its own and is dropped.
+    if (PyErr_CheckSignals() != 0) throw nb::python_error();
+  }
+  if (job && !job->error().empty()) throw Error(job->error());
+  nb::list out;
+  for (size_t i = 0; i < prompt_ids.size(); ++i) {
+    std::vector<float> v = job->outputs()[i];
+    finish_embedding(v, dimensions, runner.settings().normalize);
+    out.append(nb::make_tuple(prompt_ids[i], v));
+  }
+  return out;
+}
+
 nb::dict engine_metrics(const LLMCore& core) {
+  if (!core.generates()) {
+    const EmbedBatcherStats st = core.embedder().stats();
+    nb::dict d;
+    d["requests_finished"] = st.requests;
+    d["inputs_total"] = st.inputs;
+    d["prompt_tokens_total"] = st.tokens;
+    d["batches_total"] = st.batches;
+    d["num_waiting"] = st.waiting_inputs;
+    return d;
+  }
   const EngineMetrics m = core.engine().metrics();
   nb::dict d;
   d["num_running"] = m.n_running;
@@ -257,7 +313,13 @@ NB_MODULE(_core, m) {
 
   nb::class_<LLMCore>(m, "LLMCore", "A loaded model and its engine.")
       .def(nb::new_(&make_core), "path"_a, "options"_a)
-      .def_prop_ro("max_model_len", [](const LLMCore& c) { return c.engine().max_model_len(); })
+      .def_prop_ro("max_model_len",
+                   [](const LLMCore& c) {
+                     return c.generates() ? c.engine().max_model_len()
+                                          : c.embedder().runner().settings().max_len;
+                   })
+      .def_prop_ro("task", [](const LLMCore& c) { return c.generates() ? "generate" : "embed"; })
+      .def_prop_ro("embedding_dim", [](const LLMCore& c) { return c.embedder().runner().dim(); })
       .def_prop_ro("vocab_size", [](const LLMCore& c) { return c.tokenizer().n_vocab(); })
       .def_prop_ro(
           "bos_token_id", [](const LLMCore& c) { return id_or_none(c.tokenizer().bos_id()); },
@@ -297,6 +359,8 @@ NB_MODULE(_core, m) {
           "tools, chat_template_kwargs, documents and add_generation_prompt.")
       .def("start", &start, "prompts"_a, "params"_a, nb::keep_alive<0, 1>(),
            "Submits token-id prompts, each with its sampling fields (server names).")
+      .def("embed", &embed, "texts"_a, "is_text"_a, "ids"_a, "truncate"_a, "dimensions"_a,
+           "Embeddings of text or token-id inputs (an embedding model only).")
       .def("metrics", &engine_metrics);
 
   m.def(

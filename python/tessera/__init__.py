@@ -8,11 +8,13 @@
 
 `LLM` loads a GGUF file or a Hugging Face model directory and runs Tessera's
 continuous-batching engine in this process; `generate`, `chat` and `stream` return
-vLLM-shaped `RequestOutput` objects.
+vLLM-shaped `RequestOutput` objects. Embedding models (BERT-family encoders, or any
+decoder with task="embed") answer `embed`.
 """
 from ._core import engine_options
 from .llm import LLM
-from .outputs import CompletionOutput, Logprob, RequestOutput
+from .outputs import (CompletionOutput, EmbeddingOutput, EmbeddingRequestOutput, Logprob,
+                      RequestOutput)
 from .sampling_params import SamplingParams
 from .tokenizer import Tokenizer
 
@@ -24,6 +26,8 @@ __all__ = [
     "RequestOutput",
     "CompletionOutput",
     "Logprob",
+    "EmbeddingOutput",
+    "EmbeddingRequestOutput",
     "Tokenizer",
     "engine_options",
     "__version__",

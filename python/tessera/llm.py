@@ -9,8 +9,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Union
 
 from . import _core
-from .outputs import (CompletionOutput, RequestOutput, chosen_logprob_sum,
-                      logprob_dicts)
+from .outputs import (CompletionOutput, EmbeddingOutput, EmbeddingRequestOutput,
+                      RequestOutput, chosen_logprob_sum, logprob_dicts)
 from .sampling_params import SamplingParams
 from .tokenizer import Tokenizer
 
@@ -173,17 +173,36 @@ class LLM:
         finally:
             job.abort()
 
-    def embed(self, prompts: Any, *args: Any, **kwargs: Any) -> Any:
-        """Embeddings of the prompts, for embedding models: not in this build yet (the
-        engine gains encoder models separately); raises NotImplementedError."""
-        raise NotImplementedError(
-            "LLM.embed: this build of tessera runs text-generation models only; "
-            "embedding models are not supported yet")
+    def embed(self, prompts: PromptType | Sequence[PromptType], *, truncate: bool = False,
+              dimensions: int | None = None,
+              use_tqdm: bool = False) -> list[EmbeddingRequestOutput]:
+        """Embeddings of the prompts, for an embedding model: an encoder (BERT family,
+        sentence-transformers directories) or a decoder loaded with task="embed".
+
+        Texts are tokenized as `tessera serve`'s /v1/embeddings does ([CLS] text [SEP] for
+        BERT); a text longer than the model's longest input raises ValueError unless
+        `truncate`. `dimensions` keeps the first N values (Matryoshka) before the
+        normalization the model's files ask for. All inputs are packed into forward passes
+        by the embedding batcher; the GIL is released while it works.
+        """
+        texts, ids = self._prompts(prompts, tokenize=False)
+        results = self._core.embed([t or "" for t in texts], [int(t is not None) for t in texts],
+                                   ids, truncate, dimensions or 0)
+        return [EmbeddingRequestOutput(request_id=str(next(self._request_ids)), prompt=text,
+                                       prompt_token_ids=tids,
+                                       outputs=EmbeddingOutput(embedding=vec))
+                for text, (tids, vec) in zip(texts, results)]
+
+    @property
+    def task(self) -> str:
+        """"generate" or "embed": what the model was loaded for (the `task` option)."""
+        return self._core.task
 
     # -- internals -----------------------------------------------------------------------
 
-    def _prompts(self, prompts: Any) -> tuple[list[str | None], list[list[int]]]:
-        """(text or None, token ids) per prompt."""
+    def _prompts(self, prompts: Any,
+                 tokenize: bool = True) -> tuple[list[str | None], list[list[int]]]:
+        """(text or None, token ids) per prompt; a text's ids are [] unless `tokenize`."""
         if isinstance(prompts, (str, dict)) or _is_token_list(prompts):
             prompts = [prompts]
         elif not isinstance(prompts, (list, tuple)):
@@ -204,7 +223,7 @@ class LLM:
                 raise ValueError(f"prompt {i}: the prompt is empty")
             if isinstance(p, str):
                 try:
-                    ids.append(self._core.prompt_tokens(p))
+                    ids.append(self._core.prompt_tokens(p) if tokenize else [])
                 except ValueError as e:
                     raise ValueError(f"prompt {i}: {e}") from None
                 texts.append(p)

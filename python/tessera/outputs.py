@@ -57,6 +57,24 @@ class RequestOutput:
     prompt_logprobs: None = None
 
 
+@dataclass
+class EmbeddingOutput:
+    """One input's embedding (`len(embedding)` dimensions)."""
+
+    embedding: list[float]
+
+
+@dataclass
+class EmbeddingRequestOutput:
+    """An input of `LLM.embed` and its embedding, shaped as vLLM's."""
+
+    request_id: str
+    prompt: str | None
+    prompt_token_ids: list[int]
+    outputs: EmbeddingOutput
+    finished: bool = True
+
+
 def logprob_dicts(entries: list | None) -> list[dict[int, Logprob]] | None:
     """The engine's per-token (id, logprob, rank, text) lists, chosen token first."""
     if entries is None:
