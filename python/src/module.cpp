@@ -182,19 +182,27 @@ std::unique_ptr<LLMCore> make_core(const std::string& path, const nb::dict& opti
   return std::make_unique<LLMCore>(path, o);
 }
 
+// Prompt i's token ids (Python ints, so any 64-bit value) checked against the vocabulary.
+std::vector<int32_t> vocab_ids(const LLMCore& core, const std::vector<int64_t>& ids, size_t i) {
+  const int32_t n_vocab = core.tokenizer().n_vocab();
+  std::vector<int32_t> out;
+  out.reserve(ids.size());
+  for (int64_t t : ids) {
+    if (t < 0 || t >= n_vocab)
+      throw Error("prompt " + std::to_string(i) + ": token id " + std::to_string(t) +
+                  " is outside the vocabulary (0.." + std::to_string(n_vocab - 1) + ")");
+    out.push_back(static_cast<int32_t>(t));
+  }
+  return out;
+}
+
 std::unique_ptr<PyJob> start(LLMCore& core, const std::vector<std::vector<int64_t>>& prompts,
                              const nb::list& params) {
   if (nb::len(params) != prompts.size())
     throw nb::value_error("one sampling-parameter set per prompt is needed");
-  const int32_t n_vocab = core.tokenizer().n_vocab();
   std::vector<JobPrompt> jobs(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
-    for (int64_t t : prompts[i]) {
-      if (t < 0 || t >= n_vocab)
-        throw Error("prompt " + std::to_string(i) + ": token id " + std::to_string(t) +
-                    " is outside the vocabulary (0.." + std::to_string(n_vocab - 1) + ")");
-      jobs[i].ids.push_back(static_cast<int32_t>(t));
-    }
+    jobs[i].ids = vocab_ids(core, prompts[i], i);
     jobs[i].params = core.sampling(to_json(params[i], ""));
   }
   return std::make_unique<PyJob>(core, std::make_unique<GenerateJob>(core, std::move(jobs)));
@@ -206,15 +214,8 @@ std::unique_ptr<PyJob> start(LLMCore& core, const std::vector<std::vector<int64_
 nb::list embed(LLMCore& core, const std::vector<std::string>& texts,
                const std::vector<int>& is_text, const std::vector<std::vector<int64_t>>& ids,
                bool truncate, int dimensions) {
-  const int32_t n_vocab = core.tokenizer().n_vocab();
   std::vector<std::vector<int32_t>> ids32(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i)
-    for (int64_t t : ids[i]) {
-      if (t < 0 || t >= n_vocab)
-        throw Error("prompt " + std::to_string(i) + ": token id " + std::to_string(t) +
-                    " is outside the vocabulary (0.." + std::to_string(n_vocab - 1) + ")");
-      ids32[i].push_back(static_cast<int32_t>(t));
-    }
+  for (size_t i = 0; i < ids.size(); ++i) ids32[i] = vocab_ids(core, ids[i], i);
   const EmbeddingRunner& runner = core.embedder().runner();
   if (dimensions < 0 || dimensions > runner.dim())
     throw Error("dimensions: must be in [1, " + std::to_string(runner.dim()) + "], got " +
