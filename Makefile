@@ -6,10 +6,13 @@ HOST       ?= 127.0.0.1
 PORT       ?= 8080
 APT_DEPS   := cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev \
               libutf8proc-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev python3-jinja2 unzip \
-              tmux chromium chromium-driver
+              tmux chromium chromium-driver python3-dev python3-venv
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps venv build model serve test clean bench-models bench-kernels
+PYVENV     := $(BUILD)/pyvenv
+CCACHE     := $(shell command -v ccache)
+
+.PHONY: all deps venv python build model serve test clean bench-models bench-kernels
 
 all: build
 
@@ -34,6 +37,18 @@ venv: .venv/.stamp
 	.venv/bin/pip install -q -r requirements-test.txt
 	touch $@
 
+# The Python package (pyproject.toml) installed into a venv of its own under the build tree,
+# as `pip install .` does but without build isolation, so that its CMake build directory
+# (build/python/) is reused and a rebuild compiles only what changed.
+python: deps $(PYVENV)/.stamp
+	$(if $(CCACHE),CMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE)) CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+	  $(PYVENV)/bin/pip install -q --no-build-isolation .
+
+$(PYVENV)/.stamp: python/requirements-build.txt
+	python3 -m venv $(PYVENV)
+	$(PYVENV)/bin/pip install -q -r python/requirements-build.txt
+	touch $@
+
 model:
 	scripts/fetch_model.sh smollm2
 	scripts/fetch_model.sh gemma3
@@ -42,7 +57,7 @@ model:
 serve: build model
 	$(BUILD)/tessera serve -m $(MODEL) --host $(HOST) --port $(PORT)
 
-test: build model venv
+test: build model venv python
 	scripts/run_tests.sh $(BUILD)
 
 # Google Benchmark micro-benchmarks of the CPU kernels (one thread; bench/README.md).

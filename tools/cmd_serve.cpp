@@ -1,9 +1,9 @@
 // tessera serve: the OpenAI-compatible HTTP server over the continuous-batching engine.
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 
 #include "cli_common.h"
+#include "core/byte_size.h"
 #include "core/error.h"
 #include "embed/batcher.h"
 #include "engine/engine.h"
@@ -27,33 +27,6 @@ struct ServeOptions {
   int max_waiting_inputs = 2048;
   bool batched_tokens_given = false;
 };
-
-// "2GiB", "512MiB", "1.5G", "1000000" -> bytes. K/M/G/T and KiB.. are powers of 1024;
-// KB/MB/GB/TB powers of 1000.
-int64_t parse_bytes(const std::string& s) {
-  size_t pos = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &pos);
-  } catch (const std::exception&) {
-    throw Error("--kv-cache-memory: '" + s + "' is not a size (e.g. 2GiB, 512MiB)");
-  }
-  std::string unit = s.substr(pos);
-  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  static const std::pair<const char*, double> units[] = {
-      {"", 1},        {"B", 1},         {"K", 1024.0},   {"KIB", 1024.0}, {"KB", 1e3},
-      {"M", 1 << 20}, {"MIB", 1 << 20}, {"MB", 1e6},     {"G", 1 << 30},  {"GIB", 1 << 30},
-      {"GB", 1e9},    {"T", 0x1p40},    {"TIB", 0x1p40}, {"TB", 1e12}};
-  for (const auto& [name, mult] : units) {
-    if (unit == name) {
-      const double bytes = v * mult;
-      if (!(bytes >= 1) || bytes > 0x1p62)
-        throw Error("--kv-cache-memory: '" + s + "' is out of range");
-      return static_cast<int64_t>(bytes);
-    }
-  }
-  throw Error("--kv-cache-memory: unknown unit in '" + s + "' (use B, KiB, MiB, GiB, KB, MB, GB)");
-}
 
 // The name /v1/models lists: the file name without ".gguf", or the directory's name for
 // a Hugging Face directory or its config.json.
@@ -96,7 +69,8 @@ int serve_embeddings(ServeOptions& o, Model& model, EmbedTask task) {
 int serve(ServeOptions& o) {
   // Before any thread exists (the engine starts one): shutdown signals go to run() only.
   block_shutdown_signals();
-  if (!o.kv_cache_memory.empty()) o.engine.kv_cache_bytes = parse_bytes(o.kv_cache_memory);
+  if (!o.kv_cache_memory.empty())
+    o.engine.kv_cache_bytes = parse_byte_size(o.kv_cache_memory, "--kv-cache-memory");
   if (o.server.served_model_name.empty()) o.server.served_model_name = model_stem(o.model);
   if (!o.chat_template_file.empty()) o.server.chat_template = read_file(o.chat_template_file);
 

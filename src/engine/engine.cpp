@@ -167,6 +167,9 @@ std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt,
                 std::to_string(p.max_tokens) + ") exceeds the context length of " +
                 std::to_string(max_model_len_) + " tokens");
   if (p.logprobs > 20) throw Error("top logprobs must be at most 20");
+  for (int32_t t : p.stop_token_ids)
+    if (t < 0 || t >= mc.n_vocab)
+      throw Error("stop token id " + std::to_string(t) + " is outside the vocabulary");
 
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (!accepting_ || impl_->stop) throw EngineBusy("the server is shutting down", true);
@@ -389,6 +392,9 @@ void Engine::loop() {
         }
         g.token = l.sampler.sample(lg, r.tokens);
         g.logprob = s.scratch[g.token] - lse;
+        const float chosen = s.scratch[g.token];
+        g.rank = 1 + static_cast<int32_t>(std::count_if(s.scratch.begin(), s.scratch.end(),
+                                                        [&](float x) { return x > chosen; }));
       } else {
         g.token = l.sampler.sample(lg, r.tokens);
       }
@@ -396,7 +402,9 @@ void Engine::loop() {
       RequestUpdate u;
       u.n_prompt_tokens = r.n_prompt;
       u.n_cached_tokens = std::max(0, r.n_cached_prompt);
-      const bool eog = !l.params.ignore_eos && tok.is_eog(g.token);
+      const std::vector<int32_t>& stop_ids = l.params.stop_token_ids;
+      const bool eog = (!l.params.ignore_eos && tok.is_eog(g.token)) ||
+                       std::find(stop_ids.begin(), stop_ids.end(), g.token) != stop_ids.end();
       u.tokens.push_back(std::move(g));
       if (eog) {
         u.tokens.pop_back();  // the end-of-generation token is not part of the text

@@ -48,6 +48,9 @@ struct GenerateParams {
   int max_tokens = 16;
   bool ignore_eos = false;
   int logprobs = -1;  // -1: none; 0: the chosen token's; k > 0: also the top k (k <= 20)
+  // More tokens that end generation like end-of-generation tokens do (finish "stop", the
+  // token not reported), even with ignore_eos.
+  std::vector<int32_t> stop_token_ids;
 };
 
 enum class FinishReason { NONE, STOP, LENGTH, ABORT };
@@ -61,7 +64,8 @@ struct TokenLogprob {
 struct GeneratedToken {
   int32_t token;
   float logprob = 0.0f;           // of the chosen token (when logprobs >= 0)
-  std::vector<TokenLogprob> top;  // k most likely (when logprobs > 0)
+  int32_t rank = 0;               // 1 + tokens more likely than the chosen one (logprobs >= 0)
+  std::vector<TokenLogprob> top;  // k most likely, most likely first (when logprobs > 0)
 };
 
 struct RequestUpdate {

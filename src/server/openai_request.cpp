@@ -125,6 +125,10 @@ void parse_common(const json& body, int n_vocab, CompletionRequest& r) {
       sp.logit_bias[static_cast<int32_t>(id)] = static_cast<float>(b);
     }
   }
+  if (const json* st = field(body, "stop_token_ids")) {
+    if (!st->is_array()) bad("stop_token_ids", "'stop_token_ids' must be an array of token ids");
+    if (!st->empty()) r.gen.stop_token_ids = token_ids(*st, "stop_token_ids", n_vocab);
+  }
   r.gen.ignore_eos = get_bool(body, "ignore_eos", false);
 }
 
@@ -168,10 +172,22 @@ CompletionRequest parse_chat_request(const json& body, int n_vocab) {
   return r;
 }
 
-CompletionRequest parse_completion_request(const json& body, int n_vocab) {
+CompletionRequest parse_completion_options(const json& body, int n_vocab) {
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
   CompletionRequest r;
   parse_common(body, n_vocab, r);
+  // Completions logprobs: an integer, the number of alternatives per position.
+  if (const json* lp = field(body, "logprobs")) {
+    if (lp->is_boolean()) bad("logprobs", "'logprobs' must be an integer for completions");
+    r.top_logprobs = static_cast<int>(get_int(body, "logprobs", 0, 0, kMaxTopLogprobs));
+    r.logprobs = true;
+  }
+  r.gen.logprobs = r.logprobs ? r.top_logprobs : -1;
+  return r;
+}
+
+CompletionRequest parse_completion_request(const json& body, int n_vocab) {
+  CompletionRequest r = parse_completion_options(body, n_vocab);
 
   const json* p = field(body, "prompt");
   if (!p) bad("prompt", "'prompt' is required");
@@ -217,14 +233,6 @@ CompletionRequest parse_completion_request(const json& body, int n_vocab) {
     if (field(body, chat_only))
       bad(chat_only, std::string("'") + chat_only + "' is only accepted by /v1/chat/completions");
   r.constraint = parse_output_constraint(body);
-
-  // Completions logprobs: an integer, the number of alternatives per position.
-  if (const json* lp = field(body, "logprobs")) {
-    if (lp->is_boolean()) bad("logprobs", "'logprobs' must be an integer for completions");
-    r.top_logprobs = static_cast<int>(get_int(body, "logprobs", 0, 0, kMaxTopLogprobs));
-    r.logprobs = true;
-  }
-  r.gen.logprobs = r.logprobs ? r.top_logprobs : -1;
   return r;
 }
 

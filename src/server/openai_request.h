@@ -56,9 +56,13 @@ constexpr int kMaxJsonDepth = 256;
 // Throws ApiError(400) otherwise.
 nlohmann::ordered_json parse_request_body(const std::string& text);
 
-// `n_vocab` bounds token ids in prompts and logit_bias. Bodies are parsed as ordered_json
-// so that tool schemas and arguments keep the client's key order.
+// `n_vocab` bounds token ids in prompts, logit_bias and stop_token_ids. Bodies are parsed
+// as ordered_json so that tool schemas and arguments keep the client's key order.
 CompletionRequest parse_chat_request(const nlohmann::ordered_json& body, int n_vocab);
 CompletionRequest parse_completion_request(const nlohmann::ordered_json& body, int n_vocab);
+// Every field of a completions request but the prompt and the output constraint (sampling,
+// n, stop, max_tokens, logprobs as an integer): for callers that take the prompt elsewhere
+// (the Python package). Throws ApiError naming the field.
+CompletionRequest parse_completion_options(const nlohmann::ordered_json& body, int n_vocab);
 
 }  // namespace tessera

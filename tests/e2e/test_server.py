@@ -15,7 +15,7 @@ import time
 import openai
 import pytest
 
-from conftest import REF, STORIES, tessera_bin
+from conftest import REF, STORIES, run_tessera, tessera_bin
 from serverlib import Server, free_port, request, smollm2_server
 
 STORIES_NAME = "stories260K-f32"
@@ -131,6 +131,23 @@ def test_stop_strings(stories):
                                         temperature=0, stop=stop, stream=True))
     assert "".join(c.choices[0].text for c in chunks) == want
     assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_stop_token_ids(stories):
+    cl = stories.client()
+    full = json.loads(run_tessera("run", "-m", STORIES, "-p", PROMPT, "-n", 12, "--temp", 0,
+                                  "--json").stdout)
+    ids = full["tokens"]
+    k = next(i for i in range(3, 12) if ids[i] not in ids[:i])
+    r = cl.completions.create(model=STORIES_NAME, prompt=PROMPT, max_tokens=12, temperature=0,
+                              extra_body={"stop_token_ids": [ids[k]]})
+    assert r.choices[0].finish_reason == "stop"
+    assert r.usage.completion_tokens == k
+    assert full["text"].startswith(r.choices[0].text) and r.choices[0].text
+    with pytest.raises(openai.BadRequestError) as e:
+        cl.completions.create(model=STORIES_NAME, prompt=PROMPT, max_tokens=4,
+                              extra_body={"stop_token_ids": [10 ** 6]})
+    assert e.value.body["param"] == "stop_token_ids"
 
 
 def test_completion_logprobs(stories):

@@ -3,6 +3,7 @@
 // capacity refusals behave.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "engine/engine.h"
@@ -33,6 +34,15 @@ std::vector<int32_t> ids(const Engine::Result& r) {
   return v;
 }
 
+// An engine configuration with a KV pool of `kv_mib` MiB for sequences of up to
+// `max_model_len` tokens (stories260K's blocks are tiny: 16 MiB hold thousands of tokens).
+EngineConfig small_config(int kv_mib, int max_model_len = 128) {
+  EngineConfig cfg;
+  cfg.kv_cache_bytes = int64_t{kv_mib} << 20;
+  cfg.max_model_len = max_model_len;
+  return cfg;
+}
+
 GenerateParams greedy(int n) {
   GenerateParams p;
   p.sampling.temperature = 0.0f;
@@ -43,10 +53,7 @@ GenerateParams greedy(int n) {
 
 TEST(Engine, BatchedEqualsOneAtATime) {
   auto model = load_model(kModel, {.n_threads = 2});
-  EngineConfig cfg;
-  cfg.kv_cache_bytes = 64 << 20;
-  cfg.max_model_len = 128;
-  Engine engine(*model, cfg);
+  Engine engine(*model, small_config(64));
   auto ps = prompts(*model);
   std::vector<Engine::Result> together = engine.generate(ps, greedy(40));
   ASSERT_EQ(together.size(), ps.size());
@@ -83,10 +90,7 @@ TEST(Engine, PreemptionUnderATinyPoolGivesTheSameTokens) {
 
 TEST(Engine, SharedPrefixHitsTheCache) {
   auto model = load_model(kModel, {.n_threads = 1});
-  EngineConfig cfg;
-  cfg.kv_cache_bytes = 16 << 20;
-  cfg.max_model_len = 128;
-  Engine engine(*model, cfg);
+  Engine engine(*model, small_config(16));
   std::vector<int32_t> p = model->tokenizer().encode(
       "Once upon a time, there was a little girl named Lily. She loved to play outside", true,
       false);
@@ -101,9 +105,7 @@ TEST(Engine, SharedPrefixHitsTheCache) {
 
 TEST(Engine, RejectsBadRequestsAndAbortsCleanly) {
   auto model = load_model(kModel, {.n_threads = 1});
-  EngineConfig cfg;
-  cfg.kv_cache_bytes = 16 << 20;
-  cfg.max_model_len = 64;
+  EngineConfig cfg = small_config(16, 64);
   cfg.max_waiting = 2;
   Engine engine(*model, cfg);
   EXPECT_THROW(engine.submit({}, greedy(4)), Error);
@@ -124,10 +126,7 @@ TEST(Engine, RejectsBadRequestsAndAbortsCleanly) {
 
 TEST(Engine, SeededSamplingIsReproducible) {
   auto model = load_model(kModel, {.n_threads = 1});
-  EngineConfig cfg;
-  cfg.kv_cache_bytes = 16 << 20;
-  cfg.max_model_len = 128;
-  Engine engine(*model, cfg);
+  Engine engine(*model, small_config(16));
   GenerateParams p = greedy(30);
   p.sampling.temperature = 1.0f;
   p.sampling.has_seed = true;
@@ -139,6 +138,61 @@ TEST(Engine, SeededSamplingIsReproducible) {
   auto c = engine.generate({ps[0]}, p);
   EXPECT_EQ(ids(a[0]), ids(b[0]));
   EXPECT_NE(ids(a[0]), ids(c[0]));
+}
+
+TEST(Engine, StopTokenIdsEndAChoiceLikeEndOfGeneration) {
+  auto model = load_model(kModel, {.n_threads = 1});
+  Engine engine(*model, small_config(16));
+  auto ps = prompts(*model);
+  const std::vector<int32_t> full = ids(engine.generate({ps[0]}, greedy(30))[0]);
+  // The first token that did not occur before it: generation ends right before it.
+  size_t k = 3;
+  while (std::find(full.begin(), full.begin() + k, full[k]) != full.begin() + k) ++k;
+  GenerateParams p = greedy(30);  // ignore_eos: stop ids apply all the same
+  p.stop_token_ids = {full[k]};
+  const Engine::Result r = engine.generate({ps[0]}, p)[0];
+  EXPECT_EQ(r.finish, FinishReason::STOP);
+  EXPECT_EQ(ids(r), std::vector<int32_t>(full.begin(), full.begin() + k));
+  p.stop_token_ids = {model->config().n_vocab};
+  EXPECT_THROW(engine.submit(ps[0], p), Error);
+}
+
+TEST(Engine, LogprobsRankTheChosenToken) {
+  auto model = load_model(kModel, {.n_threads = 1});
+  Engine engine(*model, small_config(16));
+  auto ps = prompts(*model);
+  GenerateParams p = greedy(20);
+  p.logprobs = 3;
+  const Engine::Result greedy_run = engine.generate({ps[1]}, p)[0];
+  for (const GeneratedToken& g : greedy_run.tokens) {
+    ASSERT_EQ(g.top.size(), 3u);
+    EXPECT_EQ(g.rank, 1);  // greedy: the most likely token
+    EXPECT_EQ(g.top[0].token, g.token);
+    EXPECT_FLOAT_EQ(g.top[0].logprob, g.logprob);
+  }
+  // Sampled at a high temperature: a chosen token inside the top 3 has its place there as
+  // rank; one outside it ranks below them all.
+  p.sampling.temperature = 3.0f;
+  p.sampling.top_k = 0;
+  p.sampling.top_p = 1.0f;
+  p.sampling.min_p = 0.0f;
+  p.sampling.has_seed = true;
+  p.sampling.seed = 11;
+  int n_outside = 0;
+  const Engine::Result sampled = engine.generate({ps[1]}, p)[0];
+  for (const GeneratedToken& g : sampled.tokens) {
+    int above = 0;
+    for (const TokenLogprob& t : g.top) above += t.logprob > g.logprob;
+    if (above < 3) {
+      EXPECT_EQ(g.rank, above + 1);
+      EXPECT_EQ(g.top[above].token, g.token);
+    } else {
+      EXPECT_GT(g.rank, 3);
+      EXPECT_LE(g.rank, model->config().n_vocab);
+      ++n_outside;
+    }
+  }
+  EXPECT_GT(n_outside, 0);
 }
 
 }  // namespace
