@@ -1,0 +1,223 @@
+// The grammar engine: GBNF parsing, the pushdown matcher, and token masks (the cached fast
+// path against the brute-force reference, on random states of random grammars).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "structured/grammar.h"
+#include "structured/token_mask.h"
+
+using namespace tessera::structured;
+
+namespace {
+
+bool matches(const std::string& gbnf, const std::string& text) {
+  auto vocab = std::make_shared<TokenVocab>(std::vector<std::string>{"x"}, std::vector<int32_t>{});
+  auto cg = std::make_shared<CompiledGrammar>(parse_gbnf(gbnf), vocab);
+  GrammarMatcher m(cg);
+  return m.accept_bytes(text) && m.accepting();
+}
+
+bool prefix_ok(const std::string& gbnf, const std::string& text) {
+  auto vocab = std::make_shared<TokenVocab>(std::vector<std::string>{"x"}, std::vector<int32_t>{});
+  auto cg = std::make_shared<CompiledGrammar>(parse_gbnf(gbnf), vocab);
+  GrammarMatcher m(cg);
+  return m.accept_bytes(text);
+}
+
+std::string error_of(const std::string& gbnf) {
+  try {
+    parse_gbnf(gbnf);
+  } catch (const GrammarError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Gbnf, LiteralsClassesAndRepetition) {
+  const std::string g = R"(root ::= "ab" [0-9]+ ("x" | "yz")? tail
+tail ::= [^a-c]{2,3}  # comment
+)";
+  EXPECT_TRUE(matches(g, "ab1x!!"));
+  EXPECT_TRUE(matches(g, "ab123yz!!!"));
+  EXPECT_FALSE(matches(g, "ab123yz!!!!"));
+  EXPECT_FALSE(matches(g, "abx!!"));
+  EXPECT_FALSE(matches(g, "ab1xa!"));
+  EXPECT_TRUE(prefix_ok(g, "ab12"));
+  EXPECT_FALSE(prefix_ok(g, "ac"));
+}
+
+TEST(Gbnf, Utf8ClassesMatchWholeCharacters) {
+  const std::string g = R"(root ::= [^"]* "\"" [α-ω] "\u00e9" .)";
+  EXPECT_TRUE(matches(g, "héllo😀\"βé€"));
+  EXPECT_FALSE(matches(g, "\"aé€"));                 // a is not in α-ω
+  EXPECT_FALSE(prefix_ok(g, std::string("\xff")));  // not UTF-8
+  EXPECT_FALSE(prefix_ok(g, std::string("\xed\xa0\x80")));  // a surrogate
+  EXPECT_TRUE(prefix_ok(g, std::string("\xe2\x82")));        // an incomplete character
+}
+
+TEST(Gbnf, NestedAndRecursiveRules) {
+  const std::string g = R"(root ::= value
+value ::= "[" ( value ("," value)* )? "]" | [0-9]
+)";
+  EXPECT_TRUE(matches(g, "[[1,[2]],[],3]"));
+  EXPECT_FALSE(matches(g, "[[1,[2]],[],3"));
+  EXPECT_FALSE(matches(g, "[1,]"));
+}
+
+TEST(Gbnf, ErrorsNamePlace) {
+  EXPECT_NE(error_of("root ::= \"abc").find("line 1"), std::string::npos);
+  EXPECT_NE(error_of("root ::= foo").find("'foo' is used but not defined"), std::string::npos);
+  EXPECT_NE(error_of("root ::= root \"a\" | \"b\"").find("left-recursive"), std::string::npos);
+  EXPECT_NE(error_of("root ::= x | \"a\"\nx ::= \"\" root \"b\"").find("left-recursive"),
+            std::string::npos);
+  EXPECT_NE(error_of("root ::= \"a\" root").find("derives no finite text"), std::string::npos);
+  EXPECT_NE(error_of("foo ::= \"a\"").find("no rule 'root'"), std::string::npos);
+  EXPECT_NE(error_of("root ::= \"a\"{99999}").find("limit"), std::string::npos);
+  EXPECT_NE(error_of("root ::= [z-a]").find("out of order"), std::string::npos);
+  EXPECT_NE(error_of("root ::= \"a\" )").find("line 1, column 14"), std::string::npos);
+  std::string huge = "root ::=";
+  for (int i = 0; i < 120; ++i) huge += " \"ab\"{9999}";
+  EXPECT_NE(error_of(huge).find("too large"), std::string::npos);
+  EXPECT_NE(error_of(std::string(300, '(')).find("line 1"), std::string::npos);
+}
+
+TEST(Matcher, RollbackRestoresState) {
+  auto vocab = std::make_shared<TokenVocab>(std::vector<std::string>{"a", "b", "ab", "c"},
+                                            std::vector<int32_t>{});
+  auto cg = std::make_shared<CompiledGrammar>(parse_gbnf("root ::= (\"a\" \"b\")+ \"c\""), vocab);
+  GrammarMatcher m(cg);
+  EXPECT_TRUE(m.accept_token(2));
+  EXPECT_TRUE(m.accept_token(0));
+  EXPECT_FALSE(m.accept_token(3));
+  EXPECT_TRUE(m.accept_token(1));
+  EXPECT_TRUE(m.accept_token(3));
+  EXPECT_TRUE(m.complete());
+  m.rollback(2);
+  EXPECT_FALSE(m.accepting());
+  EXPECT_TRUE(m.accept_token(1));
+  EXPECT_FALSE(m.accept_token(1));
+  EXPECT_TRUE(m.accept_token(3));
+  EXPECT_TRUE(m.complete());
+}
+
+// ---------------------------------------------------------------------------------------
+// Masks: fast path == brute force, on random grammars, vocabularies and reachable states.
+
+namespace {
+
+const char* kGrammars[] = {
+    // JSON-ish, with strings, numbers, nesting.
+    R"G(root ::= value
+value ::= object | array | string | number | "true" | "false" | "null"
+object ::= "{" ws ( string ws ":" ws value ( ws "," ws string ws ":" ws value )* )? ws "}"
+array ::= "[" ws ( value ( ws "," ws value )* )? ws "]"
+string ::= "\"" ( [^"\\\x00-\x1f] | "\\" ["\\/bfnrt] )* "\""
+number ::= "-"? ( "0" | [1-9] [0-9]* ) ( "." [0-9]+ )?
+ws ::= " "?
+)G",
+    // Bounded repetitions and alternatives sharing prefixes.
+    R"G(root ::= ( "ab" | "abc" | "b" [a-c]{0,3} )+ "." | "x"{2,5}
+)G",
+    // Unicode classes.
+    R"G(root ::= [a-zé-ü€]+ ( " " [^a-z ]+ )* "!"
+)G",
+    // Deeply nested tiny named rules.
+    R"G(root ::= item+
+item ::= digit | "(" item* ")"
+digit ::= [0-9]
+)G",
+};
+
+std::vector<std::string> random_vocab(std::mt19937& rng, int n) {
+  const std::vector<std::string> pieces = {
+      "{", "}", "[", "]", "\"", ":", ",", " ", "a", "b", "c", "x", "0", "1", "9", "-", ".",
+      "\\", "n", "true", "null", "é", "€", "ü", "😀", "\xe2", "\x82", "\xac", "(", ")", "!",
+      "ab", "abc", "e", "z"};
+  std::vector<std::string> v;
+  std::uniform_int_distribution<int> len(1, 5), pick(0, static_cast<int>(pieces.size()) - 1);
+  // Every single byte is a token, as in byte-level BPE (and SPM with byte fallback): any
+  // byte prefix of the language can then be continued token by token.
+  for (int b = 1; b < 256; ++b) v.push_back(std::string(1, static_cast<char>(b)));
+  for (const auto& p : pieces) v.push_back(p);
+  while (static_cast<int>(v.size()) < n) {
+    std::string t;
+    const int l = len(rng);
+    for (int i = 0; i < l; ++i) t += pieces[pick(rng)];
+    v.push_back(t);
+  }
+  v.push_back("");  // a token with no text: never allowed
+  v.push_back("");  // end of generation
+  return v;
+}
+
+}  // namespace
+
+TEST(Mask, FastPathEqualsBruteForceOnRandomWalks) {
+  std::mt19937 rng(1234);
+  int n_states = 0;
+  for (const char* gtext : kGrammars) {
+    auto tokens = random_vocab(rng, 900);
+    const int32_t eog = static_cast<int32_t>(tokens.size()) - 1;
+    auto vocab = std::make_shared<TokenVocab>(tokens, std::vector<int32_t>{eog});
+    auto cg = std::make_shared<CompiledGrammar>(parse_gbnf(gtext), vocab);
+    cg->precompute();
+    for (int walk = 0; walk < 12; ++walk) {
+      GrammarMatcher m(cg);
+      std::string text;
+      for (int step = 0; step < 60; ++step) {
+        TokenBitmask fast, ref;
+        m.fill_mask(fast);
+        m.fill_mask_reference(ref);
+        ASSERT_EQ(fast, ref) << gtext << " after '" << text << "'";
+        ++n_states;
+        std::vector<int32_t> allowed;
+        for (int32_t t = 0; t < vocab->n_vocab(); ++t)
+          if ((fast[t >> 6] >> (t & 63)) & 1) allowed.push_back(t);
+        ASSERT_FALSE(allowed.empty()) << "dead state after '" << text << "'";
+        // Every allowed token keeps the text a prefix of the language; every other token
+        // breaks it (checked by reading the bytes from a fresh matcher).
+        for (int32_t t = 0; t < vocab->n_vocab(); t += 7) {
+          GrammarMatcher fresh(cg);
+          const bool ok = t == eog ? (fresh.accept_bytes(text) && fresh.accepting())
+                                   : (!tokens[t].empty() && fresh.accept_bytes(text + tokens[t]));
+          EXPECT_EQ(ok, static_cast<bool>((fast[t >> 6] >> (t & 63)) & 1)) << t;
+        }
+        // Prefer ending late so walks get deep.
+        int32_t t = allowed[std::uniform_int_distribution<size_t>(0, allowed.size() - 1)(rng)];
+        if (t == eog && allowed.size() > 1 && step < 50) t = allowed[0] == eog ? allowed[1] : allowed[0];
+        if (t == eog) {
+          EXPECT_TRUE(m.accepting());
+          break;
+        }
+        ASSERT_TRUE(m.accept_token(t));
+        text += tokens[t];
+        if (m.complete()) break;
+      }
+      // The walk can always finish: closing bytes first, else any allowed single-byte
+      // token (every byte is one), reaches an accepting state.
+      bool finished = m.accepting();
+      for (int k = 0; k < 400 && !finished; ++k) {
+        TokenBitmask mask;
+        m.fill_mask(mask);
+        std::vector<int32_t> single;
+        for (int32_t t = 0; t < vocab->n_vocab(); ++t)
+          if (t != eog && tokens[t].size() == 1 && ((mask[t >> 6] >> (t & 63)) & 1))
+            single.push_back(t);
+        ASSERT_FALSE(single.empty()) << "no byte continues '" << text << "'";
+        std::vector<int32_t> closers;
+        for (int32_t a : single)
+          if (std::string("}])\"!.").find(tokens[a][0]) != std::string::npos) closers.push_back(a);
+        const auto& from = closers.empty() ? single : closers;
+        const int32_t pick = from[std::uniform_int_distribution<size_t>(0, from.size() - 1)(rng)];
+        ASSERT_TRUE(m.accept_token(pick));
+        text += tokens[pick];
+        finished = m.accepting();
+      }
+      EXPECT_TRUE(finished) << gtext << " text: " << text;
+    }
+  }
+  EXPECT_GT(n_states, 200);
+}
