@@ -8,6 +8,7 @@
 
 #include "engine/kv_manager.h"
 #include "engine/scheduler.h"
+#include "structured/sequence_grammar.h"
 
 namespace tessera {
 
@@ -60,6 +61,7 @@ struct Live {
   GenerateParams params;
   Sampler sampler;
   std::shared_ptr<RequestStream> stream;
+  std::unique_ptr<structured::SequenceGrammar> grammar;  // null: unconstrained
   Live(Request r, const GenerateParams& p, int n_vocab, std::shared_ptr<RequestStream> s)
       : req(std::move(r)), params(p), sampler(p.sampling, n_vocab), stream(std::move(s)) {}
 };
@@ -99,6 +101,9 @@ struct Engine::Impl {
 
   mutable std::mutex metrics_mu;
   EngineMetrics metrics;
+
+  // Token masks of constrained sequences, computed beside the forward pass.
+  std::unique_ptr<structured::MaskWorker> mask_worker;
 };
 
 Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg) {
@@ -277,6 +282,12 @@ void Engine::loop() {
       stop = s.stop;
     }
     for (auto& l : incoming) {
+      if (l->params.grammar) {
+        if (!s.mask_worker) s.mask_worker = std::make_unique<structured::MaskWorker>();
+        l->grammar =
+            std::make_unique<structured::SequenceGrammar>(l->params.grammar, s.mask_worker.get());
+        l->grammar->prefetch();  // the first mask, beside the prompt's prefill
+      }
       s.sched->add(&l->req);
       const uint64_t id = l->req.id;
       s.live.emplace(id, std::move(l));
@@ -374,6 +385,7 @@ void Engine::loop() {
       float* lg = s.logits.data() + static_cast<size_t>(row++) * n_vocab;
       Live& l = *s.live.at(r.id);
       GeneratedToken g;
+      int n_allowed = -1;
       if (l.params.logprobs >= 0) {
         // Log-probabilities of the model's own distribution (before penalties/temperature).
         const float mx = *std::max_element(lg, lg + n_vocab);
@@ -390,13 +402,28 @@ void Engine::loop() {
           });
           for (int j = 0; j < k; ++j) g.top.push_back({idx[j], lg[idx[j]] - lse});
         }
+        if (l.grammar) n_allowed = l.grammar->apply(lg, n_vocab);
         g.token = l.sampler.sample(lg, r.tokens);
         g.logprob = s.scratch[g.token] - lse;
         const float chosen = s.scratch[g.token];
         g.rank = 1 + static_cast<int32_t>(std::count_if(s.scratch.begin(), s.scratch.end(),
                                                         [&](float x) { return x > chosen; }));
       } else {
+        if (l.grammar) n_allowed = l.grammar->apply(lg, n_vocab);
         g.token = l.sampler.sample(lg, r.tokens);
+      }
+      // Under a grammar: end-of-generation is allowed only where it is complete; a token
+      // it rejects (none allowed at all) ends the sequence cleanly; a complete grammar ends
+      // it after this token.
+      bool grammar_done = false;
+      if (l.grammar && !tok.is_eog(g.token)) {
+        if (n_allowed == 0 || !l.grammar->accept(g.token)) {
+          finish(l, FinishReason::STOP, RequestStatus::FINISHED_STOPPED);
+          s.live.erase(r.id);
+          continue;
+        }
+        grammar_done = l.grammar->complete();
+        if (!grammar_done) l.grammar->prefetch();
       }
       r.tokens.push_back(g.token);
       RequestUpdate u;
@@ -404,10 +431,13 @@ void Engine::loop() {
       u.n_cached_tokens = std::max(0, r.n_cached_prompt);
       const std::vector<int32_t>& stop_ids = l.params.stop_token_ids;
       const bool eog = (!l.params.ignore_eos && tok.is_eog(g.token)) ||
+                       (l.grammar && tok.is_eog(g.token)) ||
                        std::find(stop_ids.begin(), stop_ids.end(), g.token) != stop_ids.end();
       u.tokens.push_back(std::move(g));
       if (eog) {
         u.tokens.pop_back();  // the end-of-generation token is not part of the text
+        u.finish = FinishReason::STOP;
+      } else if (grammar_done) {
         u.finish = FinishReason::STOP;
       } else if (r.n_output() >= r.max_tokens || r.n_tokens() >= max_model_len_) {
         u.finish = FinishReason::LENGTH;

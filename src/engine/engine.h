@@ -22,6 +22,10 @@
 #include "models/model.h"
 #include "sampling/sampler.h"
 
+namespace tessera::structured {
+class CompiledGrammar;
+}
+
 namespace tessera {
 
 struct EngineConfig {
@@ -51,6 +55,10 @@ struct GenerateParams {
   // More tokens that end generation like end-of-generation tokens do (finish "stop", the
   // token not reported), even with ignore_eos.
   std::vector<int32_t> stop_token_ids;
+  // Output constraint: only tokens the grammar allows are sampled; end-of-generation only
+  // where the grammar is complete, and generation ends (finish "stop") once nothing may
+  // follow. Null: unconstrained.
+  std::shared_ptr<const structured::CompiledGrammar> grammar;
 };
 
 enum class FinishReason { NONE, STOP, LENGTH, ABORT };

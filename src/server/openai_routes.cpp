@@ -126,6 +126,7 @@ OpenAIRoutes::OpenAIRoutes(Engine* engine, EmbeddingRoutes* embed, const Model& 
       tok_(model.tokenizer()),
       served_name_(std::move(served_model_name)),
       prompts_(model, chat_template, parsers),
+      grammars_(model.tokenizer()),
       created_(static_cast<int64_t>(std::time(nullptr))) {}
 
 void OpenAIRoutes::add_to(httplib::Server& svr) {
@@ -188,8 +189,6 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
         "The model '" + cr.model + "' does not exist; this server serves '" + served_name_ + "'.",
         "model", "model_not_found");
 
-  reject_unenforceable(cr.tools, cr.constraint);
-
   std::vector<std::vector<int32_t>> prompts;
   ChatPrompt chat_prompt;
   if (chat) {
@@ -198,6 +197,13 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
   } else {
     for (const PromptInput& p : cr.prompts) prompts.push_back(prompts_.completion_tokens(p));
   }
+  // The output constraint, or the tool-call language: forced for tool_choice required /
+  // named; for auto, enforced from the call marker on where the syntax has one.
+  const ToolSyntax syntax = prompts_.tool_syntax();
+  const bool lazy_tools = syntax == ToolSyntax::HERMES || syntax == ToolSyntax::MISTRAL ||
+                          syntax == ToolSyntax::MISTRAL_ARGS;
+  cr.gen.grammar =
+      grammars_.compile(cr.constraint, chat ? cr.tools : ToolRequest{}, syntax, lazy_tools);
   const int max_len = engine_->max_model_len();
   std::vector<int> max_tokens;
   for (const auto& p : prompts) {

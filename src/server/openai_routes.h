@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "server/embedding_routes.h"
 #include "server/generation.h"
+#include "server/grammar_compiler.h"
 #include "server/metrics.h"
 #include "server/prompt_builder.h"
 
@@ -60,6 +61,7 @@ class OpenAIRoutes {
   PromptBuilder prompts_;
   ServerMetrics metrics_;
   InflightRegistry inflight_;
+  GrammarCompiler grammars_;  // output constraints and forced tool calls, cached
   std::atomic<bool> draining_{false};
   int64_t created_;
 };

@@ -262,15 +262,4 @@ void check_tools_vs_constraint(const ToolRequest& tools, const OutputConstraint&
             ": a forced tool call is the whole output");
 }
 
-void reject_unenforceable(const ToolRequest& tools, const OutputConstraint& c) {
-  if (c.kind != ConstraintKind::NONE)
-    bad(c.field, "'" + c.field +
-                     "' asks for constrained output, which this server does not "
-                     "enforce yet");
-  if (tools.choice == ToolChoice::REQUIRED || tools.choice == ToolChoice::NAMED)
-    bad("tool_choice",
-        "tool_choice '" + std::string(tools.choice == ToolChoice::REQUIRED ? "required" : "named") +
-            "' forces a call, which this server does not enforce yet; use 'auto'");
-}
-
 }  // namespace tessera

@@ -29,10 +29,4 @@ ToolRequest parse_tool_request(const nlohmann::ordered_json& body);
 // cannot also satisfy an output constraint.
 void check_tools_vs_constraint(const ToolRequest& tools, const OutputConstraint& c);
 
-// Until constrained decoding is wired into the engine, an output constraint or a forced
-// tool call (required / named) cannot be honored: it is refused with a 400 naming the field
-// rather than answered with unconstrained text. Tool calls the model makes on its own
-// (tool_choice auto) need no constraint and pass.
-void reject_unenforceable(const ToolRequest& tools, const OutputConstraint& c);
-
 }  // namespace tessera

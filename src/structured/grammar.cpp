@@ -26,7 +26,9 @@ uint32_t GrammarBuilder::new_generated_rule(const std::string& base) {
   return static_cast<uint32_t>(g_.rules.size() - 1);
 }
 
-bool GrammarBuilder::defined(uint32_t rule) const { return defined_[rule] != 0; }
+bool GrammarBuilder::defined(uint32_t rule) const {
+  return defined_[rule] != 0;
+}
 
 void GrammarBuilder::define(uint32_t rule, const std::vector<std::vector<Element>>& alts) {
   defined_[rule] = 1;
@@ -105,44 +107,74 @@ Grammar GrammarBuilder::finish(const std::string& root_name) {
       }
     }
   }
-  std::vector<std::vector<uint32_t>> left(n_rules);
+  // Left edges r -> s (s can be the first thing r matches), marked `tail` when s ends
+  // r's alternative: a tail reference pushes no frame, so a cycle of tail edges only
+  // (from x* with a nullable x) just revisits a stack, but a cycle with a frame-pushing
+  // edge (true left recursion) would grow the stack forever. Such cycles are the edges
+  // inside one strongly connected component (Kosaraju, iterative).
+  struct Edge {
+    uint32_t to;
+    bool tail;
+  };
+  std::vector<std::vector<Edge>> left(n_rules);
+  std::vector<std::vector<uint32_t>> rev(n_rules);
   for (uint32_t r = 0; r < n_rules; ++r)
     for (const auto& alt : bodies_[r])
-      for (const Element& e : alt) {
+      for (size_t i = 0; i < alt.size(); ++i) {
+        const Element& e = alt[i];
         if (e.kind == Element::BYTES) break;
-        left[r].push_back(e.index);
+        left[r].push_back({e.index, i + 1 == alt.size()});
+        rev[e.index].push_back(r);
         if (!nullable[e.index]) break;
       }
-  std::vector<uint8_t> color(n_rules, 0);  // 0 new, 1 on the DFS path, 2 done
+  std::vector<uint32_t> order;
+  std::vector<uint8_t> seen(n_rules, 0);
   std::vector<std::pair<uint32_t, size_t>> dfs;
   for (uint32_t s = 0; s < n_rules; ++s) {
-    if (color[s]) continue;
+    if (seen[s]) continue;
+    seen[s] = 1;
     dfs.push_back({s, 0});
-    color[s] = 1;
     while (!dfs.empty()) {
       auto& [r, i] = dfs.back();
       if (i == left[r].size()) {
-        color[r] = 2;
+        order.push_back(r);
         dfs.pop_back();
         continue;
       }
-      const uint32_t t = left[r][i++];
-      if (color[t] == 1) {
-        // Name the user's rule, not a generated helper, where there is one.
-        std::string name = g_.rules[t].name;
-        for (auto it = dfs.rbegin(); it != dfs.rend(); ++it)
-          if (!g_.rules[it->first].generated) {
-            name = g_.rules[it->first].name;
-            break;
-          }
-        throw GrammarError("rule '" + name + "' is left-recursive");
-      }
-      if (color[t] == 0) {
-        color[t] = 1;
+      const uint32_t t = left[r][i++].to;
+      if (!seen[t]) {
+        seen[t] = 1;
         dfs.push_back({t, 0});
       }
     }
   }
+  std::vector<uint32_t> comp(n_rules, UINT32_MAX), todo;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    if (comp[*it] != UINT32_MAX) continue;
+    comp[*it] = *it;
+    todo.push_back(*it);
+    while (!todo.empty()) {
+      const uint32_t r = todo.back();
+      todo.pop_back();
+      for (uint32_t t : rev[r])
+        if (comp[t] == UINT32_MAX) {
+          comp[t] = *it;
+          todo.push_back(t);
+        }
+    }
+  }
+  for (uint32_t r = 0; r < n_rules; ++r)
+    for (const Edge& e : left[r]) {
+      if (e.tail || comp[e.to] != comp[r]) continue;
+      // Name the user's rule, not a generated helper, where the cycle has one.
+      std::string name = g_.rules[r].name;
+      for (uint32_t q = 0; q < n_rules; ++q)
+        if (comp[q] == comp[r] && !g_.rules[q].generated) {
+          name = g_.rules[q].name;
+          break;
+        }
+      throw GrammarError("rule '" + name + "' is left-recursive");
+    }
 
   // Lay out.
   size_t total = 0;
@@ -311,8 +343,8 @@ class GbnfParser {
   }
 
   static bool is_name_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
   }
 
   void skip_space(bool newline_ok) {
@@ -487,8 +519,7 @@ class GbnfParser {
   }
 
   // Replaces seq[start..] (one atom) by its repetition {min, max} (max < 0: unbounded).
-  void repeat(std::vector<Element>& seq, size_t start, int min, int max,
-              const std::string& base) {
+  void repeat(std::vector<Element>& seq, size_t start, int min, int max, const std::string& base) {
     const std::vector<Element> atom(seq.begin() + start, seq.end());
     seq.resize(start);
     if (atom.empty()) fail("nothing to repeat");

@@ -53,9 +53,7 @@ class StackStore {
   bool accepting(int32_t set) const { return flags_[set] & kHasEmpty; }
   bool popped(int32_t set) const { return flags_[set] & kHasBottom; }
   // Only kEmpty: nothing may follow.
-  bool complete(int32_t set) const {
-    return sets_[set].size() == 1 && sets_[set][0] == kEmpty;
-  }
+  bool complete(int32_t set) const { return sets_[set].size() == 1 && sets_[set][0] == kEmpty; }
   size_t n_nodes() const { return nodes_.size(); }
   size_t n_sets() const { return sets_.size(); }
 

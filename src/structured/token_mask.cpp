@@ -42,9 +42,8 @@ TokenVocab::TokenVocab(std::vector<std::string> tokens, std::vector<int32_t> eog
 void TokenVocab::build() {
   for (int32_t id = 0; id < n_vocab(); ++id)
     if (!bytes_[id].empty()) sorted_.push_back(id);
-  std::sort(sorted_.begin(), sorted_.end(), [&](int32_t a, int32_t b) {
-    return std::tie(bytes_[a], a) < std::tie(bytes_[b], b);
-  });
+  std::sort(sorted_.begin(), sorted_.end(),
+            [&](int32_t a, int32_t b) { return std::tie(bytes_[a], a) < std::tie(bytes_[b], b); });
   // Breadth first, so each node's children are pushed together (contiguous).
   struct Todo {
     uint32_t node, begin, end, depth;
@@ -80,8 +79,12 @@ void TokenVocab::build() {
 
 namespace {
 
-void set_bit(TokenBitmask& m, int32_t id) { m[id >> 6] |= uint64_t{1} << (id & 63); }
-bool get_bit(const TokenBitmask& m, int32_t id) { return (m[id >> 6] >> (id & 63)) & 1; }
+void set_bit(TokenBitmask& m, int32_t id) {
+  m[id >> 6] |= uint64_t{1} << (id & 63);
+}
+bool get_bit(const TokenBitmask& m, int32_t id) {
+  return (m[id >> 6] >> (id & 63)) & 1;
+}
 
 // Key frames of `stack` in `st`: top first, down to the first frame of a named rule.
 std::vector<uint32_t> stack_key(const StackStore& st, int32_t stack) {
@@ -249,8 +252,9 @@ void GrammarMatcher::fill_mask_reference(TokenBitmask& mask) {
 int apply_token_mask(const TokenBitmask& mask, float* logits, int n_vocab) {
   const float ninf = -std::numeric_limits<float>::infinity();
   int n = 0;
+  const int n_bits = static_cast<int>(mask.size()) * 64;  // ids past the vocabulary: never
   for (int id = 0; id < n_vocab; ++id) {
-    if (get_bit(mask, id))
+    if (id < n_bits && get_bit(mask, id))
       ++n;
     else
       logits[id] = ninf;

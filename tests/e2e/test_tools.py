@@ -195,17 +195,3 @@ def test_bad_requests_name_the_field(smol):
     r = smol.post("/v1/chat/completions", raw.encode(), {"Content-Type": "application/json"})
     assert r.status_code == 400 and "deeper" in r.json()["error"]["message"], r.text
     assert smol.get("/health").status_code == 200
-
-
-def test_constraints_are_refused_until_enforced(smol):
-    """Until constrained decoding is wired in, a constraint or a forced call is a 400, never
-    unconstrained text."""
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}]}
-    msg = error_of(smol.post("/v1/chat/completions",
-                             {**body, "response_format": {"type": "json_object"}}),
-                   "response_format")
-    assert "enforce" in msg
-    error_of(smol.post("/v1/chat/completions", {**body, "tools": [WEATHER],
-                                                "tool_choice": "required"}), "tool_choice")
-    error_of(smol.post("/v1/completions", {"model": MODEL, "prompt": "x",
-                                           "guided_choice": ["a", "b"]}), "guided_choice")

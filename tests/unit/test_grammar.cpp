@@ -52,10 +52,10 @@ tail ::= [^a-c]{2,3}  # comment
 TEST(Gbnf, Utf8ClassesMatchWholeCharacters) {
   const std::string g = R"(root ::= [^"]* "\"" [α-ω] "\u00e9" .)";
   EXPECT_TRUE(matches(g, "héllo😀\"βé€"));
-  EXPECT_FALSE(matches(g, "\"aé€"));                 // a is not in α-ω
-  EXPECT_FALSE(prefix_ok(g, std::string("\xff")));  // not UTF-8
+  EXPECT_FALSE(matches(g, "\"aé€"));                        // a is not in α-ω
+  EXPECT_FALSE(prefix_ok(g, std::string("\xff")));          // not UTF-8
   EXPECT_FALSE(prefix_ok(g, std::string("\xed\xa0\x80")));  // a surrogate
-  EXPECT_TRUE(prefix_ok(g, std::string("\xe2\x82")));        // an incomplete character
+  EXPECT_TRUE(prefix_ok(g, std::string("\xe2\x82")));       // an incomplete character
 }
 
 TEST(Gbnf, NestedAndRecursiveRules) {
@@ -133,9 +133,9 @@ digit ::= [0-9]
 
 std::vector<std::string> random_vocab(std::mt19937& rng, int n) {
   const std::vector<std::string> pieces = {
-      "{", "}", "[", "]", "\"", ":", ",", " ", "a", "b", "c", "x", "0", "1", "9", "-", ".",
-      "\\", "n", "true", "null", "é", "€", "ü", "😀", "\xe2", "\x82", "\xac", "(", ")", "!",
-      "ab", "abc", "e", "z"};
+      "{", "}",    "[",    "]",    "\"", ":",  ",", " ",    "a",    "b", "c", "x",
+      "0", "1",    "9",    "-",    ".",  "\\", "n", "true", "null", "é", "€", "ü",
+      "😀", "\xe2", "\x82", "\xac", "(",  ")",  "!", "ab",   "abc",  "e", "z"};
   std::vector<std::string> v;
   std::uniform_int_distribution<int> len(1, 5), pick(0, static_cast<int>(pieces.size()) - 1);
   // Every single byte is a token, as in byte-level BPE (and SPM with byte fallback): any
@@ -187,7 +187,8 @@ TEST(Mask, FastPathEqualsBruteForceOnRandomWalks) {
         }
         // Prefer ending late so walks get deep.
         int32_t t = allowed[std::uniform_int_distribution<size_t>(0, allowed.size() - 1)(rng)];
-        if (t == eog && allowed.size() > 1 && step < 50) t = allowed[0] == eog ? allowed[1] : allowed[0];
+        if (t == eog && allowed.size() > 1 && step < 50)
+          t = allowed[0] == eog ? allowed[1] : allowed[0];
         if (t == eog) {
           EXPECT_TRUE(m.accepting());
           break;
