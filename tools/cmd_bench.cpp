@@ -44,7 +44,7 @@ double parse_rate(const std::string& s) {
 Runner add_bench_serve(CLI::App& app) {
   struct Opts {
     bench::ServeBenchConfig cfg;
-    std::string rate = "inf", json_path;
+    std::string rate = "inf", json_path, extra_body;
   };
   auto o = std::make_shared<Opts>();
   bench::ServeBenchConfig& c = o->cfg;
@@ -90,9 +90,17 @@ Runner add_bench_serve(CLI::App& app) {
   app.add_option("--timeout", c.timeout_s, "seconds per request before it counts as failed")
       ->capture_default_str();
   app.add_option("--json", o->json_path, "also write every figure to this JSON file");
+  app.add_option("--extra-body", o->extra_body,
+                 "a JSON object merged into every request body (e.g. '{\"response_format\": "
+                 "...}')");
   app.add_flag("-q,--quiet", c.quiet, "no progress on stderr");
   return [o] {
     o->cfg.request_rate = parse_rate(o->rate);
+    if (!o->extra_body.empty()) {
+      auto j = nlohmann::json::parse(o->extra_body, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) throw Error("--extra-body must be a JSON object");
+      o->cfg.extra_body = std::move(j);
+    }
     if (o->cfg.quiet) set_progress_enabled(false);
     bench::ServeBenchResult r = bench::run_serve_bench(o->cfg);
     std::fputs(bench::format_report(r.summary).c_str(), stdout);

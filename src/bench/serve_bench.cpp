@@ -265,6 +265,7 @@ nlohmann::json request_body(const ServeBenchConfig& cfg, const Prompt& prompt) {
     j["ignore_eos"] = true;
     if (cfg.send_min_tokens) j["min_tokens"] = cfg.output_len;
   }
+  for (const auto& [k, v] : cfg.extra_body.items()) j[k] = v;
   return j;
 }
 

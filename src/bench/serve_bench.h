@@ -34,6 +34,8 @@ struct ServeBenchConfig {
   double temperature = 0;
   double timeout_s = 600;  // per request, from send to the end of the response
   bool quiet = false;      // no progress on stderr
+  // Fields merged into every request body (e.g. a response_format), overriding ours.
+  nlohmann::json extra_body = nlohmann::json::object();
 };
 
 struct Prompt {
