@@ -55,7 +55,51 @@ std::string avoid_rules(JsonSchemaGrammar& g, const std::string& t, const std::s
   return names[0];
 }
 
+// GBNF rules for text in which `t` never occurs, named prefix + state; the start rule is
+// prefix + "0".
+std::string avoid_gbnf(const std::string& t, const std::string& prefix) {
+  const size_t n = t.size();
+  std::vector<size_t> fail(n + 1, 0);
+  for (size_t i = 1, k = 0; i < n; ++i) {
+    while (k > 0 && t[i] != t[k]) k = fail[k];
+    if (t[i] == t[k]) ++k;
+    fail[i + 1] = k;
+  }
+  std::set<char> chars(t.begin(), t.end());
+  std::string others = "[^";
+  for (char c : chars) {
+    if (c == ']' || c == '\\' || c == '^' || c == '-' || c == '[') others += '\\';
+    others += c;
+  }
+  others += "]";
+  std::string out;
+  for (size_t j = 0; j < n; ++j) {
+    out += prefix + std::to_string(j) + " ::= \"\" | " + others + " " + prefix + "0";
+    for (char c : chars) {
+      size_t k = j;
+      while (k > 0 && t[k] != c) k = fail[k];
+      const size_t next = t[k] == c ? k + 1 : 0;
+      if (next < n)
+        out += " | " + gbnf_literal(std::string(1, c)) + " " + prefix + std::to_string(next);
+    }
+    out += "\n";
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string with_reasoning_gbnf(const std::string& gbnf, bool starts_in_reasoning,
+                                std::string& new_root) {
+  new_root = "tessera-reasoned";
+  std::string out = gbnf + "\n" + avoid_gbnf("</think>", "tessera-thought-");
+  const std::string thought = "tessera-thought-0 \"</think>\" [ \\t\\n]{0,4} root";
+  if (starts_in_reasoning)
+    out += new_root + " ::= " + thought + "\n";
+  else
+    out += new_root + " ::= [ \\t\\n]{0,4} \"<think>\" " + thought + " | root\n";
+  return out;
+}
 
 std::string constraint_gbnf(const OutputConstraint& c) {
   try {
@@ -139,8 +183,8 @@ std::shared_ptr<const TokenVocab> GrammarCompiler::vocab(const std::vector<std::
 
 std::shared_ptr<const CompiledGrammar> GrammarCompiler::compile_gbnf(
     const std::string& gbnf, const std::string& field,
-    const std::vector<std::string>& special_literals) {
-  std::string key = gbnf;
+    const std::vector<std::string>& special_literals, const std::string& root) {
+  std::string key = root + '\0' + gbnf;
   for (const auto& s : special_literals) key += '\0' + s;
   std::shared_ptr<const TokenVocab> v;
   {
@@ -155,7 +199,7 @@ std::shared_ptr<const CompiledGrammar> GrammarCompiler::compile_gbnf(
   const Clock::time_point t0 = Clock::now();
   std::shared_ptr<CompiledGrammar> cg;
   try {
-    cg = std::make_shared<CompiledGrammar>(parse_gbnf(gbnf), v);
+    cg = std::make_shared<CompiledGrammar>(parse_gbnf(gbnf, root), v);
   } catch (const GrammarError& e) {
     refuse(field, e);
   }
@@ -177,13 +221,28 @@ std::shared_ptr<const CompiledGrammar> GrammarCompiler::compile_gbnf(
 
 std::shared_ptr<const CompiledGrammar> GrammarCompiler::compile(const OutputConstraint& c,
                                                                 const ToolRequest& tools,
-                                                                ToolSyntax syntax,
-                                                                bool lazy_tools) {
-  if (c.kind != ConstraintKind::NONE) return compile_gbnf(constraint_gbnf(c), c.field);
-  if (!tools.active()) return nullptr;
-  if (tools.choice == ToolChoice::AUTO && !lazy_tools) return nullptr;
-  const ToolCallGrammarSpec spec = tool_call_grammar_spec(syntax, tools);
-  return compile_gbnf(tool_call_gbnf(spec), "tools", spec.special_literals);
+                                                                ToolSyntax syntax, bool lazy_tools,
+                                                                ReasoningSyntax reasoning,
+                                                                bool starts_in_reasoning) {
+  std::string gbnf, field;
+  std::vector<std::string> specials;
+  if (c.kind != ConstraintKind::NONE) {
+    gbnf = constraint_gbnf(c);
+    field = c.field;
+  } else {
+    if (!tools.active()) return nullptr;
+    if (tools.choice == ToolChoice::AUTO && !lazy_tools) return nullptr;
+    const ToolCallGrammarSpec spec = tool_call_grammar_spec(syntax, tools);
+    gbnf = tool_call_gbnf(spec);
+    field = "tools";
+    specials = spec.special_literals;
+  }
+  if (reasoning == ReasoningSyntax::NONE) return compile_gbnf(gbnf, field, specials);
+  std::string root;
+  gbnf = with_reasoning_gbnf(gbnf, starts_in_reasoning, root);
+  specials.push_back("<think>");
+  specials.push_back("</think>");
+  return compile_gbnf(gbnf, field, specials, root);
 }
 
 GrammarCompiler::Stats GrammarCompiler::stats() const {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "server/output_constraint.h"
+#include "server/reasoning_parser.h"
 #include "server/tool_format.h"
 
 namespace tessera {
@@ -36,6 +37,10 @@ std::string constraint_gbnf(const OutputConstraint& c);
 // sentence of the call language (which begins with a trigger). Throws ApiError(400) when a
 // function's parameters schema cannot be compiled.
 std::string tool_call_gbnf(const ToolCallGrammarSpec& spec);
+// `gbnf` (rooted at `root`) preceded by a <think>...</think> thought: rules added to the
+// text, the new start rule's name returned in `new_root`.
+std::string with_reasoning_gbnf(const std::string& gbnf, bool starts_in_reasoning,
+                                std::string& new_root);
 
 class GrammarCompiler {
  public:
@@ -44,14 +49,18 @@ class GrammarCompiler {
   // The grammar for a request: its output constraint, else (with tools active) its tool
   // calls: forced for tool_choice required / named, lazy for auto when `lazy_tools`.
   // Null when nothing constrains the output. Thread safe.
-  std::shared_ptr<const structured::CompiledGrammar> compile(const OutputConstraint& c,
-                                                             const ToolRequest& tools,
-                                                             ToolSyntax syntax,
-                                                             bool lazy_tools = false);
-  // A GBNF text directly (with the special literals its vocabulary must spell).
+  // With a reasoning syntax, the grammar applies to the answer only: a thought (free text
+  // up to the end marker) comes first -- always when `starts_in_reasoning` (the prompt
+  // opened it), else optionally, opened by the start marker.
+  std::shared_ptr<const structured::CompiledGrammar> compile(
+      const OutputConstraint& c, const ToolRequest& tools, ToolSyntax syntax,
+      bool lazy_tools = false, ReasoningSyntax reasoning = ReasoningSyntax::NONE,
+      bool starts_in_reasoning = false);
+  // A GBNF text directly (with the special literals its vocabulary must spell), started at
+  // rule `root`.
   std::shared_ptr<const structured::CompiledGrammar> compile_gbnf(
       const std::string& gbnf, const std::string& field,
-      const std::vector<std::string>& special_literals = {});
+      const std::vector<std::string>& special_literals = {}, const std::string& root = "root");
 
   struct Stats {
     int64_t compiled = 0, cache_hits = 0;

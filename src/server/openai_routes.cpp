@@ -203,7 +203,8 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
   const bool lazy_tools = syntax == ToolSyntax::HERMES || syntax == ToolSyntax::MISTRAL ||
                           syntax == ToolSyntax::MISTRAL_ARGS;
   cr.gen.grammar =
-      grammars_.compile(cr.constraint, chat ? cr.tools : ToolRequest{}, syntax, lazy_tools);
+      grammars_.compile(cr.constraint, chat ? cr.tools : ToolRequest{}, syntax, lazy_tools,
+                        chat_prompt.output.reasoning, chat_prompt.output.starts_in_reasoning);
   const int max_len = engine_->max_model_len();
   std::vector<int> max_tokens;
   for (const auto& p : prompts) {

@@ -241,3 +241,18 @@ TEST(ToolCallGrammar, BadParametersAre400) {
     EXPECT_NE(std::string(e.what()).find("'not'"), std::string::npos);
   }
 }
+
+TEST(ToolCallGrammar, ReasoningComesFirst) {
+  const std::string g = choice_gbnf({"yes", "no"});
+  for (bool starts : {false, true}) {
+    std::string root;
+    const std::string text = with_reasoning_gbnf(g, starts, root);
+    auto vocab =
+        std::make_shared<TokenVocab>(std::vector<std::string>{"x"}, std::vector<int32_t>{});
+    auto cg = std::make_shared<CompiledGrammar>(parse_gbnf(text, root), vocab);
+    const std::string thought = "hmm </thin> <think> ok</think>\n";
+    EXPECT_TRUE(full(cg, (starts ? "" : "<think>") + thought + "yes"));
+    EXPECT_FALSE(full(cg, (starts ? "" : "<think>") + thought + "maybe"));
+    EXPECT_EQ(full(cg, "no"), !starts);
+  }
+}
