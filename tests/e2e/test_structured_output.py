@@ -46,12 +46,15 @@ def test_suite_covers_every_keyword():
         jsonschema.Draft202012Validator.check_schema(schema)
 
 
-def test_json_schema_conformance(smol, capsys):
+@pytest.mark.parametrize("extra,max_cut", [({}, 0.2), ({"repetition_penalty": 1.1}, 0.1)])
+def test_json_schema_conformance(smol, capsys, extra, max_cut):
+    """Greedy, and greedy with a mild repetition penalty (which breaks most of SmolLM2's
+    loops): every output that finished validates."""
     client = smol.client()
 
     def run(entry):
         name, schema, prompt = entry
-        r = chat(client, prompt, max_tokens=160, response_format={
+        r = chat(client, prompt, max_tokens=160, extra_body=extra, response_format={
             "type": "json_schema", "json_schema": {"name": name, "schema": schema,
                                                    "strict": True}})
         return name, schema, r.choices[0]
@@ -69,10 +72,10 @@ def test_json_schema_conformance(smol, capsys):
         jsonschema.validate(value, schema, format_checker=CHECKER)
         n_valid += 1
     with capsys.disabled():
-        print(f"\n[conformance] {len(SCHEMAS)} schemas: {n_valid} finished and valid, "
+        print(f"\n[conformance {extra}] {len(SCHEMAS)} schemas: {n_valid} finished and valid, "
               f"{len(cut)} cut at max_tokens {cut}")
     assert n_valid + len(cut) == len(SCHEMAS)
-    assert len(cut) <= len(SCHEMAS) // 5, cut
+    assert len(cut) <= int(len(SCHEMAS) * max_cut), cut
 
 
 def test_json_object_always_parses(smol):
