@@ -7,6 +7,7 @@
 #include <random>
 
 #include "server/api_error.h"
+#include "server/chat_output.h"
 #include "server/grammar_compiler.h"
 #include "structured/json_schema.h"
 #include "structured/regex.h"
@@ -254,5 +255,67 @@ TEST(ToolCallGrammar, ReasoningComesFirst) {
     EXPECT_TRUE(full(cg, (starts ? "" : "<think>") + thought + "yes"));
     EXPECT_FALSE(full(cg, (starts ? "" : "<think>") + thought + "maybe"));
     EXPECT_EQ(full(cg, "no"), !starts);
+  }
+}
+
+// Whatever a model writes under a forced tool-call grammar parses as calls of the callable
+// functions with arguments that are JSON objects: random walks (single-byte tokens) through
+// each family's call language, then the family's parser.
+TEST(ToolCallGrammar, ForcedOutputsAlwaysParse) {
+  ToolRequest tools;
+  for (const char* name : {"get_weather", "get_time"}) {
+    ToolDef f;
+    f.name = name;
+    f.parameters = {{"type", "object"},
+                    {"properties",
+                     {{"city", {{"type", "string"}, {"maxLength", 6}}},
+                      {"days", {{"type", "integer"}, {"minimum", 1}, {"maximum", 7}}}}},
+                    {"required", {"city"}},
+                    {"additionalProperties", false}};
+    tools.tools.push_back(f);
+  }
+  std::vector<std::string> bytes;
+  for (int b = 1; b < 128; ++b) bytes.push_back(std::string(1, static_cast<char>(b)));
+  auto vocab = std::make_shared<TokenVocab>(bytes, std::vector<int32_t>{});
+  std::mt19937 rng(11);
+  for (ToolSyntax syn : {ToolSyntax::HERMES, ToolSyntax::LLAMA3_JSON, ToolSyntax::MISTRAL,
+                         ToolSyntax::MISTRAL_ARGS, ToolSyntax::GENERIC}) {
+    for (ToolChoice choice : {ToolChoice::REQUIRED, ToolChoice::NAMED}) {
+      tools.choice = choice;
+      tools.named = "get_time";
+      tools.parallel = false;
+      auto cg = std::make_shared<CompiledGrammar>(
+          parse_gbnf(tool_call_gbnf(tool_call_grammar_spec(syn, tools))), vocab);
+      for (int walk = 0; walk < 10; ++walk) {
+        GrammarMatcher m(cg);
+        std::string text;
+        for (int step = 0; step < 400 && !m.complete(); ++step) {
+          if (m.accepting() && rng() % 4 == 0) break;
+          TokenBitmask mask;
+          m.fill_mask(mask);
+          std::vector<int32_t> allowed;
+          for (int32_t t = 0; t < vocab->n_vocab(); ++t)
+            if ((mask[t >> 6] >> (t & 63)) & 1) allowed.push_back(t);
+          ASSERT_FALSE(allowed.empty()) << text;
+          // Late in the walk, close things: quotes, braces, brackets.
+          std::vector<int32_t> closers;
+          for (int32_t a : allowed)
+            if (std::string("\"}]>").find(bytes[a][0]) != std::string::npos) closers.push_back(a);
+          const auto& from = (step > 60 && !closers.empty()) ? closers : allowed;
+          const int32_t t = from[std::uniform_int_distribution<size_t>(0, from.size() - 1)(rng)];
+          ASSERT_TRUE(m.accept_token(t));
+          text += bytes[t];
+        }
+        ASSERT_TRUE(m.accepting()) << text;
+        ChatOutputOptions o;
+        o.parse_tools = true;
+        o.tools = syn;
+        const ParsedMessage msg = parse_chat_output(o, text);
+        ASSERT_EQ(msg.tool_calls.size(), 1u) << tool_syntax_name(syn) << ": " << text;
+        if (choice == ToolChoice::NAMED) EXPECT_EQ(msg.tool_calls[0].name, "get_time");
+        const auto args = nlohmann::json::parse(msg.tool_calls[0].arguments);
+        EXPECT_TRUE(args.is_object() && args.contains("city")) << text;
+      }
+    }
   }
 }
