@@ -1,6 +1,7 @@
 #include "structured/token_mask.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <limits>
@@ -158,10 +159,15 @@ std::shared_ptr<const CompiledGrammar::MaskEntry> CompiledGrammar::compute(
   return out;
 }
 
-size_t CompiledGrammar::precompute() const {
+size_t CompiledGrammar::precompute(double max_seconds) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto out_of_time = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >
+           max_seconds;
+  };
   StackStore st(g_);
   std::vector<std::vector<uint32_t>> keys;
-  for (uint32_t r = 0; r < g_.rules.size(); ++r) {
+  for (uint32_t r = 0; r < g_.rules.size() && !out_of_time(); ++r) {
     if (g_.rules[r].generated) continue;
     for (uint32_t a : g_.rules[r].alts)
       for (uint32_t p = a; g_.elems[p].kind != Element::END; ++p) {
@@ -179,8 +185,13 @@ size_t CompiledGrammar::precompute() const {
   }
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  for (const auto& k : keys) entry(k);
-  return keys.size();
+  size_t n = 0;
+  for (const auto& k : keys) {
+    if (out_of_time()) break;
+    entry(k);
+    ++n;
+  }
+  return n;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -88,8 +88,9 @@ class CompiledGrammar {
   // The entry for a key (frame positions, top first); computed on first use.
   std::shared_ptr<const MaskEntry> entry(const std::vector<uint32_t>& key) const;
   // Computes the entries of every key a named rule's positions start (what requests will
-  // look up), so that requests find them ready. Returns the number of entries.
-  size_t precompute() const;
+  // look up), so that requests find them ready; stops after `max_seconds` (a huge grammar
+  // leaves the rest to be computed on first use). Returns the number of entries computed.
+  size_t precompute(double max_seconds = 2.0) const;
   size_t n_entries() const;
 
  private:
