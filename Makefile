@@ -5,7 +5,7 @@ MODEL      ?= models/SmolLM2-135M-Instruct-Q4_1.gguf
 HOST       ?= 127.0.0.1
 PORT       ?= 8080
 APT_DEPS   := cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev \
-              libutf8proc-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev python3-jinja2 unzip \
+              libutf8proc-dev libcpp-httplib-dev libboost-dev libgtest-dev libbenchmark-dev python3-jinja2 unzip \
               tmux chromium chromium-driver python3-dev python3-venv
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
