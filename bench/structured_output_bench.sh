@@ -3,7 +3,8 @@
 # and 32, unconstrained vs a nested JSON Schema (response_format), same server, same run;
 # then bench_grammar's compile and mask timings for the conformance suite's schemas.
 # With LLAMA_SERVER=/path/to/llama-server, the same load against llama-server with the
-# schema in its `json_schema` field, for comparison.
+# schema in its `json_schema` field, for comparison. Prefix caching is off: both runs send
+# the same prompts, and the second must not find them cached.
 #
 #   bench/structured_output_bench.sh [MODEL.gguf] [PORT]
 set -euo pipefail
@@ -35,7 +36,7 @@ run_bench() {  # port label concurrency n extra-body
 }
 
 "$BUILD/tessera" serve -m "$MODEL" --host 127.0.0.1 --port "$PORT" -t "$THREADS" \
-  --max-num-seqs 32 >/tmp/so_bench_server.log 2>&1 &
+  --max-num-seqs 32 --no-prefix-caching >/tmp/so_bench_server.log 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
