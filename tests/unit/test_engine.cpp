@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <string>
+#include <thread>
 
 #include "engine/engine.h"
+#include "engine/sequence_runner.h"
 #include "models/model.h"
 
 namespace tessera {
@@ -60,7 +62,7 @@ TEST(Engine, BatchedEqualsOneAtATime) {
   for (size_t i = 0; i < ps.size(); ++i) {
     std::vector<Engine::Result> alone = engine.generate({ps[i]}, greedy(40));
     EXPECT_EQ(ids(alone[0]), ids(together[i])) << "prompt " << i;
-    EXPECT_EQ(together[i].finish, FinishReason::LENGTH);
+    EXPECT_EQ(together[i].finish, RequestStatus::FINISHED_LENGTH);
     EXPECT_EQ(together[i].tokens.size(), 40u);
   }
 }
@@ -115,9 +117,9 @@ TEST(Engine, RejectsBadRequestsAndAbortsCleanly) {
   auto s = engine.submit({1, 400, 500}, greedy(50));
   engine.abort(s->id());
   RequestUpdate u;
-  for (int i = 0; i < 1000 && u.finish == FinishReason::NONE; ++i)
+  for (int i = 0; i < 1000 && !is_finished(u.finish); ++i)
     s->next(u, std::chrono::milliseconds(10));
-  EXPECT_EQ(u.finish, FinishReason::ABORT);
+  EXPECT_EQ(u.finish, RequestStatus::FINISHED_ABORTED);
   EXPECT_LT(u.tokens.size(), 50u);
   for (int i = 0; i < 200 && engine.metrics().kv_blocks_used != 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -151,7 +153,7 @@ TEST(Engine, StopTokenIdsEndAChoiceLikeEndOfGeneration) {
   GenerateParams p = greedy(30);  // ignore_eos: stop ids apply all the same
   p.stop_token_ids = {full[k]};
   const Engine::Result r = engine.generate({ps[0]}, p)[0];
-  EXPECT_EQ(r.finish, FinishReason::STOP);
+  EXPECT_EQ(r.finish, RequestStatus::FINISHED_STOPPED);
   EXPECT_EQ(ids(r), std::vector<int32_t>(full.begin(), full.begin() + k));
   p.stop_token_ids = {model->config().n_vocab};
   EXPECT_THROW(engine.submit(ps[0], p), Error);
@@ -193,6 +195,57 @@ TEST(Engine, LogprobsRankTheChosenToken) {
     }
   }
   EXPECT_GT(n_outside, 0);
+}
+
+TEST(Engine, InFlightUntilTheStreamIsReleasedAndAbortAll) {
+  auto model = load_model(kModel, {.n_threads = 1});
+  Engine engine(*model, small_config(16));
+  auto ps = prompts(*model);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 3; ++i) streams.push_back(engine.submit(ps[i], greedy(100)));
+  EXPECT_EQ(engine.n_inflight(), 3);
+  engine.abort_all();
+  for (auto& s : streams) {
+    RequestUpdate u;
+    for (int i = 0; i < 1000 && !is_finished(u.finish); ++i)
+      s->next(u, std::chrono::milliseconds(10));
+    EXPECT_EQ(u.finish, RequestStatus::FINISHED_ABORTED);
+    EXPECT_STREQ(finish_reason_text(u.finish), "abort");
+  }
+  // Finished, but the consumer still holds its streams (a server still writing them).
+  EXPECT_EQ(engine.n_inflight(), 3);
+  streams.clear();
+  for (int i = 0; i < 200 && engine.n_inflight() != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(engine.n_inflight(), 0);
+  EXPECT_EQ(finish_reason_text(RequestStatus::RUNNING), nullptr);
+  EXPECT_STREQ(finish_reason_text(RequestStatus::FINISHED_LENGTH), "length");
+}
+
+// Scoring (SequenceRunner) and generation (Engine) run through the same ModelRunner: the
+// logits a scorer sees for a long prompt (tiled attention order) and for single decode steps
+// pick the same greedy tokens as the engine.
+TEST(ModelRunner, ScoringAndGenerationAgree) {
+  auto model = load_model(kModel, {.n_threads = 1});
+  std::vector<int32_t> prompt;
+  for (const auto& p : prompts(*model)) prompt.insert(prompt.end(), p.begin(), p.end());
+  ASSERT_GE(prompt.size(), static_cast<size_t>(kTiledPromptMin));
+  const int n = 12;
+  Engine engine(*model, small_config(16, 256));
+  const std::vector<int32_t> generated = ids(engine.generate({prompt}, greedy(n))[0]);
+
+  SequenceRunner sr(*model, 256);
+  const int n_vocab = model->config().n_vocab;
+  std::vector<float> logits(n_vocab);
+  std::vector<int32_t> scored;
+  sr.eval(prompt, {static_cast<int32_t>(prompt.size()) - 1}, logits.data(), 512);
+  for (int i = 0; i < n; ++i) {
+    const int32_t t =
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    scored.push_back(t);
+    sr.eval({t}, {0}, logits.data(), 1);
+  }
+  EXPECT_EQ(scored, generated);
 }
 
 }  // namespace
