@@ -223,29 +223,33 @@ TEST(Engine, InFlightUntilTheStreamIsReleasedAndAbortAll) {
 }
 
 // Scoring (SequenceRunner) and generation (Engine) run through the same ModelRunner: the
-// logits a scorer sees for a long prompt (tiled attention order) and for single decode steps
-// pick the same greedy tokens as the engine.
+// logits a scorer sees for a long prompt (tiled attention order) and for single decode
+// steps are bit for bit those the engine samples from (same tokens, same log-probabilities).
 TEST(ModelRunner, ScoringAndGenerationAgree) {
   auto model = load_model(kModel, {.n_threads = 1});
   std::vector<int32_t> prompt;
-  for (const auto& p : prompts(*model)) prompt.insert(prompt.end(), p.begin(), p.end());
+  for (int k = 0; k < 2; ++k)
+    for (const auto& p : prompts(*model)) prompt.insert(prompt.end(), p.begin(), p.end());
   ASSERT_GE(prompt.size(), static_cast<size_t>(kTiledPromptMin));
   const int n = 12;
   Engine engine(*model, small_config(16, 256));
-  const std::vector<int32_t> generated = ids(engine.generate({prompt}, greedy(n))[0]);
+  GenerateParams p = greedy(n);
+  p.logprobs = 0;
+  const Engine::Result generated = engine.generate({prompt}, p)[0];
+  ASSERT_EQ(generated.tokens.size(), static_cast<size_t>(n));
 
   SequenceRunner sr(*model, 256);
   const int n_vocab = model->config().n_vocab;
   std::vector<float> logits(n_vocab);
-  std::vector<int32_t> scored;
   sr.eval(prompt, {static_cast<int32_t>(prompt.size()) - 1}, logits.data(), 512);
   for (int i = 0; i < n; ++i) {
     const int32_t t =
         static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    scored.push_back(t);
+    const float lse = static_cast<float>(log_sum_exp(logits.data(), n_vocab));
+    EXPECT_EQ(t, generated.tokens[i].token) << i;
+    EXPECT_EQ(logits[t] - lse, generated.tokens[i].logprob) << i;
     sr.eval({t}, {0}, logits.data(), 1);
   }
-  EXPECT_EQ(scored, generated);
 }
 
 }  // namespace
