@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <string>
 
+#include "core/file.h"
 #include "engine/kv_manager.h"
 #include "engine/model_runner.h"
 #include "engine/scheduler.h"
@@ -57,20 +57,16 @@ bool RequestStream::next(RequestUpdate& out, std::chrono::milliseconds timeout) 
 
 namespace {
 
+// Available memory; 4 GiB where the system does not say.
+int64_t available_or_4gib() {
+  const size_t n = available_memory_bytes();
+  return n > 0 ? static_cast<int64_t>(n) : int64_t{4} << 30;
+}
+
 struct Live {
   Request req;  // carries its GenerateParams and Sampler for the runner
   std::shared_ptr<RequestStream> stream;
 };
-
-int64_t available_memory_bytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  int64_t kb;
-  std::string unit;
-  while (f >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return int64_t{4} << 30;
-}
 
 }  // namespace
 
@@ -123,7 +119,7 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   const int64_t budget =
       cfg_.kv_cache_bytes > 0
           ? cfg_.kv_cache_bytes
-          : static_cast<int64_t>(available_memory_bytes() * cfg_.kv_cache_fraction);
+          : static_cast<int64_t>(static_cast<double>(available_or_4gib()) * cfg_.kv_cache_fraction);
   const int64_t n_blocks = budget / static_cast<int64_t>(per_block);
   const int64_t need = (max_model_len_ + cfg_.block_size - 1) / cfg_.block_size;
   if (n_blocks < need)
