@@ -6,13 +6,14 @@ HOST       ?= 127.0.0.1
 PORT       ?= 8080
 APT_DEPS   := cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev \
               libutf8proc-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev python3-jinja2 unzip \
-              tmux chromium chromium-driver python3-dev python3-venv
+              tmux chromium chromium-driver python3-dev python3-venv \
+              clang-format
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PYVENV     := $(BUILD)/pyvenv
 CCACHE     := $(shell command -v ccache)
 
-.PHONY: all deps venv python build model serve test clean bench-models bench-kernels
+.PHONY: all deps venv python build checked model serve test clean bench-models bench-kernels
 
 all: build
 
@@ -57,8 +58,19 @@ model:
 serve: build model
 	$(BUILD)/tessera serve -m $(MODEL) --host $(HOST) --port $(PORT)
 
-test: build model venv python
-	scripts/run_tests.sh $(BUILD)
+# The checked tiers of scripts/run_tests.sh: a Debug build (asserts on) with ASan + UBSan,
+# and a TSan build, each of the CLI and the unit tests.
+SAN_LAUNCHER := $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE) -DCMAKE_C_COMPILER_LAUNCHER=$(CCACHE))
+checked: deps
+	cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DTESSERA_SANITIZE=address,undefined $(SAN_LAUNCHER)
+	cmake --build $(BUILD)-asan -j $(JOBS) --target tessera tessera_tests
+	cmake -S . -B $(BUILD)-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTESSERA_SANITIZE=thread \
+	  $(SAN_LAUNCHER)
+	cmake --build $(BUILD)-tsan -j $(JOBS) --target tessera tessera_tests
+
+test: build checked model venv python
+	TESSERA_REQUIRE_CHECKED=1 scripts/run_tests.sh $(BUILD)
 
 # Google Benchmark micro-benchmarks of the CPU kernels (one thread; bench/README.md).
 bench-kernels: build
@@ -69,4 +81,4 @@ bench-models: build
 	bench/make_synth_models.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan
