@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "core/file.h"
 #include "engine/kv_manager.h"
 #include "engine/model_runner.h"
 #include "engine/scheduler.h"
+#include "models/encoder.h"
 
 namespace tessera {
 
@@ -103,6 +105,8 @@ struct Engine::Impl {
   // The one place that decides the end of generation after `token` was appended to r.
   RequestStatus check_stop(const Request& r, int32_t token) const;
   void finish(Live& l, RequestStatus status);
+  // The model threw during `out`: its requests end (aborted) and the error is logged.
+  void fail_step(const SchedulerOutput& out, const char* what);
   void count_step(const SchedulerOutput& out, int64_t n_sampled);
   void refresh_gauges();  // under metrics_mu
 };
@@ -112,6 +116,10 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   if (cfg_.block_size < 1 || cfg_.block_size > 1024) throw Error("block size out of range");
   if (cfg_.max_num_seqs < 1) throw Error("max_num_seqs must be >= 1");
   if (cfg_.max_num_batched_tokens < 1) throw Error("max_num_batched_tokens must be >= 1");
+  // An encoder has no language-model head: refused here, not on the engine thread.
+  if (dynamic_cast<const EncoderModel*>(&model) != nullptr)
+    throw Error("'" + mc.arch +
+                "' is an encoder: it computes embeddings and scores, it does not generate text");
   max_model_len_ = cfg_.max_model_len > 0 ? cfg_.max_model_len : std::min(mc.n_ctx_train, 8192);
 
   const size_t per_block =
@@ -262,7 +270,13 @@ void Engine::loop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
-    RunnerOutput ro = s.runner->run(out);
+    RunnerOutput ro;
+    try {
+      ro = s.runner->run(out);
+    } catch (const std::exception& e) {
+      s.fail_step(out, e.what());  // never let a model error end the engine thread
+      continue;
+    }
     s.sched->step_done(out);
     s.update_from_output(out, ro);
   }
@@ -344,6 +358,16 @@ void Engine::Impl::update_from_output(const SchedulerOutput& out, RunnerOutput& 
   }
   std::lock_guard<std::mutex> lock(metrics_mu);
   refresh_gauges();  // after the finished requests have left
+}
+
+void Engine::Impl::fail_step(const SchedulerOutput& out, const char* what) {
+  std::fprintf(stderr, "engine: the model failed a step: %s\n", what);
+  for (const ScheduledItem& it : out.items) {
+    auto l = live.find(it.req->id);
+    if (l == live.end()) continue;
+    finish(*l->second, RequestStatus::FINISHED_ABORTED);
+    live.erase(l);
+  }
 }
 
 void Engine::Impl::finish(Live& l, RequestStatus status) {

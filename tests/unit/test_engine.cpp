@@ -222,6 +222,16 @@ TEST(Engine, InFlightUntilTheStreamIsReleasedAndAbortAll) {
   EXPECT_STREQ(finish_reason_text(RequestStatus::FINISHED_LENGTH), "length");
 }
 
+TEST(Engine, RefusesAnEncoder) {
+  auto model = load_model(std::string(TESSERA_TEST_DATA) + "/encoders/bert-cross");
+  try {
+    Engine engine(*model, small_config(16));
+    FAIL() << "an encoder was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("encoder"), std::string::npos) << e.what();
+  }
+}
+
 // Scoring (SequenceRunner) and generation (Engine) run through the same ModelRunner: the
 // logits a scorer sees for a long prompt (tiled attention order) and for single decode
 // steps are bit for bit those the engine samples from (same tokens, same log-probabilities).
