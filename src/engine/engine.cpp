@@ -3,27 +3,31 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <string>
 
+#include "core/file.h"
 #include "engine/kv_manager.h"
+#include "engine/model_runner.h"
 #include "engine/scheduler.h"
+#include "models/encoder.h"
 #include "structured/sequence_grammar.h"
 
 namespace tessera {
 
-const char* finish_reason_name(FinishReason r) {
-  switch (r) {
-    case FinishReason::STOP:
+const char* finish_reason_text(RequestStatus s) {
+  switch (s) {
+    case RequestStatus::FINISHED_STOPPED:
       return "stop";
-    case FinishReason::LENGTH:
+    case RequestStatus::FINISHED_LENGTH:
       return "length";
-    case FinishReason::ABORT:
+    case RequestStatus::FINISHED_ABORTED:
       return "abort";
-    case FinishReason::NONE:
+    case RequestStatus::WAITING:
+    case RequestStatus::RUNNING:
+    case RequestStatus::PREEMPTED:
       break;
   }
-  return "";
+  return nullptr;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -45,7 +49,7 @@ bool RequestStream::next(RequestUpdate& out, std::chrono::milliseconds timeout) 
     for (auto& t : u.tokens) out.tokens.push_back(std::move(t));
     out.n_prompt_tokens = u.n_prompt_tokens;
     out.n_cached_tokens = u.n_cached_tokens;
-    if (u.finish != FinishReason::NONE) out.finish = u.finish;
+    if (is_finished(u.finish)) out.finish = u.finish;
     queue_.pop_front();
   }
   return true;
@@ -56,54 +60,60 @@ bool RequestStream::next(RequestUpdate& out, std::chrono::milliseconds timeout) 
 
 namespace {
 
-struct Live {
-  Request req;
-  GenerateParams params;
-  Sampler sampler;
-  std::shared_ptr<RequestStream> stream;
-  std::unique_ptr<structured::SequenceGrammar> grammar;  // null: unconstrained
-  Live(Request r, const GenerateParams& p, int n_vocab, std::shared_ptr<RequestStream> s)
-      : req(std::move(r)), params(p), sampler(p.sampling, n_vocab), stream(std::move(s)) {}
-};
-
-int64_t available_memory_bytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  int64_t kb;
-  std::string unit;
-  while (f >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return int64_t{4} << 30;
+// Available memory; 4 GiB where the system does not say.
+int64_t available_or_4gib() {
+  const size_t n = available_memory_bytes();
+  return n > 0 ? static_cast<int64_t>(n) : int64_t{4} << 30;
 }
+
+struct Live {
+  Request req;  // carries its GenerateParams and Sampler for the runner
+  std::shared_ptr<RequestStream> stream;
+};
 
 }  // namespace
 
 struct Engine::Impl {
+  Impl(Engine& e) : engine(e) {}
+  Engine& engine;
   std::unique_ptr<KVCache> kv;
   std::unique_ptr<KVCacheManager> kvm;
   std::unique_ptr<Scheduler> sched;
+  std::unique_ptr<ModelRunner> runner;
 
   // Input side, guarded by mu.
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::unique_ptr<Live>> incoming;
   std::vector<uint64_t> aborts;
+  bool abort_everything = false;
   int n_queued = 0;  // submitted and not yet running or finished
   bool stop = false;
   uint64_t next_id = 1;
 
   // Engine thread state.
   std::unordered_map<uint64_t, std::unique_ptr<Live>> live;
-  std::vector<int32_t> tokens, pos, seq_of, slots, out_rows;
-  std::vector<uint8_t> prompt_tiled;  // per batch row: AttentionBatch::prompt_tiled
-  std::vector<const int32_t*> tables;
-  std::vector<float> logits, scratch;
 
   mutable std::mutex metrics_mu;
   EngineMetrics metrics;
 
-  // Token masks of constrained sequences, computed beside the forward pass.
+  // Token masks of constrained requests, computed beside the forward pass. Declared after
+  // `live`: destroyed first, it finishes the jobs of requests still alive.
   std::unique_ptr<structured::MaskWorker> mask_worker;
+
+  // Engine thread. Waits for work, takes submissions and aborts; false once stopping
+  // (everything left was aborted).
+  bool take_input();
+  // The output processor: appends the sampled tokens to their requests, decides which
+  // requests finished and tells every consumer.
+  void update_from_output(const SchedulerOutput& out, RunnerOutput& ro);
+  // The one place that decides the end of generation after `token` was appended to r.
+  RequestStatus check_stop(const Request& r, int32_t token) const;
+  void finish(Live& l, RequestStatus status);
+  // The model threw during `out`: its requests end (aborted) and the error is logged.
+  void fail_step(const SchedulerOutput& out, const char* what);
+  void count_step(const SchedulerOutput& out, int64_t n_sampled);
+  void refresh_gauges();  // under metrics_mu
 };
 
 Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg) {
@@ -111,6 +121,10 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   if (cfg_.block_size < 1 || cfg_.block_size > 1024) throw Error("block size out of range");
   if (cfg_.max_num_seqs < 1) throw Error("max_num_seqs must be >= 1");
   if (cfg_.max_num_batched_tokens < 1) throw Error("max_num_batched_tokens must be >= 1");
+  // An encoder has no language-model head: refused here, not on the engine thread.
+  if (dynamic_cast<const EncoderModel*>(&model) != nullptr)
+    throw Error("'" + mc.arch +
+                "' is an encoder: it computes embeddings and scores, it does not generate text");
   max_model_len_ = cfg_.max_model_len > 0 ? cfg_.max_model_len : std::min(mc.n_ctx_train, 8192);
 
   const size_t per_block =
@@ -118,7 +132,7 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   const int64_t budget =
       cfg_.kv_cache_bytes > 0
           ? cfg_.kv_cache_bytes
-          : static_cast<int64_t>(available_memory_bytes() * cfg_.kv_cache_fraction);
+          : static_cast<int64_t>(static_cast<double>(available_or_4gib()) * cfg_.kv_cache_fraction);
   const int64_t n_blocks = budget / static_cast<int64_t>(per_block);
   const int64_t need = (max_model_len_ + cfg_.block_size - 1) / cfg_.block_size;
   if (n_blocks < need)
@@ -128,7 +142,7 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
                 std::to_string(max_model_len_) + "; raise the KV memory or lower max_model_len");
   if (n_blocks > (int64_t{1} << 30) / cfg_.block_size) throw Error("KV cache too large");
 
-  impl_ = std::make_unique<Impl>();
+  impl_ = std::make_unique<Impl>(*this);
   impl_->kv = model.make_kv_cache(static_cast<int>(n_blocks), cfg_.block_size);
   impl_->kvm = std::make_unique<KVCacheManager>(static_cast<int>(n_blocks), cfg_.block_size,
                                                 cfg_.enable_prefix_caching);
@@ -136,16 +150,9 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   sc.max_num_seqs = cfg_.max_num_seqs;
   sc.max_num_batched_tokens = cfg_.max_num_batched_tokens;
   impl_->sched = std::make_unique<Scheduler>(sc, *impl_->kvm);
-  impl_->logits.resize(static_cast<size_t>(cfg_.max_num_seqs) * mc.n_vocab);
+  impl_->runner = std::make_unique<ModelRunner>(model, *impl_->kv, cfg_.block_size);
   impl_->metrics.kv_blocks_total = static_cast<int>(n_blocks);
   impl_->metrics.block_size = cfg_.block_size;
-  std::fprintf(stderr,
-               "engine: KV cache %lld blocks x %d tokens (%.1f MiB, %lld tokens), max_model_len "
-               "%d, max_num_seqs %d, max_num_batched_tokens %d, prefix caching %s\n",
-               static_cast<long long>(n_blocks), cfg_.block_size, impl_->kv->bytes() / 1048576.0,
-               static_cast<long long>(n_blocks * cfg_.block_size), max_model_len_,
-               cfg_.max_num_seqs, cfg_.max_num_batched_tokens,
-               cfg_.enable_prefix_caching ? "on" : "off");
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -193,13 +200,14 @@ std::vector<std::shared_ptr<RequestStream>> Engine::submit_all(
   if (!accepting_ || impl_->stop) throw EngineBusy("the server is shutting down", true);
   // All or nothing: a group that does not fit takes no slot another request could use.
   // Free running slots take queued requests on the next step, so they count as room.
-  const int n_running = n_inflight_.load() - impl_->n_queued;
+  const int n_running = n_inflight_->load() - impl_->n_queued;
   const int room = cfg_.max_waiting + std::max(0, cfg_.max_num_seqs - n_running);
   if (impl_->n_queued + n_new > room)
     throw EngineBusy("too many requests are waiting (" + std::to_string(impl_->n_queued) +
                          (n_new > 1 ? ", and " + std::to_string(n_new) + " more asked for" : "") +
                          "); try again later",
                      false);
+  const int n_vocab = model_.config().n_vocab;
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (size_t i = 0; i < prompts.size(); ++i) {
     Request r;
@@ -207,13 +215,13 @@ std::vector<std::shared_ptr<RequestStream>> Engine::submit_all(
     r.n_prompt = static_cast<int>(prompts[i].size());
     r.tokens = std::move(prompts[i]);
     r.max_tokens = params[i].max_tokens;
-    auto stream = std::make_shared<RequestStream>(r.id);
-    impl_->incoming.push_back(
-        std::make_unique<Live>(std::move(r), params[i], model_.config().n_vocab, stream));
+    r.params = params[i];
+    r.sampler = std::make_unique<Sampler>(params[i].sampling, n_vocab);
+    auto stream = std::make_shared<RequestStream>(r.id, n_inflight_);
+    impl_->incoming.push_back(std::make_unique<Live>(Live{std::move(r), stream}));
     streams.push_back(std::move(stream));
   }
   impl_->n_queued += n_new;
-  n_inflight_ += n_new;
   impl_->cv.notify_all();
   return streams;
 }
@@ -222,6 +230,14 @@ void Engine::abort(uint64_t id) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->aborts.push_back(id);
+  }
+  impl_->cv.notify_all();
+}
+
+void Engine::abort_all() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->abort_everything = true;
   }
   impl_->cv.notify_all();
 }
@@ -256,7 +272,7 @@ std::vector<Engine::Result> Engine::generate(const std::vector<std::vector<int32
       for (auto& t : u.tokens) r.tokens.push_back(std::move(t));
       r.n_prompt_tokens = u.n_prompt_tokens;
       r.n_cached_tokens = u.n_cached_tokens;
-      if (u.finish != FinishReason::NONE) {
+      if (is_finished(u.finish)) {
         r.finish = u.finish;
         streams[i].reset();
         ++done;
@@ -266,75 +282,10 @@ std::vector<Engine::Result> Engine::generate(const std::vector<std::vector<int32
   return results;
 }
 
+// One engine step: schedule -> run the model and sample -> apply the output.
 void Engine::loop() {
   Impl& s = *impl_;
-  const ModelConfig& mc = model_.config();
-  const Tokenizer& tok = model_.tokenizer();
-  const int n_vocab = mc.n_vocab;
-  const int B = cfg_.block_size;
-
-  auto finish = [&](Live& l, FinishReason why, RequestStatus status) {
-    s.sched->finish(&l.req, status);
-    {
-      // Before the client hears of the end, so /metrics read right after agrees with it.
-      std::lock_guard<std::mutex> lock(s.metrics_mu);
-      ++s.metrics.requests_finished;
-      s.metrics.n_running = s.sched->n_running();
-      s.metrics.n_waiting = s.sched->n_waiting();
-      s.metrics.kv_blocks_used = s.kvm->pool().n_used();
-    }
-    RequestUpdate u;
-    u.finish = why;
-    u.n_prompt_tokens = l.req.n_prompt;
-    u.n_cached_tokens = std::max(0, l.req.n_cached_prompt);
-    l.stream->push(std::move(u));
-    --n_inflight_;
-  };
-
-  for (;;) {
-    std::vector<std::unique_ptr<Live>> incoming;
-    std::vector<uint64_t> aborts;
-    bool stop;
-    {
-      std::unique_lock<std::mutex> lock(s.mu);
-      s.cv.wait(lock, [&] {
-        return s.stop || !s.incoming.empty() || !s.aborts.empty() || s.sched->has_work();
-      });
-      incoming.swap(s.incoming);
-      aborts.swap(s.aborts);
-      stop = s.stop;
-    }
-    for (auto& l : incoming) {
-      if (l->params.grammar) {
-        if (!s.mask_worker) s.mask_worker = std::make_unique<structured::MaskWorker>();
-        l->grammar =
-            std::make_unique<structured::SequenceGrammar>(l->params.grammar, s.mask_worker.get());
-        l->grammar->prefetch();  // the first mask, beside the prompt's prefill
-      }
-      s.sched->add(&l->req);
-      const uint64_t id = l->req.id;
-      s.live.emplace(id, std::move(l));
-    }
-    for (uint64_t id : aborts) {
-      auto it = s.live.find(id);
-      if (it == s.live.end()) continue;
-      finish(*it->second, FinishReason::ABORT, RequestStatus::FINISHED_ABORTED);
-      s.live.erase(it);
-    }
-    if (!aborts.empty()) {
-      // An abort frees blocks outside a step; the engine may go idle right after, so the
-      // gauges are refreshed here too, not only at the end of the next step.
-      std::lock_guard<std::mutex> lock(s.metrics_mu);
-      s.metrics.n_running = s.sched->n_running();
-      s.metrics.n_waiting = s.sched->n_waiting();
-      s.metrics.kv_blocks_used = s.kvm->pool().n_used();
-    }
-    if (stop) {
-      for (auto& [id, l] : s.live) finish(*l, FinishReason::ABORT, RequestStatus::FINISHED_ABORTED);
-      s.live.clear();
-      return;
-    }
-
+  while (s.take_input()) {
     SchedulerOutput out = s.sched->schedule();
     {
       // Queued = submitted but not running: still in `incoming` or waiting in the scheduler.
@@ -347,144 +298,165 @@ void Engine::loop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
-
-    // Build the batch: tokens of every scheduled chunk, back to back.
-    s.tokens.clear();
-    s.pos.clear();
-    s.seq_of.clear();
-    s.slots.clear();
-    s.prompt_tiled.clear();
-    s.out_rows.clear();
-    s.tables.clear();
-    for (size_t i = 0; i < out.items.size(); ++i) {
-      const ScheduledItem& it = out.items[i];
-      const Request& r = *it.req;
-      s.tables.push_back(r.blocks.data());
-      for (int p = it.start; p < it.start + it.n_new; ++p) {
-        s.tokens.push_back(r.tokens[p]);
-        s.pos.push_back(p);
-        s.seq_of.push_back(static_cast<int32_t>(i));
-        s.slots.push_back(r.blocks[p / B] * B + p % B);
-        s.prompt_tiled.push_back(p < r.n_prompt && r.n_prompt >= kTiledPromptMin);
-      }
-      if (it.sample) s.out_rows.push_back(static_cast<int32_t>(s.tokens.size()) - 1);
+    RunnerOutput ro;
+    try {
+      ro = s.runner->run(out);
+    } catch (const std::exception& e) {
+      s.fail_step(out, e.what());  // never let a model error end the engine thread
+      continue;
     }
-
-    ForwardBatch fb;
-    fb.n_tokens = static_cast<int>(s.tokens.size());
-    fb.tokens = s.tokens.data();
-    fb.pos = s.pos.data();
-    fb.seq_of = s.seq_of.data();
-    fb.slots = s.slots.data();
-    fb.block_tables = s.tables.data();
-    fb.prompt_tiled = s.prompt_tiled.data();
-    fb.n_out = static_cast<int>(s.out_rows.size());
-    fb.out_rows = s.out_rows.data();
-    model_.forward(fb, *s.kv, s.logits.data());
     s.sched->step_done(out);
+    s.update_from_output(out, ro);
+  }
+}
 
-    // Counters first: a client that has its last token may read /metrics at once, and
-    // must find this step in them.
-    {
-      int64_t n_prompt_tokens = 0;
-      for (const ScheduledItem& it : out.items) {
-        const Request& r = *it.req;
-        n_prompt_tokens += std::max(0, std::min(it.start + it.n_new, r.n_prompt) - it.start);
-      }
-      std::lock_guard<std::mutex> lock(s.metrics_mu);
-      EngineMetrics& m = s.metrics;
-      m.prefix_query_tokens = s.kvm->query_tokens();
-      m.prefix_hit_tokens = s.kvm->hit_tokens();
-      m.prompt_tokens_total += n_prompt_tokens;
-      m.generation_tokens_total += static_cast<int64_t>(s.out_rows.size());  // one per sample
-      m.preemptions_total += static_cast<int64_t>(out.preempted.size());
-      ++m.steps_total;
+bool Engine::Impl::take_input() {
+  std::vector<std::unique_ptr<Live>> in;
+  std::vector<uint64_t> ab;
+  bool stopping, everything;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] {
+      return stop || abort_everything || !incoming.empty() || !aborts.empty() || sched->has_work();
+    });
+    in.swap(incoming);
+    ab.swap(aborts);
+    stopping = stop;
+    everything = abort_everything;
+    abort_everything = false;
+  }
+  for (auto& l : in) {
+    if (l->req.params.grammar) {
+      if (!mask_worker) mask_worker = std::make_unique<structured::MaskWorker>();
+      l->req.grammar =
+          std::make_shared<structured::SequenceGrammar>(l->req.params.grammar, mask_worker.get());
+      l->req.grammar->prefetch();  // the first mask, beside the prompt's prefill
     }
+    sched->add(&l->req);
+    const uint64_t id = l->req.id;
+    live.emplace(id, std::move(l));
+  }
+  if (stopping || everything) {
+    for (auto& [id, l] : live) finish(*l, RequestStatus::FINISHED_ABORTED);
+    live.clear();
+    return !stopping;
+  }
+  for (uint64_t id : ab) {
+    auto it = live.find(id);
+    if (it == live.end()) continue;
+    finish(*it->second, RequestStatus::FINISHED_ABORTED);
+    live.erase(it);
+  }
+  return true;
+}
 
-    int row = 0;
-    for (const ScheduledItem& it : out.items) {
-      Request& r = *it.req;
-      if (!it.sample) continue;
-      float* lg = s.logits.data() + static_cast<size_t>(row++) * n_vocab;
-      Live& l = *s.live.at(r.id);
-      GeneratedToken g;
-      int n_allowed = -1;
-      if (l.params.logprobs >= 0) {
-        // Log-probabilities of the model's own distribution (before penalties/temperature).
-        const float mx = *std::max_element(lg, lg + n_vocab);
-        double sum = 0.0;
-        for (int v = 0; v < n_vocab; ++v) sum += std::exp(static_cast<double>(lg[v] - mx));
-        const float lse = mx + static_cast<float>(std::log(sum));
-        s.scratch.assign(lg, lg + n_vocab);
-        const int k = l.params.logprobs;
-        if (k > 0) {
-          std::vector<int32_t> idx(n_vocab);
-          for (int v = 0; v < n_vocab; ++v) idx[v] = v;
-          std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
-            return lg[a] > lg[b] || (lg[a] == lg[b] && a < b);
-          });
-          for (int j = 0; j < k; ++j) g.top.push_back({idx[j], lg[idx[j]] - lse});
-        }
-        if (l.grammar) n_allowed = l.grammar->apply(lg, n_vocab);
-        g.token = l.sampler.sample(lg, r.tokens);
-        g.logprob = s.scratch[g.token] - lse;
-        const float chosen = s.scratch[g.token];
-        g.rank = 1 + static_cast<int32_t>(std::count_if(s.scratch.begin(), s.scratch.end(),
-                                                        [&](float x) { return x > chosen; }));
-      } else {
-        if (l.grammar) n_allowed = l.grammar->apply(lg, n_vocab);
-        g.token = l.sampler.sample(lg, r.tokens);
-      }
-      // Under a grammar: end-of-generation is allowed only where it is complete; a token
-      // it rejects (none allowed at all) ends the sequence cleanly; a complete grammar ends
-      // it after this token.
+RequestStatus Engine::Impl::check_stop(const Request& r, int32_t token) const {
+  const std::vector<int32_t>& stop_ids = r.params.stop_token_ids;
+  const bool eog = engine.model_.tokenizer().is_eog(token);
+  // Under a grammar an end-of-generation token was allowed only where it is complete.
+  if (((!r.params.ignore_eos || r.grammar) && eog) ||
+      std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end())
+    return RequestStatus::FINISHED_STOPPED;
+  if (r.n_output() >= r.max_tokens || r.n_tokens() >= engine.max_model_len_)
+    return RequestStatus::FINISHED_LENGTH;
+  return RequestStatus::RUNNING;
+}
+
+void Engine::Impl::update_from_output(const SchedulerOutput& out, RunnerOutput& ro) {
+  int64_t n_sampled = 0;
+  for (const auto& toks : ro.sampled) n_sampled += static_cast<int64_t>(toks.size());
+  // Counters first: a client that has its last token may read /metrics at once, and must
+  // find this step in them.
+  count_step(out, n_sampled);
+
+  for (size_t i = 0; i < out.items.size(); ++i) {
+    if (ro.sampled[i].empty()) continue;
+    Request& r = *out.items[i].req;
+    Live& l = *live.at(r.id);
+    RequestUpdate u;
+    u.n_prompt_tokens = r.n_prompt;
+    u.n_cached_tokens = std::max(0, r.n_cached_prompt);
+    RequestStatus status = RequestStatus::RUNNING;
+    for (GeneratedToken& g : ro.sampled[i]) {
+      // Under a grammar: a token it rejects (none was allowed) ends the sequence cleanly,
+      // without the token; one that completes it ends the sequence after the token.
       bool grammar_done = false;
-      if (l.grammar && !tok.is_eog(g.token)) {
-        if (n_allowed == 0 || !l.grammar->accept(g.token)) {
-          finish(l, FinishReason::STOP, RequestStatus::FINISHED_STOPPED);
-          s.live.erase(r.id);
-          continue;
+      if (r.grammar && !engine.model_.tokenizer().is_eog(g.token)) {
+        if (!r.grammar->accept(g.token)) {
+          status = RequestStatus::FINISHED_STOPPED;
+          break;
         }
-        grammar_done = l.grammar->complete();
-        if (!grammar_done) l.grammar->prefetch();
+        grammar_done = r.grammar->complete();
+        if (!grammar_done) r.grammar->prefetch();
       }
       r.tokens.push_back(g.token);
-      RequestUpdate u;
-      u.n_prompt_tokens = r.n_prompt;
-      u.n_cached_tokens = std::max(0, r.n_cached_prompt);
-      const std::vector<int32_t>& stop_ids = l.params.stop_token_ids;
-      const bool eog = (!l.params.ignore_eos && tok.is_eog(g.token)) ||
-                       (l.grammar && tok.is_eog(g.token)) ||
-                       std::find(stop_ids.begin(), stop_ids.end(), g.token) != stop_ids.end();
-      u.tokens.push_back(std::move(g));
-      if (eog) {
-        u.tokens.pop_back();  // the end-of-generation token is not part of the text
-        u.finish = FinishReason::STOP;
-      } else if (grammar_done) {
-        u.finish = FinishReason::STOP;
-      } else if (r.n_output() >= r.max_tokens || r.n_tokens() >= max_model_len_) {
-        u.finish = FinishReason::LENGTH;
+      if (grammar_done) {
+        status = RequestStatus::FINISHED_STOPPED;
+        u.tokens.push_back(std::move(g));  // the grammar's last token is output
+        break;
       }
-      if (u.finish == FinishReason::NONE) {
-        l.stream->push(std::move(u));
-        continue;
-      }
-      const FinishReason why = u.finish;
-      u.finish = FinishReason::NONE;
-      if (!u.tokens.empty()) l.stream->push(std::move(u));
-      finish(l, why,
-             why == FinishReason::STOP ? RequestStatus::FINISHED_STOPPED
-                                       : RequestStatus::FINISHED_LENGTH);
-      s.live.erase(r.id);
+      status = check_stop(r, g.token);
+      // An end-of-generation token is not part of the output.
+      if (status != RequestStatus::FINISHED_STOPPED) u.tokens.push_back(std::move(g));
+      if (is_finished(status)) break;
     }
-
-    // Gauges after the finished requests have left.
-    std::lock_guard<std::mutex> lock(s.metrics_mu);
-    EngineMetrics& m = s.metrics;
-    m.n_running = s.sched->n_running();
-    m.n_waiting = s.sched->n_waiting();
-    m.kv_blocks_used = s.kvm->pool().n_used();
+    if (!is_finished(status)) {
+      l.stream->push(std::move(u));
+      continue;
+    }
+    if (!u.tokens.empty()) l.stream->push(std::move(u));
+    finish(l, status);
+    live.erase(r.id);
   }
+  std::lock_guard<std::mutex> lock(metrics_mu);
+  refresh_gauges();  // after the finished requests have left
+}
+
+void Engine::Impl::fail_step(const SchedulerOutput& out, const char* what) {
+  std::fprintf(stderr, "engine: the model failed a step: %s\n", what);
+  for (const ScheduledItem& it : out.items) {
+    auto l = live.find(it.req->id);
+    if (l == live.end()) continue;
+    finish(*l->second, RequestStatus::FINISHED_ABORTED);
+    live.erase(l);
+  }
+}
+
+void Engine::Impl::finish(Live& l, RequestStatus status) {
+  sched->finish(&l.req, status);
+  {
+    // Before the client hears of the end, so /metrics read right after agrees with it.
+    std::lock_guard<std::mutex> lock(metrics_mu);
+    ++metrics.requests_finished;
+    refresh_gauges();
+  }
+  RequestUpdate u;
+  u.finish = status;
+  u.n_prompt_tokens = l.req.n_prompt;
+  u.n_cached_tokens = std::max(0, l.req.n_cached_prompt);
+  l.stream->push(std::move(u));
+}
+
+void Engine::Impl::count_step(const SchedulerOutput& out, int64_t n_sampled) {
+  int64_t n_prompt_tokens = 0;
+  for (const ScheduledItem& it : out.items) {
+    const Request& r = *it.req;
+    n_prompt_tokens += std::max(0, std::min(it.start + it.n_new, r.n_prompt) - it.start);
+  }
+  std::lock_guard<std::mutex> lock(metrics_mu);
+  EngineMetrics& m = metrics;
+  m.prefix_query_tokens = kvm->query_tokens();
+  m.prefix_hit_tokens = kvm->hit_tokens();
+  m.prompt_tokens_total += n_prompt_tokens;
+  m.generation_tokens_total += n_sampled;
+  m.preemptions_total += static_cast<int64_t>(out.preempted.size());
+  ++m.steps_total;
+}
+
+void Engine::Impl::refresh_gauges() {
+  metrics.n_running = sched->n_running();
+  metrics.n_waiting = sched->n_waiting();
+  metrics.kv_blocks_used = kvm->pool().n_used();
 }
 
 }  // namespace tessera

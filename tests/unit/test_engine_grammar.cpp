@@ -50,7 +50,7 @@ TEST(EngineGrammar, OutputsMatchAndEndWhenComplete) {
   const std::regex full(re);
   for (size_t i = 0; i < prompts.size(); ++i) {
     const std::string text = text_of(tok, together[i]);
-    EXPECT_EQ(together[i].finish, FinishReason::STOP) << text;
+    EXPECT_EQ(together[i].finish, RequestStatus::FINISHED_STOPPED) << text;
     EXPECT_TRUE(std::regex_match(text, full)) << "'" << text << "'";
     // Alone, the same seed gives the same text.
     const auto alone = engine.generate({prompts[i]}, p);
@@ -71,7 +71,7 @@ TEST(EngineGrammar, LengthCutLeavesAValidPrefixAndLogprobsWork) {
   p.logprobs = 3;
   p.grammar = regex_grammar(tok, "(ab|c){30}");
   const auto r = engine.generate({tok.encode("Once", true, false)}, p);
-  EXPECT_EQ(r[0].finish, FinishReason::LENGTH);
+  EXPECT_EQ(r[0].finish, RequestStatus::FINISHED_LENGTH);
   const std::string text = text_of(tok, r[0]);
   EXPECT_TRUE(std::regex_match(text, std::regex("(ab|c)*a?"))) << text;
   for (const auto& g : r[0].tokens) EXPECT_EQ(g.top.size(), 3u);
