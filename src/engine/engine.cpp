@@ -114,6 +114,7 @@ struct Engine::Impl {
   void fail_step(const SchedulerOutput& out, const char* what);
   void count_step(const SchedulerOutput& out, int64_t n_sampled);
   void refresh_gauges();  // under metrics_mu
+  void update_queued();   // takes mu; engine thread
 };
 
 Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg) {
@@ -287,11 +288,7 @@ void Engine::loop() {
   Impl& s = *impl_;
   while (s.take_input()) {
     SchedulerOutput out = s.sched->schedule();
-    {
-      // Queued = submitted but not running: still in `incoming` or waiting in the scheduler.
-      std::lock_guard<std::mutex> lock(s.mu);
-      s.n_queued = static_cast<int>(s.incoming.size()) + s.sched->n_waiting();
-    }
+    s.update_queued();
     if (out.empty()) {
       // Nothing fits this step (cannot persist: the pool holds a max_model_len sequence,
       // and an idle engine frees everything). Yield instead of spinning.
@@ -422,8 +419,16 @@ void Engine::Impl::fail_step(const SchedulerOutput& out, const char* what) {
   }
 }
 
+void Engine::Impl::update_queued() {
+  // Queued = submitted but not running: still in `incoming` or waiting in the scheduler.
+  std::lock_guard<std::mutex> lock(mu);
+  n_queued = static_cast<int>(incoming.size()) + sched->n_waiting();
+}
+
 void Engine::Impl::finish(Live& l, RequestStatus status) {
   sched->finish(&l.req, status);
+  // Before the client hears of the end: a request it submits next must find the room free.
+  update_queued();
   {
     // Before the client hears of the end, so /metrics read right after agrees with it.
     std::lock_guard<std::mutex> lock(metrics_mu);
