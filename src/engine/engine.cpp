@@ -8,6 +8,7 @@
 
 #include "engine/kv_manager.h"
 #include "engine/scheduler.h"
+#include "engine/speculative.h"
 
 namespace tessera {
 
@@ -80,6 +81,7 @@ struct Engine::Impl {
   std::unique_ptr<KVCache> kv;
   std::unique_ptr<KVCacheManager> kvm;
   std::unique_ptr<Scheduler> sched;
+  std::unique_ptr<Speculator> spec;  // null: speculative decoding off
 
   // Input side, guarded by mu.
   std::mutex mu;
@@ -131,7 +133,15 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   sc.max_num_seqs = cfg_.max_num_seqs;
   sc.max_num_batched_tokens = cfg_.max_num_batched_tokens;
   impl_->sched = std::make_unique<Scheduler>(sc, *impl_->kvm);
-  impl_->logits.resize(static_cast<size_t>(cfg_.max_num_seqs) * mc.n_vocab);
+  // One logit row per sampled sequence, k + 1 for a speculative one.
+  const int rows_per_seq =
+      1 + (cfg_.speculative.enabled() ? cfg_.speculative.num_speculative_tokens : 0);
+  impl_->logits.resize(static_cast<size_t>(cfg_.max_num_seqs) * rows_per_seq * mc.n_vocab);
+  if (cfg_.speculative.enabled())
+    impl_->spec = std::make_unique<Speculator>(cfg_.speculative, model,
+                                               static_cast<int>(n_blocks) * cfg_.block_size,
+                                               cfg_.block_size, cfg_.max_num_batched_tokens);
+  impl_->metrics.spec_enabled = impl_->spec != nullptr;
   impl_->metrics.kv_blocks_total = static_cast<int>(n_blocks);
   impl_->metrics.block_size = cfg_.block_size;
   std::fprintf(stderr,
@@ -200,7 +210,15 @@ void Engine::abort(uint64_t id) {
 
 EngineMetrics Engine::metrics() const {
   std::lock_guard<std::mutex> lock(impl_->metrics_mu);
-  return impl_->metrics;
+  EngineMetrics m = impl_->metrics;
+  if (impl_->spec) {
+    const SpeculativeMetrics sm = impl_->spec->metrics();
+    m.spec_proposed = sm.proposed;
+    m.spec_accepted = sm.accepted;
+    m.spec_rounds = sm.rounds;
+    m.spec_emitted = sm.emitted;
+  }
+  return m;
 }
 
 std::vector<Engine::Result> Engine::generate(const std::vector<std::vector<int32_t>>& prompts,
@@ -247,6 +265,7 @@ void Engine::loop() {
 
   auto finish = [&](Live& l, FinishReason why, RequestStatus status) {
     s.sched->finish(&l.req, status);
+    if (s.spec) s.spec->release(l.req.id);
     {
       // Before the client hears of the end, so /metrics read right after agrees with it.
       std::lock_guard<std::mutex> lock(s.metrics_mu);
@@ -301,6 +320,18 @@ void Engine::loop() {
       return;
     }
 
+    if (s.spec) {
+      // Proposals for the sequences that decode this step (one verified token to compute).
+      std::vector<Speculator::Candidate> cands;
+      for (auto& [id, lp] : s.live) {
+        Request& r = lp->req;
+        if (r.status != RequestStatus::RUNNING || r.n_tokens() - r.n_computed != 1) continue;
+        const int room =
+            std::min(r.max_tokens - r.n_output() - 1, max_model_len_ - r.n_tokens() - 1);
+        cands.push_back({&r, &lp->params.sampling, room});
+      }
+      s.spec->propose(cands, static_cast<int>(cands.size()));
+    }
     SchedulerOutput out = s.sched->schedule();
     {
       // Queued = submitted but not running: still in `incoming` or waiting in the scheduler.
@@ -326,14 +357,18 @@ void Engine::loop() {
       const ScheduledItem& it = out.items[i];
       const Request& r = *it.req;
       s.tables.push_back(r.blocks.data());
+      const int n_real = r.n_tokens();  // positions past it hold proposals
       for (int p = it.start; p < it.start + it.n_new; ++p) {
-        s.tokens.push_back(r.tokens[p]);
+        s.tokens.push_back(p < n_real ? r.tokens[p] : r.spec_tokens[p - n_real]);
         s.pos.push_back(p);
         s.seq_of.push_back(static_cast<int32_t>(i));
         s.slots.push_back(r.blocks[p / B] * B + p % B);
         s.prompt_tiled.push_back(p < r.n_prompt && r.n_prompt >= kTiledPromptMin);
       }
-      if (it.sample) s.out_rows.push_back(static_cast<int32_t>(s.tokens.size()) - 1);
+      // Logits of the last verified token and of each proposal (k + 1 rows).
+      if (it.sample)
+        for (int j = static_cast<int>(r.spec_tokens.size()); j >= 0; --j)
+          s.out_rows.push_back(static_cast<int32_t>(s.tokens.size()) - 1 - j);
     }
 
     ForwardBatch fb;
@@ -349,70 +384,97 @@ void Engine::loop() {
     model_.forward(fb, *s.kv, s.logits.data());
     s.sched->step_done(out);
 
+    // Tokens each sampled sequence emits this step: one, or with proposals the accepted
+    // ones and a correction/bonus token (verify rejects the rest). Raw logit rows are kept
+    // for logprobs (of the model's own distribution, before penalties/temperature).
+    struct Emitted {
+      Live* l;
+      std::vector<int32_t> tokens;
+      size_t raw;  // offset of the first raw row in s.scratch (logprobs only)
+    };
+    std::vector<Emitted> emitted;
+    s.scratch.clear();
+    {
+      size_t row = 0;
+      for (const ScheduledItem& it : out.items) {
+        if (!it.sample) continue;
+        Request& r = *it.req;
+        Live& l = *s.live.at(r.id);
+        const size_t n_rows = 1 + r.spec_tokens.size();
+        float* lg = s.logits.data() + row * n_vocab;
+        row += n_rows;
+        Emitted e{&l, {}, s.scratch.size()};
+        if (l.params.logprobs >= 0) s.scratch.insert(s.scratch.end(), lg, lg + n_rows * n_vocab);
+        if (r.spec_tokens.empty())
+          e.tokens.push_back(l.sampler.sample(lg, r.tokens));
+        else
+          e.tokens = s.spec->verify(r, l.sampler, lg, n_vocab);
+        emitted.push_back(std::move(e));
+      }
+    }
+
     // Counters first: a client that has its last token may read /metrics at once, and
     // must find this step in them.
     {
-      int64_t n_prompt_tokens = 0;
+      int64_t n_prompt_tokens = 0, n_generated = 0;
       for (const ScheduledItem& it : out.items) {
         const Request& r = *it.req;
         n_prompt_tokens += std::max(0, std::min(it.start + it.n_new, r.n_prompt) - it.start);
       }
+      for (const Emitted& e : emitted) n_generated += static_cast<int64_t>(e.tokens.size());
       std::lock_guard<std::mutex> lock(s.metrics_mu);
       EngineMetrics& m = s.metrics;
       m.prefix_query_tokens = s.kvm->query_tokens();
       m.prefix_hit_tokens = s.kvm->hit_tokens();
       m.prompt_tokens_total += n_prompt_tokens;
-      m.generation_tokens_total += static_cast<int64_t>(s.out_rows.size());  // one per sample
+      m.generation_tokens_total += n_generated;
       m.preemptions_total += static_cast<int64_t>(out.preempted.size());
       ++m.steps_total;
     }
 
-    int row = 0;
-    for (const ScheduledItem& it : out.items) {
-      Request& r = *it.req;
-      if (!it.sample) continue;
-      float* lg = s.logits.data() + static_cast<size_t>(row++) * n_vocab;
-      Live& l = *s.live.at(r.id);
-      GeneratedToken g;
-      if (l.params.logprobs >= 0) {
-        // Log-probabilities of the model's own distribution (before penalties/temperature).
-        const float mx = *std::max_element(lg, lg + n_vocab);
-        double sum = 0.0;
-        for (int v = 0; v < n_vocab; ++v) sum += std::exp(static_cast<double>(lg[v] - mx));
-        const float lse = mx + static_cast<float>(std::log(sum));
-        s.scratch.assign(lg, lg + n_vocab);
-        const int k = l.params.logprobs;
-        if (k > 0) {
-          std::vector<int32_t> idx(n_vocab);
-          for (int v = 0; v < n_vocab; ++v) idx[v] = v;
-          std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
-            return lg[a] > lg[b] || (lg[a] == lg[b] && a < b);
-          });
-          for (int j = 0; j < k; ++j) g.top.push_back({idx[j], lg[idx[j]] - lse});
-        }
-        g.token = l.sampler.sample(lg, r.tokens);
-        g.logprob = s.scratch[g.token] - lse;
-        const float chosen = s.scratch[g.token];
-        g.rank = 1 + static_cast<int32_t>(std::count_if(s.scratch.begin(), s.scratch.end(),
-                                                        [&](float x) { return x > chosen; }));
-      } else {
-        g.token = l.sampler.sample(lg, r.tokens);
-      }
-      r.tokens.push_back(g.token);
+    for (Emitted& e : emitted) {
+      Live& l = *e.l;
+      Request& r = l.req;
       RequestUpdate u;
       u.n_prompt_tokens = r.n_prompt;
       u.n_cached_tokens = std::max(0, r.n_cached_prompt);
-      const std::vector<int32_t>& stop_ids = l.params.stop_token_ids;
-      const bool eog = (!l.params.ignore_eos && tok.is_eog(g.token)) ||
-                       std::find(stop_ids.begin(), stop_ids.end(), g.token) != stop_ids.end();
-      u.tokens.push_back(std::move(g));
-      if (eog) {
-        u.tokens.pop_back();  // the end-of-generation token is not part of the text
-        u.finish = FinishReason::STOP;
-      } else if (r.n_output() >= r.max_tokens || r.n_tokens() >= max_model_len_) {
-        u.finish = FinishReason::LENGTH;
+      for (size_t j = 0; j < e.tokens.size() && u.finish == FinishReason::NONE; ++j) {
+        GeneratedToken g;
+        g.token = e.tokens[j];
+        if (l.params.logprobs >= 0) {
+          const float* lg = s.scratch.data() + e.raw + j * n_vocab;
+          const float mx = *std::max_element(lg, lg + n_vocab);
+          double sum = 0.0;
+          for (int v = 0; v < n_vocab; ++v) sum += std::exp(static_cast<double>(lg[v] - mx));
+          const float lse = mx + static_cast<float>(std::log(sum));
+          const int k = l.params.logprobs;
+          if (k > 0) {
+            std::vector<int32_t> idx(n_vocab);
+            for (int v = 0; v < n_vocab; ++v) idx[v] = v;
+            std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+              return lg[a] > lg[b] || (lg[a] == lg[b] && a < b);
+            });
+            for (int i = 0; i < k; ++i) g.top.push_back({idx[i], lg[idx[i]] - lse});
+          }
+          g.logprob = lg[g.token] - lse;
+          const float chosen = lg[g.token];
+          g.rank = 1 + static_cast<int32_t>(
+                           std::count_if(lg, lg + n_vocab, [&](float x) { return x > chosen; }));
+        }
+        r.tokens.push_back(g.token);
+        const std::vector<int32_t>& stop_ids = l.params.stop_token_ids;
+        const bool eog = (!l.params.ignore_eos && tok.is_eog(g.token)) ||
+                         std::find(stop_ids.begin(), stop_ids.end(), g.token) != stop_ids.end();
+        u.tokens.push_back(std::move(g));
+        if (eog) {
+          u.tokens.pop_back();  // the end-of-generation token is not part of the text
+          u.finish = FinishReason::STOP;
+        } else if (r.n_output() >= r.max_tokens || r.n_tokens() >= max_model_len_) {
+          u.finish = FinishReason::LENGTH;
+        }
       }
       if (u.finish == FinishReason::NONE) {
+        if (!r.spec_tokens.empty()) Speculator::commit(*s.kvm, r);  // KV rollback
         l.stream->push(std::move(u));
         continue;
       }
