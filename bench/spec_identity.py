@@ -150,7 +150,8 @@ def main():
               f"{accepted}/{proposed} proposals accepted", flush=True)
         failed |= same != a.cli_prompts
         off, _ = serve(model, a.port, [], prompts, a.tokens)
-        on, m = serve(model, a.port + 1, extra, prompts, a.tokens)
+        on, m = serve(model, a.port + 1, extra + ["--speculative-disable-by-batch-size", "0"],
+                      prompts, a.tokens)
         same = sum(x == y for x, y in zip(off, on))
         print(f"{label} server c=8: {same}/{len(prompts)} identical; acceptance rate "
               f"{m['tessera_spec_acceptance_rate']:.3f}, mean accepted length "

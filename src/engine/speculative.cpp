@@ -34,6 +34,11 @@ void validate_speculative_config(const SpeculativeConfig& c) {
 
 namespace {
 
+// Adaptive k: a sequence whose recent acceptance falls below kPauseBelow gets no proposals
+// for kPauseSteps decode steps.
+constexpr double kPauseBelow = 0.2;
+constexpr int kPauseSteps = 8;
+
 int64_t mem_available() {
   std::ifstream f("/proc/meminfo");
   std::string key, unit;
@@ -108,8 +113,15 @@ void Speculator::propose(const std::vector<Candidate>& cands, int n_decoding) {
     int k = K;
     if (cfg_.adaptive) {
       // Expected useful length: K times the recent acceptance, at least 1 (a probe).
-      const double ema = seqs_[c.req->id].accept_ema;
-      k = std::clamp(static_cast<int>(std::ceil(K * ema)), 1, K);
+      SeqState& st = seqs_[c.req->id];
+      // Verifying costs even when nothing is accepted (a step of 2 tokens is far dearer
+      // than one of 1 where compute, not memory, bounds decode): while proposals keep
+      // failing, pause, then probe again with one token.
+      if (st.pause > 0) {
+        --st.pause;
+        continue;
+      }
+      k = std::clamp(static_cast<int>(std::ceil(K * st.accept_ema)), 1, K);
     }
     k = std::min(k, c.max_k);
     if (k < 1) continue;
@@ -141,6 +153,10 @@ std::vector<int32_t> Speculator::verify(Request& r, Sampler& sampler, float* row
   if (cfg_.adaptive) {
     SeqState& st = seqs_[r.id];
     st.accept_ema = 0.6 * st.accept_ema + 0.4 * (static_cast<double>(a) / k);
+    if (st.accept_ema < kPauseBelow) {
+      st.pause = kPauseSteps;
+      st.accept_ema = kPauseBelow;  // the probe after the pause proposes one token
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   m_.proposed += k;

@@ -60,6 +60,7 @@ class Speculator {
  private:
   struct SeqState {
     double accept_ema = 1.0;  // recent fraction of proposals accepted
+    int pause = 0;            // decode steps left without proposals (backoff)
   };
   SpeculativeConfig cfg_;
   std::unique_ptr<Proposer> proposer_;

@@ -43,10 +43,12 @@ struct SpeculativeConfig {
   std::string method;       // "": off; "ngram" or "draft"
   std::string draft_model;  // draft: GGUF file or HF directory sharing the target's vocabulary
   int num_speculative_tokens = 0;    // K: most tokens proposed per sequence and step
-  int ngram_min = 1, ngram_max = 4;  // n-gram: lengths of the suffix matched
+  int ngram_min = 2, ngram_max = 4;  // n-gram: lengths of the suffix matched (1-gram
+                                     // matches are mostly noise)
   // Speculate only while at most this many sequences decode in a step (0: always). A full
-  // batch has no compute to spare for verification.
-  int disable_by_batch_size = 0;
+  // batch has no compute to spare for verification: on a 2-core CPU a SmolLM2 step of 6
+  // tokens costs 2.9x a step of one (bench/spec_compare.sh serve has the measurement).
+  int disable_by_batch_size = 4;
   // Per-sequence adaptive k (shrinks while proposals are rejected); off: always K.
   bool adaptive = true;
   ModelOptions draft_load;           // how the draft is loaded (threads, quantization, KV type)

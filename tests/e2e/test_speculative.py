@@ -86,9 +86,11 @@ def test_server_greedy_identical_at_concurrency_8(smollm2, tmp_path, method):
         expected = completions(off, 40)
     finally:
         off.stop()
-    extra = ["--speculative-method", method, "--num-speculative-tokens", 3]
+    # Speculating at any batch size, so all 8 sequences verify proposals.
+    extra = ["--speculative-method", method, "--num-speculative-tokens", 3,
+             "--speculative-disable-by-batch-size", 0]
     if method == "draft":
-        extra += ["--speculative-model", smollm2, "--speculative-disable-by-batch-size", 16]
+        extra += ["--speculative-model", smollm2]
     on = Server(smollm2, *common, *extra, log_path=tmp_path / "on.log")
     try:
         got = completions(on, 40)

@@ -371,13 +371,15 @@ TEST(SpeculativeEngine, GreedyOutputIsIdenticalWithAndWithoutSpeculation) {
     Engine e(*model, small_config());
     off = e.generate(ps, greedy(80));
   }
-  SpeculativeConfig ng;
+  SpeculativeConfig ng;  // speculating at any batch size (6 sequences here)
   ng.method = "ngram";
   ng.num_speculative_tokens = 4;
+  ng.disable_by_batch_size = 0;
   SpeculativeConfig dr;
   dr.method = "draft";
   dr.draft_model = kModel;
   dr.num_speculative_tokens = 3;
+  dr.disable_by_batch_size = 0;
   dr.draft_load.n_threads = 2;
   SpeculativeConfig dq = dr;  // a perturbed draft: its weights quantized
   dq.draft_load.quantization = "q4_0";
@@ -448,10 +450,12 @@ TEST(SpeculativeEngine, SampledDistributionsMatchWithoutSpeculation) {
   ng.method = "ngram";
   ng.ngram_min = 1;
   ng.num_speculative_tokens = 3;
+  ng.disable_by_batch_size = 0;  // 128 sequences decode at once
   SpeculativeConfig dq;
   dq.method = "draft";
   dq.draft_model = kModel;
   dq.num_speculative_tokens = 2;
+  dq.disable_by_batch_size = 0;
   dq.draft_load.n_threads = 2;
   dq.draft_load.quantization = "q4_0";  // a perturbed draft: q != p
   for (const auto& [sc, prompt] : {std::pair{ng, vocab_prompt}, std::pair{dq, story}}) {
@@ -474,6 +478,26 @@ TEST(SpeculativeEngine, SampledDistributionsMatchWithoutSpeculation) {
         sc.method.c_str(), a, b, c, static_cast<long long>(on.m.spec_proposed),
         static_cast<long long>(on.m.spec_accepted));
   }
+}
+
+TEST(SpeculativeEngine, NoSpeculationAboveTheBatchSizeCutOff) {
+  auto model = load_model(kModel, {.n_threads = 2});
+  auto ps = story_prompts(*model);  // 6 sequences decoding together
+  SpeculativeConfig sc;
+  sc.method = "draft";
+  sc.draft_model = kModel;
+  sc.num_speculative_tokens = 3;
+  sc.disable_by_batch_size = 5;
+  sc.draft_load.n_threads = 2;
+  EngineConfig cfg = small_config(sc);
+  cfg.max_num_batched_tokens = 4096;  // every prompt in the first step
+  Engine e(*model, cfg);
+  std::vector<Engine::Result> out = e.generate(ps, greedy(20));
+  // All six decode in lockstep for 20 tokens: never 5 or fewer at once.
+  EXPECT_EQ(e.metrics().spec_proposed, 0);
+  std::vector<Engine::Result> one = e.generate({ps[0]}, greedy(20));
+  EXPECT_GT(e.metrics().spec_proposed, 0);
+  EXPECT_EQ(ids(one[0]), ids(out[0]));
 }
 
 TEST(SpeculativeEngine, StartUpErrors) {
