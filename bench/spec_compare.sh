@@ -12,7 +12,7 @@
 #   serve  `tessera bench serve` at concurrency 1, 8, 32 with and without n-gram
 #          speculation (grounded prompts from a file)
 #
-# Env: REPS=3 N=128 K=5 THREADS=2 OUT=bench/results/spec LLAMA_BIN=/work/ref/build/bin
+# Env: REPS=3 N=128 K=5 THREADS=2 OUT=/tmp/tessera-spec-bench LLAMA_BIN=/work/ref/build/bin
 #      CONCURRENCY="1 8 32" PORT=24200 SERVE_SPEC="--speculative-method ngram"
 # Prints one line per configuration: median generation tok/s over REPS (each rep runs every
 # configuration once, in turn), acceptance; results also in $OUT.
@@ -23,7 +23,7 @@ REPS=${REPS:-3}
 N=${N:-128}
 K=${K:-5}
 THREADS=${THREADS:-2}
-OUT=${OUT:-bench/results/spec}
+OUT=${OUT:-/tmp/tessera-spec-bench}
 LLAMA_BIN=${LLAMA_BIN:-/work/ref/build/bin}
 CONCURRENCY=${CONCURRENCY:-"1 8 32"}
 PORT=${PORT:-24200}
