@@ -5,14 +5,14 @@ MODEL      ?= models/SmolLM2-135M-Instruct-Q4_1.gguf
 HOST       ?= 127.0.0.1
 PORT       ?= 8080
 APT_DEPS   := cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev \
-              libutf8proc-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev python3-jinja2 unzip \
+              libutf8proc-dev libcpp-httplib-dev libboost-dev libgtest-dev libbenchmark-dev python3-jinja2 unzip \
               tmux chromium chromium-driver python3-dev python3-venv
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PYVENV     := $(BUILD)/pyvenv
 CCACHE     := $(shell command -v ccache)
 
-.PHONY: all deps venv python build model serve test clean bench-models bench-kernels
+.PHONY: all deps venv python build model serve test test-asan clean bench-models bench-kernels
 
 all: build
 
@@ -59,6 +59,16 @@ serve: build model
 
 test: build model venv python
 	scripts/run_tests.sh $(BUILD)
+
+# The server built with ASan + UBSan (build-asan/), driven by the hostile-client suite and
+# the server API tests; any sanitizer report fails the server, and so the tests.
+test-asan: deps model venv
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_SANITIZE=ON \
+	  -DTESSERA_BUILD_TESTS=OFF
+	cmake --build build-asan -j $(JOBS) --target tessera
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  TESSERA_BIN=build-asan/tessera .venv/bin/python -m pytest -q \
+	  tests/e2e/test_http_hostile.py tests/e2e/test_server.py
 
 # Google Benchmark micro-benchmarks of the CPU kernels (one thread; bench/README.md).
 bench-kernels: build

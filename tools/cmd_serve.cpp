@@ -157,10 +157,37 @@ Runner add_serve(CLI::App& app) {
       ->capture_default_str();
   add_embed_options(app, o->embed, /*serve=*/true);
   o->spec_k = add_speculative_options(app, o->engine.speculative);
-  app.add_option("--max-body-bytes", o->server.max_body_bytes, "largest request body (413 above)")
-      ->check(CLI::Range(size_t{1}, size_t{1} << 34));
+  HttpLimits& http = o->server.http;
+  app.add_option("--max-body-bytes", http.max_body_bytes,
+                 "largest request body, chunked or not (413 above)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 34))
+      ->capture_default_str();
+  app.add_option("--max-header-bytes", http.max_header_bytes,
+                 "largest request line + header section (431 above)")
+      ->check(CLI::Range(size_t{1024}, size_t{16} << 20))
+      ->capture_default_str();
+  app.add_option("--header-timeout", http.header_timeout_s,
+                 "seconds a request's head may take to arrive (408 after)")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  app.add_option("--body-timeout", http.body_timeout_s,
+                 "seconds a request's body may take to arrive after its head (408 after)")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  app.add_option("--keep-alive-timeout", http.keep_alive_timeout_s,
+                 "seconds an idle keep-alive connection stays open")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  app.add_option("--max-connections", http.max_connections,
+                 "open client connections in all (more are answered 503 and closed)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--max-connections-per-client", http.max_connections_per_client,
+                 "open connections from one client address (more are answered 503 and closed)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
   app.add_option("--shutdown-timeout", o->server.shutdown_timeout_s,
-                 "seconds running requests get to finish after SIGTERM/SIGINT")
+                 "seconds running requests get to finish after SIGTERM/SIGINT/SIGHUP")
       ->check(CLI::Range(0.0, 86400.0));
   return [o] { return serve(*o); };
 }

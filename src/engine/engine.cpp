@@ -163,8 +163,7 @@ Engine::~Engine() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt,
-                                              const GenerateParams& p) {
+void Engine::check_request(const std::vector<int32_t>& prompt, const GenerateParams& p) const {
   const ModelConfig& mc = model_.config();
   if (prompt.empty()) throw Error("the prompt is empty");
   for (int32_t t : prompt)
@@ -180,24 +179,48 @@ std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt,
   for (int32_t t : p.stop_token_ids)
     if (t < 0 || t >= mc.n_vocab)
       throw Error("stop token id " + std::to_string(t) + " is outside the vocabulary");
+}
+
+std::shared_ptr<RequestStream> Engine::submit(std::vector<int32_t> prompt,
+                                              const GenerateParams& p) {
+  std::vector<std::vector<int32_t>> one;
+  one.push_back(std::move(prompt));
+  return submit_all(std::move(one), {p}).front();
+}
+
+std::vector<std::shared_ptr<RequestStream>> Engine::submit_all(
+    std::vector<std::vector<int32_t>> prompts, const std::vector<GenerateParams>& params) {
+  if (prompts.size() != params.size()) throw Error("submit_all: one GenerateParams per prompt");
+  for (size_t i = 0; i < prompts.size(); ++i) check_request(prompts[i], params[i]);
+  const int n_new = static_cast<int>(prompts.size());
 
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (!accepting_ || impl_->stop) throw EngineBusy("the server is shutting down", true);
-  if (impl_->n_queued >= cfg_.max_waiting)
-    throw EngineBusy(
-        "too many requests are waiting (" + std::to_string(impl_->n_queued) + "); try again later",
-        false);
-  Request r;
-  r.id = impl_->next_id++;
-  r.n_prompt = static_cast<int>(prompt.size());
-  r.tokens = std::move(prompt);
-  r.max_tokens = p.max_tokens;
-  auto stream = std::make_shared<RequestStream>(r.id);
-  impl_->incoming.push_back(std::make_unique<Live>(std::move(r), p, mc.n_vocab, stream));
-  ++impl_->n_queued;
-  ++n_inflight_;
+  // All or nothing: a group that does not fit takes no slot another request could use.
+  // Free running slots take queued requests on the next step, so they count as room.
+  const int n_running = n_inflight_.load() - impl_->n_queued;
+  const int room = cfg_.max_waiting + std::max(0, cfg_.max_num_seqs - n_running);
+  if (impl_->n_queued + n_new > room)
+    throw EngineBusy("too many requests are waiting (" + std::to_string(impl_->n_queued) +
+                         (n_new > 1 ? ", and " + std::to_string(n_new) + " more asked for" : "") +
+                         "); try again later",
+                     false);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Request r;
+    r.id = impl_->next_id++;
+    r.n_prompt = static_cast<int>(prompts[i].size());
+    r.tokens = std::move(prompts[i]);
+    r.max_tokens = params[i].max_tokens;
+    auto stream = std::make_shared<RequestStream>(r.id);
+    impl_->incoming.push_back(
+        std::make_unique<Live>(std::move(r), params[i], model_.config().n_vocab, stream));
+    streams.push_back(std::move(stream));
+  }
+  impl_->n_queued += n_new;
+  n_inflight_ += n_new;
   impl_->cv.notify_all();
-  return stream;
+  return streams;
 }
 
 void Engine::abort(uint64_t id) {

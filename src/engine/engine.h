@@ -116,6 +116,10 @@ class Engine {
   // Thread safe. Throws Error for an invalid request (empty prompt, too long, bad token
   // ids) and EngineBusy when the waiting queue is full or the engine is shutting down.
   std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const GenerateParams& p);
+  // Several requests (one GenerateParams each), admitted all or none: EngineBusy when the
+  // waiting queue cannot take them all now, and then none of them holds a slot.
+  std::vector<std::shared_ptr<RequestStream>> submit_all(std::vector<std::vector<int32_t>> prompts,
+                                                         const std::vector<GenerateParams>& params);
   // Thread safe; the stream receives a final update with FinishReason::ABORT (if it was
   // still running). Unknown or finished ids are ignored.
   void abort(uint64_t id);
@@ -133,6 +137,9 @@ class Engine {
   // Stop accepting new requests (submit throws EngineBusy with shutting_down).
   void stop_accepting() { accepting_ = false; }
   int n_inflight() const { return n_inflight_.load(); }
+  // The most requests that can ever be in the engine at once (running + waiting): a group
+  // larger than this can never be admitted.
+  int capacity() const { return cfg_.max_num_seqs + cfg_.max_waiting; }
 
   EngineMetrics metrics() const;
   int max_model_len() const { return max_model_len_; }
@@ -142,6 +149,8 @@ class Engine {
  private:
   struct Impl;
   void loop();
+  // Throws Error when the request could never run (empty, too long, bad token ids).
+  void check_request(const std::vector<int32_t>& prompt, const GenerateParams& p) const;
 
   Model& model_;
   EngineConfig cfg_;

@@ -44,27 +44,37 @@ Generation::~Generation() {
 void Generation::submit(const std::vector<std::vector<int32_t>>& prompts,
                         const std::vector<int>& max_tokens, int n, const GenerateParams& params,
                         const std::vector<std::string>& stop, bool render_special) {
-  try {
-    for (size_t pi = 0; pi < prompts.size(); ++pi) {
-      GenerateParams p = params;
-      p.max_tokens = max_tokens[pi];
-      for (int j = 0; j < n; ++j) {
-        // With a seed, choice j samples with seed + j (as vLLM does): n different samples,
-        // each reproducible.
-        if (params.sampling.has_seed) p.sampling.seed = params.sampling.seed + j;
-        Choice c;
-        c.prompt_index = static_cast<int>(pi);
-        c.n_prompt = static_cast<int>(prompts[pi].size());
-        c.detok = std::make_unique<Detokenizer>(tok_, stop, render_special);
-        // Identical prompts share their KV blocks through the engine's prefix cache.
-        c.stream = engine_.submit(prompts[pi], p);
-        registry_.add(c.stream->id());
-        choices_.push_back(std::move(c));
-      }
+  // Every choice of every prompt goes to the engine in one all-or-nothing submission: a
+  // request the queue cannot take whole is refused without displacing anyone else's.
+  std::vector<std::vector<int32_t>> seqs;
+  std::vector<GenerateParams> seq_params;
+  for (size_t pi = 0; pi < prompts.size(); ++pi) {
+    GenerateParams p = params;
+    p.max_tokens = max_tokens[pi];
+    for (int j = 0; j < n; ++j) {
+      // With a seed, choice j samples with seed + j (as vLLM does): n different samples,
+      // each reproducible.
+      if (params.sampling.has_seed) p.sampling.seed = params.sampling.seed + j;
+      Choice c;
+      c.prompt_index = static_cast<int>(pi);
+      c.n_prompt = static_cast<int>(prompts[pi].size());
+      c.detok = std::make_unique<Detokenizer>(tok_, stop, render_special);
+      choices_.push_back(std::move(c));
+      // Identical prompts share their KV blocks through the engine's prefix cache.
+      seqs.push_back(prompts[pi]);
+      seq_params.push_back(p);
     }
+  }
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  try {
+    streams = engine_.submit_all(std::move(seqs), seq_params);
   } catch (...) {
-    abort();
+    choices_.clear();
     throw;
+  }
+  for (size_t i = 0; i < streams.size(); ++i) {
+    choices_[i].stream = std::move(streams[i]);
+    registry_.add(choices_[i].stream->id());
   }
 }
 

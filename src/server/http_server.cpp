@@ -1,23 +1,22 @@
 #include "server/http_server.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <httplib.h>
-#include <netinet/in.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <thread>
 
 #include "core/error.h"
 #include "engine/engine.h"
 #include "models/model.h"
+#include "server/http_guard.h"
 #include "server/openai_routes.h"
 #include "server/web_assets.h"
 
@@ -27,11 +26,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// SIGHUP drains like SIGTERM: a server started from a terminal that closes, or told to
+// "reload" by a process manager, finishes its requests instead of dying mid-response.
 sigset_t shutdown_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 
@@ -83,86 +85,70 @@ struct HttpServer::Impl {
       embed->stop_accepting();
   }
 
+  // Before the body is read: unknown route (404), wrong method (405), missing or wrong API
+  // key (401). True when `res` holds the answer.
+  bool check_head(const HttpRequest& req, HttpResponse& res) {
+    if (!router.find(req.method, req.path)) {
+      auto it = route_methods().find(req.path);
+      if (it != route_methods().end() && it->second != req.method) {
+        send_error(res, 405, req.method + " is not allowed on " + req.path + "; use " + it->second,
+                   "", "method_not_allowed");
+        res.set_header("Allow", it->second);
+      } else {
+        send_error(res, 404, "no route for " + req.method + " " + req.path, "", "not_found");
+      }
+    } else if (!opts.api_key.empty() && !is_open_route(req.path, opts.webui)) {
+      const std::string auth = req.get_header_value("Authorization");
+      if (bearer_matches(auth, opts.api_key)) return false;
+      send_error(
+          res, 401,
+          auth.empty() ? "missing API key: send 'Authorization: Bearer <key>'" : "invalid API key",
+          "", "invalid_api_key");
+      res.set_header("WWW-Authenticate", "Bearer");
+    } else {
+      return false;
+    }
+    routes.metrics().count_response(res.status);
+    return true;
+  }
+
   Engine* engine;  // generation server, or
   ServerOptions opts;
   std::unique_ptr<EmbeddingRoutes> embed;  // embedding / scoring server
   OpenAIRoutes routes;
-  httplib::Server svr;
+  HttpRouter router;
+  std::unique_ptr<HttpListener> listener;
+  std::atomic<uint64_t> n_handled{0};  // requests whose handler returned
   int port = -1;
 };
 
 HttpServer::HttpServer(Engine& engine, const Model& model, const ServerOptions& opts) {
   impl_ = std::make_unique<Impl>(&engine, nullptr, model, opts);
-  // One thread per connection in flight: a request holds its thread while it generates,
-  // so the pool covers every request the engine can hold (running + waiting) and some.
+  // One worker per request in flight: a request holds its worker while it generates, so
+  // the pool covers every request the engine can hold (running + waiting) and some. Slow
+  // or idle connections hold no worker (the front end reads requests on its own threads).
   const EngineConfig& ec = engine.config();
-  setup(opts, std::clamp(ec.max_num_seqs + ec.max_waiting + 16, 16, 512));
+  setup(std::clamp(ec.max_num_seqs + ec.max_waiting + 16, 16, 512));
 }
 
 HttpServer::HttpServer(EmbedBatcher& batcher, const Model& model, const ServerOptions& opts) {
   impl_ = std::make_unique<Impl>(nullptr, &batcher, model, opts);
-  // A request holds its thread while its inputs wait for the batcher.
-  setup(opts, 64);
+  // A request holds its worker while its inputs wait for the batcher.
+  setup(64);
 }
 
-void HttpServer::setup(const ServerOptions& o, int default_threads) {
-  httplib::Server& svr = impl_->svr;
-  OpenAIRoutes& routes = impl_->routes;
-  const int n_threads = o.n_http_threads > 0 ? o.n_http_threads : default_threads;
-  svr.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
-  svr.set_payload_max_length(o.max_body_bytes);
-  // An idle keep-alive connection holds its worker thread until this timeout, and
-  // shutdown waits for every worker: a short timeout keeps SIGTERM-to-exit short.
-  svr.set_keep_alive_timeout(2);
-
-  const std::string api_key = o.api_key;
-  const bool webui = o.webui;
-  svr.set_pre_routing_handler(
-      [api_key, webui, &routes](const httplib::Request& req, httplib::Response& res) {
-        if (api_key.empty() || is_open_route(req.path, webui))
-          return httplib::Server::HandlerResponse::Unhandled;
-        const std::string auth = req.get_header_value("Authorization");
-        if (auth == "Bearer " + api_key) return httplib::Server::HandlerResponse::Unhandled;
-        send_error(res, 401,
-                   auth.empty() ? "missing API key: send 'Authorization: Bearer <key>'"
-                                : "invalid API key",
-                   "", "invalid_api_key");
-        res.set_header("WWW-Authenticate", "Bearer");
-        routes.metrics().count_response(401);
-        return httplib::Server::HandlerResponse::Handled;
-      });
-
-  // Answers httplib produced itself (no route, body too large) get OpenAI error bodies.
-  const size_t max_body = o.max_body_bytes;
-  svr.set_error_handler(httplib::Server::HandlerWithResponse(
-      [max_body, &routes](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        if (res.status == 404) {
-          auto it = route_methods().find(req.path);
-          if (it != route_methods().end() && it->second != req.method) {
-            send_error(res, 405,
-                       req.method + " is not allowed on " + req.path + "; use " + it->second, "",
-                       "method_not_allowed");
-            res.set_header("Allow", it->second);
-          } else {
-            send_error(res, 404, "no route for " + req.method + " " + req.path, "", "not_found");
-          }
-        } else if (res.status == 413) {
-          send_error(res, 413,
-                     "the request body is larger than the server's limit of " +
-                         std::to_string(max_body) + " bytes",
-                     "", "request_too_large");
-        } else {
-          send_error(res, res.status, "the request could not be processed");
-        }
-        routes.metrics().count_response(res.status);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-
-  routes.add_to(svr);
-  if (o.webui) {
+void HttpServer::setup(int default_workers) {
+  Impl& s = *impl_;
+  s.routes.add_to(s.router);
+  if (s.opts.webui) {
     // The chat page: web_response decides status and headers; this only sends them.
-    svr.Get(R"(/|/webui/[^/]+)", [](const httplib::Request& req, httplib::Response& res) {
+    auto is_page = [](const std::string& path) {
+      if (path == "/") return true;
+      const std::string prefix = "/webui/";
+      return path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
+             path.find('/', prefix.size()) == std::string::npos;
+    };
+    s.router.GetMatching(is_page, [](const HttpRequest& req, HttpResponse& res) {
       const WebResponse w = web_response(req.path, req.get_header_value("If-None-Match"));
       if (w.status == 404) {
         send_error(res, 404, "no route for GET " + req.path, "", "not_found");
@@ -179,43 +165,23 @@ void HttpServer::setup(const ServerOptions& o, int default_threads) {
       if (w.status == 200) res.set_content(w.body.data(), w.body.size(), type);
     });
   }
+  HttpHooks hooks;
+  hooks.on_head = [&s](const HttpRequest& req, HttpResponse& res) {
+    return s.check_head(req, res);
+  };
+  hooks.on_request = [&s](const HttpRequest& req, HttpResponse& res) {
+    if (const HttpHandler* h = s.router.find(req.method, req.path)) (*h)(req, res);
+    s.n_handled.fetch_add(1, std::memory_order_relaxed);
+  };
+  hooks.on_front_end_status = [&s](int status) { s.routes.metrics().count_response(status); };
+  const int n_workers = s.opts.n_http_threads > 0 ? s.opts.n_http_threads : default_workers;
+  s.listener = std::make_unique<HttpListener>(s.opts.http, n_workers, std::move(hooks));
 }
 
 HttpServer::~HttpServer() = default;
 
-namespace {
-
-// cpp-httplib (as packaged, compiled) listens with a backlog of 5: a burst of more
-// simultaneous connects overflows the accept queue and those clients see resets. Linux lets
-// listen() be called again on a listening socket to change its backlog, so find ours among
-// this process's descriptors (the library does not expose it) and raise the backlog.
-void raise_listen_backlog(int port) {
-  DIR* dir = opendir("/proc/self/fd");
-  if (!dir) return;
-  while (dirent* e = readdir(dir)) {
-    const int fd = std::atoi(e->d_name);
-    if (fd <= 2) continue;
-    int listening = 0;
-    socklen_t len = sizeof listening;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
-    sockaddr_storage addr{};
-    socklen_t alen = sizeof addr;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
-    int p = -1;
-    if (addr.ss_family == AF_INET) p = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-    if (addr.ss_family == AF_INET6) p = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-    if (p == port) ::listen(fd, SOMAXCONN);
-  }
-  closedir(dir);
-}
-
-}  // namespace
-
 int HttpServer::bind() {
-  if (!impl_->svr.bind_to_port(impl_->opts.host, impl_->opts.port))
-    throw Error("cannot listen on " + impl_->opts.host + ":" + std::to_string(impl_->opts.port));
-  impl_->port = impl_->opts.port;
-  raise_listen_backlog(impl_->port);
+  impl_->port = impl_->listener->bind(impl_->opts.host, impl_->opts.port);
   return impl_->port;
 }
 
@@ -225,19 +191,29 @@ int HttpServer::run() {
                s.routes.served_model_name().c_str(), s.opts.host.c_str(), s.port,
                s.routes.max_model_len());
   if (s.opts.webui) std::fprintf(stderr, "chat page: http://%s:%d/\n", s.opts.host.c_str(), s.port);
-  std::thread listener([&s] {
-    if (!s.svr.listen_after_bind()) {
-      std::fprintf(stderr, "error: the HTTP listener stopped unexpectedly\n");
-      kill(getpid(), SIGTERM);
-    }
-  });
+  s.listener->start();
 
+  // Wait for a shutdown signal; once a second, when the server is idle after serving
+  // requests, hand freed memory back to the OS (glibc keeps the high-water mark of a burst
+  // of large requests otherwise).
   sigset_t set = shutdown_signals();
   int sig = 0;
-  sigwait(&set, &sig);
+  uint64_t trimmed_at = 0;
+  for (;;) {
+    const timespec tick{1, 0};
+    sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig > 0) break;
+    const uint64_t handled = s.n_handled.load(std::memory_order_relaxed);
+    if (handled != trimmed_at && s.n_inflight() == 0 && s.routes.n_active() == 0) {
+      malloc_trim(0);
+      trimmed_at = handled;
+    }
+  }
   std::fprintf(stderr, "%s: no new requests; waiting up to %.0f s for %d running\n",
-               sig == SIGINT ? "SIGINT" : "SIGTERM", s.opts.shutdown_timeout_s,
-               std::max(s.n_inflight(), s.routes.n_active()));
+               sig == SIGINT   ? "SIGINT"
+               : sig == SIGHUP ? "SIGHUP"
+                               : "SIGTERM",
+               s.opts.shutdown_timeout_s, std::max(s.n_inflight(), s.routes.n_active()));
   s.routes.set_draining();
   s.stop_accepting();
 
@@ -252,8 +228,7 @@ int HttpServer::run() {
     s.routes.abort_all();
     wait_idle(5.0);  // aborted requests answer promptly; their handlers then return
   }
-  s.svr.stop();
-  listener.join();
+  s.listener->stop();
   std::fprintf(stderr, "server stopped\n");
   return 0;
 }

@@ -1,12 +1,14 @@
-// The HTTP server around OpenAIRoutes: listening, API-key check, body size limit, OpenAI
-// error bodies for what the routes never see (404, 405, 413), and graceful shutdown on
-// SIGINT / SIGTERM: stop accepting (503), let running requests finish within the
-// shutdown timeout, abort the rest, exit.
+// The HTTP server around OpenAIRoutes: the event-driven front end (http_listener.h) with its
+// limits, the API-key check before the body is read, OpenAI error bodies for what the routes
+// never see (404, 405, 413, 431), and graceful shutdown on SIGINT / SIGTERM / SIGHUP: stop
+// accepting (503), let running requests finish within the shutdown timeout, abort the rest,
+// exit 0. SIGHUP drains like SIGTERM (nothing is reloaded).
 #pragma once
 #include <cstddef>
 #include <memory>
 #include <string>
 
+#include "server/http_listener.h"
 #include "server/prompt_builder.h"
 
 namespace tessera {
@@ -20,15 +22,15 @@ struct ServerOptions {
   int port = 8080;
   std::string api_key;            // "": no authentication
   std::string served_model_name;  // the name /v1/models lists and requests must use
-  size_t max_body_bytes = 8u << 20;
+  HttpLimits http;                // deadlines, size limits and connection caps of the front end
   double shutdown_timeout_s = 30.0;
-  int n_http_threads = 0;     // 0: enough for every request the engine can hold
+  int n_http_threads = 0;     // handler threads; 0: enough for every request the engine holds
   std::string chat_template;  // Jinja source overriding the model's (""): --chat-template
   ChatParserNames parsers;    // --tool-call-parser, --reasoning-parser
   bool webui = true;          // the chat page at "/" (web_assets.h); --no-webui
 };
 
-// Blocks SIGINT and SIGTERM in the calling thread and every thread it starts afterwards
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and every thread it starts afterwards
 // (call it first, before the engine starts its thread), so that only HttpServer::run
 // receives them; ignores SIGPIPE (a vanished client must not kill the server).
 void block_shutdown_signals();
@@ -43,12 +45,12 @@ class HttpServer {
 
   // Binds the listening socket; throws Error when it cannot. Returns the bound port.
   int bind();
-  // Serves until SIGINT / SIGTERM, then drains. Returns the process exit code.
+  // Serves until SIGINT / SIGTERM / SIGHUP, then drains. Returns the process exit code.
   int run();
 
  private:
   struct Impl;
-  void setup(const ServerOptions& opts, int n_threads);
+  void setup(int n_workers);
   std::unique_ptr<Impl> impl_;
 };
 

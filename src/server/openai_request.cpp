@@ -146,6 +146,9 @@ json parse_request_body(const std::string& text) {
     return json::parse(text, limit);
   } catch (const json::parse_error& e) {
     throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what());
+  } catch (const json::out_of_range& e) {
+    // A number too large for a double (1e400): nlohmann refuses it while parsing.
+    throw ApiError(400, std::string("the request body holds a number out of range: ") + e.what());
   }
 }
 

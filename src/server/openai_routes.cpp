@@ -1,7 +1,5 @@
 #include "server/openai_routes.h"
 
-#include <httplib.h>
-
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -9,7 +7,6 @@
 #include "models/model.h"
 #include "server/api_error.h"
 #include "server/chat_stream.h"
-#include "server/client_probe.h"
 #include "server/openai_format.h"
 #include "server/openai_request.h"
 #include "server/request_constraints.h"
@@ -27,11 +24,11 @@ namespace {
 constexpr std::chrono::milliseconds kPollInterval{50};
 
 // Ordered: tool schemas and arguments reach chat templates in the client's key order.
-nlohmann::ordered_json parse_body(const httplib::Request& req) {
+nlohmann::ordered_json parse_body(const HttpRequest& req) {
   return parse_request_body(req.body);
 }
 
-void send_json(httplib::Response& res, int status, const json& body) {
+void send_json(HttpResponse& res, int status, const json& body) {
   res.status = status;
   res.set_content(json_text(body), "application/json");
 }
@@ -68,8 +65,11 @@ struct StreamState {
   std::unique_ptr<ChatStream> chat_out;  // chat: the choices' output parsers
 };
 
+constexpr const char* kAbortedMessage =
+    "the server aborted the request before it finished (it is shutting down)";
+
 // Writes the SSE body; false when the client went away (the generation is aborted).
-bool write_stream(StreamState& s, httplib::DataSink& sink) {
+bool write_stream(StreamState& s, DataSink& sink) {
   auto send = [&](const json& chunk) {
     const std::string data = sse_data(chunk);
     return sink.write(data.data(), data.size());
@@ -89,6 +89,13 @@ bool write_stream(StreamState& s, httplib::DataSink& sink) {
       continue;
     }
     for (ChoiceDelta& d : deltas) {
+      if (d.finish == FinishReason::ABORT) {
+        // Cut short by the server (shutdown): an error event and no [DONE], so that no
+        // client takes the partial text for a finished completion.
+        const std::string data = sse_data(api_error_body(503, kAbortedMessage, "", "aborted"));
+        sink.write(data.data(), data.size());
+        return true;
+      }
       const bool has_lp = s.logprobs && !d.tokens.empty();
       if (s.chat) {
         for (const json& chunk : s.chat_out->chunks(s.meta, d, s.include_usage))
@@ -112,8 +119,8 @@ bool write_stream(StreamState& s, httplib::DataSink& sink) {
 
 }  // namespace
 
-void send_error(httplib::Response& res, int status, const std::string& message,
-                const std::string& param, const std::string& code) {
+void send_error(HttpResponse& res, int status, const std::string& message, const std::string& param,
+                const std::string& code) {
   send_json(res, status, api_error_body(status, message, param, code));
 }
 
@@ -128,10 +135,10 @@ OpenAIRoutes::OpenAIRoutes(Engine* engine, EmbeddingRoutes* embed, const Model& 
       prompts_(model, chat_template, parsers),
       created_(static_cast<int64_t>(std::time(nullptr))) {}
 
-void OpenAIRoutes::add_to(httplib::Server& svr) {
+void OpenAIRoutes::add_to(HttpRouter& svr) {
   // Every route answers through here: exceptions become OpenAI error bodies.
   auto guard = [this](auto fn) {
-    return [this, fn](const httplib::Request& req, httplib::Response& res) {
+    return [this, fn](const HttpRequest& req, HttpResponse& res) {
       try {
         fn(req, res);
       } catch (const ApiError& e) {
@@ -149,8 +156,8 @@ void OpenAIRoutes::add_to(httplib::Server& svr) {
       metrics_.count_response(res.status);
     };
   };
-  using Req = const httplib::Request&;
-  using Res = httplib::Response&;
+  using Req = const HttpRequest&;
+  using Res = HttpResponse&;
   svr.Post("/v1/chat/completions", guard([this](Req q, Res r) { completions(q, r, true); }));
   svr.Post("/v1/completions", guard([this](Req q, Res r) { completions(q, r, false); }));
   svr.Get("/v1/models", guard([this](Req, Res r) { models(r); }));
@@ -176,7 +183,7 @@ void OpenAIRoutes::add_to(httplib::Server& svr) {
   svr.Post("/detokenize", guard([this](Req q, Res r) { detokenize(q, r); }));
 }
 
-void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& res, bool chat) {
+void OpenAIRoutes::completions(const HttpRequest& req, HttpResponse& res, bool chat) {
   const Clock::time_point t_arrival = Clock::now();
   if (!engine_) throw generation_not_served(embed_->task(), served_name_);
   const auto body = parse_body(req);
@@ -189,6 +196,16 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
         "model", "model_not_found");
 
   reject_unenforceable(cr.tools, cr.constraint);
+  // A request the engine can never hold whole (it is admitted all or nothing) is a 400, not
+  // a 429 its client would retry forever.
+  const int64_t n_seqs = static_cast<int64_t>(chat ? 1 : cr.prompts.size()) * cr.n;
+  if (n_seqs > engine_->capacity())
+    throw ApiError(400,
+                   "the request asks for " + std::to_string(n_seqs) +
+                       " sequences (prompts x n); this server holds at most " +
+                       std::to_string(engine_->capacity()) +
+                       " at once (--max-num-seqs + --max-waiting)",
+                   chat ? "n" : "prompt", "too_many_sequences");
 
   std::vector<std::vector<int32_t>> prompts;
   ChatPrompt chat_prompt;
@@ -225,27 +242,25 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
                                                  cr.logprobs, cr.top_logprobs);
     res.status = 200;
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream",
-                                     [this, s](size_t, httplib::DataSink& sink) {
-                                       if (!write_stream(*s, sink)) {
-                                         // Client gone: free its KV blocks now.
-                                         s->gen->abort();
-                                         metrics_.count_client_abort();
-                                         return false;
-                                       }
-                                       sink.done();
-                                       return true;
-                                     });
+    res.set_chunked_content_provider("text/event-stream", [this, s](size_t, DataSink& sink) {
+      if (!write_stream(*s, sink)) {
+        // Client gone: free its KV blocks now.
+        s->gen->abort();
+        metrics_.count_client_abort();
+        return false;
+      }
+      sink.done();
+      return true;
+    });
     return;
   }
 
   std::vector<ChoiceResult> results(gen->n_choices());
   std::vector<ChoiceDelta> deltas;
-  const ClientProbe client(req.local_port, req.remote_addr, req.remote_port);
   while (!gen->finished()) {
     deltas.clear();
     gen->poll(deltas, kPollInterval);
-    if (client.gone()) {
+    if (req.client_gone()) {
       gen->abort();  // nobody will read the answer: free its KV blocks now
       metrics_.count_client_abort();
       send_error(res, 499, "the client closed the connection");  // for the metrics only
@@ -259,6 +274,8 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
       if (d.finish != FinishReason::NONE) c.finish = d.finish;
     }
   }
+  for (const ChoiceResult& c : results)
+    if (c.finish == FinishReason::ABORT) throw ApiError(503, kAbortedMessage, "", "aborted");
   if (chat) parse_chat_choices(results, chat_prompt.output);
   const UsageCounts usage = gen->usage();
   send_json(res, 200,
@@ -266,7 +283,7 @@ void OpenAIRoutes::completions(const httplib::Request& req, httplib::Response& r
                  : completion_response(meta, tok_, results, cr.logprobs, cr.top_logprobs, usage));
 }
 
-void OpenAIRoutes::models(httplib::Response& res) const {
+void OpenAIRoutes::models(HttpResponse& res) const {
   json m = {{"id", served_name_},
             {"object", "model"},
             {"created", created_},
@@ -279,14 +296,14 @@ int OpenAIRoutes::max_model_len() const {
   return engine_ ? engine_->max_model_len() : embed_->max_model_len();
 }
 
-void OpenAIRoutes::health(httplib::Response& res) const {
+void OpenAIRoutes::health(HttpResponse& res) const {
   if (draining_)
     send_json(res, 503, {{"status", "shutting down"}});
   else
     send_json(res, 200, {{"status", "ok"}});
 }
 
-void OpenAIRoutes::tokenize(const httplib::Request& req, httplib::Response& res) const {
+void OpenAIRoutes::tokenize(const HttpRequest& req, HttpResponse& res) const {
   const json body = parse_body(req);
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
   const char* key = body.contains("content") ? "content" : "prompt";
@@ -302,7 +319,7 @@ void OpenAIRoutes::tokenize(const httplib::Request& req, httplib::Response& res)
   send_json(res, 200, {{"tokens", tok_.encode(text, add_special, /*parse_special=*/true)}});
 }
 
-void OpenAIRoutes::detokenize(const httplib::Request& req, httplib::Response& res) const {
+void OpenAIRoutes::detokenize(const HttpRequest& req, HttpResponse& res) const {
   const json body = parse_body(req);
   if (!body.is_object() || !body.contains("tokens") || !body["tokens"].is_array())
     throw ApiError(400, "'tokens' must be an array of token ids", "tokens");

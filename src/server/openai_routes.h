@@ -12,14 +12,9 @@
 #include "engine/engine.h"
 #include "server/embedding_routes.h"
 #include "server/generation.h"
+#include "server/http_types.h"
 #include "server/metrics.h"
 #include "server/prompt_builder.h"
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace tessera {
 
@@ -31,7 +26,7 @@ class OpenAIRoutes {
                std::string served_model_name, const std::string& chat_template = "",
                const ChatParserNames& parsers = {});
 
-  void add_to(httplib::Server& svr);
+  void add_to(HttpRouter& svr);
 
   // Shutdown: new generation requests are refused by the engine (503); these let the
   // server wait for, or cut short, those still running.
@@ -46,11 +41,11 @@ class OpenAIRoutes {
   int max_model_len() const;  // the engine's, or the embedding model's longest input
 
  private:
-  void completions(const httplib::Request& req, httplib::Response& res, bool chat);
-  void models(httplib::Response& res) const;
-  void health(httplib::Response& res) const;
-  void tokenize(const httplib::Request& req, httplib::Response& res) const;
-  void detokenize(const httplib::Request& req, httplib::Response& res) const;
+  void completions(const HttpRequest& req, HttpResponse& res, bool chat);
+  void models(HttpResponse& res) const;
+  void health(HttpResponse& res) const;
+  void tokenize(const HttpRequest& req, HttpResponse& res) const;
+  void detokenize(const HttpRequest& req, HttpResponse& res) const;
 
   Engine* engine_;
   EmbeddingRoutes* embed_;
@@ -65,7 +60,7 @@ class OpenAIRoutes {
 };
 
 // Writes an OpenAI error body with `status`.
-void send_error(httplib::Response& res, int status, const std::string& message,
+void send_error(HttpResponse& res, int status, const std::string& message,
                 const std::string& param = {}, const std::string& code = {});
 
 }  // namespace tessera

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
+
 namespace tessera::jinja {
 
 class Value;
@@ -79,7 +81,8 @@ class Value {
   static Value function(Function fn);
 
   template <class Json>
-  static Value from_json(const Json& j);
+  // Throws Error for values nested deeper than kMaxFromJsonDepth (the conversion recurses).
+  static Value from_json(const Json& j, int depth = 0);
 
   Kind kind() const { return kind_; }
   bool is_undefined() const { return kind_ == Kind::kUndefined; }
@@ -152,8 +155,15 @@ struct JsonDumpOptions {
 };
 std::string dump_json(const Value& v, const JsonDumpOptions& opts);
 
+// Deeper JSON than any template needs; bounds the recursion of from_json (request bodies
+// are limited to 256 levels before they get here).
+constexpr int kMaxFromJsonDepth = 512;
+
 template <class Json>
-Value Value::from_json(const Json& j) {
+Value Value::from_json(const Json& j, int depth) {
+  if (depth > kMaxFromJsonDepth)
+    throw Error("a template value nests deeper than " + std::to_string(kMaxFromJsonDepth) +
+                " levels");
   switch (j.type()) {
     case Json::value_t::null:
       return none();
@@ -170,14 +180,14 @@ Value Value::from_json(const Json& j) {
     case Json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
-      for (const auto& e : j) items.push_back(from_json(e));
+      for (const auto& e : j) items.push_back(from_json(e, depth + 1));
       return list(std::move(items));
     }
     case Json::value_t::object: {
       std::vector<std::pair<Value, Value>> items;
       items.reserve(j.size());
       for (auto it = j.begin(); it != j.end(); ++it) {
-        items.emplace_back(Value(it.key()), from_json(it.value()));
+        items.emplace_back(Value(it.key()), from_json(it.value(), depth + 1));
       }
       return dict(std::move(items));
     }
