@@ -5,14 +5,15 @@ MODEL      ?= models/SmolLM2-135M-Instruct-Q4_1.gguf
 HOST       ?= 127.0.0.1
 PORT       ?= 8080
 APT_DEPS   := cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev \
-              libutf8proc-dev libcpp-httplib-dev libboost-dev libgtest-dev libbenchmark-dev python3-jinja2 unzip \
-              tmux chromium chromium-driver python3-dev python3-venv
+              libutf8proc-dev libcpp-httplib-dev libboost-dev libgtest-dev libbenchmark-dev \
+              python3-jinja2 unzip tmux chromium chromium-driver python3-dev python3-venv \
+              clang-format
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PYVENV     := $(BUILD)/pyvenv
 CCACHE     := $(shell command -v ccache)
 
-.PHONY: all deps venv python build model serve test test-asan clean bench-models bench-kernels
+.PHONY: all deps venv python build checked model serve test test-asan clean bench-models bench-kernels
 
 all: build
 
@@ -57,17 +58,25 @@ model:
 serve: build model
 	$(BUILD)/tessera serve -m $(MODEL) --host $(HOST) --port $(PORT)
 
-test: build model venv python
-	scripts/run_tests.sh $(BUILD)
+# The checked tiers of scripts/run_tests.sh: a Debug build (asserts on) with ASan + UBSan,
+# and a TSan build, each of the CLI and the unit tests.
+SAN_LAUNCHER := $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE) -DCMAKE_C_COMPILER_LAUNCHER=$(CCACHE))
+checked: deps
+	cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DTESSERA_SANITIZE=address,undefined $(SAN_LAUNCHER)
+	cmake --build $(BUILD)-asan -j $(JOBS) --target tessera tessera_tests
+	cmake -S . -B $(BUILD)-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTESSERA_SANITIZE=thread \
+	  $(SAN_LAUNCHER)
+	cmake --build $(BUILD)-tsan -j $(JOBS) --target tessera tessera_tests
 
-# The server built with ASan + UBSan (build-asan/), driven by the hostile-client suite and
-# the server API tests; any sanitizer report fails the server, and so the tests.
-test-asan: deps model venv
-	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_SANITIZE=ON \
-	  -DTESSERA_BUILD_TESTS=OFF
-	cmake --build build-asan -j $(JOBS) --target tessera
+test: build checked model venv python
+	TESSERA_REQUIRE_CHECKED=1 scripts/run_tests.sh $(BUILD)
+
+# The server of the ASan + UBSan tree ($(BUILD)-asan) driven by the hostile-client suite and
+# the whole server API suite; any sanitizer report fails the server, and so the tests.
+test-asan: checked model venv
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  TESSERA_BIN=build-asan/tessera .venv/bin/python -m pytest -q \
+	  TESSERA_BIN=$(BUILD)-asan/tessera .venv/bin/python -m pytest -q \
 	  tests/e2e/test_http_hostile.py tests/e2e/test_server.py
 
 # Google Benchmark micro-benchmarks of the CPU kernels (one thread; bench/README.md).
@@ -79,4 +88,4 @@ bench-models: build
 	bench/make_synth_models.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan

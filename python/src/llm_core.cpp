@@ -131,8 +131,7 @@ GenerateJob::GenerateJob(LLMCore& core, std::vector<JobPrompt> prompts)
   const Clock::time_point now = Clock::now();
   for (size_t i = 0; i < prompts_.size(); ++i) {
     const CompletionRequest& p = prompts_[i].params;
-    auto gen = std::make_unique<Generation>(core_.engine(), core_.tokenizer(), core_.registry(),
-                                            nullptr, now);
+    auto gen = std::make_unique<Generation>(core_.engine(), core_.tokenizer(), nullptr, now);
     try {
       gen->submit({prompts_[i].ids}, {max_tokens[i]}, p.n, p.gen, p.stop);
     } catch (const EngineBusy&) {

@@ -49,8 +49,6 @@ class LLMCore {
   std::vector<EmbedInput> embed_inputs(const std::vector<std::string>& texts,
                                        const std::vector<bool>& is_text,
                                        std::vector<std::vector<int32_t>> ids, bool truncate) const;
-  InflightRegistry& registry() { return registry_; }
-
   // A text prompt's tokens as /v1/completions makes them (BOS/EOS as the model's metadata
   // asks, special-token text parsed). Throws ApiError for an empty prompt.
   std::vector<int32_t> prompt_tokens(const std::string& text) const;
@@ -71,7 +69,6 @@ class LLMCore {
   std::unique_ptr<EmbeddingRunner> runner_;  // an embedding model
   std::unique_ptr<EmbedBatcher> batcher_;
   std::unique_ptr<PromptBuilder> prompts_;
-  InflightRegistry registry_;
 };
 
 struct JobPrompt {

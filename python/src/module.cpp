@@ -62,8 +62,8 @@ std::vector<int32_t> token_ids(const std::vector<GeneratedToken>& tokens) {
   return ids;
 }
 
-nb::object finish_name(FinishReason r) {
-  return r == FinishReason::NONE ? nb::none() : nb::object(nb::str(finish_reason_name(r)));
+nb::object finish_name(RequestStatus r) {
+  return !is_finished(r) ? nb::none() : nb::object(nb::str(finish_reason_text(r)));
 }
 
 // Runs the engine with the GIL released for at most kSignalPoll, then checks for Ctrl-C
@@ -92,7 +92,7 @@ class PyJob {
     struct Acc {
       std::string text;
       std::vector<GeneratedToken> tokens;
-      FinishReason finish = FinishReason::NONE;
+      RequestStatus finish = RequestStatus::RUNNING;
     };
     std::vector<std::vector<Acc>> acc(job_->n_prompts());
     for (int i = 0; i < job_->n_prompts(); ++i) acc[i].resize(job_->prompt(i).params.n);
@@ -104,7 +104,7 @@ class PyJob {
         Acc& a = acc[d.prompt][d.choice.index];
         a.text += d.choice.text;
         for (GeneratedToken& t : d.choice.tokens) a.tokens.push_back(std::move(t));
-        if (d.choice.finish != FinishReason::NONE) a.finish = d.choice.finish;
+        if (is_finished(d.choice.finish)) a.finish = d.choice.finish;
       }
     }
     const Tokenizer& tok = core_.tokenizer();

@@ -1,12 +1,23 @@
 #include "core/thread_pool.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 
 namespace tessera {
 
 namespace {
+// One spin-wait step: a pause hint where the CPU has one.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 // ~0.1 ms of pause instructions: long enough to catch the next op of a forward pass,
 // short enough not to burn a core when the machine is oversubscribed.
 constexpr int kSpinIterations = 2000;
@@ -86,7 +97,7 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t grain) {
   // may have been descheduled on a busy machine).
   for (int spins = 0; done_.load(std::memory_order_acquire) != n_chunks; ++spins) {
     if (spins < kSpinIterations)
-      _mm_pause();
+      cpu_relax();
     else
       std::this_thread::yield();
   }
@@ -99,7 +110,7 @@ void ThreadPool::worker(int index) {
     uint64_t call;
     while ((call = work_.load(std::memory_order_acquire) >> 32) == seen &&
            spins < kSpinIterations) {
-      _mm_pause();
+      cpu_relax();
       ++spins;
     }
     if (call == seen) {

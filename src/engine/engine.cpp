@@ -2,28 +2,30 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <fstream>
 #include <string>
 
 #include "engine/kv_manager.h"
+#include "engine/model_runner.h"
 #include "engine/scheduler.h"
 #include "engine/speculative.h"
 
 namespace tessera {
 
-const char* finish_reason_name(FinishReason r) {
-  switch (r) {
-    case FinishReason::STOP:
+const char* finish_reason_text(RequestStatus s) {
+  switch (s) {
+    case RequestStatus::FINISHED_STOPPED:
       return "stop";
-    case FinishReason::LENGTH:
+    case RequestStatus::FINISHED_LENGTH:
       return "length";
-    case FinishReason::ABORT:
+    case RequestStatus::FINISHED_ABORTED:
       return "abort";
-    case FinishReason::NONE:
+    case RequestStatus::WAITING:
+    case RequestStatus::RUNNING:
+    case RequestStatus::PREEMPTED:
       break;
   }
-  return "";
+  return nullptr;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -45,7 +47,7 @@ bool RequestStream::next(RequestUpdate& out, std::chrono::milliseconds timeout) 
     for (auto& t : u.tokens) out.tokens.push_back(std::move(t));
     out.n_prompt_tokens = u.n_prompt_tokens;
     out.n_cached_tokens = u.n_cached_tokens;
-    if (u.finish != FinishReason::NONE) out.finish = u.finish;
+    if (is_finished(u.finish)) out.finish = u.finish;
     queue_.pop_front();
   }
   return true;
@@ -57,12 +59,8 @@ bool RequestStream::next(RequestUpdate& out, std::chrono::milliseconds timeout) 
 namespace {
 
 struct Live {
-  Request req;
-  GenerateParams params;
-  Sampler sampler;
+  Request req;  // carries its GenerateParams and Sampler for the runner
   std::shared_ptr<RequestStream> stream;
-  Live(Request r, const GenerateParams& p, int n_vocab, std::shared_ptr<RequestStream> s)
-      : req(std::move(r)), params(p), sampler(p.sampling, n_vocab), stream(std::move(s)) {}
 };
 
 int64_t available_memory_bytes() {
@@ -78,9 +76,12 @@ int64_t available_memory_bytes() {
 }  // namespace
 
 struct Engine::Impl {
+  Impl(Engine& e) : engine(e) {}
+  Engine& engine;
   std::unique_ptr<KVCache> kv;
   std::unique_ptr<KVCacheManager> kvm;
   std::unique_ptr<Scheduler> sched;
+  std::unique_ptr<ModelRunner> runner;
   std::unique_ptr<Speculator> spec;  // null: speculative decoding off
 
   // Input side, guarded by mu.
@@ -88,19 +89,30 @@ struct Engine::Impl {
   std::condition_variable cv;
   std::vector<std::unique_ptr<Live>> incoming;
   std::vector<uint64_t> aborts;
+  bool abort_everything = false;
   int n_queued = 0;  // submitted and not yet running or finished
   bool stop = false;
   uint64_t next_id = 1;
 
   // Engine thread state.
   std::unordered_map<uint64_t, std::unique_ptr<Live>> live;
-  std::vector<int32_t> tokens, pos, seq_of, slots, out_rows;
-  std::vector<uint8_t> prompt_tiled;  // per batch row: AttentionBatch::prompt_tiled
-  std::vector<const int32_t*> tables;
-  std::vector<float> logits, scratch;
 
   mutable std::mutex metrics_mu;
   EngineMetrics metrics;
+
+  // Engine thread. Waits for work, takes submissions and aborts; false once stopping
+  // (everything left was aborted).
+  bool take_input();
+  // The output processor: appends the sampled tokens to their requests, decides which
+  // requests finished and tells every consumer.
+  void update_from_output(const SchedulerOutput& out, RunnerOutput& ro);
+  // The one place that decides the end of generation after `token` was appended to r.
+  RequestStatus check_stop(const Request& r, int32_t token) const;
+  void finish(Live& l, RequestStatus status);
+  void count_step(const SchedulerOutput& out, int64_t n_sampled);
+  void refresh_gauges();  // under metrics_mu
+  // Speculative decoding: proposals for the sequences that decode this step.
+  void propose();
 };
 
 Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg) {
@@ -125,7 +137,7 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
                 std::to_string(max_model_len_) + "; raise the KV memory or lower max_model_len");
   if (n_blocks > (int64_t{1} << 30) / cfg_.block_size) throw Error("KV cache too large");
 
-  impl_ = std::make_unique<Impl>();
+  impl_ = std::make_unique<Impl>(*this);
   impl_->kv = model.make_kv_cache(static_cast<int>(n_blocks), cfg_.block_size);
   impl_->kvm = std::make_unique<KVCacheManager>(static_cast<int>(n_blocks), cfg_.block_size,
                                                 cfg_.enable_prefix_caching);
@@ -133,24 +145,16 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   sc.max_num_seqs = cfg_.max_num_seqs;
   sc.max_num_batched_tokens = cfg_.max_num_batched_tokens;
   impl_->sched = std::make_unique<Scheduler>(sc, *impl_->kvm);
-  // One logit row per sampled sequence, k + 1 for a speculative one.
-  const int rows_per_seq =
-      1 + (cfg_.speculative.enabled() ? cfg_.speculative.num_speculative_tokens : 0);
-  impl_->logits.resize(static_cast<size_t>(cfg_.max_num_seqs) * rows_per_seq * mc.n_vocab);
-  if (cfg_.speculative.enabled())
+  impl_->runner = std::make_unique<ModelRunner>(model, *impl_->kv, cfg_.block_size);
+  if (cfg_.speculative.enabled()) {
     impl_->spec = std::make_unique<Speculator>(cfg_.speculative, model,
                                                static_cast<int>(n_blocks) * cfg_.block_size,
                                                cfg_.block_size, cfg_.max_num_batched_tokens);
+    impl_->runner->set_speculator(impl_->spec.get());
+  }
   impl_->metrics.spec_enabled = impl_->spec != nullptr;
   impl_->metrics.kv_blocks_total = static_cast<int>(n_blocks);
   impl_->metrics.block_size = cfg_.block_size;
-  std::fprintf(stderr,
-               "engine: KV cache %lld blocks x %d tokens (%.1f MiB, %lld tokens), max_model_len "
-               "%d, max_num_seqs %d, max_num_batched_tokens %d, prefix caching %s\n",
-               static_cast<long long>(n_blocks), cfg_.block_size, impl_->kv->bytes() / 1048576.0,
-               static_cast<long long>(n_blocks * cfg_.block_size), max_model_len_,
-               cfg_.max_num_seqs, cfg_.max_num_batched_tokens,
-               cfg_.enable_prefix_caching ? "on" : "off");
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -198,13 +202,14 @@ std::vector<std::shared_ptr<RequestStream>> Engine::submit_all(
   if (!accepting_ || impl_->stop) throw EngineBusy("the server is shutting down", true);
   // All or nothing: a group that does not fit takes no slot another request could use.
   // Free running slots take queued requests on the next step, so they count as room.
-  const int n_running = n_inflight_.load() - impl_->n_queued;
+  const int n_running = n_inflight_->load() - impl_->n_queued;
   const int room = cfg_.max_waiting + std::max(0, cfg_.max_num_seqs - n_running);
   if (impl_->n_queued + n_new > room)
     throw EngineBusy("too many requests are waiting (" + std::to_string(impl_->n_queued) +
                          (n_new > 1 ? ", and " + std::to_string(n_new) + " more asked for" : "") +
                          "); try again later",
                      false);
+  const int n_vocab = model_.config().n_vocab;
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (size_t i = 0; i < prompts.size(); ++i) {
     Request r;
@@ -212,13 +217,13 @@ std::vector<std::shared_ptr<RequestStream>> Engine::submit_all(
     r.n_prompt = static_cast<int>(prompts[i].size());
     r.tokens = std::move(prompts[i]);
     r.max_tokens = params[i].max_tokens;
-    auto stream = std::make_shared<RequestStream>(r.id);
-    impl_->incoming.push_back(
-        std::make_unique<Live>(std::move(r), params[i], model_.config().n_vocab, stream));
+    r.params = params[i];
+    r.sampler = std::make_unique<Sampler>(params[i].sampling, n_vocab);
+    auto stream = std::make_shared<RequestStream>(r.id, n_inflight_);
+    impl_->incoming.push_back(std::make_unique<Live>(Live{std::move(r), stream}));
     streams.push_back(std::move(stream));
   }
   impl_->n_queued += n_new;
-  n_inflight_ += n_new;
   impl_->cv.notify_all();
   return streams;
 }
@@ -227,6 +232,14 @@ void Engine::abort(uint64_t id) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->aborts.push_back(id);
+  }
+  impl_->cv.notify_all();
+}
+
+void Engine::abort_all() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->abort_everything = true;
   }
   impl_->cv.notify_all();
 }
@@ -269,7 +282,7 @@ std::vector<Engine::Result> Engine::generate(const std::vector<std::vector<int32
       for (auto& t : u.tokens) r.tokens.push_back(std::move(t));
       r.n_prompt_tokens = u.n_prompt_tokens;
       r.n_cached_tokens = u.n_cached_tokens;
-      if (u.finish != FinishReason::NONE) {
+      if (is_finished(u.finish)) {
         r.finish = u.finish;
         streams[i].reset();
         ++done;
@@ -279,82 +292,11 @@ std::vector<Engine::Result> Engine::generate(const std::vector<std::vector<int32
   return results;
 }
 
+// One engine step: schedule -> run the model and sample -> apply the output.
 void Engine::loop() {
   Impl& s = *impl_;
-  const ModelConfig& mc = model_.config();
-  const Tokenizer& tok = model_.tokenizer();
-  const int n_vocab = mc.n_vocab;
-  const int B = cfg_.block_size;
-
-  auto finish = [&](Live& l, FinishReason why, RequestStatus status) {
-    s.sched->finish(&l.req, status);
-    if (s.spec) s.spec->release(l.req.id);
-    {
-      // Before the client hears of the end, so /metrics read right after agrees with it.
-      std::lock_guard<std::mutex> lock(s.metrics_mu);
-      ++s.metrics.requests_finished;
-      s.metrics.n_running = s.sched->n_running();
-      s.metrics.n_waiting = s.sched->n_waiting();
-      s.metrics.kv_blocks_used = s.kvm->pool().n_used();
-    }
-    RequestUpdate u;
-    u.finish = why;
-    u.n_prompt_tokens = l.req.n_prompt;
-    u.n_cached_tokens = std::max(0, l.req.n_cached_prompt);
-    l.stream->push(std::move(u));
-    --n_inflight_;
-  };
-
-  for (;;) {
-    std::vector<std::unique_ptr<Live>> incoming;
-    std::vector<uint64_t> aborts;
-    bool stop;
-    {
-      std::unique_lock<std::mutex> lock(s.mu);
-      s.cv.wait(lock, [&] {
-        return s.stop || !s.incoming.empty() || !s.aborts.empty() || s.sched->has_work();
-      });
-      incoming.swap(s.incoming);
-      aborts.swap(s.aborts);
-      stop = s.stop;
-    }
-    for (auto& l : incoming) {
-      s.sched->add(&l->req);
-      const uint64_t id = l->req.id;
-      s.live.emplace(id, std::move(l));
-    }
-    for (uint64_t id : aborts) {
-      auto it = s.live.find(id);
-      if (it == s.live.end()) continue;
-      finish(*it->second, FinishReason::ABORT, RequestStatus::FINISHED_ABORTED);
-      s.live.erase(it);
-    }
-    if (!aborts.empty()) {
-      // An abort frees blocks outside a step; the engine may go idle right after, so the
-      // gauges are refreshed here too, not only at the end of the next step.
-      std::lock_guard<std::mutex> lock(s.metrics_mu);
-      s.metrics.n_running = s.sched->n_running();
-      s.metrics.n_waiting = s.sched->n_waiting();
-      s.metrics.kv_blocks_used = s.kvm->pool().n_used();
-    }
-    if (stop) {
-      for (auto& [id, l] : s.live) finish(*l, FinishReason::ABORT, RequestStatus::FINISHED_ABORTED);
-      s.live.clear();
-      return;
-    }
-
-    if (s.spec) {
-      // Proposals for the sequences that decode this step (one verified token to compute).
-      std::vector<Speculator::Candidate> cands;
-      for (auto& [id, lp] : s.live) {
-        Request& r = lp->req;
-        if (r.status != RequestStatus::RUNNING || r.n_tokens() - r.n_computed != 1) continue;
-        const int room =
-            std::min(r.max_tokens - r.n_output() - 1, max_model_len_ - r.n_tokens() - 1);
-        cands.push_back({&r, &lp->params.sampling, room});
-      }
-      s.spec->propose(cands, static_cast<int>(cands.size()));
-    }
+  while (s.take_input()) {
+    if (s.spec) s.propose();
     SchedulerOutput out = s.sched->schedule();
     {
       // Queued = submitted but not running: still in `incoming` or waiting in the scheduler.
@@ -367,156 +309,142 @@ void Engine::loop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
-
-    // Build the batch: tokens of every scheduled chunk, back to back.
-    s.tokens.clear();
-    s.pos.clear();
-    s.seq_of.clear();
-    s.slots.clear();
-    s.prompt_tiled.clear();
-    s.out_rows.clear();
-    s.tables.clear();
-    for (size_t i = 0; i < out.items.size(); ++i) {
-      const ScheduledItem& it = out.items[i];
-      const Request& r = *it.req;
-      s.tables.push_back(r.blocks.data());
-      const int n_real = r.n_tokens();  // positions past it hold proposals
-      for (int p = it.start; p < it.start + it.n_new; ++p) {
-        s.tokens.push_back(p < n_real ? r.tokens[p] : r.spec_tokens[p - n_real]);
-        s.pos.push_back(p);
-        s.seq_of.push_back(static_cast<int32_t>(i));
-        s.slots.push_back(r.blocks[p / B] * B + p % B);
-        s.prompt_tiled.push_back(p < r.n_prompt && r.n_prompt >= kTiledPromptMin);
-      }
-      // Logits of the last verified token and of each proposal (k + 1 rows).
-      if (it.sample)
-        for (int j = static_cast<int>(r.spec_tokens.size()); j >= 0; --j)
-          s.out_rows.push_back(static_cast<int32_t>(s.tokens.size()) - 1 - j);
-    }
-
-    ForwardBatch fb;
-    fb.n_tokens = static_cast<int>(s.tokens.size());
-    fb.tokens = s.tokens.data();
-    fb.pos = s.pos.data();
-    fb.seq_of = s.seq_of.data();
-    fb.slots = s.slots.data();
-    fb.block_tables = s.tables.data();
-    fb.prompt_tiled = s.prompt_tiled.data();
-    fb.n_out = static_cast<int>(s.out_rows.size());
-    fb.out_rows = s.out_rows.data();
-    model_.forward(fb, *s.kv, s.logits.data());
+    RunnerOutput ro = s.runner->run(out);
     s.sched->step_done(out);
-
-    // Tokens each sampled sequence emits this step: one, or with proposals the accepted
-    // ones and a correction/bonus token (verify rejects the rest). Raw logit rows are kept
-    // for logprobs (of the model's own distribution, before penalties/temperature).
-    struct Emitted {
-      Live* l;
-      std::vector<int32_t> tokens;
-      size_t raw;  // offset of the first raw row in s.scratch (logprobs only)
-    };
-    std::vector<Emitted> emitted;
-    s.scratch.clear();
-    {
-      size_t row = 0;
-      for (const ScheduledItem& it : out.items) {
-        if (!it.sample) continue;
-        Request& r = *it.req;
-        Live& l = *s.live.at(r.id);
-        const size_t n_rows = 1 + r.spec_tokens.size();
-        float* lg = s.logits.data() + row * n_vocab;
-        row += n_rows;
-        Emitted e{&l, {}, s.scratch.size()};
-        if (l.params.logprobs >= 0) s.scratch.insert(s.scratch.end(), lg, lg + n_rows * n_vocab);
-        if (r.spec_tokens.empty())
-          e.tokens.push_back(l.sampler.sample(lg, r.tokens));
-        else
-          e.tokens = s.spec->verify(r, l.sampler, lg, n_vocab);
-        emitted.push_back(std::move(e));
-      }
-    }
-
-    // Counters first: a client that has its last token may read /metrics at once, and
-    // must find this step in them.
-    {
-      int64_t n_prompt_tokens = 0, n_generated = 0;
-      for (const ScheduledItem& it : out.items) {
-        const Request& r = *it.req;
-        n_prompt_tokens += std::max(0, std::min(it.start + it.n_new, r.n_prompt) - it.start);
-      }
-      for (const Emitted& e : emitted) n_generated += static_cast<int64_t>(e.tokens.size());
-      std::lock_guard<std::mutex> lock(s.metrics_mu);
-      EngineMetrics& m = s.metrics;
-      m.prefix_query_tokens = s.kvm->query_tokens();
-      m.prefix_hit_tokens = s.kvm->hit_tokens();
-      m.prompt_tokens_total += n_prompt_tokens;
-      m.generation_tokens_total += n_generated;
-      m.preemptions_total += static_cast<int64_t>(out.preempted.size());
-      ++m.steps_total;
-    }
-
-    for (Emitted& e : emitted) {
-      Live& l = *e.l;
-      Request& r = l.req;
-      RequestUpdate u;
-      u.n_prompt_tokens = r.n_prompt;
-      u.n_cached_tokens = std::max(0, r.n_cached_prompt);
-      for (size_t j = 0; j < e.tokens.size() && u.finish == FinishReason::NONE; ++j) {
-        GeneratedToken g;
-        g.token = e.tokens[j];
-        if (l.params.logprobs >= 0) {
-          const float* lg = s.scratch.data() + e.raw + j * n_vocab;
-          const float mx = *std::max_element(lg, lg + n_vocab);
-          double sum = 0.0;
-          for (int v = 0; v < n_vocab; ++v) sum += std::exp(static_cast<double>(lg[v] - mx));
-          const float lse = mx + static_cast<float>(std::log(sum));
-          const int k = l.params.logprobs;
-          if (k > 0) {
-            std::vector<int32_t> idx(n_vocab);
-            for (int v = 0; v < n_vocab; ++v) idx[v] = v;
-            std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
-              return lg[a] > lg[b] || (lg[a] == lg[b] && a < b);
-            });
-            for (int i = 0; i < k; ++i) g.top.push_back({idx[i], lg[idx[i]] - lse});
-          }
-          g.logprob = lg[g.token] - lse;
-          const float chosen = lg[g.token];
-          g.rank = 1 + static_cast<int32_t>(
-                           std::count_if(lg, lg + n_vocab, [&](float x) { return x > chosen; }));
-        }
-        r.tokens.push_back(g.token);
-        const std::vector<int32_t>& stop_ids = l.params.stop_token_ids;
-        const bool eog = (!l.params.ignore_eos && tok.is_eog(g.token)) ||
-                         std::find(stop_ids.begin(), stop_ids.end(), g.token) != stop_ids.end();
-        u.tokens.push_back(std::move(g));
-        if (eog) {
-          u.tokens.pop_back();  // the end-of-generation token is not part of the text
-          u.finish = FinishReason::STOP;
-        } else if (r.n_output() >= r.max_tokens || r.n_tokens() >= max_model_len_) {
-          u.finish = FinishReason::LENGTH;
-        }
-      }
-      if (u.finish == FinishReason::NONE) {
-        if (!r.spec_tokens.empty()) Speculator::commit(*s.kvm, r);  // KV rollback
-        l.stream->push(std::move(u));
-        continue;
-      }
-      const FinishReason why = u.finish;
-      u.finish = FinishReason::NONE;
-      if (!u.tokens.empty()) l.stream->push(std::move(u));
-      finish(l, why,
-             why == FinishReason::STOP ? RequestStatus::FINISHED_STOPPED
-                                       : RequestStatus::FINISHED_LENGTH);
-      s.live.erase(r.id);
-    }
-
-    // Gauges after the finished requests have left.
-    std::lock_guard<std::mutex> lock(s.metrics_mu);
-    EngineMetrics& m = s.metrics;
-    m.n_running = s.sched->n_running();
-    m.n_waiting = s.sched->n_waiting();
-    m.kv_blocks_used = s.kvm->pool().n_used();
+    s.update_from_output(out, ro);
   }
+}
+
+bool Engine::Impl::take_input() {
+  std::vector<std::unique_ptr<Live>> in;
+  std::vector<uint64_t> ab;
+  bool stopping, everything;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] {
+      return stop || abort_everything || !incoming.empty() || !aborts.empty() || sched->has_work();
+    });
+    in.swap(incoming);
+    ab.swap(aborts);
+    stopping = stop;
+    everything = abort_everything;
+    abort_everything = false;
+  }
+  for (auto& l : in) {
+    sched->add(&l->req);
+    const uint64_t id = l->req.id;
+    live.emplace(id, std::move(l));
+  }
+  if (stopping || everything) {
+    for (auto& [id, l] : live) finish(*l, RequestStatus::FINISHED_ABORTED);
+    live.clear();
+    return !stopping;
+  }
+  for (uint64_t id : ab) {
+    auto it = live.find(id);
+    if (it == live.end()) continue;
+    finish(*it->second, RequestStatus::FINISHED_ABORTED);
+    live.erase(it);
+  }
+  return true;
+}
+
+RequestStatus Engine::Impl::check_stop(const Request& r, int32_t token) const {
+  const std::vector<int32_t>& stop_ids = r.params.stop_token_ids;
+  if ((!r.params.ignore_eos && engine.model_.tokenizer().is_eog(token)) ||
+      std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end())
+    return RequestStatus::FINISHED_STOPPED;
+  if (r.n_output() >= r.max_tokens || r.n_tokens() >= engine.max_model_len_)
+    return RequestStatus::FINISHED_LENGTH;
+  return RequestStatus::RUNNING;
+}
+
+void Engine::Impl::update_from_output(const SchedulerOutput& out, RunnerOutput& ro) {
+  int64_t n_sampled = 0;
+  for (const auto& toks : ro.sampled) n_sampled += static_cast<int64_t>(toks.size());
+  // Counters first: a client that has its last token may read /metrics at once, and must
+  // find this step in them.
+  count_step(out, n_sampled);
+
+  for (size_t i = 0; i < out.items.size(); ++i) {
+    if (ro.sampled[i].empty()) continue;
+    Request& r = *out.items[i].req;
+    Live& l = *live.at(r.id);
+    RequestUpdate u;
+    u.n_prompt_tokens = r.n_prompt;
+    u.n_cached_tokens = std::max(0, r.n_cached_prompt);
+    RequestStatus status = RequestStatus::RUNNING;
+    for (GeneratedToken& g : ro.sampled[i]) {
+      r.tokens.push_back(g.token);
+      status = check_stop(r, g.token);
+      // An end-of-generation token is not part of the output.
+      if (status != RequestStatus::FINISHED_STOPPED) u.tokens.push_back(std::move(g));
+      if (is_finished(status)) break;
+    }
+    if (!is_finished(status)) {
+      // Speculative decoding: K/V of rejected proposals rolled back.
+      if (!r.spec_tokens.empty()) Speculator::commit(*kvm, r);
+      l.stream->push(std::move(u));
+      continue;
+    }
+    if (!u.tokens.empty()) l.stream->push(std::move(u));
+    finish(l, status);
+    live.erase(r.id);
+  }
+  std::lock_guard<std::mutex> lock(metrics_mu);
+  refresh_gauges();  // after the finished requests have left
+}
+
+void Engine::Impl::finish(Live& l, RequestStatus status) {
+  sched->finish(&l.req, status);
+  if (spec) spec->release(l.req.id);
+  {
+    // Before the client hears of the end, so /metrics read right after agrees with it.
+    std::lock_guard<std::mutex> lock(metrics_mu);
+    ++metrics.requests_finished;
+    refresh_gauges();
+  }
+  RequestUpdate u;
+  u.finish = status;
+  u.n_prompt_tokens = l.req.n_prompt;
+  u.n_cached_tokens = std::max(0, l.req.n_cached_prompt);
+  l.stream->push(std::move(u));
+}
+
+void Engine::Impl::count_step(const SchedulerOutput& out, int64_t n_sampled) {
+  int64_t n_prompt_tokens = 0;
+  for (const ScheduledItem& it : out.items) {
+    const Request& r = *it.req;
+    n_prompt_tokens += std::max(0, std::min(it.start + it.n_new, r.n_prompt) - it.start);
+  }
+  std::lock_guard<std::mutex> lock(metrics_mu);
+  EngineMetrics& m = metrics;
+  m.prefix_query_tokens = kvm->query_tokens();
+  m.prefix_hit_tokens = kvm->hit_tokens();
+  m.prompt_tokens_total += n_prompt_tokens;
+  m.generation_tokens_total += n_sampled;
+  m.preemptions_total += static_cast<int64_t>(out.preempted.size());
+  ++m.steps_total;
+}
+
+void Engine::Impl::propose() {
+  // Decoding sequences: one verified token left to compute. Room: the proposals and the
+  // token after them must fit max_tokens and the context.
+  std::vector<Speculator::Candidate> cands;
+  for (auto& [id, lp] : live) {
+    Request& r = lp->req;
+    if (r.status != RequestStatus::RUNNING || r.n_tokens() - r.n_computed != 1) continue;
+    const int room =
+        std::min(r.max_tokens - r.n_output() - 1, engine.max_model_len_ - r.n_tokens() - 1);
+    cands.push_back({&r, &r.params.sampling, room});
+  }
+  spec->propose(cands, static_cast<int>(cands.size()));
+}
+
+void Engine::Impl::refresh_gauges() {
+  metrics.n_running = sched->n_running();
+  metrics.n_waiting = sched->n_waiting();
+  metrics.kv_blocks_used = kvm->pool().n_used();
 }
 
 }  // namespace tessera

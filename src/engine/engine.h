@@ -3,8 +3,9 @@
 // per request (token ids, logprobs, finish reason); detokenization, stop strings and
 // HTTP framing happen on the consumer's side.
 //
-//   submit() --> [input queue] --> engine thread: schedule -> forward -> sample
-//                                        |
+//   submit() --> [input queue] --> engine thread: Scheduler::schedule
+//                                                   -> ModelRunner::run (forward + sample)
+//                                                   -> update_from_output (finish, push)
 //   RequestStream::next() <-- [per-request queue] <--+
 #pragma once
 #include <atomic>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "engine/request.h"
 #include "models/model.h"
 #include "sampling/sampler.h"
 #include "spec/proposer.h"
@@ -45,42 +47,26 @@ class EngineBusy : public Error {
   bool shutting_down;
 };
 
-struct GenerateParams {
-  SamplingParams sampling;
-  int max_tokens = 16;
-  bool ignore_eos = false;
-  int logprobs = -1;  // -1: none; 0: the chosen token's; k > 0: also the top k (k <= 20)
-  // More tokens that end generation like end-of-generation tokens do (finish "stop", the
-  // token not reported), even with ignore_eos.
-  std::vector<int32_t> stop_token_ids;
-};
-
-enum class FinishReason { NONE, STOP, LENGTH, ABORT };
-const char* finish_reason_name(FinishReason r);  // "stop", "length", "abort"
-
-struct TokenLogprob {
-  int32_t token;
-  float logprob;
-};
-
-struct GeneratedToken {
-  int32_t token;
-  float logprob = 0.0f;           // of the chosen token (when logprobs >= 0)
-  int32_t rank = 0;               // 1 + tokens more likely than the chosen one (logprobs >= 0)
-  std::vector<TokenLogprob> top;  // k most likely, most likely first (when logprobs > 0)
-};
-
 struct RequestUpdate {
   std::vector<GeneratedToken> tokens;  // new since the previous update
-  FinishReason finish = FinishReason::NONE;
+  // A finished status on the request's last update (is_finished); RUNNING before.
+  RequestStatus finish = RequestStatus::RUNNING;
   int n_prompt_tokens = 0;
   int n_cached_tokens = 0;  // prompt tokens served by the prefix cache
 };
 
-// Consumer end of one request. Thread safe.
+// Consumer end of one request. Thread safe. The request counts as in flight
+// (Engine::n_inflight) from submit() until its last update is pushed and the consumer has
+// released the stream: a server drains when nothing is left to generate or to write.
 class RequestStream {
  public:
-  explicit RequestStream(uint64_t id) : id_(id) {}
+  RequestStream(uint64_t id, std::shared_ptr<std::atomic<int>> inflight)
+      : id_(id), inflight_(std::move(inflight)) {
+    ++*inflight_;
+  }
+  ~RequestStream() { --*inflight_; }
+  RequestStream(const RequestStream&) = delete;
+  RequestStream& operator=(const RequestStream&) = delete;
   uint64_t id() const { return id_; }
   // Waits up to `timeout` for updates; merges everything pending into `out`.
   // Returns false on timeout with nothing pending.
@@ -89,6 +75,7 @@ class RequestStream {
 
  private:
   uint64_t id_;
+  std::shared_ptr<std::atomic<int>> inflight_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<RequestUpdate> queue_;
@@ -120,15 +107,17 @@ class Engine {
   // waiting queue cannot take them all now, and then none of them holds a slot.
   std::vector<std::shared_ptr<RequestStream>> submit_all(std::vector<std::vector<int32_t>> prompts,
                                                          const std::vector<GenerateParams>& params);
-  // Thread safe; the stream receives a final update with FinishReason::ABORT (if it was
+  // Thread safe; the stream receives a final update with FINISHED_ABORTED (if it was
   // still running). Unknown or finished ids are ignored.
   void abort(uint64_t id);
+  // Thread safe: aborts every request submitted so far (shutdown).
+  void abort_all();
 
   // Offline batch generation (like vLLM's LLM.generate): every prompt with the same
   // parameters, run concurrently; results in prompt order.
   struct Result {
     std::vector<GeneratedToken> tokens;
-    FinishReason finish = FinishReason::NONE;
+    RequestStatus finish = RequestStatus::RUNNING;
     int n_prompt_tokens = 0, n_cached_tokens = 0;
   };
   std::vector<Result> generate(const std::vector<std::vector<int32_t>>& prompts,
@@ -136,7 +125,8 @@ class Engine {
 
   // Stop accepting new requests (submit throws EngineBusy with shutting_down).
   void stop_accepting() { accepting_ = false; }
-  int n_inflight() const { return n_inflight_.load(); }
+  // Requests submitted whose stream is still held (see RequestStream).
+  int n_inflight() const { return n_inflight_->load(); }
   // The most requests that can ever be in the engine at once (running + waiting): a group
   // larger than this can never be admitted.
   int capacity() const { return cfg_.max_num_seqs + cfg_.max_waiting; }
@@ -157,7 +147,7 @@ class Engine {
   int max_model_len_ = 0;
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> accepting_{true};
-  std::atomic<int> n_inflight_{0};
+  std::shared_ptr<std::atomic<int>> n_inflight_ = std::make_shared<std::atomic<int>>(0);
   std::thread thread_;
 };
 

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "engine/sequence_runner.h"
+#include "sampling/sampler.h"
 
 namespace tessera {
 
@@ -36,10 +37,7 @@ PerplexityResult compute_perplexity(Model& model, const std::vector<int32_t>& to
     for (size_t i = 0; i < want.size(); ++i) {
       const float* l = logits.data() + i * n_vocab;
       const int32_t target = chunk[want[i] + 1];
-      const float mx = *std::max_element(l, l + n_vocab);
-      double sum = 0.0;
-      for (int v = 0; v < n_vocab; ++v) sum += std::exp(static_cast<double>(l[v] - mx));
-      const double lp = l[target] - mx - std::log(sum);
+      const double lp = l[target] - log_sum_exp(l, n_vocab);
       nll -= lp;
       nll2 += lp * lp;
     }

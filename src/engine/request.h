@@ -12,7 +12,8 @@
 
 namespace tessera {
 
-// Ordered lifecycle: finished states compare greater than every live state.
+// The one lifecycle of a request, ordered: finished states compare greater than every
+// live state. Consumers see it too: an update's status is finished on the last update.
 enum class RequestStatus : uint8_t {
   WAITING,
   RUNNING,
@@ -24,6 +25,30 @@ enum class RequestStatus : uint8_t {
 inline bool is_finished(RequestStatus s) {
   return s >= RequestStatus::FINISHED_STOPPED;
 }
+// OpenAI's finish_reason of a finished status: "stop", "length", "abort"; null otherwise.
+const char* finish_reason_text(RequestStatus s);
+
+struct GenerateParams {
+  SamplingParams sampling;
+  int max_tokens = 16;
+  bool ignore_eos = false;
+  int logprobs = -1;  // -1: none; 0: the chosen token's; k > 0: also the top k (k <= 20)
+  // More tokens that end generation like end-of-generation tokens do (finish "stop", the
+  // token not reported), even with ignore_eos.
+  std::vector<int32_t> stop_token_ids;
+};
+
+struct TokenLogprob {
+  int32_t token;
+  float logprob;
+};
+
+struct GeneratedToken {
+  int32_t token;
+  float logprob = 0.0f;           // of the chosen token (when logprobs >= 0)
+  int32_t rank = 0;               // 1 + tokens more likely than the chosen one (logprobs >= 0)
+  std::vector<TokenLogprob> top;  // k most likely, most likely first (when logprobs > 0)
+};
 
 struct Request {
   uint64_t id = 0;
@@ -42,6 +67,10 @@ struct Request {
 
   std::vector<int32_t> blocks;          // block table: logical block i -> physical block
   std::vector<BlockHash> block_hashes;  // hashes of the full blocks of `tokens` so far
+
+  // Sampling state, read by the model runner; null for a request that is not sampled.
+  GenerateParams params;
+  std::unique_ptr<Sampler> sampler;
 
   int n_tokens() const { return static_cast<int>(tokens.size()); }
   int n_output() const { return n_tokens() - n_prompt; }

@@ -1,6 +1,7 @@
 #include "engine/sequence_runner.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -10,6 +11,7 @@ SequenceRunner::SequenceRunner(Model& model, int n_ctx) : model_(model), n_ctx_(
   if (n_ctx <= 0) throw Error("context size must be positive");
   const int n_blocks = (n_ctx + kBlockSize - 1) / kBlockSize;
   kv_ = model.make_kv_cache(n_blocks, kBlockSize);
+  runner_ = std::make_unique<ModelRunner>(model, *kv_, kBlockSize);
   table_.resize(n_blocks);
   for (int i = 0; i < n_blocks; ++i) table_[i] = i;
 }
@@ -20,30 +22,38 @@ void SequenceRunner::eval(const std::vector<int32_t>& tokens, const std::vector<
   if (n_past_ + n > n_ctx_)
     throw Error("context full: " + std::to_string(n_past_ + n) + " tokens exceed the context of " +
                 std::to_string(n_ctx_));
+  if (n_past_ == 0) n_prompt_ = n;
   const int n_vocab = model_.config().n_vocab;
-  const int32_t* tables[1] = {table_.data()};
+  // The chunk reads the sequence's tokens by position: seq_ holds positions
+  // [n_past, n_past + n) at those indices (the earlier ones are never read).
+  seq_.resize(n_past_ + n);
+  std::copy(tokens.begin(), tokens.end(), seq_.begin() + n_past_);
   size_t w = 0;
   for (int start = 0; start < n; start += n_batch) {
     const int m = std::min(n_batch, n - start);
-    pos_.resize(m);
-    seq_.assign(m, 0);
-    for (int i = 0; i < m; ++i) pos_[i] = n_past_ + i;  // slot == position
-    out_.clear();
-    for (; w < want.size() && want[w] < start + m; ++w) out_.push_back(want[w] - start);
-    ForwardBatch b;
-    b.n_tokens = m;
-    b.tokens = tokens.data() + start;
-    b.pos = pos_.data();
-    b.seq_of = seq_.data();
-    b.slots = pos_.data();
-    b.block_tables = tables;
-    // A batch of kTiledPromptMin rows or more takes llama.cpp's tiled attention, as there.
-    tiled_.assign(m, m >= kTiledPromptMin);
-    b.prompt_tiled = tiled_.data();
-    b.n_out = static_cast<int>(out_.size());
-    b.out_rows = out_.data();
-    model_.forward(b, *kv_, logits);
-    logits += static_cast<int64_t>(b.n_out) * n_vocab;
+    SeqChunk c;
+    c.tokens = seq_.data();
+    c.start = n_past_;
+    c.n_new = m;
+    c.n_prompt = n_prompt_;
+    c.block_table = table_.data();
+    // `want` is ascending: this batch's share is want[w0, w). The runner computes the logits
+    // of the position range they span (all of it when, as in every caller, they are
+    // contiguous) and the rows asked for are copied out.
+    const size_t w0 = w;
+    while (w < want.size() && want[w] < start + m) ++w;
+    c.out_begin = c.out_end = c.start;
+    if (w > w0) {
+      c.out_begin = n_past_ + (want[w0] - start);
+      c.out_end = n_past_ + (want[w - 1] - start) + 1;
+    }
+    const float* out = runner_->forward({c});
+    // The runner returned rows [out_begin, out_end); keep those `want` asked for.
+    for (size_t k = w0; k < w; ++k) {
+      const int row = want[k] - want[w0];
+      std::memcpy(logits, out + static_cast<size_t>(row) * n_vocab, sizeof(float) * n_vocab);
+      logits += n_vocab;
+    }
     n_past_ += m;
   }
 }

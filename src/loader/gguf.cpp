@@ -25,6 +25,7 @@
 #include <limits>
 #include <numeric>
 
+#include "core/file.h"
 #include "core/progress.h"
 
 namespace tessera::gguf {
@@ -418,26 +419,6 @@ std::unique_ptr<File> File::from_buffer(const uint8_t* data, size_t size) {
   f->parse(data, size);
   return f;
 }
-
-namespace {
-
-// MemAvailable of /proc/meminfo (free memory plus what the kernel can reclaim, such as the
-// page cache), or the free pages where that line is missing; 0 when neither is known.
-size_t available_memory_bytes() {
-  if (FILE* f = std::fopen("/proc/meminfo", "r")) {
-    char line[256];
-    unsigned long long kb = 0;
-    bool found = false;
-    while (!found && std::fgets(line, sizeof line, f) != nullptr)
-      found = std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1;
-    std::fclose(f);
-    if (found) return static_cast<size_t>(kb) * 1024;
-  }
-  const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
-}
-
-}  // namespace
 
 // Tensor data in memory the File owns, backed by 2 MiB pages where the kernel grants them
 // (MADV_HUGEPAGE): streaming the weights of a decode step then costs one TLB entry per

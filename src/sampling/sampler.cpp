@@ -110,4 +110,11 @@ int32_t Sampler::prepare(float* logits, const std::vector<int32_t>& history) {
   return -1;
 }
 
+double log_sum_exp(const float* x, int n) {
+  const float mx = *std::max_element(x, x + n);
+  double sum = 0.0;
+  for (int v = 0; v < n; ++v) sum += std::exp(static_cast<double>(x[v] - mx));
+  return mx + std::log(sum);
+}
+
 }  // namespace tessera

@@ -23,6 +23,10 @@ struct SamplingParams {
   std::unordered_map<int32_t, float> logit_bias;  // added to the logit of each listed token
 };
 
+// log(sum_v exp(x[v])) over x[0..n), in double around the maximum (no overflow): the
+// normalizer of log-probabilities (logprobs, perplexity).
+double log_sum_exp(const float* x, int n);
+
 class Sampler {
  public:
   Sampler(const SamplingParams& params, int n_vocab);

@@ -17,7 +17,7 @@ std::vector<json> ChatStream::chunks(const ResponseMeta& m, ChoiceDelta& d, bool
     for (GeneratedToken& t : d.tokens) c.pending.push_back(std::move(t));
   deltas_.clear();
   c.parser.feed(d.text, deltas_);
-  const bool last = d.finish != FinishReason::NONE;
+  const bool last = is_finished(d.finish);
   if (last) c.parser.finish(deltas_);
 
   std::vector<json> out;
@@ -29,7 +29,7 @@ std::vector<json> ChatStream::chunks(const ResponseMeta& m, ChoiceDelta& d, bool
   };
   for (const MessageDelta& md : deltas_)
     out.push_back(chat_chunk(m, d.index, message_delta_json(md), take_logprobs(),
-                             FinishReason::NONE, usage_null));
+                             RequestStatus::RUNNING, usage_null));
   if (last)
     out.push_back(chat_chunk(m, d.index, json::object(), take_logprobs(),
                              chat_finish_reason(d.finish, c.parser.n_tool_calls() > 0),

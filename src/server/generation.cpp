@@ -6,39 +6,12 @@ namespace tessera {
 
 using Clock = std::chrono::steady_clock;
 
-void InflightRegistry::add(uint64_t id) {
-  std::lock_guard<std::mutex> lk(mu_);
-  ids_.insert(id);
-}
-
-void InflightRegistry::remove(uint64_t id) {
-  std::lock_guard<std::mutex> lk(mu_);
-  ids_.erase(id);
-}
-
-void InflightRegistry::abort_all(Engine& engine) {
-  std::set<uint64_t> ids;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    ids = ids_;
-  }
-  for (uint64_t id : ids) engine.abort(id);
-}
-
-size_t InflightRegistry::size() const {
-  std::lock_guard<std::mutex> lk(mu_);
-  return ids_.size();
-}
-
-Generation::Generation(Engine& engine, const Tokenizer& tok, InflightRegistry& registry,
-                       ServerMetrics* metrics, Clock::time_point t_arrival)
-    : engine_(engine), tok_(tok), registry_(registry), metrics_(metrics), t_arrival_(t_arrival) {
-  ++registry_.n_generations_;
-}
+Generation::Generation(Engine& engine, const Tokenizer& tok, ServerMetrics* metrics,
+                       Clock::time_point t_arrival)
+    : engine_(engine), tok_(tok), metrics_(metrics), t_arrival_(t_arrival) {}
 
 Generation::~Generation() {
   abort();
-  --registry_.n_generations_;
 }
 
 void Generation::submit(const std::vector<std::vector<int32_t>>& prompts,
@@ -74,29 +47,27 @@ void Generation::submit(const std::vector<std::vector<int32_t>>& prompts,
   }
   for (size_t i = 0; i < streams.size(); ++i) {
     choices_[i].stream = std::move(streams[i]);
-    registry_.add(choices_[i].stream->id());
   }
 }
 
-void Generation::finish(int i, FinishReason r) {
+void Generation::finish(int i, RequestStatus r) {
   Choice& c = choices_[i];
-  if (c.finish != FinishReason::NONE) return;
+  if (is_finished(c.finish)) return;
   c.finish = r;
   ++n_finished_;
-  registry_.remove(c.stream->id());
 }
 
 void Generation::abort() {
   for (int i = 0; i < n_choices(); ++i) {
-    if (choices_[i].finish != FinishReason::NONE) continue;
+    if (is_finished(choices_[i].finish)) continue;
     engine_.abort(choices_[i].stream->id());
-    finish(i, FinishReason::ABORT);
+    finish(i, RequestStatus::FINISHED_ABORTED);
   }
 }
 
 bool Generation::absorb(int i, RequestUpdate& u, ChoiceDelta& d) {
   Choice& c = choices_[i];
-  if (c.finish != FinishReason::NONE) return false;  // e.g. the ABORT after a stop match
+  if (is_finished(c.finish)) return false;  // e.g. the ABORT after a stop match
   d.index = i;
   if (u.n_prompt_tokens > 0) c.n_cached = u.n_cached_tokens;
 
@@ -129,17 +100,17 @@ bool Generation::absorb(int i, RequestUpdate& u, ChoiceDelta& d) {
       // Tokens after the one that completed the stop string are dropped; the engine may
       // already have produced more, so the request is cancelled, not left to run.
       engine_.abort(c.stream->id());
-      finish(i, FinishReason::STOP);
-      d.finish = FinishReason::STOP;
+      finish(i, RequestStatus::FINISHED_STOPPED);
+      d.finish = RequestStatus::FINISHED_STOPPED;
       return true;
     }
   }
-  if (u.finish != FinishReason::NONE) {
+  if (is_finished(u.finish)) {
     d.text += c.detok->flush();
     finish(i, u.finish);
     d.finish = u.finish;
   }
-  return !d.text.empty() || !d.tokens.empty() || d.finish != FinishReason::NONE;
+  return !d.text.empty() || !d.tokens.empty() || is_finished(d.finish);
 }
 
 bool Generation::poll(std::vector<ChoiceDelta>& out, std::chrono::milliseconds timeout) {
@@ -151,7 +122,7 @@ bool Generation::poll(std::vector<ChoiceDelta>& out, std::chrono::milliseconds t
     int waited = 0;
     for (int i = 0; i < n_choices(); ++i) {
       Choice& c = choices_[i];
-      if (c.finish != FinishReason::NONE) continue;
+      if (is_finished(c.finish)) continue;
       const auto t = (pass == 1 && waited++ == 0) ? timeout : std::chrono::milliseconds(0);
       RequestUpdate u;
       if (!c.stream->next(u, t)) continue;

@@ -2,12 +2,9 @@
 // requests, their update streams read, detokenized and cut at stop strings. Handlers pull
 // ChoiceDeltas from poll() and only format them; nothing here knows about HTTP or JSON.
 #pragma once
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -18,28 +15,11 @@ namespace tessera {
 
 class ServerMetrics;
 
-// Engine request ids of every live generation, so that shutdown can abort them.
-class InflightRegistry {
- public:
-  void add(uint64_t id);
-  void remove(uint64_t id);
-  void abort_all(Engine& engine);
-  size_t size() const;
-  // Generations alive: submitted and not yet destroyed (a stream may still be writing).
-  int n_generations() const { return n_generations_.load(); }
-
- private:
-  friend class Generation;
-  mutable std::mutex mu_;
-  std::set<uint64_t> ids_;
-  std::atomic<int> n_generations_{0};
-};
-
 struct ChoiceDelta {
   int index = 0;
-  std::string text;                          // newly final text
-  std::vector<GeneratedToken> tokens;        // newly generated tokens (up to a stop match)
-  FinishReason finish = FinishReason::NONE;  // set on the choice's last delta only
+  std::string text;                               // newly final text
+  std::vector<GeneratedToken> tokens;             // newly generated tokens (up to a stop match)
+  RequestStatus finish = RequestStatus::RUNNING;  // set on the choice's last delta only
 };
 
 struct UsageCounts {
@@ -49,8 +29,8 @@ struct UsageCounts {
 class Generation {
  public:
   // Choice i answers prompts[i / n]. `t_arrival` starts the time-to-first-token clock.
-  Generation(Engine& engine, const Tokenizer& tok, InflightRegistry& registry,
-             ServerMetrics* metrics, std::chrono::steady_clock::time_point t_arrival);
+  Generation(Engine& engine, const Tokenizer& tok, ServerMetrics* metrics,
+             std::chrono::steady_clock::time_point t_arrival);
   ~Generation();  // aborts choices still running (a handler that threw or a lost client)
   Generation(const Generation&) = delete;
   Generation& operator=(const Generation&) = delete;
@@ -80,15 +60,14 @@ class Generation {
     int n_generated = 0;
     bool got_first = false;
     std::chrono::steady_clock::time_point t_last;
-    FinishReason finish = FinishReason::NONE;
+    RequestStatus finish = RequestStatus::RUNNING;
   };
   // Applies one update to choice i; true when it produced a delta.
   bool absorb(int i, RequestUpdate& u, ChoiceDelta& d);
-  void finish(int i, FinishReason r);
+  void finish(int i, RequestStatus r);
 
   Engine& engine_;
   const Tokenizer& tok_;
-  InflightRegistry& registry_;
   ServerMetrics* metrics_;
   std::chrono::steady_clock::time_point t_arrival_;
   std::vector<Choice> choices_;

@@ -22,8 +22,9 @@ json bytes_of(const std::string& s) {
   return b;
 }
 
-json finish_json(FinishReason r) {
-  return r == FinishReason::NONE ? json(nullptr) : json(finish_reason_text(r));
+json finish_json(RequestStatus r) {
+  const char* text = finish_reason_text(r);
+  return text ? json(text) : json(nullptr);
 }
 
 json header(const ResponseMeta& m, const char* object) {
@@ -40,21 +41,8 @@ std::string new_response_id(const char* prefix) {
   return buf;
 }
 
-const char* finish_reason_text(FinishReason r) {
-  switch (r) {
-    case FinishReason::STOP:
-      return "stop";
-    case FinishReason::LENGTH:
-      return "length";
-    case FinishReason::ABORT:
-      return "abort";
-    default:
-      return "";
-  }
-}
-
-json chat_finish_reason(FinishReason r, bool has_tool_calls) {
-  if (r == FinishReason::STOP && has_tool_calls) return "tool_calls";
+json chat_finish_reason(RequestStatus r, bool has_tool_calls) {
+  if (r == RequestStatus::FINISHED_STOPPED && has_tool_calls) return "tool_calls";
   return finish_json(r);
 }
 
@@ -182,7 +170,7 @@ json completion_response(const ResponseMeta& m, const Tokenizer& tok,
 }
 
 json chat_chunk(const ResponseMeta& m, int index, const json& delta, const json& logprobs,
-                FinishReason finish, bool usage_null) {
+                RequestStatus finish, bool usage_null) {
   return chat_chunk(m, index, delta, logprobs, finish_json(finish), usage_null);
 }
 
@@ -198,7 +186,7 @@ json chat_chunk(const ResponseMeta& m, int index, const json& delta, const json&
 }
 
 json completion_chunk(const ResponseMeta& m, int index, const std::string& text,
-                      const json& logprobs, FinishReason finish, bool usage_null) {
+                      const json& logprobs, RequestStatus finish, bool usage_null) {
   json out = header(m, "text_completion");
   out["choices"] = json::array({{{"index", index},
                                  {"text", text},

@@ -23,9 +23,8 @@ struct ResponseMeta {
 };
 
 std::string new_response_id(const char* prefix);
-const char* finish_reason_text(FinishReason r);
 // A chat choice's finish_reason: "tool_calls" when it ended (stop) with tool calls.
-nlohmann::json chat_finish_reason(FinishReason r, bool has_tool_calls);
+nlohmann::json chat_finish_reason(RequestStatus r, bool has_tool_calls);
 nlohmann::json usage_json(const UsageCounts& u);
 
 // Chat format: {"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}]}.
@@ -49,7 +48,7 @@ class CompletionLogprobs {
 struct ChoiceResult {
   std::string text;
   std::vector<GeneratedToken> tokens;
-  FinishReason finish = FinishReason::NONE;
+  RequestStatus finish = RequestStatus::RUNNING;
   // chat: the text read as a message (reasoning, content, tool calls); without it the
   // message is the text as content.
   std::optional<ParsedMessage> message;
@@ -74,13 +73,13 @@ nlohmann::json completion_response(const ResponseMeta& m, const Tokenizer& tok,
 
 // Stream chunks. `usage_null`: include "usage": null (stream_options.include_usage).
 nlohmann::json chat_chunk(const ResponseMeta& m, int index, const nlohmann::json& delta,
-                          const nlohmann::json& logprobs, FinishReason finish, bool usage_null);
+                          const nlohmann::json& logprobs, RequestStatus finish, bool usage_null);
 // The same with finish_reason given as its JSON value (a string, or null).
 nlohmann::json chat_chunk(const ResponseMeta& m, int index, const nlohmann::json& delta,
                           const nlohmann::json& logprobs, const nlohmann::json& finish_reason,
                           bool usage_null);
 nlohmann::json completion_chunk(const ResponseMeta& m, int index, const std::string& text,
-                                const nlohmann::json& logprobs, FinishReason finish,
+                                const nlohmann::json& logprobs, RequestStatus finish,
                                 bool usage_null);
 // The final chunk with no choices and the usage of the whole request.
 nlohmann::json usage_chunk(const ResponseMeta& m, bool chat, const UsageCounts& usage);

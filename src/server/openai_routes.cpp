@@ -78,7 +78,7 @@ bool write_stream(StreamState& s, DataSink& sink) {
     // Each choice opens with the assistant role, as OpenAI streams do.
     for (int i = 0; i < s.gen->n_choices(); ++i)
       if (!send(chat_chunk(s.meta, i, {{"role", "assistant"}, {"content", ""}}, nullptr,
-                           FinishReason::NONE, s.include_usage)))
+                           RequestStatus::RUNNING, s.include_usage)))
         return false;
   }
   std::vector<ChoiceDelta> deltas;
@@ -89,7 +89,7 @@ bool write_stream(StreamState& s, DataSink& sink) {
       continue;
     }
     for (ChoiceDelta& d : deltas) {
-      if (d.finish == FinishReason::ABORT) {
+      if (d.finish == RequestStatus::FINISHED_ABORTED) {
         // Cut short by the server (shutdown): an error event and no [DONE], so that no
         // client takes the partial text for a finished completion.
         const std::string data = sse_data(api_error_body(503, kAbortedMessage, "", "aborted"));
@@ -100,7 +100,7 @@ bool write_stream(StreamState& s, DataSink& sink) {
       if (s.chat) {
         for (const json& chunk : s.chat_out->chunks(s.meta, d, s.include_usage))
           if (!send(chunk)) return false;
-      } else if (!d.text.empty() || has_lp || d.finish != FinishReason::NONE) {
+      } else if (!d.text.empty() || has_lp || is_finished(d.finish)) {
         json lp;
         if (has_lp) {
           CompletionLogprobs l;
@@ -223,7 +223,7 @@ void OpenAIRoutes::completions(const HttpRequest& req, HttpResponse& res, bool c
     max_tokens.push_back(cr.max_tokens > 0 ? cr.max_tokens : max_len - n_prompt);
   }
 
-  auto gen = std::make_unique<Generation>(*engine_, tok_, inflight_, &metrics_, t_arrival);
+  auto gen = std::make_unique<Generation>(*engine_, tok_, &metrics_, t_arrival);
   gen->submit(prompts, max_tokens, cr.n, cr.gen, cr.stop, chat_prompt.render_special);
   ResponseMeta meta{new_response_id(chat ? "chatcmpl" : "cmpl"),
                     static_cast<int64_t>(std::time(nullptr)), served_name_};
@@ -271,11 +271,12 @@ void OpenAIRoutes::completions(const HttpRequest& req, HttpResponse& res, bool c
       c.text += d.text;
       if (cr.logprobs)
         for (GeneratedToken& t : d.tokens) c.tokens.push_back(std::move(t));
-      if (d.finish != FinishReason::NONE) c.finish = d.finish;
+      if (is_finished(d.finish)) c.finish = d.finish;
     }
   }
   for (const ChoiceResult& c : results)
-    if (c.finish == FinishReason::ABORT) throw ApiError(503, kAbortedMessage, "", "aborted");
+    if (c.finish == RequestStatus::FINISHED_ABORTED)
+      throw ApiError(503, kAbortedMessage, "", "aborted");
   if (chat) parse_chat_choices(results, chat_prompt.output);
   const UsageCounts usage = gen->usage();
   send_json(res, 200,

@@ -31,9 +31,9 @@ class OpenAIRoutes {
   // Shutdown: new generation requests are refused by the engine (503); these let the
   // server wait for, or cut short, those still running.
   void set_draining() { draining_ = true; }
-  int n_active() const { return inflight_.n_generations(); }
+  int n_active() const { return engine_ ? engine_->n_inflight() : 0; }
   void abort_all() {
-    if (engine_) inflight_.abort_all(*engine_);
+    if (engine_) engine_->abort_all();
   }
 
   ServerMetrics& metrics() { return metrics_; }
@@ -54,7 +54,6 @@ class OpenAIRoutes {
   std::string served_name_;
   PromptBuilder prompts_;
   ServerMetrics metrics_;
-  InflightRegistry inflight_;
   std::atomic<bool> draining_{false};
   int64_t created_;
 };

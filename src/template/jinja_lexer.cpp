@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "template/jinja_text.h"
+#include "tokenizer/unicode.h"
 
 namespace tessera::jinja {
 
@@ -293,15 +294,15 @@ class Lexer {
           out += '\v';
           break;
         case 'x':
-          utf8_append(out, static_cast<char32_t>(hex(q, 2)));
+          unicode::append_utf8(out, static_cast<uint32_t>(hex(q, 2)));
           q += 2;
           break;
         case 'u':
-          utf8_append(out, static_cast<char32_t>(hex(q, 4)));
+          unicode::append_utf8(out, static_cast<uint32_t>(hex(q, 4)));
           q += 4;
           break;
         case 'U':
-          utf8_append(out, static_cast<char32_t>(hex(q, 8)));
+          unicode::append_utf8(out, static_cast<uint32_t>(hex(q, 8)));
           q += 8;
           break;
         default:
@@ -310,7 +311,7 @@ class Lexer {
             for (int i = 0; i < 2 && q < src_.size() && src_[q] >= '0' && src_[q] <= '7'; ++i) {
               v = v * 8 + (src_[q++] - '0');
             }
-            utf8_append(out, static_cast<char32_t>(v));
+            unicode::append_utf8(out, static_cast<uint32_t>(v));
           } else {
             out += '\\';
             out += e;

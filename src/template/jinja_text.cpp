@@ -2,6 +2,8 @@
 
 #include <utf8proc.h>
 
+#include "tokenizer/unicode.h"
+
 namespace tessera::jinja {
 
 std::u32string utf8_decode(std::string_view s) {
@@ -23,16 +25,10 @@ std::u32string utf8_decode(std::string_view s) {
   return out;
 }
 
-void utf8_append(std::string& out, char32_t cp) {
-  utf8proc_uint8_t buf[4];
-  utf8proc_ssize_t n = utf8proc_encode_char(static_cast<utf8proc_int32_t>(cp), buf);
-  out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
-}
-
 std::string utf8_encode(std::u32string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (char32_t c : s) utf8_append(out, c);
+  for (char32_t c : s) unicode::append_utf8(out, c);
   return out;
 }
 
@@ -204,7 +200,7 @@ std::string py_replace(std::string_view s, std::string_view from, std::string_vi
         out.append(to);
         ++n;
       }
-      utf8_append(out, c);
+      unicode::append_utf8(out, c);
     }
     if (count < 0 || n < count) out.append(to);
     return out;

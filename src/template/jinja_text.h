@@ -11,7 +11,6 @@ namespace tessera::jinja {
 // Invalid UTF-8 bytes decode to U+FFFD so that indexing never fails.
 std::u32string utf8_decode(std::string_view s);
 std::string utf8_encode(std::u32string_view s);
-void utf8_append(std::string& out, char32_t cp);
 
 // str.isspace() for one code point.
 bool py_isspace(char32_t c);

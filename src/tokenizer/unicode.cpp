@@ -5,6 +5,7 @@
 namespace tessera::unicode {
 
 void append_utf8(std::string& out, uint32_t cp) {
+  if (cp > 0x10FFFF) return;  // not a code point (as utf8proc_encode_char)
   if (cp <= 0x7F) {
     out.push_back(static_cast<char>(cp));
   } else if (cp <= 0x7FF) {

@@ -18,6 +18,12 @@ ENCODERS = DATA / "encoders"
 GPL3 = pathlib.Path("/usr/share/common-licenses/GPL-3")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "checked: the fast subset that scripts/run_tests.sh also runs against the "
+        "sanitizer builds (ASan/UBSan and TSan)")
+
+
 def tessera_bin():
     return os.environ.get("TESSERA_BIN", str(ROOT / "build" / "tessera"))
 

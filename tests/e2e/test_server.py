@@ -52,12 +52,14 @@ def error_of(r, status):
 # Completions
 
 
+@pytest.mark.checked
 def test_models_and_health(stories):
     models = stories.client().models.list()
     assert [m.id for m in models.data] == [STORIES_NAME]
     assert stories.get("/health").json() == {"status": "ok"}
 
 
+@pytest.mark.checked
 def test_greedy_completion_matches_llamacpp(stories):
     r = stories.client().completions.create(model=STORIES_NAME, prompt=PROMPT, max_tokens=60,
                                             temperature=0)
@@ -71,6 +73,7 @@ def test_greedy_completion_matches_llamacpp(stories):
     assert r.usage.prompt_tokens_details.cached_tokens >= 0
 
 
+@pytest.mark.checked
 def test_streamed_completion_equals_unstreamed(stories):
     cl = stories.client()
     full = cl.completions.create(model=STORIES_NAME, prompt=PROMPT, max_tokens=50,
@@ -103,6 +106,7 @@ def test_prompt_forms(stories):
     assert r2.usage.prompt_tokens == 2 * len(ids)
 
 
+@pytest.mark.checked
 def test_n_choices_and_prefix_cache(stories):
     cl = stories.client()
     prompt = "Lily and Ben went to the park to play with a red ball. " * 3
@@ -119,6 +123,7 @@ def test_n_choices_and_prefix_cache(stories):
     assert 0 < m["tessera_prefix_cache_hit_rate"] <= 1
 
 
+@pytest.mark.checked
 def test_stop_strings(stories):
     cl = stories.client()
     stop = "named Lily"  # several tokens in the reference continuation
@@ -150,6 +155,7 @@ def test_stop_token_ids(stories):
     assert e.value.body["param"] == "stop_token_ids"
 
 
+@pytest.mark.checked
 def test_completion_logprobs(stories):
     r = stories.client().completions.create(model=STORIES_NAME, prompt=PROMPT, max_tokens=10,
                                             temperature=0, logprobs=3)
@@ -195,6 +201,7 @@ def check_batch_invariance(server, model, max_tokens):
         assert a == b, f"prompt {i} {prompts[i]!r}: first differing token at position {first}"
 
 
+@pytest.mark.checked
 def test_batch_invariance(stories):
     check_batch_invariance(stories, STORIES_NAME, 48)
 
@@ -203,6 +210,7 @@ def test_batch_invariance(stories):
 # Errors
 
 
+@pytest.mark.checked
 def test_bad_json_and_parameters(stories):
     err = error_of(stories.post("/v1/completions", b"{not json",
                                 {"Content-Type": "application/json"}), 400)
@@ -230,6 +238,7 @@ def test_unknown_route_model_and_method(stories):
     assert e.value.body["code"] == "model_not_found"
 
 
+@pytest.mark.checked
 def test_too_long_for_the_context(stories):
     cl = stories.client()
     with pytest.raises(openai.BadRequestError) as e:

@@ -167,9 +167,9 @@ TEST(ChatOutput, OpenAIShapes) {
   r.text = "hm";
   EXPECT_EQ(message_delta_json(r), json::parse(R"({"reasoning_content": "hm"})"));
 
-  EXPECT_EQ(chat_finish_reason(FinishReason::STOP, true), "tool_calls");
-  EXPECT_EQ(chat_finish_reason(FinishReason::LENGTH, true), "length");
-  EXPECT_EQ(chat_finish_reason(FinishReason::STOP, false), "stop");
+  EXPECT_EQ(chat_finish_reason(RequestStatus::FINISHED_STOPPED, true), "tool_calls");
+  EXPECT_EQ(chat_finish_reason(RequestStatus::FINISHED_LENGTH, true), "length");
+  EXPECT_EQ(chat_finish_reason(RequestStatus::FINISHED_STOPPED, false), "stop");
 }
 
 // ---- round trips through the real templates

@@ -55,9 +55,16 @@ TEST(EngineAdmission, GroupsAreAdmittedAllOrNone) {
   EXPECT_THROW(engine.submit_all(two, two_p), EngineBusy);
   EXPECT_EQ(engine.n_inflight(), 5);  // the refused group left nothing behind
 
+  // A request is in flight until its stream is released: wait for each final update, then
+  // let the streams go.
   for (auto& s : streams) engine.abort(s->id());
-  for (int i = 0; i < 400 && engine.n_inflight() != 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (auto& s : streams) {
+    RequestUpdate u;
+    for (int i = 0; i < 400 && !is_finished(u.finish); ++i)
+      s->next(u, std::chrono::milliseconds(5));
+    EXPECT_TRUE(is_finished(u.finish));
+  }
+  streams.clear();
   EXPECT_EQ(engine.n_inflight(), 0);
   auto [again, again_p] = group(5);
   EXPECT_EQ(engine.submit_all(again, again_p).size(), 5u);
