@@ -2,13 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
+#include <cstdio>
 #include <string>
 
+#include "core/file.h"
 #include "engine/kv_manager.h"
 #include "engine/model_runner.h"
 #include "engine/scheduler.h"
 #include "engine/speculative.h"
+#include "models/encoder.h"
 
 namespace tessera {
 
@@ -58,20 +60,16 @@ bool RequestStream::next(RequestUpdate& out, std::chrono::milliseconds timeout) 
 
 namespace {
 
+// Available memory; 4 GiB where the system does not say.
+int64_t available_or_4gib() {
+  const size_t n = available_memory_bytes();
+  return n > 0 ? static_cast<int64_t>(n) : int64_t{4} << 30;
+}
+
 struct Live {
   Request req;  // carries its GenerateParams and Sampler for the runner
   std::shared_ptr<RequestStream> stream;
 };
-
-int64_t available_memory_bytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  int64_t kb;
-  std::string unit;
-  while (f >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return int64_t{4} << 30;
-}
 
 }  // namespace
 
@@ -109,6 +107,8 @@ struct Engine::Impl {
   // The one place that decides the end of generation after `token` was appended to r.
   RequestStatus check_stop(const Request& r, int32_t token) const;
   void finish(Live& l, RequestStatus status);
+  // The model threw during `out`: its requests end (aborted) and the error is logged.
+  void fail_step(const SchedulerOutput& out, const char* what);
   void count_step(const SchedulerOutput& out, int64_t n_sampled);
   void refresh_gauges();  // under metrics_mu
   // Speculative decoding: proposals for the sequences that decode this step.
@@ -120,6 +120,10 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   if (cfg_.block_size < 1 || cfg_.block_size > 1024) throw Error("block size out of range");
   if (cfg_.max_num_seqs < 1) throw Error("max_num_seqs must be >= 1");
   if (cfg_.max_num_batched_tokens < 1) throw Error("max_num_batched_tokens must be >= 1");
+  // An encoder has no language-model head: refused here, not on the engine thread.
+  if (dynamic_cast<const EncoderModel*>(&model) != nullptr)
+    throw Error("'" + mc.arch +
+                "' is an encoder: it computes embeddings and scores, it does not generate text");
   max_model_len_ = cfg_.max_model_len > 0 ? cfg_.max_model_len : std::min(mc.n_ctx_train, 8192);
 
   const size_t per_block =
@@ -127,7 +131,7 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   const int64_t budget =
       cfg_.kv_cache_bytes > 0
           ? cfg_.kv_cache_bytes
-          : static_cast<int64_t>(available_memory_bytes() * cfg_.kv_cache_fraction);
+          : static_cast<int64_t>(static_cast<double>(available_or_4gib()) * cfg_.kv_cache_fraction);
   const int64_t n_blocks = budget / static_cast<int64_t>(per_block);
   const int64_t need = (max_model_len_ + cfg_.block_size - 1) / cfg_.block_size;
   if (n_blocks < need)
@@ -309,7 +313,13 @@ void Engine::loop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
-    RunnerOutput ro = s.runner->run(out);
+    RunnerOutput ro;
+    try {
+      ro = s.runner->run(out);
+    } catch (const std::exception& e) {
+      s.fail_step(out, e.what());  // never let a model error end the engine thread
+      continue;
+    }
     s.sched->step_done(out);
     s.update_from_output(out, ro);
   }
@@ -393,6 +403,16 @@ void Engine::Impl::update_from_output(const SchedulerOutput& out, RunnerOutput& 
   }
   std::lock_guard<std::mutex> lock(metrics_mu);
   refresh_gauges();  // after the finished requests have left
+}
+
+void Engine::Impl::fail_step(const SchedulerOutput& out, const char* what) {
+  std::fprintf(stderr, "engine: the model failed a step: %s\n", what);
+  for (const ScheduledItem& it : out.items) {
+    auto l = live.find(it.req->id);
+    if (l == live.end()) continue;
+    finish(*l->second, RequestStatus::FINISHED_ABORTED);
+    live.erase(l);
+  }
 }
 
 void Engine::Impl::finish(Live& l, RequestStatus status) {
