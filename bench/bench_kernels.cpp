@@ -354,6 +354,8 @@ BENCHMARK_CAPTURE(BM_GemmTile, q4_1, DType::Q4_1)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_PanelGemm, q4_1, DType::Q4_1)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_GemmTile, q8_0, DType::Q8_0)->Arg(576)->Arg(2048);
 BENCHMARK_CAPTURE(BM_PanelGemm, q8_0, DType::Q8_0)->Arg(576)->Arg(2048);
+BENCHMARK_CAPTURE(BM_GemmTile, f32, DType::F32)->Arg(384)->Arg(1536);
+BENCHMARK_CAPTURE(BM_GemmTile, f16, DType::F16)->Arg(384)->Arg(1536);
 BENCHMARK_CAPTURE(BM_GemvTile, q4_0, DType::Q4_0)->Arg(2048);
 BENCHMARK_CAPTURE(BM_GemvStream, q4_0, DType::Q4_0)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GemvStream, q4_1, DType::Q4_1)->UseRealTime();
