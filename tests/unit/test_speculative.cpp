@@ -464,7 +464,9 @@ TEST(SpeculativeEngine, SampledDistributionsMatchWithoutSpeculation) {
     // The second token is verified as a proposal in most runs, not sampled directly.
     EXPECT_GT(on.m.spec_proposed, n / 2) << sc.method;
     EXPECT_LT(on.m.spec_accepted, on.m.spec_proposed) << sc.method;  // rejections happened
-    EXPECT_GT(on.m.spec_accepted, 0) << sc.method;
+    // The n-gram proposals here (what followed in a shuffled vocabulary) are nearly always
+    // rejected, which exercises the residual; the perturbed draft's mostly accepted.
+    if (sc.method == "draft") EXPECT_GT(on.m.spec_accepted, on.m.spec_proposed / 2);
     int df = 0;
     const double a = chi2_two_sample(off.first, on.first, &df);
     EXPECT_LT(a, chi2_critical_001(df)) << sc.method << " first token, df " << df;
