@@ -8,6 +8,7 @@
 namespace tessera {
 struct ModelOptions;
 struct EmbedOptions;
+struct SpeculativeConfig;
 }  // namespace tessera
 
 namespace tessera::cli {
@@ -27,6 +28,11 @@ void add_model_load_options(CLI::App& app, ModelOptions& mo);
 // --task, --pooling, --normalize / --no-normalize (tools/model_options.cpp); `serve` also
 // offers --task generate.
 void add_embed_options(CLI::App& app, EmbedOptions& eo, bool serve);
+// --speculative-method, --speculative-model, --num-speculative-tokens, --ngram-min/max,
+// --speculative-disable-by-batch-size (tools/speculative_options.cpp). After parsing,
+// finish_speculative_options applies the default K and throws Error for bad settings.
+CLI::Option* add_speculative_options(CLI::App& app, SpeculativeConfig& sc);  // returns K's
+void finish_speculative_options(SpeculativeConfig& sc, bool k_given);
 Runner add_logits(CLI::App& app);
 Runner add_embed(CLI::App& app);
 

@@ -15,6 +15,7 @@
 
 #include "bench/latency_bench.h"
 #include "bench/serve_bench.h"
+#include "bench/spec_metrics.h"
 #include "cli_common.h"
 #include "core/error.h"
 #include "core/progress.h"
@@ -102,8 +103,15 @@ Runner add_bench_serve(CLI::App& app) {
       o->cfg.extra_body = std::move(j);
     }
     if (o->cfg.quiet) set_progress_enabled(false);
+    const bench::SpecCounters before =
+        bench::scrape_spec_counters(o->cfg.host, o->cfg.port, o->cfg.api_key);
     bench::ServeBenchResult r = bench::run_serve_bench(o->cfg);
+    // Speculative decoding counters of a Tessera server, over this run.
+    const nlohmann::json spec = bench::spec_delta_json(
+        before, bench::scrape_spec_counters(o->cfg.host, o->cfg.port, o->cfg.api_key));
+    if (!spec.is_null()) r.json["speculative"] = spec;
     std::fputs(bench::format_report(r.summary).c_str(), stdout);
+    std::fputs(bench::format_spec_report(spec).c_str(), stdout);
     std::fflush(stdout);
     if (!o->json_path.empty()) {
       std::ofstream f(o->json_path);

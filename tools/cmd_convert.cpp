@@ -18,6 +18,7 @@ Runner add_convert(CLI::App& app) {
   struct Opts {
     std::string model, out, type = "f16", load_format = "auto";
     uint64_t seed = 0;
+    bool requantize = false;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model, "Hugging Face model directory (or a GGUF file)")
@@ -33,6 +34,9 @@ Runner add_convert(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "dummy"}))
       ->capture_default_str();
   app.add_option("--dummy-seed", o->seed, "seed of the dummy weights")->capture_default_str();
+  app.add_flag("--allow-requantize", o->requantize,
+               "GGUF input: also convert quantized matrices (dequantized, then stored as "
+               "--type); by default they are copied as they are");
   return [o] {
     const std::optional<DType> type = parse_weight_type(o->type);
     if (!type) throw Error("--type must name a weight type");
@@ -55,7 +59,7 @@ Runner add_convert(CLI::App& app) {
       kv = &f->metadata();
       src = std::move(f);
     }
-    const ConvertStats s = convert_to_gguf(*src, *kv, o->out, *type);
+    const ConvertStats s = convert_to_gguf(*src, *kv, o->out, *type, o->requantize);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr,

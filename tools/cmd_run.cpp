@@ -27,13 +27,16 @@ struct RunOptions {
   SamplingParams sp;
   int64_t seed = -1;
   ModelOptions load;
+  SpeculativeConfig spec;
+  CLI::Option* spec_k = nullptr;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-int run(const RunOptions& o) {
+int run(RunOptions& o) {
+  finish_speculative_options(o.spec, o.spec_k->count() > 0);
   ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
   auto model = load_model(o.model, mo);
@@ -79,6 +82,7 @@ int run(const RunOptions& o) {
   std::string pending;  // bytes not yet printed (an incomplete UTF-8 sequence)
   int n_gen = 0;
   double t_prompt = 0.0, t_gen = 0.0;
+  EngineMetrics m;
 
   if (gp.max_tokens > 0) {
     // Generation goes through the engine, one sequence at a time: the same runner, sampler
@@ -88,6 +92,9 @@ int run(const RunOptions& o) {
     ec.max_num_batched_tokens = o.n_batch;
     ec.max_model_len = n_ctx;
     ec.enable_prefix_caching = false;
+    ec.speculative = o.spec;
+    ec.speculative.draft_load.n_threads = o.n_threads;
+    ec.speculative.draft_load.kv_cache_type = o.load.kv_cache_type;
     const int64_t n_blocks = (n_ctx + ec.block_size - 1) / ec.block_size;
     ec.kv_cache_bytes = n_blocks * ec.block_size *
                         static_cast<int64_t>(KVCache::bytes_per_token(cfg.n_layer, cfg.kv_dim(),
@@ -117,6 +124,7 @@ int run(const RunOptions& o) {
     }
     if (n_gen == 0) t_prompt = seconds_since(t0);
     t_gen = seconds_since(t1);
+    m = engine.metrics();
   }
   emit(pending + "\n");
   text += pending;
@@ -129,12 +137,25 @@ int run(const RunOptions& o) {
     j["text"] = text;
     j["prompt_tokens_per_second"] = rate(n_prompt, t_prompt);
     j["generation_tokens_per_second"] = rate(n_gen, t_gen);
+    if (o.spec.enabled())
+      j["speculative"] = {{"method", o.spec.method},
+                          {"proposed", m.spec_proposed},
+                          {"accepted", m.spec_accepted},
+                          {"verifications", m.spec_rounds}};
     std::puts(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   }
   std::fprintf(stderr,
                "prompt: %d tokens in %.3f s (%.2f tokens/s) | generation: %d tokens in %.3f s "
                "(%.2f tokens/s)\n",
                n_prompt, t_prompt, rate(n_prompt, t_prompt), n_gen, t_gen, rate(n_gen, t_gen));
+  if (o.spec.enabled())
+    std::fprintf(stderr,
+                 "speculative (%s): %lld proposed, %lld accepted (%.1f%%), mean accepted "
+                 "length %.2f\n",
+                 o.spec.method.c_str(), static_cast<long long>(m.spec_proposed),
+                 static_cast<long long>(m.spec_accepted),
+                 m.spec_proposed > 0 ? 100.0 * m.spec_accepted / m.spec_proposed : 0.0,
+                 m.spec_rounds > 0 ? static_cast<double>(m.spec_emitted) / m.spec_rounds : 0.0);
   return 0;
 }
 
@@ -145,6 +166,7 @@ Runner add_run(CLI::App& app) {
   app.add_option("-m,--model", o->model, "GGUF model file or Hugging Face model directory")
       ->required();
   add_model_load_options(app, o->load);
+  o->spec_k = add_speculative_options(app, o->spec);
   auto* p = app.add_option("-p,--prompt", o->prompt, "prompt (default: start from BOS alone)");
   app.add_option("-f,--file", o->prompt_file, "read the prompt from a file");
   app.add_option("-n,--n-predict", o->n_predict, "tokens to generate")

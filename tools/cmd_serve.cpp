@@ -26,6 +26,7 @@ struct ServeOptions {
   EmbedOptions embed;
   int max_waiting_inputs = 2048;
   bool batched_tokens_given = false;
+  CLI::Option* spec_k = nullptr;
 };
 
 // The name /v1/models lists: the file name without ".gguf", or the directory's name for
@@ -69,6 +70,7 @@ int serve_embeddings(ServeOptions& o, Model& model, EmbedTask task) {
 int serve(ServeOptions& o) {
   // Before any thread exists (the engine starts one): shutdown signals go to run() only.
   block_shutdown_signals();
+  finish_speculative_options(o.engine.speculative, o.spec_k->count() > 0);
   if (!o.kv_cache_memory.empty())
     o.engine.kv_cache_bytes = parse_byte_size(o.kv_cache_memory, "--kv-cache-memory");
   if (o.server.served_model_name.empty()) o.server.served_model_name = model_stem(o.model);
@@ -77,8 +79,13 @@ int serve(ServeOptions& o) {
   ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
   auto model = load_model(o.model, mo);
-  if (const std::optional<EmbedTask> task = embedding_task(*model, o.embed.task))
+  if (const std::optional<EmbedTask> task = embedding_task(*model, o.embed.task)) {
+    if (o.engine.speculative.enabled())
+      throw Error("speculative decoding is for text generation, not embedding servers");
     return serve_embeddings(o, *model, *task);
+  }
+  o.engine.speculative.draft_load.n_threads = o.n_threads;
+  o.engine.speculative.draft_load.kv_cache_type = mo.kv_cache_type;
   Engine engine(*model, o.engine);
 
   const EngineMetrics m = engine.metrics();
@@ -149,6 +156,7 @@ Runner add_serve(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   add_embed_options(app, o->embed, /*serve=*/true);
+  o->spec_k = add_speculative_options(app, o->engine.speculative);
   HttpLimits& http = o->server.http;
   app.add_option("--max-body-bytes", http.max_body_bytes,
                  "largest request body, chunked or not (413 above)")

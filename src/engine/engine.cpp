@@ -9,6 +9,7 @@
 #include "engine/kv_manager.h"
 #include "engine/model_runner.h"
 #include "engine/scheduler.h"
+#include "engine/speculative.h"
 #include "models/encoder.h"
 #include "structured/sequence_grammar.h"
 
@@ -80,6 +81,7 @@ struct Engine::Impl {
   std::unique_ptr<KVCacheManager> kvm;
   std::unique_ptr<Scheduler> sched;
   std::unique_ptr<ModelRunner> runner;
+  std::unique_ptr<Speculator> spec;  // null: speculative decoding off
 
   // Input side, guarded by mu.
   std::mutex mu;
@@ -115,6 +117,8 @@ struct Engine::Impl {
   void count_step(const SchedulerOutput& out, int64_t n_sampled);
   void refresh_gauges();  // under metrics_mu
   void update_queued();   // takes mu; engine thread
+  // Speculative decoding: proposals for the sequences that decode this step.
+  void propose();
 };
 
 Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg) {
@@ -152,6 +156,13 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   sc.max_num_batched_tokens = cfg_.max_num_batched_tokens;
   impl_->sched = std::make_unique<Scheduler>(sc, *impl_->kvm);
   impl_->runner = std::make_unique<ModelRunner>(model, *impl_->kv, cfg_.block_size);
+  if (cfg_.speculative.enabled()) {
+    impl_->spec = std::make_unique<Speculator>(cfg_.speculative, model,
+                                               static_cast<int>(n_blocks) * cfg_.block_size,
+                                               cfg_.block_size, cfg_.max_num_batched_tokens);
+    impl_->runner->set_speculator(impl_->spec.get());
+  }
+  impl_->metrics.spec_enabled = impl_->spec != nullptr;
   impl_->metrics.kv_blocks_total = static_cast<int>(n_blocks);
   impl_->metrics.block_size = cfg_.block_size;
   thread_ = std::thread([this] { loop(); });
@@ -245,7 +256,15 @@ void Engine::abort_all() {
 
 EngineMetrics Engine::metrics() const {
   std::lock_guard<std::mutex> lock(impl_->metrics_mu);
-  return impl_->metrics;
+  EngineMetrics m = impl_->metrics;
+  if (impl_->spec) {
+    const SpeculativeMetrics sm = impl_->spec->metrics();
+    m.spec_proposed = sm.proposed;
+    m.spec_accepted = sm.accepted;
+    m.spec_rounds = sm.rounds;
+    m.spec_emitted = sm.emitted;
+  }
+  return m;
 }
 
 std::vector<Engine::Result> Engine::generate(const std::vector<std::vector<int32_t>>& prompts,
@@ -287,6 +306,7 @@ std::vector<Engine::Result> Engine::generate(const std::vector<std::vector<int32
 void Engine::loop() {
   Impl& s = *impl_;
   while (s.take_input()) {
+    if (s.spec) s.propose();
     SchedulerOutput out = s.sched->schedule();
     s.update_queued();
     if (out.empty()) {
@@ -398,6 +418,8 @@ void Engine::Impl::update_from_output(const SchedulerOutput& out, RunnerOutput& 
       if (is_finished(status)) break;
     }
     if (!is_finished(status)) {
+      // Speculative decoding: K/V of rejected proposals rolled back.
+      if (!r.spec_tokens.empty()) Speculator::commit(*kvm, r);
       l.stream->push(std::move(u));
       continue;
     }
@@ -429,6 +451,7 @@ void Engine::Impl::finish(Live& l, RequestStatus status) {
   sched->finish(&l.req, status);
   // Before the client hears of the end: a request it submits next must find the room free.
   update_queued();
+  if (spec) spec->release(l.req.id);
   {
     // Before the client hears of the end, so /metrics read right after agrees with it.
     std::lock_guard<std::mutex> lock(metrics_mu);
@@ -456,6 +479,23 @@ void Engine::Impl::count_step(const SchedulerOutput& out, int64_t n_sampled) {
   m.generation_tokens_total += n_sampled;
   m.preemptions_total += static_cast<int64_t>(out.preempted.size());
   ++m.steps_total;
+}
+
+void Engine::Impl::propose() {
+  // Decoding sequences: one verified token left to compute. Room: the proposals and the
+  // token after them must fit max_tokens and the context.
+  std::vector<Speculator::Candidate> cands;
+  for (auto& [id, lp] : live) {
+    Request& r = lp->req;
+    if (r.status != RequestStatus::RUNNING || r.n_tokens() - r.n_computed != 1) continue;
+    // A grammar-constrained sequence decodes one token a step: its mask is for the state
+    // after the last verified token, not after unverified proposals.
+    if (r.grammar) continue;
+    const int room =
+        std::min(r.max_tokens - r.n_output() - 1, engine.max_model_len_ - r.n_tokens() - 1);
+    cands.push_back({&r, &r.params.sampling, room});
+  }
+  spec->propose(cands, static_cast<int>(cands.size()));
 }
 
 void Engine::Impl::refresh_gauges() {

@@ -23,6 +23,7 @@
 #include "engine/request.h"
 #include "models/model.h"
 #include "sampling/sampler.h"
+#include "spec/proposer.h"
 
 namespace tessera {
 
@@ -34,7 +35,8 @@ struct EngineConfig {
   double kv_cache_fraction = 0.25;
   int max_model_len = 0;  // prompt + output limit; 0: the model's context (<= 8192)
   bool enable_prefix_caching = true;
-  int max_waiting = 256;  // submit() beyond this many queued requests is refused
+  int max_waiting = 256;          // submit() beyond this many queued requests is refused
+  SpeculativeConfig speculative;  // off unless speculative.method is set
 };
 
 // Refusal because the engine is at capacity (HTTP 429) or shutting down (HTTP 503).
@@ -85,6 +87,10 @@ struct EngineMetrics {
   int64_t prefix_query_tokens = 0, prefix_hit_tokens = 0;
   int64_t prompt_tokens_total = 0, generation_tokens_total = 0;
   int64_t requests_finished = 0, preemptions_total = 0, steps_total = 0;
+  // Speculative decoding (zero when off): proposed tokens verified, of them accepted,
+  // verifications (sequence-steps with proposals) and the tokens those emitted.
+  bool spec_enabled = false;
+  int64_t spec_proposed = 0, spec_accepted = 0, spec_rounds = 0, spec_emitted = 0;
 };
 
 class Engine {

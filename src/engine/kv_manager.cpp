@@ -61,6 +61,21 @@ void KVCacheManager::free(Request& r) {
   r.blocks.clear();
 }
 
+void KVCacheManager::rollback(Request& r, int n_computed) {
+  assert(n_computed >= 0 &&
+         n_computed <= r.n_computed + static_cast<int>(r.spec_tokens.size()) + 1);
+  r.n_computed = n_computed;
+  const size_t keep = static_cast<size_t>((n_computed + block_size_ - 1) / block_size_);
+  while (r.blocks.size() > keep) {
+    const int b = r.blocks.back();
+    assert(pool_.ref_count(b) == 1 && !pool_.is_cached(b));
+    pool_.release(b);
+    r.blocks.pop_back();
+  }
+  const size_t n_full = static_cast<size_t>(n_computed / block_size_);
+  if (r.block_hashes.size() > n_full) r.block_hashes.resize(n_full);
+}
+
 void KVCacheManager::cache_full_blocks(Request& r) {
   if (!prefix_caching_) return;
   const int n_full = r.n_computed / block_size_;

@@ -28,6 +28,12 @@ class KVCacheManager {
   // Releases r's blocks (last block first, so a prefix's tail is evicted before its head).
   void free(Request& r);
 
+  // Speculative decoding: r's K/V are valid for its first n_computed tokens only (the
+  // rest held rejected proposals). Sets r.n_computed and releases the blocks past the one
+  // holding position n_computed - 1. Those blocks were written by r alone this step and
+  // are never shared or cached (only full blocks of verified tokens are); asserted.
+  void rollback(Request& r, int n_computed);
+
   // Registers the full blocks among r's first n_computed tokens in the prefix cache.
   void cache_full_blocks(Request& r);
 

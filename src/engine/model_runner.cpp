@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "engine/speculative.h"
 #include "structured/sequence_grammar.h"
 
 namespace tessera {
@@ -54,7 +55,9 @@ float* ModelRunner::forward(const std::vector<SeqChunk>& chunks) {
 
 RunnerOutput ModelRunner::run(const SchedulerOutput& out) {
   chunks_.clear();
-  for (const ScheduledItem& it : out.items) {
+  spec_seqs_.resize(out.items.size());
+  for (size_t i = 0; i < out.items.size(); ++i) {
+    const ScheduledItem& it = out.items[i];
     const Request& r = *it.req;
     SeqChunk c;
     c.tokens = r.tokens.data();
@@ -64,6 +67,14 @@ RunnerOutput ModelRunner::run(const SchedulerOutput& out) {
     c.block_table = r.blocks.data();
     c.out_begin = it.sample ? it.start + it.n_new - 1 : it.start;
     c.out_end = it.sample ? it.start + it.n_new : it.start;
+    if (it.sample && !r.spec_tokens.empty()) {
+      // Verification: the last verified token and the k proposals after it, k + 1 rows.
+      std::vector<int32_t>& seq = spec_seqs_[i];
+      seq.assign(r.tokens.begin(), r.tokens.end());
+      seq.insert(seq.end(), r.spec_tokens.begin(), r.spec_tokens.end());
+      c.tokens = seq.data();
+      c.out_begin = r.n_tokens() - 1;
+    }
     chunks_.push_back(c);
   }
   float* logits = forward(chunks_);
@@ -74,9 +85,47 @@ RunnerOutput ModelRunner::run(const SchedulerOutput& out) {
   size_t row = 0;
   for (size_t i = 0; i < out.items.size(); ++i) {
     if (!out.items[i].sample) continue;
-    o.sampled[i].push_back(sample(*out.items[i].req, logits + row++ * n_vocab));
+    Request& r = *out.items[i].req;
+    if (!r.spec_tokens.empty()) {
+      o.sampled[i] = verify(r, logits + row * n_vocab);
+      row += 1 + r.spec_tokens.size();
+      continue;
+    }
+    o.sampled[i].push_back(sample(r, logits + row++ * n_vocab));
   }
   return o;
+}
+
+std::vector<GeneratedToken> ModelRunner::verify(Request& r, float* rows) {
+  assert(spec_ && r.sampler && !r.grammar);  // constrained sequences are never proposed for
+  const size_t n_vocab = static_cast<size_t>(model_.config().n_vocab);
+  const size_t n_rows = 1 + r.spec_tokens.size();
+  const int k = r.params.logprobs;
+  if (k >= 0) raw_.assign(rows, rows + n_rows * n_vocab);  // the sampler edits rows in place
+  const std::vector<int32_t> ids = spec_->verify(r, *r.sampler, rows, static_cast<int>(n_vocab));
+  std::vector<GeneratedToken> out(ids.size());
+  for (size_t j = 0; j < ids.size(); ++j) {
+    out[j].token = ids[j];
+    if (k >= 0) fill_logprobs(raw_.data() + j * n_vocab, k, out[j]);
+  }
+  return out;
+}
+
+void ModelRunner::fill_logprobs(const float* lg, int k, GeneratedToken& g) {
+  const int n_vocab = model_.config().n_vocab;
+  const float lse = static_cast<float>(log_sum_exp(lg, n_vocab));
+  if (k > 0) {
+    idx_.resize(n_vocab);
+    for (int v = 0; v < n_vocab; ++v) idx_[v] = v;
+    std::partial_sort(idx_.begin(), idx_.begin() + k, idx_.end(), [&](int32_t a, int32_t b) {
+      return lg[a] > lg[b] || (lg[a] == lg[b] && a < b);
+    });
+    for (int j = 0; j < k; ++j) g.top.push_back({idx_[j], lg[idx_[j]] - lse});
+  }
+  const float chosen = lg[g.token];
+  g.logprob = chosen - lse;
+  g.rank = 1 + static_cast<int32_t>(
+                   std::count_if(lg, lg + n_vocab, [&](float x) { return x > chosen; }));
 }
 
 GeneratedToken ModelRunner::sample(Request& r, float* lg) {

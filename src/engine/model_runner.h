@@ -19,6 +19,10 @@
 #include "models/model.h"
 
 namespace tessera {
+class Speculator;
+}
+
+namespace tessera {
 
 struct SeqChunk {
   const int32_t* tokens = nullptr;  // the sequence's tokens; [start, start + n_new) are read
@@ -58,9 +62,20 @@ class ModelRunner {
   }
 
   Model& model() { return model_; }
+  // Speculative decoding: items whose request has spec_tokens verify them (k + 1 logit
+  // rows) through `s` and may emit several tokens.
+  void set_speculator(Speculator* s) { spec_ = s; }
 
  private:
   GeneratedToken sample(Request& r, float* logits);
+  // Log-probabilities of `g.token` (and the top k) in the raw logits row `lg`.
+  void fill_logprobs(const float* lg, int k, GeneratedToken& g);
+  // Verifies r.spec_tokens against rows [k + 1, n_vocab]; the emitted tokens.
+  std::vector<GeneratedToken> verify(Request& r, float* rows);
+
+  Speculator* spec_ = nullptr;
+  std::vector<std::vector<int32_t>> spec_seqs_;  // per item: tokens + proposals
+  std::vector<float> raw_;                       // raw rows kept for logprobs
 
   Model& model_;
   KVCache& kv_;

@@ -69,6 +69,11 @@ struct Request {
   RequestStatus status = RequestStatus::WAITING;
   int n_preemptions = 0;
 
+  // Proposed tokens (speculative decoding) to verify after tokens.back() in the next step;
+  // never part of `tokens` until accepted, so hashes and the prefix cache see only
+  // verified tokens. Cleared by the scheduler when it cannot fit them.
+  std::vector<int32_t> spec_tokens;
+
   std::vector<int32_t> blocks;          // block table: logical block i -> physical block
   std::vector<BlockHash> block_hashes;  // hashes of the full blocks of `tokens` so far
 

@@ -14,6 +14,7 @@ void Scheduler::add(Request* r) {
 
 void Scheduler::preempt(Request* r) {
   kv_.free(*r);
+  r->spec_tokens.clear();
   r->n_computed = 0;
   r->n_cached_prompt = -1;
   r->status = RequestStatus::PREEMPTED;
@@ -29,12 +30,21 @@ SchedulerOutput Scheduler::schedule() {
   // 1. Running requests.
   for (size_t i = 0; i < running_.size() && budget > 0;) {
     Request* r = running_[i];
-    const int n_new = std::min(r->n_tokens() - r->n_computed, budget);
+    // A decode (one token left to compute) also verifies its proposed tokens, when the
+    // budget and the pool allow; proposals never cause a preemption.
+    const int n_need = r->n_tokens() - r->n_computed;
+    const int n_spec = n_need == 1 ? static_cast<int>(r->spec_tokens.size()) : 0;
+    int n_new = std::min(n_need + n_spec, budget);
     if (n_new <= 0) {
       ++i;
       continue;
     }
     bool ok = kv_.allocate(*r, n_new);
+    if (!ok && n_new > n_need) {
+      n_new = std::min(n_need, budget);
+      ok = kv_.allocate(*r, n_new);
+    }
+    r->spec_tokens.resize(static_cast<size_t>(std::max(0, n_new - n_need)));
     while (!ok) {
       // Free memory by preempting the latest arrival; it may be r itself.
       Request* victim = running_.back();
@@ -52,7 +62,7 @@ SchedulerOutput Scheduler::schedule() {
       ok = kv_.allocate(*r, n_new);
     }
     if (!ok) continue;  // r was preempted; running_[i] is now the next request
-    out.items.push_back({r, r->n_computed, n_new, r->n_computed + n_new == r->n_tokens()});
+    out.items.push_back({r, r->n_computed, n_new, r->n_computed + n_new >= r->n_tokens()});
     out.n_tokens += n_new;
     budget -= n_new;
     ++i;
@@ -62,6 +72,7 @@ SchedulerOutput Scheduler::schedule() {
   while (!waiting_.empty() && budget > 0 && out.preempted.empty() &&
          static_cast<int>(running_.size()) < cfg_.max_num_seqs) {
     Request* r = waiting_.front();
+    r->spec_tokens.clear();  // a prefill verifies nothing
     std::vector<int> cached = kv_.find_cached_prefix(*r);
     const int n_cached = static_cast<int>(cached.size()) * kv_.block_size();
     const int n_new = std::min(r->n_tokens() - n_cached, budget);
@@ -79,7 +90,8 @@ SchedulerOutput Scheduler::schedule() {
 
 void Scheduler::step_done(const SchedulerOutput& out) {
   for (const ScheduledItem& it : out.items) {
-    it.req->n_computed += it.n_new;
+    // Proposed tokens are not counted: they become computed when accepted (rollback()).
+    it.req->n_computed = std::min(it.req->n_computed + it.n_new, it.req->n_tokens());
     kv_.cache_full_blocks(*it.req);
   }
 }

@@ -23,8 +23,8 @@ struct SchedulerConfig {
 
 struct ScheduledItem {
   Request* req;
-  int start;  // compute tokens [start, start + n_new) (start == req->n_computed when scheduled)
-  int n_new;
+  int start;    // compute tokens [start, start + n_new) (start == req->n_computed when scheduled)
+  int n_new;    // includes req->spec_tokens (after its n_tokens()) for a speculative decode
   bool sample;  // the chunk reaches the end of the request's tokens: sample the next one
 };
 

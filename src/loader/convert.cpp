@@ -58,7 +58,7 @@ int64_t require_key(const gguf::Source& src, const std::string& key) {
 
 ConvertStats convert_to_gguf(const gguf::Source& src,
                              const std::vector<std::pair<std::string, gguf::Value>>& kv,
-                             const std::string& out_path, DType type) {
+                             const std::string& out_path, DType type, bool requantize) {
   const uint32_t file_type = gguf_file_type(type);
   const std::string arch = src.get_string("general.architecture").value_or("");
   if (arch.empty()) throw Error("convert: source has no general.architecture");
@@ -101,6 +101,8 @@ ConvertStats convert_to_gguf(const gguf::Source& src,
         out = DType::F32;
       else
         out = converted_type(t.type, cols, type);
+    } else if (requantize && t.n_dims >= 2) {
+      out = converted_type(DType::F32, cols, type);
     }
     // Rows to reorder for the interleaved RoPE (Q/K weights and biases of llama).
     std::vector<int64_t> order;

@@ -28,9 +28,11 @@ struct ConvertStats {
 };
 
 // `kv` is the complete metadata of `src` (MemorySource::metadata() / File::metadata()).
+// Quantized matrices are copied as they are unless `requantize`: then they are
+// dequantized and stored as `type` too (e.g. an F16 model made from a Q4_1 one).
 ConvertStats convert_to_gguf(const gguf::Source& src,
                              const std::vector<std::pair<std::string, gguf::Value>>& kv,
-                             const std::string& out_path, DType type);
+                             const std::string& out_path, DType type, bool requantize = false);
 
 // Row permutation from rotate-half (HF) to interleaved (GGUF llama) order for a Q or K
 // projection of n_head heads of head_dim rows: interleaved row h*hd + 2i + s comes from

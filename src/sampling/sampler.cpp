@@ -30,6 +30,34 @@ void Sampler::apply_penalties(float* logits, const std::vector<int32_t>& history
 }
 
 int32_t Sampler::sample(float* logits, const std::vector<int32_t>& history) {
+  const int32_t argmax = prepare(logits, history);
+  if (argmax >= 0) return argmax;
+  std::uniform_real_distribution<double> uni(0.0, 1.0);
+  double r = uni(rng_), cum = 0.0;
+  for (const auto& c : cand_) {
+    cum += c.p;
+    if (r < cum) return c.id;
+  }
+  return cand_.back().id;
+}
+
+void Sampler::distribution(float* logits, const std::vector<int32_t>& history,
+                           std::vector<TokenProb>& out) {
+  out.clear();
+  const int32_t argmax = prepare(logits, history);
+  if (argmax >= 0) {
+    out.push_back({argmax, 1.0f});
+    return;
+  }
+  for (const auto& c : cand_) out.push_back({c.id, c.p});
+}
+
+double Sampler::uniform() {
+  std::uniform_real_distribution<double> uni(0.0, 1.0);
+  return uni(rng_);
+}
+
+int32_t Sampler::prepare(float* logits, const std::vector<int32_t>& history) {
   const SamplingParams& p = params_;
   apply_penalties(logits, history);
   for (const auto& [tok, bias] : p.logit_bias)
@@ -79,13 +107,7 @@ int32_t Sampler::sample(float* logits, const std::vector<int32_t>& history) {
     cand_.resize(keep);
   }
   softmax(p.temperature);
-  std::uniform_real_distribution<double> uni(0.0, 1.0);
-  double r = uni(rng_), cum = 0.0;
-  for (const auto& c : cand_) {
-    cum += c.p;
-    if (r < cum) return c.id;
-  }
-  return cand_.back().id;
+  return -1;
 }
 
 double log_sum_exp(const float* x, int n) {

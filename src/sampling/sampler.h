@@ -37,6 +37,20 @@ class Sampler {
 
   const SamplingParams& params() const { return params_; }
 
+  // The distribution sample() draws from, after penalties, bias, top-k/top-p/min-p and
+  // temperature: tokens with non-zero probability, most likely first, probabilities
+  // summing to 1. Greedy: the argmax alone with probability 1. `logits` is modified in
+  // place. Speculative decoding compares these target and draft distributions.
+  struct TokenProb {
+    int32_t id;
+    float p;
+  };
+  void distribution(float* logits, const std::vector<int32_t>& history,
+                    std::vector<TokenProb>& out);
+  // A draw in [0, 1) from this sampler's generator.
+  double uniform();
+  bool greedy() const { return params_.temperature <= 0.0f; }
+
  private:
   struct Candidate {
     int32_t id;
@@ -44,6 +58,8 @@ class Sampler {
     float p;
   };
   void apply_penalties(float* logits, const std::vector<int32_t>& history);
+  // Penalties, bias, then greedy's argmax (returned) or the candidates in cand_ (-1).
+  int32_t prepare(float* logits, const std::vector<int32_t>& history);
 
   SamplingParams params_;
   int n_vocab_;

@@ -99,6 +99,21 @@ std::string ServerMetrics::render(const EngineMetrics& m) const {
          std::to_string(m.preemptions_total));
   metric(out, "tessera_engine_steps_total", "counter", "Engine steps run.",
          std::to_string(m.steps_total));
+  if (m.spec_enabled) {
+    metric(out, "tessera_spec_proposed_tokens_total", "counter",
+           "Speculative decoding: proposed tokens verified.", std::to_string(m.spec_proposed));
+    metric(out, "tessera_spec_accepted_tokens_total", "counter",
+           "Speculative decoding: proposed tokens accepted.", std::to_string(m.spec_accepted));
+    metric(out, "tessera_spec_verifications_total", "counter",
+           "Speculative decoding: sequence-steps that verified proposals.",
+           std::to_string(m.spec_rounds));
+    metric(out, "tessera_spec_acceptance_rate", "gauge",
+           "Speculative decoding: accepted / proposed tokens.",
+           num(m.spec_proposed > 0 ? static_cast<double>(m.spec_accepted) / m.spec_proposed : 0.0));
+    metric(out, "tessera_spec_mean_accepted_length", "gauge",
+           "Speculative decoding: tokens emitted per verification (accepted + 1).",
+           num(m.spec_rounds > 0 ? static_cast<double>(m.spec_emitted) / m.spec_rounds : 0.0));
+  }
 
   out += "# HELP tessera_http_responses_total API responses by status class.\n";
   out += "# TYPE tessera_http_responses_total counter\n";

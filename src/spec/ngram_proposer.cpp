@@ -1,0 +1,31 @@
+#include "spec/ngram_proposer.h"
+
+#include <algorithm>
+
+namespace tessera {
+
+std::vector<int32_t> NgramProposer::lookup(const std::vector<int32_t>& tokens, int ngram_min,
+                                           int ngram_max, int k) {
+  std::vector<int32_t> out;
+  const int len = static_cast<int>(tokens.size());
+  for (int n = std::min(ngram_max, len - 1); n >= ngram_min && n >= 1; --n) {
+    const int32_t* suffix = tokens.data() + len - n;
+    // Most recent earlier occurrence: start i with i + n <= len - 1 (a continuation exists).
+    for (int i = len - n - 1; i >= 0; --i) {
+      if (!std::equal(suffix, suffix + n, tokens.data() + i)) continue;
+      const int from = i + n, to = std::min(len, from + k);
+      out.assign(tokens.begin() + from, tokens.begin() + to);
+      return out;
+    }
+  }
+  return out;
+}
+
+void NgramProposer::propose(std::vector<ProposalSlot>& slots) {
+  for (ProposalSlot& s : slots) {
+    s.tokens = lookup(s.req->tokens, min_, max_, s.k);
+    s.q.clear();
+  }
+}
+
+}  // namespace tessera
