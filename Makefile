@@ -13,7 +13,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYVENV     := $(BUILD)/pyvenv
 CCACHE     := $(shell command -v ccache)
 
-.PHONY: all deps venv python build checked model serve test test-asan clean bench-models bench-kernels
+.PHONY: all deps venv python build checked model serve test test-checked test-asan clean bench-models bench-kernels
 
 all: build
 
@@ -69,7 +69,11 @@ checked: deps
 	  $(SAN_LAUNCHER)
 	cmake --build $(BUILD)-tsan -j $(JOBS) --target tessera tessera_tests
 
-test: build checked model venv python
+test: build model venv python
+	scripts/run_tests.sh $(BUILD)
+
+# The whole suite with the checked tiers required (ASan/UBSan and TSan builds).
+test-checked: build checked model venv python
 	TESSERA_REQUIRE_CHECKED=1 scripts/run_tests.sh $(BUILD)
 
 # The server of the ASan + UBSan tree ($(BUILD)-asan) driven by the hostile-client suite and

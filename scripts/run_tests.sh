@@ -25,7 +25,7 @@ fi
 echo "== formatting (clang-format, .clang-format)"
 scripts/check_format.sh || status=1
 
-# make test builds the checked trees and sets TESSERA_REQUIRE_CHECKED=1: a missing one fails
+# make test-checked builds the checked trees and sets TESSERA_REQUIRE_CHECKED=1: a missing one fails
 # the run there; a run by hand without them says so and goes on.
 missing_checked() {
   if [ "${TESSERA_REQUIRE_CHECKED:-0}" = 1 ]; then
