@@ -371,16 +371,9 @@ class GbnfParser {
     uint32_t v = 0;
     for (int i = 0; i < n; ++i) {
       if (pos_ >= s_.size()) fail("unfinished escape");
-      const char c = s_[pos_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9')
-        v |= c - '0';
-      else if (c >= 'a' && c <= 'f')
-        v |= c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F')
-        v |= c - 'A' + 10;
-      else
-        fail("bad hex digit in escape");
+      const int d = hex_digit(s_[pos_++]);
+      if (d < 0) fail("bad hex digit in escape");
+      v = (v << 4) | static_cast<uint32_t>(d);
     }
     return v;
   }

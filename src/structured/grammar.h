@@ -104,4 +104,12 @@ Grammar parse_gbnf(std::string_view text, const std::string& root = "root");
 // bytes pass through, so UTF-8 text stays readable).
 std::string gbnf_literal(std::string_view bytes);
 
+// The value of one hexadecimal digit, or -1 (the escapes of GBNF and of regexes).
+inline int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 }  // namespace tessera::structured

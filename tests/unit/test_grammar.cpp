@@ -49,6 +49,14 @@ tail ::= [^a-c]{2,3}  # comment
   EXPECT_FALSE(prefix_ok(g, "ac"));
 }
 
+TEST(Gbnf, HexEscapes) {
+  const std::string g = R"(root ::= "\x41" [\x30-\x39] "\u00E9" "\U0001F600")";
+  EXPECT_TRUE(matches(g, "A7é😀"));
+  EXPECT_FALSE(matches(g, "B7é😀"));
+  EXPECT_NE(error_of(R"(root ::= "\x4g")").find("hex"), std::string::npos);
+  EXPECT_NE(error_of(R"(root ::= "\x4)"), "");
+}
+
 TEST(Gbnf, Utf8ClassesMatchWholeCharacters) {
   const std::string g = R"(root ::= [^"]* "\"" [α-ω] "\u00e9" .)";
   EXPECT_TRUE(matches(g, "héllo😀\"βé€"));

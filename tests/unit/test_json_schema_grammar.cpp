@@ -182,7 +182,10 @@ TEST(RegexGrammar, MatchesLikeFullMatch) {
   EXPECT_FALSE(full(re("(?:ab){2,3}"), "ab"));
   EXPECT_TRUE(full(re("(a*)*b"), "aab"));  // nullable repetition: no left recursion
   EXPECT_TRUE(full(re("é.\\u00e9"), "éxé"));
-  for (const char* bad : {"(ab", "a)", "*a", "a**", "(?=a)", "\\1", "[b-a]", "a{2,1}", "\\b"}) {
+  EXPECT_TRUE(full(re("\\x41[\\x30-\\x39]\\u00E9"), "A7é"));
+  EXPECT_FALSE(full(re("\\x41"), "B"));
+  for (const char* bad :
+       {"(ab", "a)", "*a", "a**", "(?=a)", "\\1", "[b-a]", "a{2,1}", "\\b", "\\x4g"}) {
     try {
       regex_to_gbnf(bad);
       ADD_FAILURE() << bad;
