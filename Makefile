@@ -80,7 +80,7 @@ test-checked: build checked model venv python
 # the whole server API suite; any sanitizer report fails the server, and so the tests.
 test-asan: checked model venv
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  TESSERA_BIN=$(BUILD)-asan/tessera .venv/bin/python -m pytest -q \
+	  TESSERA_SANITIZED=1 TESSERA_BIN=$(BUILD)-asan/tessera .venv/bin/python -m pytest -q \
 	  tests/e2e/test_http_hostile.py tests/e2e/test_server.py
 
 # Google Benchmark micro-benchmarks of the CPU kernels (one thread; bench/README.md).

@@ -47,7 +47,8 @@ if [ -x "$ASAN_BUILD/tessera_tests" ] && [ -x "$ASAN_BUILD/tessera" ]; then
   TESSERA_BIN="$ASAN_BUILD/tessera" .venv/bin/python -m pytest -q -rs -m checked $CHECKED_E2E ||
     status=1
   # Every hostile-client probe against the sanitized server.
-  TESSERA_BIN="$ASAN_BUILD/tessera" .venv/bin/python -m pytest -q -rs tests/e2e/test_http_hostile.py ||
+  TESSERA_SANITIZED=1 TESSERA_BIN="$ASAN_BUILD/tessera" .venv/bin/python -m pytest -q -rs \
+    tests/e2e/test_http_hostile.py ||
     status=1
 else
   missing_checked "$ASAN_BUILD"

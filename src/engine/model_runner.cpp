@@ -134,7 +134,7 @@ GeneratedToken ModelRunner::sample(Request& r, float* lg) {
   GeneratedToken g;
   const int k = r.params.logprobs;
   if (k < 0) {
-    if (r.grammar) r.grammar->apply(lg, n_vocab);
+    if (r.grammar) r.grammar->apply(lg, n_vocab, r.max_tokens - r.n_output());
     g.token = r.sampler->sample(lg, r.tokens);
     return g;
   }
@@ -151,7 +151,8 @@ GeneratedToken ModelRunner::sample(Request& r, float* lg) {
     for (int j = 0; j < k; ++j) g.top.push_back({idx_[j], lg[idx_[j]] - lse});
   }
   // The grammar's mask after the log-probabilities: they stay the model's own.
-  if (r.grammar) r.grammar->apply(lg, n_vocab);
+  // With the tokens left, so that the document is closed before max_tokens cuts it.
+  if (r.grammar) r.grammar->apply(lg, n_vocab, r.max_tokens - r.n_output());
   g.token = r.sampler->sample(lg, r.tokens);
   const float chosen = scratch_[g.token];
   g.logprob = chosen - lse;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <queue>
 #include <unordered_map>
 
 namespace tessera::structured {
@@ -641,6 +642,67 @@ Grammar parse_gbnf(std::string_view text, const std::string& root) {
   GrammarBuilder b;
   GbnfParser(text, b).parse();
   return b.finish(root);
+}
+
+std::vector<uint32_t> min_completion_bytes(const Grammar& g) {
+  // Lengths saturate here: beyond it a completion is as good as none for any budget.
+  static constexpr uint64_t kCap = kNoCompletion;
+  const auto add = [](uint64_t a, uint64_t b) { return std::min(a + b, kCap); };
+  // One record per alternative: its byte count and the rule references not yet resolved.
+  struct Alt {
+    uint32_t rule;
+    uint64_t sum = 0;
+    uint32_t pending = 0;
+  };
+  std::vector<Alt> alts;
+  std::vector<std::vector<uint32_t>> uses(g.rules.size());  // rule -> alternatives, per use
+  for (uint32_t r = 0; r < g.rules.size(); ++r)
+    for (uint32_t start : g.rules[r].alts) {
+      const auto a = static_cast<uint32_t>(alts.size());
+      alts.push_back({r});
+      for (uint32_t p = start; g.elems[p].kind != Element::END; ++p) {
+        if (g.elems[p].kind == Element::BYTES) {
+          alts[a].sum = add(alts[a].sum, 1);
+        } else {
+          ++alts[a].pending;
+          uses[g.elems[p].index].push_back(a);
+        }
+      }
+    }
+  // A rule's shortest length is final when it leaves the queue with the smallest value: an
+  // alternative's length is at least each of its parts, so nothing found later is shorter.
+  using Item = std::pair<uint64_t, uint32_t>;  // (length, rule)
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> queue;
+  for (const Alt& a : alts)
+    if (a.pending == 0) queue.push({a.sum, a.rule});
+  std::vector<uint64_t> rule_min(g.rules.size(), kCap);
+  std::vector<uint8_t> done(g.rules.size(), 0);
+  while (!queue.empty()) {
+    const auto [len, r] = queue.top();
+    queue.pop();
+    if (done[r]) continue;
+    done[r] = 1;
+    rule_min[r] = len;
+    for (uint32_t a : uses[r]) {
+      alts[a].sum = add(alts[a].sum, len);
+      if (--alts[a].pending == 0) queue.push({alts[a].sum, alts[a].rule});
+    }
+  }
+  // Suffix sums inside each alternative, from its END backwards.
+  std::vector<uint32_t> out(g.size(), 0);
+  for (const Rule& rule : g.rules)
+    for (uint32_t start : rule.alts) {
+      uint32_t end = start;
+      while (g.elems[end].kind != Element::END) ++end;
+      uint64_t acc = 0;
+      out[end] = 0;
+      for (uint32_t p = end; p-- > start;) {
+        const Element& e = g.elems[p];
+        acc = add(acc, e.kind == Element::BYTES ? 1 : rule_min[e.index]);
+        out[p] = static_cast<uint32_t>(acc);
+      }
+    }
+  return out;
 }
 
 std::string gbnf_literal(std::string_view bytes) {

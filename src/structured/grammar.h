@@ -100,6 +100,14 @@ class GrammarBuilder {
 // parentheses). The start rule is `root`. Throws GrammarError with line and column.
 Grammar parse_gbnf(std::string_view text, const std::string& root = "root");
 
+// The fewest bytes that finish the sequence from each grammar position to the end of its
+// alternative (END: 0; a BYTES element: 1 + the rest; a RULE: that rule's shortest
+// sentence + the rest). [g.size()]; kNoCompletion where no finite sentence exists (a rule
+// that only recurses). Computed with Knuth's generalization of Dijkstra's algorithm to
+// grammars: O(elements * log rules), however the rules are ordered.
+constexpr uint32_t kNoCompletion = UINT32_MAX;
+std::vector<uint32_t> min_completion_bytes(const Grammar& g);
+
 // A GBNF literal "..." for `bytes` (escaping quotes, backslashes and control bytes; other
 // bytes pass through, so UTF-8 text stays readable).
 std::string gbnf_literal(std::string_view bytes);

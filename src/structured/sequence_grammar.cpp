@@ -1,6 +1,9 @@
 #include "structured/sequence_grammar.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 
 namespace tessera::structured {
 
@@ -73,9 +76,67 @@ void SequenceGrammar::wait() {
   }
 }
 
-int SequenceGrammar::apply(float* logits, int n_vocab) {
+namespace {
+constexpr uint32_t kHorizon = 64;  // bytes to spare below which fit_budget checks tokens
+constexpr size_t kTail = 32;       // tokens it checks
+}  // namespace
+
+int SequenceGrammar::apply(float* logits, int n_vocab, int budget) {
   wait();
-  return apply_token_mask(mask_, logits, n_vocab);
+  const int n = apply_token_mask(mask_, logits, n_vocab);
+  if (budget <= 0 || n == 0) return n;
+  const uint32_t need = matcher_.min_bytes_to_accept();
+  if (need == kNoCompletion || static_cast<uint64_t>(need) + kHorizon < uint64_t(budget)) return n;
+  return fit_budget(logits, n_vocab, budget);
+}
+
+// The budget in tokens is checked against the fewest *bytes* that complete the grammar: a
+// byte-level vocabulary (byte-level BPE, SentencePiece byte fallback) spells every byte as
+// one token, so k bytes can always be written in k tokens, and a token after which the
+// grammar needs at most budget - 1 bytes can always be finished in time. The check is
+// sound, never optimistic; it bites only when the tokens left are about as few as the
+// bytes still needed (a string is closed, then its brackets, at the last moment).
+//
+// Checking every allowed token costs a walk each, so the tail of the budget (fewer than
+// kHorizon bytes to spare) keeps the kTail most likely allowed tokens and checks those:
+// sampling there is from at most kTail tokens. When none of them fits (the budget was
+// already short: a token opened a long structure just before the tail), the tokens among
+// them and the single-byte tokens that leave the fewest bytes to write are kept; the first
+// byte of a shortest completion is always among those, so the sequence then closes as fast
+// as the grammar allows. Either way at most kTail + 256 tokens are walked per step.
+int SequenceGrammar::fit_budget(float* logits, int n_vocab, int budget) {
+  const TokenVocab& vocab = matcher_.compiled().vocab();
+  cand_.clear();
+  singles_.clear();
+  for (int32_t t = 0; t < n_vocab; ++t) {
+    if (std::isinf(logits[t])) continue;
+    cand_.push_back(t);
+    if (t < vocab.n_vocab() && vocab.bytes(t).size() == 1) singles_.push_back(t);
+  }
+  if (cand_.size() > kTail) {
+    std::partial_sort(cand_.begin(), cand_.begin() + kTail, cand_.end(), [&](int32_t a, int32_t b) {
+      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+    });
+    cand_.resize(kTail);
+  }
+  std::vector<int32_t> keep;
+  for (int32_t t : cand_)
+    if (matcher_.min_bytes_after(t) <= static_cast<uint32_t>(budget - 1)) keep.push_back(t);
+  if (keep.empty()) {
+    uint32_t best = kNoCompletion;
+    for (const auto* pool : {&cand_, &singles_})
+      for (int32_t t : *pool) {
+        const uint32_t after = matcher_.min_bytes_after(t);
+        if (after < best) keep.clear(), best = after;
+        if (after == best && std::find(keep.begin(), keep.end(), t) == keep.end())
+          keep.push_back(t);
+      }
+  }
+  std::vector<float> kept(keep.size());
+  for (size_t i = 0; i < keep.size(); ++i) kept[i] = logits[keep[i]];
+  std::fill(logits, logits + n_vocab, -std::numeric_limits<float>::infinity());
+  for (size_t i = 0; i < keep.size(); ++i) logits[keep[i]] = kept[i];
+  return static_cast<int>(keep.size());
 }
 
 bool SequenceGrammar::accept(int32_t token) {

@@ -46,7 +46,10 @@ class SequenceGrammar {
   void prefetch();
   // Sets the logits of disallowed tokens to -inf (waiting for the mask). Returns how many
   // tokens are allowed (0: nothing can follow; the caller ends the sequence).
-  int apply(float* logits, int n_vocab);
+  // `budget` > 0: the tokens left to the sequence, this one included. Near its end only
+  // tokens after which the grammar can still be completed in budget - 1 tokens stay
+  // allowed, so a document is closed rather than cut at max_tokens (fit_budget).
+  int apply(float* logits, int n_vocab, int budget = 0);
   // Advances by the sampled token; false when the grammar rejects it (state unchanged).
   bool accept(int32_t token);
   // The grammar is complete: nothing may follow.
@@ -60,9 +63,11 @@ class SequenceGrammar {
 
  private:
   void wait();
+  int fit_budget(float* logits, int n_vocab, int budget);
   GrammarMatcher matcher_;
   MaskWorker* worker_;
   TokenBitmask mask_;
+  std::vector<int32_t> cand_, singles_;  // fit_budget scratch
   std::future<void> pending_;
   bool ready_ = false;
   double mask_seconds_ = 0.0;

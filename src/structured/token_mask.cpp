@@ -103,7 +103,7 @@ std::vector<uint32_t> stack_key(const StackStore& st, int32_t stack) {
 }  // namespace
 
 CompiledGrammar::CompiledGrammar(Grammar g, std::shared_ptr<const TokenVocab> vocab)
-    : g_(std::move(g)), vocab_(std::move(vocab)) {}
+    : g_(std::move(g)), vocab_(std::move(vocab)), min_bytes_(min_completion_bytes(g_)) {}
 
 size_t CompiledGrammar::n_entries() const {
   std::shared_lock lock(mu_);
@@ -227,6 +227,38 @@ bool GrammarMatcher::allows(int32_t id) {
   if (std::find(v.eog().begin(), v.eog().end(), id) != v.eog().end()) return accepting();
   const std::string& b = v.bytes(id);
   return !b.empty() && store_.advance(state(), b) != StackStore::kDead;
+}
+
+// A stack's frames each still need the rest of their alternative: the top frame its BYTES
+// element onwards, a return frame what follows its rule reference. A set needs its
+// cheapest stack.
+uint32_t GrammarMatcher::min_bytes_of(int32_t set) {
+  if (set == StackStore::kDead) return kNoCompletion;
+  if (const auto it = min_bytes_memo_.find(set); it != min_bytes_memo_.end()) return it->second;
+  uint64_t best = kNoCompletion;
+  for (int32_t s : store_.stacks(set)) {
+    uint64_t sum = 0;
+    for (int32_t node = s; node >= 0 && sum < best; node = store_.parent(node))
+      sum += g_->min_bytes(store_.pos(node));
+    best = std::min(best, sum);
+  }
+  const auto out = static_cast<uint32_t>(std::min<uint64_t>(best, kNoCompletion));
+  min_bytes_memo_.emplace(set, out);
+  return out;
+}
+
+uint32_t GrammarMatcher::min_bytes_to_accept() {
+  return min_bytes_of(state());
+}
+
+uint32_t GrammarMatcher::min_bytes_after(int32_t id) {
+  const TokenVocab& v = g_->vocab();
+  if (id < 0 || id >= v.n_vocab()) return kNoCompletion;
+  if (std::find(v.eog().begin(), v.eog().end(), id) != v.eog().end())
+    return accepting() ? 0 : kNoCompletion;
+  const std::string& b = v.bytes(id);
+  if (b.empty()) return kNoCompletion;
+  return min_bytes_of(store_.advance(state(), b));
 }
 
 std::vector<uint32_t> GrammarMatcher::key_of(int32_t stack) const {

@@ -92,6 +92,8 @@ class CompiledGrammar {
   // leaves the rest to be computed on first use). Returns the number of entries computed.
   size_t precompute(double max_seconds = 2.0) const;
   size_t n_entries() const;
+  // min_completion_bytes of the grammar, per position.
+  uint32_t min_bytes(uint32_t pos) const { return min_bytes_[pos]; }
 
  private:
   std::shared_ptr<const MaskEntry> compute(const std::vector<uint32_t>& key) const;
@@ -105,6 +107,7 @@ class CompiledGrammar {
   };
   Grammar g_;
   std::shared_ptr<const TokenVocab> vocab_;
+  std::vector<uint32_t> min_bytes_;  // [g_.size()]
   mutable std::shared_mutex mu_;
   mutable std::unordered_map<std::vector<uint32_t>, std::shared_ptr<const MaskEntry>, KeyHash>
       cache_;
@@ -134,15 +137,23 @@ class GrammarMatcher {
   // Whether the token would be accepted (no state change).
   bool allows(int32_t id);
 
+  // The fewest bytes that make the input so far a sentence (0 when accepting()), and the
+  // same after token `id` (no state change); kNoCompletion when no sentence can follow
+  // (or the token is rejected). An end-of-generation token counts 0 when accepting.
+  uint32_t min_bytes_to_accept();
+  uint32_t min_bytes_after(int32_t id);
+
   const CompiledGrammar& compiled() const { return *g_; }
 
  private:
   int32_t state() const { return history_.back(); }
   std::vector<uint32_t> key_of(int32_t stack) const;
+  uint32_t min_bytes_of(int32_t set);
 
   std::shared_ptr<const CompiledGrammar> g_;
   StackStore store_;
-  std::vector<int32_t> history_;  // set ids; front: initial state
+  std::vector<int32_t> history_;                          // set ids; front: initial state
+  std::unordered_map<int32_t, uint32_t> min_bytes_memo_;  // set id -> min_bytes_of
 };
 
 // Sets logits of tokens not in `mask` to -infinity. Returns the number of allowed tokens.

@@ -103,7 +103,25 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        # A sanitized server (make test-asan, the checked tiers) reports into its log;
+        # any report fails the test that ran it, even one that did not kill the server.
+        report = sanitizer_report(open(self.log_path, errors="replace").read())
+        if report:
+            raise AssertionError("sanitizer report from the server:\n" + report)
         return self.proc.returncode
+
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
+
+
+def sanitizer_report(log):
+    """The first sanitizer report in a server log (with 40 lines after it), or ''."""
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if any(m in line for m in SANITIZER_MARKERS):
+            return "\n".join(lines[i:i + 40])
+    return ""
 
 
 def smollm2_server(model, log_path, *args):

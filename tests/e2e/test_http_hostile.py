@@ -2,6 +2,7 @@
 slowloris, oversized headers and bodies (chunked or not), ambiguous framing, connection
 caps, the API key decided before the body, hostile JSON, fan-out larger than the queue,
 SIGHUP, and shutdown aborts. The probes live in bench/http_hostile.py."""
+import os
 import json
 import signal
 import socket
@@ -61,7 +62,11 @@ def test_chunked_body_over_the_limit_is_413_early(srv):
     r = hh.probe_chunked_body(srv.port, srv.proc.pid, mib=512)
     assert r["status"] == 413, r
     assert r["mib_sent"] < 64, r
-    assert r["rss_peak_growth_mb"] * 1e6 < 2 * BODY_LIMIT, r
+    # The memory bound is the Release build's: ASan keeps freed blocks resident (its
+    # quarantine, 256 MB by default) and pads every allocation, so under it the growth
+    # says nothing about the server's buffers (make test runs this on the Release build).
+    if not os.environ.get("TESSERA_SANITIZED"):
+        assert r["rss_peak_growth_mb"] * 1e6 < 2 * BODY_LIMIT, r
     # Content-Length over the limit: 413 from the head alone.
     status, secs, _ = hh.raw(srv.port, b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
                              b"Content-Length: 1000000000\r\n\r\n")

@@ -2,9 +2,11 @@
 // path against the brute-force reference, on random states of random grammars).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "structured/grammar.h"
+#include "structured/sequence_grammar.h"
 #include "structured/token_mask.h"
 
 using namespace tessera::structured;
@@ -229,4 +231,149 @@ TEST(Mask, FastPathEqualsBruteForceOnRandomWalks) {
     }
   }
   EXPECT_GT(n_states, 200);
+}
+
+// ---------------------------------------------------------------------------------------
+// The fewest bytes to a sentence, and closing a document within a token budget.
+
+TEST(MinCompletion, HandComputedLengths) {
+  const auto need = [](const std::string& gbnf, const std::string& prefix) {
+    auto vocab =
+        std::make_shared<TokenVocab>(std::vector<std::string>{"x"}, std::vector<int32_t>{});
+    GrammarMatcher m(std::make_shared<CompiledGrammar>(parse_gbnf(gbnf), vocab));
+    EXPECT_TRUE(m.accept_bytes(prefix)) << prefix;
+    return m.min_bytes_to_accept();
+  };
+  EXPECT_EQ(need(R"(root ::= "ab" x
+x ::= "cde" | "f" "g")",
+                 ""),
+            4u);
+  EXPECT_EQ(need(R"(root ::= "ab" x
+x ::= "cde" | "f" "g")",
+                 "abc"),
+            2u);
+  EXPECT_EQ(need(R"(root ::= "[" ( "1" ( "," "1" )* )? "]")", "[1,1"), 1u);
+  EXPECT_EQ(need(R"(root ::= "x"{3,5})", "x"), 2u);
+  EXPECT_EQ(need(R"(root ::= "x"{3,5})", "xxxx"), 0u);
+  // A rule that only recurses has no sentence: the alternative that avoids it counts.
+  EXPECT_EQ(need(R"(root ::= loop | "ok"
+loop ::= "l" loop)",
+                 ""),
+            2u);
+}
+
+// min_bytes_to_accept is the exact distance to a sentence: 0 exactly when accepting, no
+// byte lowers it by more than one, and some byte lowers it by exactly one. Checked at
+// every state of random walks over every grammar of the mask test.
+TEST(MinCompletion, ExactOnRandomWalks) {
+  std::mt19937 rng(99);
+  int n_states = 0;
+  for (const char* gtext : kGrammars) {
+    auto vocab =
+        std::make_shared<TokenVocab>(std::vector<std::string>{"x"}, std::vector<int32_t>{});
+    auto cg = std::make_shared<CompiledGrammar>(parse_gbnf(gtext), vocab);
+    for (int walk = 0; walk < 8; ++walk) {
+      GrammarMatcher m(cg);
+      std::string text;
+      for (int step = 0; step < 40; ++step) {
+        const uint32_t d = m.min_bytes_to_accept();
+        ASSERT_NE(d, kNoCompletion) << text;
+        EXPECT_EQ(d == 0, m.accepting()) << text;
+        uint32_t best = kNoCompletion;
+        std::vector<char> live;
+        for (int b = 0; b < 256; ++b) {
+          const std::string byte(1, static_cast<char>(b));
+          if (!m.accept_bytes(byte)) continue;
+          const uint32_t after = m.min_bytes_to_accept();
+          m.rollback(1);
+          live.push_back(static_cast<char>(b));
+          best = std::min(best, after);
+          EXPECT_GE(after + 1, d) << text << " + byte " << b;
+        }
+        ++n_states;
+        if (live.empty()) break;  // complete
+        if (d > 0) {
+          EXPECT_EQ(best + 1, d) << text;
+        }
+        const char b = live[std::uniform_int_distribution<size_t>(0, live.size() - 1)(rng)];
+        ASSERT_TRUE(m.accept_bytes(std::string(1, b)));
+        text += b;
+      }
+    }
+  }
+  EXPECT_GT(n_states, 300);
+}
+
+// With a budget, a walk that would never close (the model "loops" in a string) is closed
+// in time: the sequence is a sentence when its budget runs out, whatever it preferred.
+TEST(SequenceGrammarBudget, ClosesDocumentsBeforeTheBudgetEnds) {
+  std::mt19937 rng(7);
+  auto tokens = random_vocab(rng, 600);
+  const int32_t eog = static_cast<int32_t>(tokens.size()) - 1;
+  auto vocab = std::make_shared<TokenVocab>(tokens, std::vector<int32_t>{eog});
+  auto cg = std::make_shared<CompiledGrammar>(parse_gbnf(kGrammars[0]), vocab);
+  const int n_vocab = vocab->n_vocab();
+  for (int budget : {3, 8, 20, 60, 150}) {
+    for (int trial = 0; trial < 6; ++trial) {
+      SequenceGrammar sg(cg, nullptr);
+      // Logits that favour opening structures and writing string content over closing.
+      std::vector<float> base(n_vocab);
+      std::uniform_real_distribution<float> u(0.0f, 1.0f);
+      for (int32_t t = 0; t < n_vocab; ++t) {
+        const std::string& s = tokens[t];
+        float v = u(rng);
+        if (s.find_first_of("{[\"a") != std::string::npos) v += 2.0f;
+        if (s.find_first_of("}]") != std::string::npos) v -= 2.0f;
+        base[t] = v;
+      }
+      base[eog] = -5.0f;
+      std::string text;
+      bool ended = false;
+      for (int left = budget; left > 0; --left) {
+        std::vector<float> lg = base;
+        ASSERT_GT(sg.apply(lg.data(), n_vocab, left), 0) << text;
+        const int32_t t = static_cast<int32_t>(std::max_element(lg.begin(), lg.end()) - lg.begin());
+        if (t == eog) {
+          ended = true;
+          break;
+        }
+        ASSERT_TRUE(sg.accept(t)) << text;
+        text += tokens[t];
+        if (sg.complete()) {
+          ended = true;
+          break;
+        }
+      }
+      // The first token of a JSON value with no budget to spare must already be a
+      // whole value ("0", "true", ...); with 3 tokens a string "" fits.
+      EXPECT_TRUE(ended || sg.accepting()) << "budget " << budget << ": " << text;
+      GrammarMatcher check(cg);
+      EXPECT_TRUE(check.accept_bytes(text) && check.accepting())
+          << "budget " << budget << ": " << text;
+    }
+  }
+}
+
+// Without a budget the same preferences never close the document: the test above can fail.
+TEST(SequenceGrammarBudget, WithoutBudgetTheWalkRunsOn) {
+  std::mt19937 rng(7);
+  auto tokens = random_vocab(rng, 600);
+  const int32_t eog = static_cast<int32_t>(tokens.size()) - 1;
+  auto vocab = std::make_shared<TokenVocab>(tokens, std::vector<int32_t>{eog});
+  auto cg = std::make_shared<CompiledGrammar>(parse_gbnf(kGrammars[0]), vocab);
+  const int n_vocab = vocab->n_vocab();
+  std::vector<float> base(n_vocab, 0.0f);
+  for (int32_t t = 0; t < n_vocab; ++t)
+    if (tokens[t] == "a") base[t] = 5.0f;  // string content forever
+  base[eog] = -5.0f;
+  SequenceGrammar sg(cg, nullptr);
+  std::string text;
+  for (int i = 0; i < 20; ++i) {
+    std::vector<float> lg = base;
+    ASSERT_GT(sg.apply(lg.data(), n_vocab), 0);
+    const int32_t t = static_cast<int32_t>(std::max_element(lg.begin(), lg.end()) - lg.begin());
+    ASSERT_TRUE(sg.accept(t));
+    text += tokens[t];
+  }
+  EXPECT_FALSE(sg.accepting()) << text;
 }
