@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -306,6 +307,7 @@ std::vector<Engine::Result> Engine::generate(const std::vector<std::vector<int32
 void Engine::loop() {
   Impl& s = *impl_;
   while (s.take_input()) {
+    const auto t0 = std::chrono::steady_clock::now();
     if (s.spec) s.propose();
     SchedulerOutput out = s.sched->schedule();
     s.update_queued();
@@ -322,6 +324,10 @@ void Engine::loop() {
       s.fail_step(out, e.what());  // never let a model error end the engine thread
       continue;
     }
+    if (s.spec)
+      s.spec->observe_step(
+          out.n_tokens,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     s.sched->step_done(out);
     s.update_from_output(out, ro);
   }

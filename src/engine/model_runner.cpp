@@ -128,14 +128,24 @@ void ModelRunner::fill_logprobs(const float* lg, int k, GeneratedToken& g) {
                    std::count_if(lg, lg + n_vocab, [&](float x) { return x > chosen; }));
 }
 
+// The request's sampler on `lg`, under its grammar's mask when it has one (given the
+// tokens left, so that the document is closed before max_tokens cuts it).
+int32_t ModelRunner::draw(Request& r, float* lg, int n_vocab) {
+  if (!r.grammar) return r.sampler->sample(lg, r.tokens);
+  const int32_t t = r.grammar->sample(lg, n_vocab, r.max_tokens - r.n_output(),
+                                      [&](float* l) { return r.sampler->sample(l, r.tokens); });
+  // Nothing allowed: any token; the output processor's accept() rejects it and ends the
+  // sequence.
+  return t >= 0 ? t : r.sampler->sample(lg, r.tokens);
+}
+
 GeneratedToken ModelRunner::sample(Request& r, float* lg) {
   assert(r.sampler);
   const int n_vocab = model_.config().n_vocab;
   GeneratedToken g;
   const int k = r.params.logprobs;
   if (k < 0) {
-    if (r.grammar) r.grammar->apply(lg, n_vocab, r.max_tokens - r.n_output());
-    g.token = r.sampler->sample(lg, r.tokens);
+    g.token = draw(r, lg, n_vocab);
     return g;
   }
   // Log-probabilities of the model's own distribution (before penalties/temperature,
@@ -151,9 +161,7 @@ GeneratedToken ModelRunner::sample(Request& r, float* lg) {
     for (int j = 0; j < k; ++j) g.top.push_back({idx_[j], lg[idx_[j]] - lse});
   }
   // The grammar's mask after the log-probabilities: they stay the model's own.
-  // With the tokens left, so that the document is closed before max_tokens cuts it.
-  if (r.grammar) r.grammar->apply(lg, n_vocab, r.max_tokens - r.n_output());
-  g.token = r.sampler->sample(lg, r.tokens);
+  g.token = draw(r, lg, n_vocab);
   const float chosen = scratch_[g.token];
   g.logprob = chosen - lse;
   g.rank = 1 + static_cast<int32_t>(std::count_if(scratch_.begin(), scratch_.end(),

@@ -68,6 +68,7 @@ class ModelRunner {
 
  private:
   GeneratedToken sample(Request& r, float* logits);
+  int32_t draw(Request& r, float* logits, int n_vocab);
   // Log-probabilities of `g.token` (and the top k) in the raw logits row `lg`.
   void fill_logprobs(const float* lg, int k, GeneratedToken& g);
   // Verifies r.spec_tokens against rows [k + 1, n_vocab]; the emitted tokens.

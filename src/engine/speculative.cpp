@@ -34,8 +34,9 @@ void validate_speculative_config(const SpeculativeConfig& c) {
 
 namespace {
 
-// Adaptive k: a sequence whose recent acceptance falls below kPauseBelow gets no proposals
-// for kPauseSteps decode steps.
+// Adaptive k: a sequence for which proposing does not pay (by the step costs, or before
+// they are measured, whose recent acceptance falls below kPauseBelow) gets no proposals
+// for kPauseSteps decode steps, then one probe token.
 constexpr double kPauseBelow = 0.2;
 constexpr int kPauseSteps = 8;
 
@@ -112,16 +113,26 @@ void Speculator::propose(const std::vector<Candidate>& cands, int n_decoding) {
     c.req->spec_tokens.clear();
     int k = K;
     if (cfg_.adaptive) {
-      // Expected useful length: K times the recent acceptance, at least 1 (a probe).
       SeqState& st = seqs_[c.req->id];
-      // Verifying costs even when nothing is accepted (a step of 2 tokens is far dearer
-      // than one of 1 where compute, not memory, bounds decode): while proposals keep
-      // failing, pause, then probe again with one token.
       if (st.pause > 0) {
         --st.pause;
         continue;
       }
-      k = std::clamp(static_cast<int>(std::ceil(K * st.accept_ema)), 1, K);
+      // The length that maximizes expected tokens per second at this sequence's acceptance
+      // and the measured step costs; until those are measured, K times the recent fraction
+      // accepted, at least 1.
+      k = cost_.best_k(st.succ / st.trials, K, static_cast<int>(cands.size()));
+      if (k < 0) k = std::clamp(static_cast<int>(std::ceil(K * st.accept_ema)), 1, K);
+      if (k == 0 && st.probe) {
+        k = 1;  // the probe after a pause
+        st.probe = false;
+      } else if (k == 0) {
+        // Verifying costs more than it brings at this acceptance: pause, then probe with
+        // one token, since acceptance changes with the text.
+        st.pause = kPauseSteps;
+        st.probe = true;
+        continue;
+      }
     }
     k = std::min(k, c.max_k);
     if (k < 1) continue;
@@ -152,8 +163,11 @@ std::vector<int32_t> Speculator::verify(Request& r, Sampler& sampler, float* row
   if (qi != q_.end()) q_.erase(qi);
   if (cfg_.adaptive) {
     SeqState& st = seqs_[r.id];
+    st.succ = 0.7 * st.succ + a;
+    st.trials = 0.7 * st.trials + a + (a < k ? 1 : 0);
     st.accept_ema = 0.6 * st.accept_ema + 0.4 * (static_cast<double>(a) / k);
-    if (st.accept_ema < kPauseBelow) {
+    // Before step costs are measured: pause a sequence whose proposals keep failing.
+    if (cost_.cost(1) < 0.0 && st.accept_ema < kPauseBelow) {
       st.pause = kPauseSteps;
       st.accept_ema = kPauseBelow;  // the probe after the pause proposes one token
     }

@@ -17,6 +17,7 @@
 
 #include "engine/kv_manager.h"
 #include "spec/proposer.h"
+#include "spec/step_cost.h"
 
 namespace tessera {
 
@@ -54,14 +55,23 @@ class Speculator {
   // After r.tokens got the emitted tokens: K/V rollback of the rejected proposals.
   static void commit(KVCacheManager& kvm, Request& r);
 
+  // An engine step of n_tokens took `seconds` (proposing and running the model): the
+  // measurements adaptive k weighs proposals against (spec/step_cost.h).
+  void observe_step(int n_tokens, double seconds) { cost_.observe(n_tokens, seconds); }
+
   void release(uint64_t req_id);
   SpeculativeMetrics metrics() const;
 
  private:
   struct SeqState {
     double accept_ema = 1.0;  // recent fraction of proposals accepted
-    int pause = 0;            // decode steps left without proposals (backoff)
+    // Recent per-token acceptance: accepted proposals over acceptance trials (each
+    // accepted proposal, and the first rejected one), decayed; starts at 1/2.
+    double succ = 1.0, trials = 2.0;
+    int pause = 0;       // decode steps left without proposals (backoff)
+    bool probe = false;  // after the pause: propose one token to measure acceptance again
   };
+  StepCostModel cost_;
   SpeculativeConfig cfg_;
   std::unique_ptr<Proposer> proposer_;
   std::unordered_map<uint64_t, SeqState> seqs_;

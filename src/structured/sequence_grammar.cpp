@@ -77,17 +77,45 @@ void SequenceGrammar::wait() {
 }
 
 namespace {
-constexpr uint32_t kHorizon = 64;  // bytes to spare below which fit_budget checks tokens
-constexpr size_t kTail = 32;       // tokens it checks
+constexpr uint32_t kHorizon = 64;  // bytes to spare below which draws are checked
+constexpr size_t kTail = 32;       // tokens fit_budget checks
 }  // namespace
 
-int SequenceGrammar::apply(float* logits, int n_vocab, int budget) {
+int SequenceGrammar::apply(float* logits, int n_vocab) {
   wait();
-  const int n = apply_token_mask(mask_, logits, n_vocab);
-  if (budget <= 0 || n == 0) return n;
+  return apply_token_mask(mask_, logits, n_vocab);
+}
+
+bool SequenceGrammar::near_budget_end(int budget) {
+  if (budget <= 0) return false;
   const uint32_t need = matcher_.min_bytes_to_accept();
-  if (need == kNoCompletion || static_cast<uint64_t>(need) + kHorizon < uint64_t(budget)) return n;
-  return fit_budget(logits, n_vocab, budget);
+  return need != kNoCompletion && static_cast<uint64_t>(need) + kHorizon >= uint64_t(budget);
+}
+
+bool SequenceGrammar::fits(int32_t token, int budget) {
+  return matcher_.min_bytes_after(token) <= static_cast<uint32_t>(budget - 1);
+}
+
+int32_t SequenceGrammar::sample(float* logits, int n_vocab, int budget,
+                                const std::function<int32_t(float*)>& draw) {
+  if (apply(logits, n_vocab) == 0) return -1;
+  if (!near_budget_end(budget)) return draw(logits);
+  // Most draws fit (the budget bites only in its last tokens): one check each.
+  constexpr int kDraws = 3;
+  masked_.assign(logits, logits + n_vocab);
+  std::vector<int32_t> misses;
+  for (int i = 0; i < kDraws; ++i) {
+    const int32_t t = draw(logits);
+    if (t >= 0 && t < n_vocab && fits(t, budget)) return t;
+    misses.push_back(t);
+    std::copy(masked_.begin(), masked_.end(), logits);
+    for (int32_t m : misses)
+      if (m >= 0 && m < n_vocab) logits[m] = -std::numeric_limits<float>::infinity();
+    if (std::all_of(logits, logits + n_vocab, [](float x) { return std::isinf(x); })) break;
+  }
+  std::copy(masked_.begin(), masked_.end(), logits);
+  if (fit_budget(logits, n_vocab, budget) == 0) return -1;
+  return draw(logits);
 }
 
 // The budget in tokens is checked against the fewest *bytes* that complete the grammar: a
@@ -97,13 +125,12 @@ int SequenceGrammar::apply(float* logits, int n_vocab, int budget) {
 // sound, never optimistic; it bites only when the tokens left are about as few as the
 // bytes still needed (a string is closed, then its brackets, at the last moment).
 //
-// Checking every allowed token costs a walk each, so the tail of the budget (fewer than
-// kHorizon bytes to spare) keeps the kTail most likely allowed tokens and checks those:
-// sampling there is from at most kTail tokens. When none of them fits (the budget was
-// already short: a token opened a long structure just before the tail), the tokens among
-// them and the single-byte tokens that leave the fewest bytes to write are kept; the first
-// byte of a shortest completion is always among those, so the sequence then closes as fast
-// as the grammar allows. Either way at most kTail + 256 tokens are walked per step.
+// Checking every allowed token costs a walk each, so after the draws that missed, the
+// kTail most likely allowed tokens are checked: that draw is from at most kTail tokens. When none
+// of them fits (the budget was already short: a token opened a long structure just before the
+// tail), the tokens among them and the single-byte tokens that leave the fewest bytes to write are
+// kept; the first byte of a shortest completion is always among those, so the sequence then closes
+// as fast as the grammar allows. Either way at most kTail + 256 tokens are walked per step.
 int SequenceGrammar::fit_budget(float* logits, int n_vocab, int budget) {
   const TokenVocab& vocab = matcher_.compiled().vocab();
   cand_.clear();

@@ -46,10 +46,16 @@ class SequenceGrammar {
   void prefetch();
   // Sets the logits of disallowed tokens to -inf (waiting for the mask). Returns how many
   // tokens are allowed (0: nothing can follow; the caller ends the sequence).
-  // `budget` > 0: the tokens left to the sequence, this one included. Near its end only
-  // tokens after which the grammar can still be completed in budget - 1 tokens stay
-  // allowed, so a document is closed rather than cut at max_tokens (fit_budget).
-  int apply(float* logits, int n_vocab, int budget = 0);
+  int apply(float* logits, int n_vocab);
+  // Masks `logits` and draws the next token with `draw` (the request's sampler, which may
+  // change the logits it is given). `budget` > 0: the tokens left to the sequence, this one
+  // included; near its end the token drawn must leave the grammar completable in budget - 1
+  // tokens, so that a document is closed rather than cut at max_tokens. A drawn token
+  // that does not fit is excluded and the draw repeated (sampling from the tokens that
+  // fit); after a few misses, fit_budget narrows the choice. Returns -1 when the grammar
+  // allows nothing (the caller ends the sequence).
+  int32_t sample(float* logits, int n_vocab, int budget,
+                 const std::function<int32_t(float*)>& draw);
   // Advances by the sampled token; false when the grammar rejects it (state unchanged).
   bool accept(int32_t token);
   // The grammar is complete: nothing may follow.
@@ -63,11 +69,14 @@ class SequenceGrammar {
 
  private:
   void wait();
+  bool near_budget_end(int budget);
+  bool fits(int32_t token, int budget);
   int fit_budget(float* logits, int n_vocab, int budget);
   GrammarMatcher matcher_;
   MaskWorker* worker_;
   TokenBitmask mask_;
   std::vector<int32_t> cand_, singles_;  // fit_budget scratch
+  std::vector<float> masked_;            // sample: the masked logits, for another draw
   std::future<void> pending_;
   bool ready_ = false;
   double mask_seconds_ = 0.0;

@@ -45,7 +45,10 @@ def run_tokens(model, prompt, n, *extra):
 
 @pytest.mark.parametrize("method", ["ngram", "draft"])
 def test_cli_greedy_identical_with_speculation(smollm2, method):
-    extra = ["--speculative-method", method, "--num-speculative-tokens", 4]
+    # Fixed k: these tests check verification, not when proposing pays (a self-draft never
+    # does, and adaptive k would soon stop proposing).
+    extra = ["--speculative-method", method, "--num-speculative-tokens", 4,
+             "--no-speculative-adaptive"]
     if method == "draft":
         extra += ["--speculative-model", smollm2]  # a self-draft: every proposal accepted
     accepted = 0
@@ -88,7 +91,7 @@ def test_server_greedy_identical_at_concurrency_8(smollm2, tmp_path, method):
         off.stop()
     # Speculating at any batch size, so all 8 sequences verify proposals.
     extra = ["--speculative-method", method, "--num-speculative-tokens", 3,
-             "--speculative-disable-by-batch-size", 0]
+             "--speculative-disable-by-batch-size", 0, "--no-speculative-adaptive"]
     if method == "draft":
         extra += ["--speculative-model", smollm2]
     on = Server(smollm2, *common, *extra, log_path=tmp_path / "on.log")
@@ -110,7 +113,8 @@ def test_sampled_requests_with_speculation_follow_their_settings(smollm2, tmp_pa
     """Sampling with penalties, logit bias, logprobs and a stop string through the n-gram
     path: the banned token never appears, logprobs come per token, the stop string ends."""
     s = Server(smollm2, "--max-model-len", 512, "--kv-cache-memory", "64MiB",
-               "--speculative-method", "ngram", log_path=tmp_path / "s.log")
+               "--speculative-method", "ngram", "--no-speculative-adaptive",
+               log_path=tmp_path / "s.log")
     try:
         tok = s.post("/tokenize", {"content": " fox"}).json()["tokens"]
         r = s.post("/v1/completions", {"prompt": PROMPTS[5], "max_tokens": 40,
@@ -135,7 +139,8 @@ def test_constrained_requests_beside_speculation(smollm2, tmp_path):
     its mask (the choice is one of the allowed strings, the JSON parses) while an
     unconstrained request beside it still speculates, identical to speculation off."""
     s = Server(smollm2, "--max-model-len", 512, "--kv-cache-memory", "64MiB",
-               "--speculative-method", "ngram", log_path=tmp_path / "s.log")
+               "--speculative-method", "ngram", "--no-speculative-adaptive",
+               log_path=tmp_path / "s.log")
     try:
         choices = ["red", "green", "blue"]
         r = s.post("/v1/completions", {"prompt": PROMPTS[7], "max_tokens": 8, "temperature": 0,

@@ -327,12 +327,15 @@ TEST(SequenceGrammarBudget, ClosesDocumentsBeforeTheBudgetEnds) {
         base[t] = v;
       }
       base[eog] = -5.0f;
+      const auto argmax = [&](float* l) {
+        return static_cast<int32_t>(std::max_element(l, l + n_vocab) - l);
+      };
       std::string text;
       bool ended = false;
       for (int left = budget; left > 0; --left) {
         std::vector<float> lg = base;
-        ASSERT_GT(sg.apply(lg.data(), n_vocab, left), 0) << text;
-        const int32_t t = static_cast<int32_t>(std::max_element(lg.begin(), lg.end()) - lg.begin());
+        const int32_t t = sg.sample(lg.data(), n_vocab, left, argmax);
+        ASSERT_GE(t, 0) << text;
         if (t == eog) {
           ended = true;
           break;

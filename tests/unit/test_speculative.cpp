@@ -451,11 +451,13 @@ TEST(SpeculativeEngine, SampledDistributionsMatchWithoutSpeculation) {
   ng.ngram_min = 1;
   ng.num_speculative_tokens = 3;
   ng.disable_by_batch_size = 0;  // 128 sequences decode at once
+  ng.adaptive = false;           // always propose: what is tested is the verification
   SpeculativeConfig dq;
   dq.method = "draft";
   dq.draft_model = kModel;
   dq.num_speculative_tokens = 2;
   dq.disable_by_batch_size = 0;
+  dq.adaptive = false;
   dq.draft_load.n_threads = 2;
   dq.draft_load.quantization = "q4_0";  // a perturbed draft: q != p
   for (const auto& [sc, prompt] : {std::pair{ng, vocab_prompt}, std::pair{dq, story}}) {
@@ -490,6 +492,7 @@ TEST(SpeculativeEngine, NoSpeculationAboveTheBatchSizeCutOff) {
   sc.draft_model = kModel;
   sc.num_speculative_tokens = 3;
   sc.disable_by_batch_size = 5;
+  sc.adaptive = false;  // a self-draft never pays: adaptive k would stop proposing
   sc.draft_load.n_threads = 2;
   EngineConfig cfg = small_config(sc);
   cfg.max_num_batched_tokens = 4096;  // every prompt in the first step
