@@ -14,6 +14,7 @@
 #
 # Env: REPS=3 N=128 K=5 THREADS=2 OUT=/tmp/tessera-spec-bench LLAMA_BIN=/work/ref/build/bin
 #      CONCURRENCY="1 8 32" PORT=24200 SERVE_SPEC="--speculative-method ngram"
+#      SERVE_MODEL=<target for serve; default the Q4_1 file, "f16" for the F16 conversion>
 # Prints one line per configuration: median generation tok/s over REPS (each rep runs every
 # configuration once, in turn), acceptance; results also in $OUT.
 set -euo pipefail
@@ -131,6 +132,8 @@ if [[ $WHAT == ngram || $WHAT == all ]]; then
 fi
 
 if [[ $WHAT == serve || $WHAT == all ]]; then
+  SERVE_TARGET=${SERVE_MODEL:-$Q41}
+  [[ $SERVE_TARGET == f16 ]] && SERVE_TARGET=$F16
   PF=$OUT/grounded_prompts.txt
   : > "$PF"
   for p in "${GROUNDED[@]}"; do tr '\n' ' ' <<<"$p" >> "$PF"; echo >> "$PF"; done
@@ -140,7 +143,7 @@ if [[ $WHAT == serve || $WHAT == all ]]; then
   }
   for mode in off on; do
     extra=(); [[ $mode == on ]] && read -ra extra <<<"$SERVE_SPEC"
-    "$TESSERA" serve -m "$Q41" --port "$PORT" -t "$THREADS" --max-model-len 2048 \
+    "$TESSERA" serve -m "$SERVE_TARGET" --port "$PORT" -t "$THREADS" --max-model-len 2048 \
       --kv-cache-memory 512MiB "${extra[@]}" > "$OUT/serve_$mode.log" 2>&1 &
     pid=$!
     wait_healthy "$PORT"

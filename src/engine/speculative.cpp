@@ -101,7 +101,18 @@ Speculator::Speculator(const SpeculativeConfig& cfg, Model& target, int n_kv_tok
 Speculator::~Speculator() = default;
 
 void Speculator::propose(const std::vector<Candidate>& cands, int n_decoding) {
-  if (cfg_.disable_by_batch_size > 0 && n_decoding > cfg_.disable_by_batch_size) {
+  const bool disabled = cfg_.disable_by_batch_size > 0 && n_decoding > cfg_.disable_by_batch_size;
+  // A draft model has to read a sequence's whole context before it can propose for it. A
+  // sequence that begins decoding in a batch too large to speculate never gets a draft:
+  // catching it up later (when the batch thins out, near its end) costs a prefill of its
+  // context on the draft for the few tokens left (bench/spec_compare.sh serve at
+  // concurrency 8: 13-24% slower with that catch-up).
+  if (cfg_.method == "draft")
+    for (const Candidate& c : cands) {
+      const auto [it, fresh] = seqs_.try_emplace(c.req->id);
+      if (fresh) it->second.draft = !disabled;
+    }
+  if (disabled) {
     for (const Candidate& c : cands) c.req->spec_tokens.clear();
     std::lock_guard<std::mutex> lock(mu_);
     ++m_.skipped_batch;
@@ -111,6 +122,7 @@ void Speculator::propose(const std::vector<Candidate>& cands, int n_decoding) {
   slots_.clear();
   for (const Candidate& c : cands) {
     c.req->spec_tokens.clear();
+    if (cfg_.method == "draft" && !seqs_[c.req->id].draft) continue;
     int k = K;
     if (cfg_.adaptive) {
       SeqState& st = seqs_[c.req->id];

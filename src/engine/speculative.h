@@ -70,6 +70,7 @@ class Speculator {
     double succ = 1.0, trials = 2.0;
     int pause = 0;       // decode steps left without proposals (backoff)
     bool probe = false;  // after the pause: propose one token to measure acceptance again
+    bool draft = true;   // draft method: the sequence began decoding where speculation ran
   };
   StepCostModel cost_;
   SpeculativeConfig cfg_;

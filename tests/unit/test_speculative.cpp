@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <random>
@@ -503,6 +504,38 @@ TEST(SpeculativeEngine, NoSpeculationAboveTheBatchSizeCutOff) {
   std::vector<Engine::Result> one = e.generate({ps[0]}, greedy(20));
   EXPECT_GT(e.metrics().spec_proposed, 0);
   EXPECT_EQ(ids(one[0]), ids(out[0]));
+}
+
+// A sequence that began decoding in a batch above the cut-off gets no draft proposals when
+// the batch thins out: the draft would first have to read its whole context.
+TEST(SpeculativeEngine, ADraftNeverCatchesUpASequenceThatBeganInALargeBatch) {
+  auto model = load_model(kModel, {.n_threads = 2});
+  auto ps = story_prompts(*model);  // 6 sequences decoding together
+  SpeculativeConfig sc;
+  sc.method = "draft";
+  sc.draft_model = kModel;
+  sc.num_speculative_tokens = 3;
+  sc.disable_by_batch_size = 5;
+  sc.adaptive = false;  // would always propose if the rule let it
+  sc.draft_load.n_threads = 2;
+  EngineConfig cfg = small_config(sc);
+  cfg.max_num_batched_tokens = 4096;  // every prompt in the first step
+  Engine e(*model, cfg);
+  std::vector<GenerateParams> params(ps.size(), greedy(2));
+  params[0] = greedy(40);  // decodes alone for 38 tokens after the others finish
+  auto streams = e.submit_all(ps, params);
+  for (auto& s : streams) {
+    RequestUpdate u;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!is_finished(u.finish) && std::chrono::steady_clock::now() < deadline)
+      s->next(u, std::chrono::milliseconds(20));
+    EXPECT_TRUE(is_finished(u.finish));
+  }
+  streams.clear();
+  EXPECT_EQ(e.metrics().spec_proposed, 0);
+  // A sequence that begins alone is speculated for.
+  e.generate({ps[0]}, greedy(20));
+  EXPECT_GT(e.metrics().spec_proposed, 0);
 }
 
 TEST(SpeculativeEngine, StartUpErrors) {
