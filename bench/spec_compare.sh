@@ -8,7 +8,7 @@
 #   draft  single stream, quantized self-draft: target SmolLM2 F16 (convert
 #          --allow-requantize of the Q4_1 file), draft the Q4_1 file
 #   ngram  single stream, n-gram lookup on input-grounded prompts (edit / summarize a
-#          ~300-word text, a code edit), target SmolLM2 Q4_1 and F16
+#          ~300-word text, a code edit), target SmolLM2 Q4_1 and F16; llama-lookup beside
 #   serve  `tessera bench serve` at concurrency 1, 8, 32 with and without n-gram
 #          speculation (grounded prompts from a file)
 #
@@ -79,6 +79,13 @@ llama_spec() {  # target draft prompt
     awk '/decoded/ { for (i = 1; i <= NF; ++i) if ($i == "speed:") tps = $(i + 1) }
          /accept *=/ { acc = $NF } END { printf "%s\taccept %s\n", tps, acc }'
 }
+# llama-lookup (prompt-lookup decoding, llama.cpp's n-gram method): decoded tok/s, acceptance.
+llama_lookup() {  # model prompt
+  "$LLAMA_BIN/llama-lookup" -m "$1" -p "$2" -n "$N" --temp 0 -t "$THREADS" \
+    --spec-draft-n-max "$K" -c 4096 --ignore-eos 2>&1 |
+    awk '/decoded/ { for (i = 1; i <= NF; ++i) if ($i == "speed:") tps = $(i + 1) }
+         /accept *=/ { acc = $NF } END { printf "%s\taccept %s\n", tps, acc }'
+}
 llama_tg() {  # model: llama-bench tg N
   "$LLAMA_BIN/llama-bench" -m "$1" -p 0 -n "$N" -t "$THREADS" -r 1 -o csv 2>/dev/null |
     awk -F, 'NR > 1 { gsub(/"/, "", $0); print $(NF - 1) }' | tail -1
@@ -127,7 +134,14 @@ if [[ $WHAT == ngram || $WHAT == all ]]; then
     cfg_q41_ngram() { tessera_run "$Q41" "$PROMPT" --speculative-method ngram --num-speculative-tokens "$K"; }
     cfg_f16_alone() { tessera_run "$F16" "$PROMPT"; }
     cfg_f16_ngram() { tessera_run "$F16" "$PROMPT" --speculative-method ngram --num-speculative-tokens "$K"; }
-    compare "ngram (grounded prompt $i)" q41_alone q41_ngram f16_alone f16_ngram
+    cfg_llama_q41_alone() { printf '%s\t\n' "$(llama_tg "$Q41")"; }
+    cfg_llama_q41_lookup() { llama_lookup "$Q41" "$PROMPT"; }
+    cfg_llama_f16_alone() { printf '%s\t\n' "$(llama_tg "$F16")"; }
+    cfg_llama_f16_lookup() { llama_lookup "$F16" "$PROMPT"; }
+    CFGS=(q41_alone q41_ngram f16_alone f16_ngram)
+    [[ -x $LLAMA_BIN/llama-lookup ]] &&
+      CFGS+=(llama_q41_alone llama_q41_lookup llama_f16_alone llama_f16_lookup)
+    compare "ngram (grounded prompt $i)" "${CFGS[@]}"
   done
 fi
 

@@ -34,11 +34,11 @@ void validate_speculative_config(const SpeculativeConfig& c) {
 
 namespace {
 
-// Adaptive k: a sequence for which proposing does not pay (by the step costs, or before
-// they are measured, whose recent acceptance falls below kPauseBelow) gets no proposals
-// for kPauseSteps decode steps, then one probe token.
-constexpr double kPauseBelow = 0.2;
+// Adaptive k: a sequence for which proposing does not pay by the measured step costs gets
+// no proposals for kPauseSteps decode steps, then one probe token; while a draft model's
+// probes fail, its pause doubles up to kMaxPauseSteps.
 constexpr int kPauseSteps = 8;
+constexpr int kMaxPauseSteps = 128;
 
 int64_t mem_available() {
   std::ifstream f("/proc/meminfo");
@@ -131,17 +131,22 @@ void Speculator::propose(const std::vector<Candidate>& cands, int n_decoding) {
         continue;
       }
       // The length that maximizes expected tokens per second at this sequence's acceptance
-      // and the measured step costs; until those are measured, K times the recent fraction
-      // accepted, at least 1.
+      // and the measured step costs. Until a plain step of this batch size has been timed,
+      // none: that step is the baseline every proposal length is weighed against.
       k = cost_.best_k(st.succ / st.trials, K, static_cast<int>(cands.size()));
-      if (k < 0) k = std::clamp(static_cast<int>(std::ceil(K * st.accept_ema)), 1, K);
-      if (k == 0 && st.probe) {
+      if (k < 0) continue;
+      if (k > 0) {
+        st.backoff = kPauseSteps;
+      } else if (st.probe) {
         k = 1;  // the probe after a pause
         st.probe = false;
-      } else if (k == 0) {
+      } else {
         // Verifying costs more than it brings at this acceptance: pause, then probe with
-        // one token, since acceptance changes with the text.
-        st.pause = kPauseSteps;
+        // one token, since acceptance changes with the text. A draft's pauses double while
+        // its probes keep failing (a probe costs it a catch-up over the paused tokens); an
+        // n-gram probe costs one token's verification, and copied text can start any time.
+        st.pause = st.backoff;
+        if (cfg_.method == "draft") st.backoff = std::min(2 * st.backoff, kMaxPauseSteps);
         st.probe = true;
         continue;
       }
@@ -177,12 +182,6 @@ std::vector<int32_t> Speculator::verify(Request& r, Sampler& sampler, float* row
     SeqState& st = seqs_[r.id];
     st.succ = 0.7 * st.succ + a;
     st.trials = 0.7 * st.trials + a + (a < k ? 1 : 0);
-    st.accept_ema = 0.6 * st.accept_ema + 0.4 * (static_cast<double>(a) / k);
-    // Before step costs are measured: pause a sequence whose proposals keep failing.
-    if (cost_.cost(1) < 0.0 && st.accept_ema < kPauseBelow) {
-      st.pause = kPauseSteps;
-      st.accept_ema = kPauseBelow;  // the probe after the pause proposes one token
-    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   m_.proposed += k;

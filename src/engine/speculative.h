@@ -64,11 +64,11 @@ class Speculator {
 
  private:
   struct SeqState {
-    double accept_ema = 1.0;  // recent fraction of proposals accepted
     // Recent per-token acceptance: accepted proposals over acceptance trials (each
     // accepted proposal, and the first rejected one), decayed; starts at 1/2.
     double succ = 1.0, trials = 2.0;
-    int pause = 0;       // decode steps left without proposals (backoff)
+    int pause = 0;       // decode steps left without proposals
+    int backoff = 8;     // length of the next pause (kPauseSteps, doubling)
     bool probe = false;  // after the pause: propose one token to measure acceptance again
     bool draft = true;   // draft method: the sequence began decoding where speculation ran
   };

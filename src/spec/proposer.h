@@ -49,7 +49,8 @@ struct SpeculativeConfig {
   // batch has no compute to spare for verification: on a 2-core CPU a SmolLM2 step of 6
   // tokens costs 2.9x a step of one (bench/spec_compare.sh serve has the measurement).
   int disable_by_batch_size = 4;
-  // Per-sequence adaptive k (shrinks while proposals are rejected); off: always K.
+  // Per-sequence adaptive k: the length that maximizes expected tokens per second by the
+  // measured step costs and the sequence's acceptance (spec/step_cost.h); off: always K.
   bool adaptive = true;
   ModelOptions draft_load;           // how the draft is loaded (threads, quantization, KV type)
   int64_t draft_kv_cache_bytes = 0;  // 0: as many tokens as the target's KV cache
