@@ -304,15 +304,31 @@ TEST(MinCompletion, ExactOnRandomWalks) {
   EXPECT_GT(n_states, 300);
 }
 
+namespace {
+
+// The JSON-ish grammar of the mask test over a random byte-level vocabulary of 600 tokens
+// whose last token ends generation.
+struct JsonOverRandomVocab {
+  std::vector<std::string> tokens;
+  int32_t eog;
+  std::shared_ptr<CompiledGrammar> cg;
+  int n_vocab;
+  explicit JsonOverRandomVocab(std::mt19937& rng) : tokens(random_vocab(rng, 600)) {
+    eog = static_cast<int32_t>(tokens.size()) - 1;
+    auto vocab = std::make_shared<TokenVocab>(tokens, std::vector<int32_t>{eog});
+    cg = std::make_shared<CompiledGrammar>(parse_gbnf(kGrammars[0]), vocab);
+    n_vocab = vocab->n_vocab();
+  }
+};
+
+}  // namespace
+
 // With a budget, a walk that would never close (the model "loops" in a string) is closed
 // in time: the sequence is a sentence when its budget runs out, whatever it preferred.
 TEST(SequenceGrammarBudget, ClosesDocumentsBeforeTheBudgetEnds) {
   std::mt19937 rng(7);
-  auto tokens = random_vocab(rng, 600);
-  const int32_t eog = static_cast<int32_t>(tokens.size()) - 1;
-  auto vocab = std::make_shared<TokenVocab>(tokens, std::vector<int32_t>{eog});
-  auto cg = std::make_shared<CompiledGrammar>(parse_gbnf(kGrammars[0]), vocab);
-  const int n_vocab = vocab->n_vocab();
+  const JsonOverRandomVocab j(rng);
+  const auto& [tokens, eog, cg, n_vocab] = j;
   for (int budget : {3, 8, 20, 60, 150}) {
     for (int trial = 0; trial < 6; ++trial) {
       SequenceGrammar sg(cg, nullptr);
@@ -360,11 +376,8 @@ TEST(SequenceGrammarBudget, ClosesDocumentsBeforeTheBudgetEnds) {
 // Without a budget the same preferences never close the document: the test above can fail.
 TEST(SequenceGrammarBudget, WithoutBudgetTheWalkRunsOn) {
   std::mt19937 rng(7);
-  auto tokens = random_vocab(rng, 600);
-  const int32_t eog = static_cast<int32_t>(tokens.size()) - 1;
-  auto vocab = std::make_shared<TokenVocab>(tokens, std::vector<int32_t>{eog});
-  auto cg = std::make_shared<CompiledGrammar>(parse_gbnf(kGrammars[0]), vocab);
-  const int n_vocab = vocab->n_vocab();
+  const JsonOverRandomVocab j(rng);
+  const auto& [tokens, eog, cg, n_vocab] = j;
   std::vector<float> base(n_vocab, 0.0f);
   for (int32_t t = 0; t < n_vocab; ++t)
     if (tokens[t] == "a") base[t] = 5.0f;  // string content forever

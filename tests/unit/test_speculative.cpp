@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <map>
 #include <random>
@@ -18,6 +17,7 @@
 #include "spec/draft_proposer.h"
 #include "spec/ngram_proposer.h"
 #include "spec/verify.h"
+#include "stream_testing.h"
 
 namespace tessera {
 namespace {
@@ -485,19 +485,26 @@ TEST(SpeculativeEngine, SampledDistributionsMatchWithoutSpeculation) {
   }
 }
 
-TEST(SpeculativeEngine, NoSpeculationAboveTheBatchSizeCutOff) {
-  auto model = load_model(kModel, {.n_threads = 2});
-  auto ps = story_prompts(*model);  // 6 sequences decoding together
+// The model drafting for itself, 3 tokens, no speculation above 5 decoding sequences,
+// every prompt of story_prompts in the first step. Fixed k: a self-draft never pays, and
+// adaptive k would stop proposing; these tests are about when proposals may be made.
+EngineConfig self_draft_cut_off_at_5() {
   SpeculativeConfig sc;
   sc.method = "draft";
   sc.draft_model = kModel;
   sc.num_speculative_tokens = 3;
   sc.disable_by_batch_size = 5;
-  sc.adaptive = false;  // a self-draft never pays: adaptive k would stop proposing
+  sc.adaptive = false;
   sc.draft_load.n_threads = 2;
   EngineConfig cfg = small_config(sc);
-  cfg.max_num_batched_tokens = 4096;  // every prompt in the first step
-  Engine e(*model, cfg);
+  cfg.max_num_batched_tokens = 4096;
+  return cfg;
+}
+
+TEST(SpeculativeEngine, NoSpeculationAboveTheBatchSizeCutOff) {
+  auto model = load_model(kModel, {.n_threads = 2});
+  auto ps = story_prompts(*model);  // 6 sequences decoding together
+  Engine e(*model, self_draft_cut_off_at_5());
   std::vector<Engine::Result> out = e.generate(ps, greedy(20));
   // All six decode in lockstep for 20 tokens: never 5 or fewer at once.
   EXPECT_EQ(e.metrics().spec_proposed, 0);
@@ -511,26 +518,11 @@ TEST(SpeculativeEngine, NoSpeculationAboveTheBatchSizeCutOff) {
 TEST(SpeculativeEngine, ADraftNeverCatchesUpASequenceThatBeganInALargeBatch) {
   auto model = load_model(kModel, {.n_threads = 2});
   auto ps = story_prompts(*model);  // 6 sequences decoding together
-  SpeculativeConfig sc;
-  sc.method = "draft";
-  sc.draft_model = kModel;
-  sc.num_speculative_tokens = 3;
-  sc.disable_by_batch_size = 5;
-  sc.adaptive = false;  // would always propose if the rule let it
-  sc.draft_load.n_threads = 2;
-  EngineConfig cfg = small_config(sc);
-  cfg.max_num_batched_tokens = 4096;  // every prompt in the first step
-  Engine e(*model, cfg);
+  Engine e(*model, self_draft_cut_off_at_5());
   std::vector<GenerateParams> params(ps.size(), greedy(2));
   params[0] = greedy(40);  // decodes alone for 38 tokens after the others finish
   auto streams = e.submit_all(ps, params);
-  for (auto& s : streams) {
-    RequestUpdate u;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!is_finished(u.finish) && std::chrono::steady_clock::now() < deadline)
-      s->next(u, std::chrono::milliseconds(20));
-    EXPECT_TRUE(is_finished(u.finish));
-  }
+  for (auto& s : streams) EXPECT_TRUE(testing_util::read_to_end(*s));
   streams.clear();
   EXPECT_EQ(e.metrics().spec_proposed, 0);
   // A sequence that begins alone is speculated for.
