@@ -15,6 +15,7 @@
 # Env: REPS=3 N=128 K=5 THREADS=2 OUT=/tmp/tessera-spec-bench LLAMA_BIN=/work/ref/build/bin
 #      CONCURRENCY="1 8 32" PORT=24200 SERVE_SPEC="--speculative-method ngram"
 #      SERVE_MODEL=<target for serve; default the Q4_1 file, "f16" for the F16 conversion>
+#      MODES="off on" (serve: the order of the runs without and with speculation)
 # Prints one line per configuration: median generation tok/s over REPS (each rep runs every
 # configuration once, in turn), acceptance; results also in $OUT.
 set -euo pipefail
@@ -155,7 +156,7 @@ if [[ $WHAT == serve || $WHAT == all ]]; then
     for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return 0; sleep 0.2; done
     return 1
   }
-  for mode in off on; do
+  for mode in ${MODES:-off on}; do
     extra=(); [[ $mode == on ]] && read -ra extra <<<"$SERVE_SPEC"
     "$TESSERA" serve -m "$SERVE_TARGET" --port "$PORT" -t "$THREADS" --max-model-len 2048 \
       --kv-cache-memory 512MiB "${extra[@]}" > "$OUT/serve_$mode.log" 2>&1 &
