@@ -148,24 +148,11 @@ GeneratedToken ModelRunner::sample(Request& r, float* lg) {
     g.token = draw(r, lg, n_vocab);
     return g;
   }
-  // Log-probabilities of the model's own distribution (before penalties/temperature,
-  // which the sampler applies to `lg` in place).
-  const float lse = static_cast<float>(log_sum_exp(lg, n_vocab));
+  // Log-probabilities of the model's own distribution: taken from a copy of the raw row,
+  // since penalties, temperature and the grammar's mask change `lg` in place.
   scratch_.assign(lg, lg + n_vocab);
-  if (k > 0) {
-    idx_.resize(n_vocab);
-    for (int v = 0; v < n_vocab; ++v) idx_[v] = v;
-    std::partial_sort(idx_.begin(), idx_.begin() + k, idx_.end(), [&](int32_t a, int32_t b) {
-      return lg[a] > lg[b] || (lg[a] == lg[b] && a < b);
-    });
-    for (int j = 0; j < k; ++j) g.top.push_back({idx_[j], lg[idx_[j]] - lse});
-  }
-  // The grammar's mask after the log-probabilities: they stay the model's own.
   g.token = draw(r, lg, n_vocab);
-  const float chosen = scratch_[g.token];
-  g.logprob = chosen - lse;
-  g.rank = 1 + static_cast<int32_t>(std::count_if(scratch_.begin(), scratch_.end(),
-                                                  [&](float x) { return x > chosen; }));
+  fill_logprobs(scratch_.data(), k, g);
   return g;
 }
 

@@ -1,6 +1,7 @@
 #include "structured/sequence_grammar.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -103,14 +104,17 @@ int32_t SequenceGrammar::sample(float* logits, int n_vocab, int budget,
   // Most draws fit (the budget bites only in its last tokens): one check each.
   constexpr int kDraws = 3;
   masked_.assign(logits, logits + n_vocab);
-  std::vector<int32_t> misses;
+  // Misses leave the masked row for the next draw, and come back for fit_budget (which
+  // may still need one: the token that closes fastest).
+  std::array<int32_t, kDraws> misses;
+  int n_misses = 0;
   for (int i = 0; i < kDraws; ++i) {
     const int32_t t = draw(logits);
-    if (t >= 0 && t < n_vocab && fits(t, budget)) return t;
-    misses.push_back(t);
+    if (t < 0 || t >= n_vocab) break;
+    if (fits(t, budget)) return t;
+    misses[n_misses++] = t;
     std::copy(masked_.begin(), masked_.end(), logits);
-    for (int32_t m : misses)
-      if (m >= 0 && m < n_vocab) logits[m] = -std::numeric_limits<float>::infinity();
+    for (int m = 0; m < n_misses; ++m) logits[misses[m]] = -std::numeric_limits<float>::infinity();
     if (std::all_of(logits, logits + n_vocab, [](float x) { return std::isinf(x); })) break;
   }
   std::copy(masked_.begin(), masked_.end(), logits);
