@@ -505,12 +505,18 @@ TEST(SpeculativeEngine, NoSpeculationAboveTheBatchSizeCutOff) {
   auto model = load_model(kModel, {.n_threads = 2});
   auto ps = story_prompts(*model);  // 6 sequences decoding together
   Engine e(*model, self_draft_cut_off_at_5());
-  std::vector<Engine::Result> out = e.generate(ps, greedy(20));
+  // Submitted as one group, so the first step sees all six (generate() submits one by one,
+  // and the engine may take a step between two submissions).
+  auto streams = e.submit_all(ps, std::vector<GenerateParams>(ps.size(), greedy(20)));
+  std::vector<int32_t> first;
+  for (size_t i = 0; i < streams.size(); ++i)
+    EXPECT_TRUE(testing_util::read_to_end(*streams[i], i == 0 ? &first : nullptr));
+  streams.clear();
   // All six decode in lockstep for 20 tokens: never 5 or fewer at once.
   EXPECT_EQ(e.metrics().spec_proposed, 0);
   std::vector<Engine::Result> one = e.generate({ps[0]}, greedy(20));
   EXPECT_GT(e.metrics().spec_proposed, 0);
-  EXPECT_EQ(ids(one[0]), ids(out[0]));
+  EXPECT_EQ(ids(one[0]), first);
 }
 
 // A sequence that began decoding in a batch above the cut-off gets no draft proposals when
