@@ -41,7 +41,7 @@ struct Data {
     for (int r = 0; r < kRows; ++r) {
       for (auto& v : f) v = nd(rng);
       try {
-        quantize_row_ref(t, f.data(), w.data() + r * wb, n);
+        quant::quantize_row(t, f.data(), w.data() + r * wb, n);
       } catch (const Error&) {
         // No quantizer for this type (the K-quants are read, never written): random codes
         // and scales; the speed of a dot does not depend on the values.

@@ -33,8 +33,8 @@ int main(int argc, char** argv) {
     for (auto& v : wf) v = nd(rng);
     std::vector<uint8_t> wq(row_size(DType::Q4_1, s.cols) * s.rows);
     for (int64_t r = 0; r < s.rows; ++r)
-      cpu::quantize_row_ref(DType::Q4_1, wf.data() + r * s.cols,
-                            wq.data() + r * row_size(DType::Q4_1, s.cols), s.cols);
+      quant::quantize_row(DType::Q4_1, wf.data() + r * s.cols,
+                          wq.data() + r * row_size(DType::Q4_1, s.cols), s.cols);
     Tensor w;
     w.type = DType::Q4_1;
     w.ne[0] = s.cols;

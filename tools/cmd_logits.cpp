@@ -12,7 +12,7 @@ namespace tessera::cli {
 
 Runner add_logits(CLI::App& app) {
   struct Opts {
-    std::string model, prompt;
+    std::string model, prompt, backend = "cpu";
     std::vector<int32_t> ids;
     bool last = false, repack = true;
     int n_batch = 512, n_threads = 0;
@@ -30,10 +30,13 @@ Runner add_logits(CLI::App& app) {
       ->check(CLI::Range(0, 1024));
   app.add_flag("!--no-repack", o->repack,
                "keep Q4_0/Q8_0 matrices in the file's row layout (the logits are the same)");
+  app.add_option("--backend", o->backend, "cpu or ref (the scalar references)")
+      ->check(CLI::IsMember({"cpu", "ref"}));
   return [o, p] {
     ModelOptions mo;
     mo.n_threads = o->n_threads;
     mo.repack = o->repack;
+    mo.backend = o->backend;
     auto model = load_model(o->model, mo);
     std::vector<int32_t> tokens =
         p->count() ? model->tokenizer().encode(o->prompt, true, true) : o->ids;

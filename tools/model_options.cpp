@@ -22,6 +22,12 @@ void add_model_load_options(CLI::App& app, ModelOptions& mo) {
       "!--no-repack", mo.repack,
       "keep Q4_0/Q8_0 matrices in the file's row layout (by default they are interleaved "
       "8 rows at a time at load on CPUs with AVX-512 VNNI, for faster decode; same results)");
+  app.add_option("--backend", mo.backend,
+                 std::string("what runs the model's operations: cpu (default: SIMD kernels, a "
+                             "thread pool) or ref (the scalar references, one thread; slow, for "
+                             "checking)"))
+      ->check(CLI::IsMember({"cpu", "ref"}))
+      ->capture_default_str();
 }
 
 void add_embed_options(CLI::App& app, EmbedOptions& eo, bool serve) {

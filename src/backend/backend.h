@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "core/tensor.h"
 
@@ -83,6 +84,18 @@ class Backend {
   // Activation buffers (host memory for the CPU backend). Freed by free_buffer.
   virtual float* alloc(int64_t n_floats) = 0;
   virtual void free_buffer(float* p) = 0;
+  // x[n, d] = 0
+  virtual void zero(float* x, int n, int d) = 0;
+
+  // --- Weights: a backend may keep matrices in its own layout. ---
+  // The type the matrix w (plain type, [rows, cols]; experts [n_expert, rows, cols]) has
+  // once prepare_weight has rewritten it; w.type when the backend keeps it as it is.
+  virtual DType weight_layout(const Tensor& w) const { return w.type; }
+  // Rewrites the plain matrix at data ([rows, cols] of type t) in place into the layout
+  // weight_layout gives for it.
+  virtual void prepare_weight(DType t, void* data, int64_t rows, int64_t cols) {
+    (void)t, (void)data, (void)rows, (void)cols;
+  }
 
   // out[i, :] = dequantized row ids[i] of the embedding table   out: [n, emb.cols()]
   virtual void get_rows(const Tensor& emb, const int32_t* ids, int n, float* out) = 0;
@@ -158,7 +171,21 @@ class Backend {
                          float* out) = 0;
 };
 
+struct BackendOptions {
+  int n_threads = 0;  // <= 0: automatic
+  // Let the backend keep matrices in its own faster layouts (weight_layout); false keeps
+  // every matrix as stored (--no-repack).
+  bool repack = true;
+};
+
+// The backends by name: "cpu" (this process's CPU, SIMD kernels, a thread pool) and "ref"
+// (the scalar references, one thread: the oracle the others are checked against). Throws
+// tessera::Error naming the choices for another name.
+std::unique_ptr<Backend> make_backend(const std::string& name, const BackendOptions& o);
+// The names make_backend accepts, for help texts.
+const char* backend_names();
+
 // Backend for this process's CPU, with n_threads workers (<= 0: automatic).
-std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+std::unique_ptr<Backend> make_cpu_backend(int n_threads, bool repack = true);
 
 }  // namespace tessera

@@ -22,9 +22,10 @@ enum class DType : uint32_t {
   Q6_K = 14,
   Q8_K = 15,
   BF16 = 30,
-  // In-memory layouts only, never read from or written to a file: Q4_0 / Q8_0 matrices
-  // whose rows are interleaved in groups of kRepackRows (layout: backend/cpu/quants.h). Ids
-  // 0x100 + the plain type's id, far from GGUF's; same bytes per row as the plain type.
+  // A backend's own in-memory layouts of Q4_0 / Q8_0 matrices (Backend::weight_layout),
+  // never read from or written to a file; only the backend that made them reads their
+  // bytes. Rows come in groups of kRepackRows; same bytes per row as the plain type. Ids
+  // 0x100 + the plain type's id, far from GGUF's.
   Q4_0_R8 = 0x100 + 2,
   Q8_0_R8 = 0x100 + 8,
 };

@@ -2,11 +2,11 @@
 
 #include <cstring>
 
-#include "backend/cpu/quants.h"
 #include "core/error.h"
 #include "loader/gguf_writer.h"
 #include "loader/hf_source.h"
 #include "models/weight_quant.h"
+#include "quant/quant.h"
 
 namespace tessera {
 
@@ -122,9 +122,9 @@ ConvertStats convert_to_gguf(const gguf::Source& src,
       const size_t in_row = row_size(ti->type, cols), out_row = row_size(out, cols);
       if (ti->n_dims == 1 && !order.empty()) {  // a bias: permute elements
         std::vector<float> x(cols), y(cols);
-        cpu::dequantize_row(ti->type, ti->data, x.data(), cols);
+        quant::dequantize_row(ti->type, ti->data, x.data(), cols);
         for (int64_t i = 0; i < cols; ++i) y[i] = x[order[i]];
-        cpu::quantize_row_ref(out, y.data(), dst, cols);
+        quant::quantize_row(out, y.data(), dst, cols);
         return;
       }
       std::vector<float> tmp(cols);
@@ -134,8 +134,8 @@ ConvertStats convert_to_gguf(const gguf::Source& src,
         if (out == ti->type) {
           std::memcpy(dst + r * out_row, s, out_row);
         } else {
-          cpu::dequantize_row(ti->type, s, tmp.data(), cols);
-          cpu::quantize_row_ref(out, tmp.data(), dst + r * out_row, cols);
+          quant::dequantize_row(ti->type, s, tmp.data(), cols);
+          quant::quantize_row(out, tmp.data(), dst + r * out_row, cols);
         }
       }
     });

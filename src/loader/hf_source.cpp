@@ -13,7 +13,6 @@
 #include <sstream>
 #include <thread>
 
-#include "backend/cpu/quants.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "loader/hf_config.h"
@@ -21,6 +20,7 @@
 #include "loader/hf_tokenizer.h"
 #include "loader/memory_source.h"
 #include "loader/safetensors.h"
+#include "quant/quant.h"
 
 namespace tessera::hf {
 namespace {
@@ -688,7 +688,7 @@ void add_dummy_tensors(const ArchSpec& spec, const Dims& d, const LoadOptions& o
             const double u = (splitmix(s) >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
             row[j] = is_norm ? 1.0f : static_cast<float>((2.0 * u - 1.0) * 0.0346410161514);
           }
-          cpu::quantize_row_ref(ti.type, row.data(), data + r * row_size(ti.type, cols), cols);
+          quant::quantize_row(ti.type, row.data(), data + r * row_size(ti.type, cols), cols);
         }
       }
     };
@@ -723,7 +723,7 @@ gguf::TensorInfo tensor_from_checkpoint(const safetensors::TensorView& t, const 
     } else {
       std::vector<uint16_t> tmp(n);
       std::memcpy(tmp.data(), t.data, 2 * n);
-      cpu::dequantize_row(type, tmp.data(), out, n);
+      quant::dequantize_row(type, tmp.data(), out, n);
     }
     ti.type = DType::F32;
     ti.data = reinterpret_cast<const uint8_t*>(out);

@@ -41,7 +41,7 @@ struct LoadOptions {
   // (deterministic in `seed`) instead of reading safetensors. Llama, Mistral and Qwen2 only.
   bool dummy_weights = false;
   uint64_t seed = 0;
-  DType dummy_type = DType::F16;  // matrices; F16 or a type quantize_row_ref writes
+  DType dummy_type = DType::F16;  // matrices; F16 or a type quant::quantize_row writes
 };
 
 // `path`: a directory with config.json, safetensors and tokenizer files; with

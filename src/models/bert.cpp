@@ -92,7 +92,7 @@ BertModel::BertModel(std::unique_ptr<gguf::Source> file, const std::string& arch
   config_.n_vocab = tokenizer_->n_vocab();
   quant_ = parse_weight_type(opts.quantization);
   n_threads_ = opts.n_threads;
-  backend_ = make_cpu_backend(opts.n_threads);
+  backend_ = make_backend(opts.backend, {.n_threads = opts.n_threads, .repack = opts.repack});
   if (file_->get_bool(arch + ".attention.causal").value_or(false))
     throw Error("a causal '" + arch + "' model is not supported (encoders attend both ways)");
   eps_ =

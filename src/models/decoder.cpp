@@ -5,13 +5,13 @@
 #include <cmath>
 #include <cstring>
 
-#include "backend/cpu/quants.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "loader/gguf.h"
 #include "loader/hf_source.h"
 #include "models/weight_quant.h"
 #include "models/weights.h"
+#include "quant/quant.h"
 
 namespace tessera {
 
@@ -82,7 +82,6 @@ class DecoderModel final : public Model {
   std::vector<std::vector<float>> owned_;                  // weights converted to f32
   std::vector<std::unique_ptr<uint8_t[]>> owned_weights_;  // matrices converted at load time
   std::optional<DType> quant_;                             // ModelOptions::quantization
-  bool repack_ = true;                                     // ModelOptions::repack
   int n_threads_ = 0;
   int n_ff_max_ = 0;  // widest FFN hidden size (dense, expert, shared)
 
@@ -103,18 +102,18 @@ Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64
   const gguf::TensorInfo* ti = file_->find_tensor(name);
   // Matrices (not norms or biases) may be converted at load time.
   if (quant_ && shape.size() >= 2) t = convert_weight(t, *quant_, owned_weights_, n_threads_);
-  // Matrices the CPU backend has row-interleaved kernels for are rewritten in place: the
-  // converted copy the model owns, or the source's own bytes when it lets them be
-  // rewritten (a GGUF file's private mapping); the source then reports the new type.
-  // Experts ([n_expert, rows, cols]) need whole groups per expert.
-  if (repack_ && repack && shape.size() >= 2 && t.ne[1] % kRepackRows == 0 &&
-      cpu::can_repack(t.type)) {
-    const DType rt = cpu::repacked_type(t.type);
-    uint8_t* data = t.data != ti->data ? const_cast<uint8_t*>(static_cast<const uint8_t*>(t.data))
-                                       : file_->rewrite_tensor(name, rt);
-    if (data != nullptr) {
-      repack_weight(t.type, data, t.rows(), t.cols(), n_threads_);
-      t.type = rt;
+  // A matrix the backend keeps in a layout of its own is rewritten in place: the converted
+  // copy the model owns, or the source's own bytes when it lets them be rewritten (a GGUF
+  // file's private mapping); the source then reports the new type.
+  if (repack && shape.size() >= 2) {
+    const DType layout = backend_->weight_layout(t);
+    if (layout != t.type) {
+      uint8_t* data = t.data != ti->data ? const_cast<uint8_t*>(static_cast<const uint8_t*>(t.data))
+                                         : file_->rewrite_tensor(name, layout);
+      if (data != nullptr) {
+        backend_->prepare_weight(t.type, data, t.rows(), t.cols());
+        t.type = layout;
+      }
     }
   }
   const uint64_t bytes = static_cast<uint64_t>(t.rows()) * t.row_bytes();
@@ -140,7 +139,7 @@ const float* DecoderModel::norm_weight(const std::string& name, int64_t n, bool 
   if (dtype_info(t.type).block_size != 1 && n % dtype_info(t.type).block_size != 0)
     throw Error("tensor '" + name + "' has an unusable type");
   owned_.emplace_back(n);
-  cpu::dequantize_row(t.type, t.data, owned_.back().data(), n);
+  quant::dequantize_row(t.type, t.data, owned_.back().data(), n);
   return owned_.back().data();
 }
 
@@ -154,9 +153,8 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
   // Hugging Face checkpoints keep Q/K in the rotate-half order: NeoX RoPE for them.
   config_.rope_neox = f.rope_neox || file_->get_bool(hf::kRopeNeoxKey).value_or(false);
   quant_ = parse_weight_type(opts.quantization);
-  repack_ = opts.repack;
   n_threads_ = opts.n_threads;
-  backend_ = make_cpu_backend(opts.n_threads);
+  backend_ = make_backend(opts.backend, {.n_threads = opts.n_threads, .repack = opts.repack});
 
   const ModelConfig& c = config_;
   if (f_.ffn == FfnKind::MOE && (f_.n_expert < 1 || f_.n_expert_used < 1 ||
@@ -366,7 +364,7 @@ void DecoderModel::moe_ffn(const DecoderLayer& L, int n) {
   be.matmul(L.router, h_, router_, n, nullptr);                             // [n, n_expert]
   be.moe_route(router_, n, X, K, f_.routing, route_ids_.data(), route_w_);  // [n, k] each
 
-  std::memset(tmp_, 0, sizeof(float) * size_t(n) * E);
+  be.zero(tmp_, n, E);
   for (int e = 0; e < X; ++e) {
     expert_rows_.clear();
     expert_w_.clear();
@@ -437,9 +435,7 @@ void DecoderModel::forward_hidden(const ForwardBatch& batch, KVCache& kv, float*
     be.add(x_, tmp_, n, c.n_embd);
   }
   // Gather the rows that want an output, normalize.
-  for (int i = 0; i < batch.n_out; ++i)
-    std::memcpy(h_ + int64_t{i} * c.n_embd, x_ + int64_t{batch.out_rows[i]} * c.n_embd,
-                sizeof(float) * c.n_embd);
+  be.gather_rows(x_, batch.out_rows, batch.n_out, c.n_embd, h_);
   be.rms_norm(h_, output_norm_, hidden, batch.n_out, c.n_embd, c.rms_eps);
 }
 

@@ -46,10 +46,12 @@ struct ModelOptions {
   uint64_t dummy_seed = 0;
   // Storage of the KV cache: "f16" (default, as llama.cpp) or "f32" (exact attention).
   std::string kv_cache_type = "f16";
-  // Rewrite Q4_0 / Q8_0 matrices at load into the CPU backend's row-interleaved layout
-  // (Q4_0_R8 / Q8_0_R8: faster decode, same results) where the CPU has its kernels
-  // (AVX-512 VNNI) and the row count is a multiple of 8. --no-repack turns it off.
+  // Let the backend keep matrices in its own layouts (the CPU backend: Q4_0 / Q8_0 rows
+  // interleaved in groups of 8 where the CPU has the kernels, AVX-512 VNNI; faster decode,
+  // same results). --no-repack turns it off.
   bool repack = true;
+  // The backend that runs the model (make_backend): "cpu" or "ref" (--backend).
+  std::string backend = "cpu";
 };
 
 // Sizes of the weights as the model holds them (after any load-time conversion).

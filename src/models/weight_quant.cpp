@@ -5,8 +5,8 @@
 #include <string>
 #include <thread>
 
-#include "backend/cpu/quants.h"
 #include "core/error.h"
+#include "quant/quant.h"
 
 namespace tessera {
 
@@ -63,8 +63,8 @@ Tensor convert_weight(const Tensor& w, DType to, std::vector<std::unique_ptr<uin
   auto work = [&](int64_t r0, int64_t r1) {
     std::vector<float> tmp(cols);
     for (int64_t i = r0; i < r1; ++i) {
-      cpu::dequantize_row(w.type, w.row(i), tmp.data(), cols);
-      cpu::quantize_row_ref(to, tmp.data(), out + i * out_row, cols);
+      quant::dequantize_row(w.type, w.row(i), tmp.data(), cols);
+      quant::quantize_row(to, tmp.data(), out + i * out_row, cols);
     }
   };
   std::vector<std::thread> threads;
@@ -72,21 +72,6 @@ Tensor convert_weight(const Tensor& w, DType to, std::vector<std::unique_ptr<uin
   work(0, rows / nt);
   for (std::thread& t : threads) t.join();
   return r;
-}
-
-void repack_weight(DType t, uint8_t* data, int64_t rows, int64_t cols, int n_threads) {
-  const int64_t n_groups = rows / kRepackRows;
-  const size_t group_bytes = row_size(t, cols) * kRepackRows;
-  int nt = n_threads > 0 ? n_threads : static_cast<int>(std::thread::hardware_concurrency());
-  nt = static_cast<int>(std::clamp<int64_t>(nt, 1, std::max<int64_t>(1, n_groups / 16)));
-  auto work = [&](int64_t g0, int64_t g1) {
-    cpu::repack_rows(t, data + g0 * group_bytes, (g1 - g0) * kRepackRows, cols);
-  };
-  std::vector<std::thread> threads;
-  for (int i = 1; i < nt; ++i)
-    threads.emplace_back(work, n_groups * i / nt, n_groups * (i + 1) / nt);
-  work(0, n_groups / nt);
-  for (std::thread& th : threads) th.join();
 }
 
 }  // namespace tessera

@@ -30,9 +30,4 @@ DType converted_type(DType from, int64_t cols, DType to);
 Tensor convert_weight(const Tensor& w, DType to, std::vector<std::unique_ptr<uint8_t[]>>& storage,
                       int n_threads);
 
-// Rewrites the plain matrix at data (type t, [rows, cols]) in place into the CPU backend's
-// row-interleaved type cpu::repacked_type(t) (rows % kRepackRows == 0), up to n_threads
-// threads, each through a buffer of one group.
-void repack_weight(DType t, uint8_t* data, int64_t rows, int64_t cols, int n_threads);
-
 }  // namespace tessera

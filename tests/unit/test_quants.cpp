@@ -85,7 +85,7 @@ TEST(QuantsGguf, DequantizeRefMatchesGgufBitExact) {
     ASSERT_EQ(v.type, static_cast<uint32_t>(t));
     ASSERT_EQ(v.n_bytes, row_size(t, v.n));
     std::vector<float> y(v.n, -12345.f);
-    dequantize_row_ref(t, v.bytes.data(), y.data(), v.n);
+    quant::dequantize_row(t, v.bytes.data(), y.data(), v.n);
     int mismatches = 0;
     for (uint32_t i = 0; i < v.n; ++i) {
       if (bits(y[i]) != bits(v.floats[i]) && ++mismatches <= 5) {
@@ -106,7 +106,7 @@ TEST(QuantsGguf, QuantizeRefMatchesGgufBytes) {
     ASSERT_EQ(v.type, static_cast<uint32_t>(t));
     ASSERT_EQ(v.n_bytes, row_size(t, v.n));
     std::vector<uint8_t> q(v.n_bytes, 0xAA);
-    quantize_row_ref(t, v.floats.data(), q.data(), v.n);
+    quant::quantize_row(t, v.floats.data(), q.data(), v.n);
     int diff = 0;
     for (uint32_t i = 0; i < v.n_bytes; ++i) diff += q[i] != v.bytes[i];
     EXPECT_EQ(diff, 0) << "bytes differing from gguf.quants";
@@ -213,7 +213,7 @@ std::vector<int64_t> test_sizes(DType t) {
 
 std::vector<double> dequantized(DType t, const void* row, int64_t n) {
   std::vector<float> f(n);
-  dequantize_row_ref(t, row, f.data(), n);
+  quant::dequantize_row(t, row, f.data(), n);
   return {f.begin(), f.end()};
 }
 
@@ -247,7 +247,7 @@ TEST(QuantsRef, VecDotMatchesDoubleDotOfDequantizedRows) {
         const std::vector<uint8_t> w = random_row(t, n, rng);
         const std::vector<float> xf = random_floats(n, rng);
         std::vector<uint8_t> x(row_size(xt, n));
-        quantize_row_ref(xt, xf.data(), x.data(), n);
+        quant::quantize_row(xt, xf.data(), x.data(), n);
         const std::vector<double> wd = dequantized(t, w.data(), n),
                                   xd = dequantized(xt, x.data(), n);
         double exact = 0.0, mag = 0.0;
@@ -256,7 +256,7 @@ TEST(QuantsRef, VecDotMatchesDoubleDotOfDequantizedRows) {
           mag += std::fabs(wd[i] * xd[i]);
         }
         exact += q8_1_min_correction(t, w.data(), x.data(), n);
-        const double got = vec_dot_ref(t, n, w.data(), x.data());
+        const double got = quant::vec_dot(t, n, w.data(), x.data());
         EXPECT_NEAR(got, exact, 1e-4 * mag + 1e-30);
       }
     }
@@ -270,7 +270,7 @@ TEST(QuantsRef, Q8_1BlocksAreRoundedAndCarryTheirSum) {
   const int64_t n = 1024;
   const std::vector<float> x = random_floats(n, rng);
   std::vector<uint8_t> q(row_size(DType::Q8_1, n));
-  quantize_row_ref(DType::Q8_1, x.data(), q.data(), n);
+  quant::quantize_row(DType::Q8_1, x.data(), q.data(), n);
   for (int64_t b = 0; b < n / 32; ++b) {
     const uint8_t* blk = q.data() + b * 36;
     float amax = 0.f;
@@ -299,7 +299,7 @@ TEST(QuantsRef, Q8_KBlocksAreRoundedAndCarryBlockSums) {
   std::vector<float> x = random_floats(n, rng);
   std::fill(x.begin() + 256, x.begin() + 512, 0.f);  // an all-zero super-block
   std::vector<uint8_t> q(row_size(DType::Q8_K, n));
-  quantize_row_ref(DType::Q8_K, x.data(), q.data(), n);
+  quant::quantize_row(DType::Q8_K, x.data(), q.data(), n);
   for (int64_t b = 0; b < n / 256; ++b) {
     const uint8_t* blk = q.data() + b * 292;
     float d;
@@ -341,7 +341,7 @@ TEST(QuantsDispatch, TypesAndErrors) {
   std::vector<float> x(256, 1.f);
   std::vector<uint8_t> q(256);
   EXPECT_THROW(quantize_row(DType::Q4_K, x.data(), q.data(), 256), Error);
-  EXPECT_THROW(quantize_row_ref(DType::Q6_K, x.data(), q.data(), 256), Error);
+  EXPECT_THROW(quant::quantize_row(DType::Q6_K, x.data(), q.data(), 256), Error);
   const std::string level = simd_level();
   EXPECT_TRUE(level == "scalar" || level == "avx2" || level == "avx512") << level;
   for (DType t : kWeightTypes) EXPECT_NE(vec_dot_fn(t), nullptr) << dtype_name(t);
@@ -363,12 +363,12 @@ TEST(QuantsSimd, DequantizeMatchesRefExactly) {
         if (t == DType::Q8_1 || t == DType::Q8_K) {
           const std::vector<float> xf = random_floats(n, rng);
           row.resize(row_size(t, n));
-          quantize_row_ref(t, xf.data(), row.data(), n);
+          quant::quantize_row(t, xf.data(), row.data(), n);
         } else {
           row = random_row(t, n, rng);
         }
         std::vector<float> want(n), got(n, -1.f);
-        dequantize_row_ref(t, row.data(), want.data(), n);
+        quant::dequantize_row(t, row.data(), want.data(), n);
         f(row.data(), got.data(), n);
         for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(got[i]), bits(want[i])) << "i=" << i;
       }
@@ -407,7 +407,7 @@ TEST(QuantsSimd, QuantizeMatchesRefExactly) {
           std::copy(std::begin(ties), std::end(ties), x.begin() + 64);
         }
         std::vector<uint8_t> want(row_size(t, n)), got(row_size(t, n), 0xAA);
-        quantize_row_ref(t, x.data(), want.data(), n);
+        quant::quantize_row(t, x.data(), want.data(), n);
         f(x.data(), got.data(), n);
         int diff = 0;
         for (size_t i = 0; i < want.size(); ++i) diff += got[i] != want[i];
@@ -430,12 +430,12 @@ TEST(QuantsSimd, VecDotMatchesRef) {
           const std::vector<uint8_t> w = random_row(t, n, rng);
           const std::vector<float> xf = random_floats(n, rng);
           std::vector<uint8_t> x(row_size(xt, n));
-          quantize_row_ref(xt, xf.data(), x.data(), n);
+          quant::quantize_row(xt, xf.data(), x.data(), n);
           const std::vector<double> wd = dequantized(t, w.data(), n),
                                     xd = dequantized(xt, x.data(), n);
           double mag = 0.0;
           for (int64_t i = 0; i < n; ++i) mag += std::fabs(wd[i] * xd[i]);
-          const float want = vec_dot_ref(t, n, w.data(), x.data());
+          const float want = quant::vec_dot(t, n, w.data(), x.data());
           const float got = f(n, w.data(), x.data());
           ASSERT_NEAR(got, want, 1e-5 * mag + 1e-30);
         }
@@ -455,16 +455,16 @@ TEST(QuantsSimd, PublicEntryPointsAgreeWithRef) {
     const std::vector<float> xf = random_floats(n, rng);
     std::vector<uint8_t> x(row_size(xt, n)), x_ref(row_size(xt, n));
     quantize_row(xt, xf.data(), x.data(), n);
-    quantize_row_ref(xt, xf.data(), x_ref.data(), n);
+    quant::quantize_row(xt, xf.data(), x_ref.data(), n);
     EXPECT_EQ(x, x_ref);
     std::vector<float> a(n), b(n);
     dequantize_row(t, w.data(), a.data(), n);
-    dequantize_row_ref(t, w.data(), b.data(), n);
+    quant::dequantize_row(t, w.data(), b.data(), n);
     EXPECT_EQ(0, std::memcmp(a.data(), b.data(), n * sizeof(float)));
     const std::vector<double> wd = dequantized(t, w.data(), n), xd = dequantized(xt, x.data(), n);
     double mag = 0.0;
     for (int64_t i = 0; i < n; ++i) mag += std::fabs(wd[i] * xd[i]);
-    EXPECT_NEAR(vec_dot(t, n, w.data(), x.data()), vec_dot_ref(t, n, w.data(), x.data()),
+    EXPECT_NEAR(vec_dot(t, n, w.data(), x.data()), quant::vec_dot(t, n, w.data(), x.data()),
                 1e-5 * mag + 1e-30);
   }
 }
@@ -591,9 +591,9 @@ TEST(QuantsSimd, Q4_0DotsEqualRefBitExact) {
         const std::vector<uint8_t> w = random_row(DType::Q4_0, n, rng);
         const std::vector<float> xf = random_floats(n, rng);
         std::vector<uint8_t> x(row_size(DType::Q8_0, n));
-        quantize_row_ref(DType::Q8_0, xf.data(), x.data(), n);
+        quant::quantize_row(DType::Q8_0, xf.data(), x.data(), n);
         ASSERT_EQ(bits(f(n, w.data(), x.data())),
-                  bits(vec_dot_ref(DType::Q4_0, n, w.data(), x.data())));
+                  bits(quant::vec_dot(DType::Q4_0, n, w.data(), x.data())));
       }
     }
   }
@@ -611,7 +611,7 @@ TEST(QuantsSimd, BlockDotsAgreeBitExactAcrossSimdLevels) {
       const std::vector<uint8_t> w = random_row(t, n, rng);
       const std::vector<float> xf = random_floats(n, rng);
       std::vector<uint8_t> x(row_size(xt, n));
-      quantize_row_ref(xt, xf.data(), x.data(), n);
+      quant::quantize_row(xt, xf.data(), x.data(), n);
       EXPECT_EQ(bits(vec_dot_fn_for(t, "avx2")(n, w.data(), x.data())),
                 bits(vec_dot_fn_for(t, "avx512")(n, w.data(), x.data())));
     }

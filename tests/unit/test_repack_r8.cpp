@@ -56,7 +56,7 @@ std::vector<uint8_t> random_q8_0_rows(int count, int64_t n, std::mt19937& rng) {
       if (i % 32 == 0) s = std::exp(lg(rng));
       f[i] = s * normal(rng);
     }
-    quantize_row_ref(DType::Q8_0, f.data(), x.data() + c * xb, n);
+    quant::quantize_row(DType::Q8_0, f.data(), x.data() + c * xb, n);
   }
   return x;
 }

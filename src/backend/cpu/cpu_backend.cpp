@@ -9,13 +9,14 @@
 
 namespace tessera {
 
-std::unique_ptr<Backend> make_cpu_backend(int n_threads) {
-  return std::make_unique<cpu::CpuBackend>(n_threads);
+std::unique_ptr<Backend> make_cpu_backend(int n_threads, bool repack) {
+  return std::make_unique<cpu::CpuBackend>(n_threads, repack);
 }
 
 namespace cpu {
 
-CpuBackend::CpuBackend(int n_threads) : pool_(n_threads), scratch_(pool_.n_threads()) {}
+CpuBackend::CpuBackend(int n_threads, bool repack)
+    : repack_(repack), pool_(n_threads), scratch_(pool_.n_threads()) {}
 
 float* CpuBackend::alloc(int64_t n_floats) {
   // 64-byte alignment: whole cache lines, and aligned for AVX-512 loads.
@@ -27,6 +28,27 @@ float* CpuBackend::alloc(int64_t n_floats) {
 
 void CpuBackend::free_buffer(float* p) {
   std::free(p);
+}
+
+void CpuBackend::zero(float* x, int n, int d) {
+  std::memset(x, 0, sizeof(float) * static_cast<size_t>(n) * d);
+}
+
+DType CpuBackend::weight_layout(const Tensor& w) const {
+  if (repack_ && w.ne[1] % kRepackRows == 0 && can_repack(w.type)) return repacked_type(w.type);
+  return w.type;
+}
+
+void CpuBackend::prepare_weight(DType t, void* data, int64_t rows, int64_t cols) {
+  // Whole groups per worker, each rewritten in place through a buffer of one group.
+  const size_t group_bytes = row_size(t, cols) * kRepackRows;
+  auto* bytes = static_cast<uint8_t*>(data);
+  pool_.parallel_for(
+      rows / kRepackRows,
+      [&](int64_t g0, int64_t g1, int) {
+        repack_rows(t, bytes + g0 * group_bytes, (g1 - g0) * kRepackRows, cols);
+      },
+      16);
 }
 
 void CpuBackend::get_rows(const Tensor& emb, const int32_t* ids, int n, float* out) {

@@ -19,12 +19,17 @@ inline int64_t grain(int64_t cost) {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads);
+  CpuBackend(int n_threads, bool repack);
   const char* name() const override { return "cpu"; }
   int n_threads() const { return pool_.n_threads(); }
 
   float* alloc(int64_t n_floats) override;
   void free_buffer(float* p) override;
+  void zero(float* x, int n, int d) override;
+  // Q4_0 / Q8_0 matrices whose rows come in whole groups of kRepackRows (per expert) go to
+  // the row-interleaved R8 layouts (quants.h) where this CPU has their kernels.
+  DType weight_layout(const Tensor& w) const override;
+  void prepare_weight(DType t, void* data, int64_t rows, int64_t cols) override;
 
   void get_rows(const Tensor& emb, const int32_t* ids, int n, float* out) override;
   void matmul(const Tensor& w, const float* x, float* y, int n, const Tensor* bias) override;
@@ -66,6 +71,7 @@ class CpuBackend final : public Backend {
   int attention_tiled(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
                       int head_dim, float scale, const AttentionBatch& b);
 
+  bool repack_;
   ThreadPool pool_;
   std::vector<uint8_t> xq_;                  // activations in the weight's vec dot type
   std::vector<uint8_t> panels_;              // the same, packed for the panel GEMM (+64 to align)

@@ -94,33 +94,6 @@ inline int slot_of(DType t) {
 
 }  // namespace
 
-DType vec_dot_type(DType t) {
-  switch (plain_type(t)) {
-    // Half-precision weights meet float32 activations: rounding the activations to f16
-    // (or bf16's 8 bits) as well would double the error of a checkpoint whose weights are
-    // exact in that type, for no bandwidth saving (weights dominate the bytes read).
-    case DType::F32:
-    case DType::F16:
-    case DType::BF16:
-      return DType::F32;
-    case DType::Q4_0:
-    case DType::Q5_0:
-    case DType::Q8_0:
-      return DType::Q8_0;
-    case DType::Q4_1:
-    case DType::Q5_1:
-      return DType::Q8_1;
-    case DType::Q2_K:
-    case DType::Q3_K:
-    case DType::Q4_K:
-    case DType::Q5_K:
-    case DType::Q6_K:
-      return DType::Q8_K;
-    default:
-      throw_unsupported("vec_dot_type", t);
-  }
-}
-
 const char* simd_level() {
   return kLevelNames[active_level()];
 }

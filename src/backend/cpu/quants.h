@@ -12,23 +12,24 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "quant/quant.h"
 
 namespace tessera::cpu {
 
-// --- scalar references (test oracles) ---
-void dequantize_row_ref(DType t, const void* src, float* dst, int64_t n);
-// Supported for every vec dot type (F32, F16, BF16, Q8_0, Q8_1, Q8_K) and for the
-// weight types Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (reference rounding as in ggml).
-void quantize_row_ref(DType t, const float* x, void* dst, int64_t n);
-float vec_dot_ref(DType t, int64_t n, const void* w, const void* x);
+// The scalar row functions (test oracles, and this backend's "scalar" level) are the
+// backend-independent ones of quant/quant.h.
+using quant::bf16_to_fp32;
+using quant::fp16_to_fp32;
+using quant::fp32_to_bf16;
+using quant::fp32_to_fp16;
+using quant::vec_dot_type;
 
 // --- optimized, runtime-dispatched ---
-DType vec_dot_type(DType t);
 void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 void quantize_row(DType t, const float* x, void* dst, int64_t n);
 
 // Dot of weight row `w` (type t) with activation row `x` (type vec_dot_type(t)).
-using VecDotFn = float (*)(int64_t n, const void* w, const void* x);
+using VecDotFn = quant::VecDotFn;
 VecDotFn vec_dot_fn(DType t);  // resolved once per process; never null for supported t
 inline float vec_dot(DType t, int64_t n, const void* w, const void* x) {
   return vec_dot_fn(t)(n, w, x);
@@ -177,12 +178,6 @@ SiluMulFn silu_mul_fn();
 using GeluFn = void (*)(float* x, int64_t n);
 GeluFn gelu_fn();
 
-// fp16 / bf16 scalar conversions (round-to-nearest-even, as ggml).
-float fp16_to_fp32(uint16_t h);
-uint16_t fp32_to_fp16(float f);
-float bf16_to_fp32(uint16_t h);
-uint16_t fp32_to_bf16(float f);
-
 // Which SIMD level the dispatcher picked: "avx512", "avx2" or "scalar". The environment
 // variable TESSERA_SIMD=scalar|avx2|avx512 caps it (it never raises it above what the CPU has).
 const char* simd_level();
@@ -191,8 +186,8 @@ const char* simd_level();
 // "avx512") would use for type t, ignoring TESSERA_SIMD. nullptr when this CPU lacks the
 // level or t has no such kernel. A level without its own kernel for t returns the next
 // lower level's kernel.
-using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
-using QuantizeRowFn = void (*)(const float* x, void* dst, int64_t n);
+using DequantizeRowFn = quant::DequantizeRowFn;
+using QuantizeRowFn = quant::QuantizeRowFn;
 VecDotFn vec_dot_fn_for(DType t, const char* level);
 DequantizeRowFn dequantize_row_fn_for(DType t, const char* level);
 QuantizeRowFn quantize_row_fn_for(DType t, const char* level);
