@@ -147,7 +147,7 @@ std::string format_report(const BenchSummary& s) {
   if (s.failed) {
     out += "failures by HTTP status (0 = no response):";
     for (auto [status, n] : s.status_counts)
-      out += " " + std::to_string(status) + "x" + std::to_string(n);
+      out += ' ' + std::to_string(status) + 'x' + std::to_string(n);
     out += "\n";
     for (const std::string& e : s.error_samples) out += "  error: " + e + "\n";
   }

@@ -103,8 +103,6 @@ std::string response_head(const HttpResponse& res, size_t body_size, bool chunke
   return h;
 }
 
-struct HttpListener::Impl;
-
 // One client connection. Every member is touched only on the connection's strand, except
 // those the worker uses through post() + a future (write_blocking) and peer_gone().
 class Connection : public std::enable_shared_from_this<Connection> {

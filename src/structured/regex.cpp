@@ -65,7 +65,7 @@ std::string gbnf_class(const Ranges& r) {
   std::string out = "[";
   for (const auto& [lo, hi] : m) {
     out += class_char(lo);
-    if (hi > lo) out += "-" + class_char(hi);
+    if (hi > lo) out += '-' + class_char(hi);
   }
   return out + "]";
 }
@@ -176,7 +176,10 @@ class RegexConverter {
       if (pos_ >= p_.size() || p_[pos_] != '}') fail("expected '}'");
       ++pos_;
       if (!open && n < m) fail("repetition {m,n} with n < m");
-      q = "{" + std::to_string(m) + (open ? "," : (n == m ? "" : "," + std::to_string(n))) + "}";
+      q = '{' + std::to_string(m);
+      if (open) q += ',';
+      if (!open && n != m) q += ',' + std::to_string(n);
+      q += '}';
     } else {
       return atom;
     }

@@ -228,8 +228,9 @@ TEST_P(TemplateCallTurns, ParseBackIntoTheirMessages) {
         EXPECT_EQ(m.content, want["content"].is_null() ? "" : want["content"].get<std::string>());
       else
         EXPECT_EQ(m.content, "");
-      if (o.reasoning == ReasoningSyntax::THINK)
+      if (o.reasoning == ReasoningSyntax::THINK) {
         EXPECT_EQ(m.reasoning, want.value("reasoning_content", ""));
+      }
       ASSERT_EQ(m.tool_calls.size(), want["tool_calls"].size());
       for (size_t i = 0; i < m.tool_calls.size(); ++i) {
         const ojson& fn = want["tool_calls"][i]["function"];

@@ -315,7 +315,9 @@ TEST(ToolCallGrammar, ForcedOutputsAlwaysParse) {
         o.tools = syn;
         const ParsedMessage msg = parse_chat_output(o, text);
         ASSERT_EQ(msg.tool_calls.size(), 1u) << tool_syntax_name(syn) << ": " << text;
-        if (choice == ToolChoice::NAMED) EXPECT_EQ(msg.tool_calls[0].name, "get_time");
+        if (choice == ToolChoice::NAMED) {
+          EXPECT_EQ(msg.tool_calls[0].name, "get_time");
+        }
         const auto args = nlohmann::json::parse(msg.tool_calls[0].arguments);
         EXPECT_TRUE(args.is_object() && args.contains("city")) << text;
       }

@@ -46,7 +46,9 @@ void expect_bad(const ojson& body, const std::string& param, const std::string& 
   } catch (const ApiError& e) {
     EXPECT_EQ(e.status, 400) << body.dump();
     EXPECT_EQ(e.param, param) << e.what();
-    if (!says.empty()) EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    if (!says.empty()) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
   }
 }
 

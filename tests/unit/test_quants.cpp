@@ -520,7 +520,9 @@ TEST(QuantsSimd, GemmTileEqualsVecDotBitExactForEveryShape) {
       }
     }
   }
-  if (vec_dot_fn_for(DType::F32, "avx512") != nullptr) EXPECT_GE(n_tested, 3 * 4 + 3);
+  if (vec_dot_fn_for(DType::F32, "avx512") != nullptr) {
+    EXPECT_GE(n_tested, 3 * 4 + 3);
+  }
 }
 
 // A panel GEMM's result for a (row, token) pair is vec_dot's, bit for bit, for every tile
@@ -576,7 +578,9 @@ TEST(QuantsSimd, PanelGemmEqualsVecDotBitExactForEveryShape) {
       }
     }
   }
-  if (vec_dot_fn_for(DType::F32, "avx512") != nullptr) EXPECT_GE(n_tested, 2 * 4);
+  if (vec_dot_fn_for(DType::F32, "avx512") != nullptr) {
+    EXPECT_GE(n_tested, 2 * 4);
+  }
 }
 
 // Q4_0's SIMD dots take the reference's order (one fma per block on the exact block sum), so

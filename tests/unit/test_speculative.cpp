@@ -395,16 +395,17 @@ TEST(SpeculativeEngine, GreedyOutputIsIdenticalWithAndWithoutSpeculation) {
     EXPECT_GT(m.spec_accepted, 0);
     EXPECT_LE(m.spec_accepted, m.spec_proposed);
     EXPECT_EQ(m.kv_blocks_used, 0);  // every block back after rollbacks and finishes
-    if (sc.method == "draft" && sc.draft_load.quantization.empty())
+    if (sc.method == "draft" && sc.draft_load.quantization.empty()) {
       EXPECT_EQ(m.spec_accepted, m.spec_proposed);  // a draft equal to the target
+    }
   }
-}
 
-// First and second tokens sampled at temperature 1 with top-p 0.9: the distributions
-// with speculation (n-gram point masses; a perturbed draft) match those without
-// (two-sample chi-square, p = 0.001).
-TEST(SpeculativeEngine, SampledDistributionsMatchWithoutSpeculation) {
-  auto model = load_model(kModel, {.n_threads = 2});
+  // First and second tokens sampled at temperature 1 with top-p 0.9: the distributions
+  // with speculation (n-gram point masses; a perturbed draft) match those without
+  // (two-sample chi-square, p = 0.001).
+  TEST(SpeculativeEngine, SampledDistributionsMatchWithoutSpeculation) {
+    auto model = load_model(kModel, {.n_threads = 2});
+  }
   // The n-gram run's prompt holds every ordinary token once (shuffled), then a story
   // start: whatever the first sampled token is, the proposer finds it and proposes what
   // followed it. The draft run uses the story start alone.
@@ -469,7 +470,9 @@ TEST(SpeculativeEngine, SampledDistributionsMatchWithoutSpeculation) {
     EXPECT_LT(on.m.spec_accepted, on.m.spec_proposed) << sc.method;  // rejections happened
     // The n-gram proposals here (what followed in a shuffled vocabulary) are nearly always
     // rejected, which exercises the residual; the perturbed draft's mostly accepted.
-    if (sc.method == "draft") EXPECT_GT(on.m.spec_accepted, on.m.spec_proposed / 2);
+    if (sc.method == "draft") {
+      EXPECT_GT(on.m.spec_accepted, on.m.spec_proposed / 2);
+    }
     int df = 0;
     const double a = chi2_two_sample(off.first, on.first, &df);
     EXPECT_LT(a, chi2_critical_001(df)) << sc.method << " first token, df " << df;

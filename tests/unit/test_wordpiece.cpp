@@ -62,8 +62,9 @@ TEST(WordPiece, MiniLMIdsEqualHuggingFaceOnAllReferenceInputs) {
     const auto st =
         ref["truncated"].contains(key) ? ref["truncated"][key].get<std::vector<int32_t>>() : want;
     if (tokenize_text(*tok, lines[i], 256, true).tokens == st) ++truncated_same;
-    if (ref["truncated"].contains(key))
+    if (ref["truncated"].contains(key)) {
       EXPECT_THROW(tokenize_text(*tok, lines[i], 256, false), Error) << i;
+    }
   }
   std::printf("[ wordpiece ] all-MiniLM-L6-v2: %zu/%zu ids equal, %zu/%zu truncated equal\n", same,
               lines.size(), truncated_same, lines.size());

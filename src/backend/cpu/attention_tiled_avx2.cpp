@@ -66,10 +66,10 @@ struct Scratch {
 // Rows r0 .. r0 + nr - 1 (nr <= kL) of the call.
 void tiled_rows(const TiledAttnArgs& a, int r0, int nr, Scratch& sc) {
   const int D = a.head_dim, nq = a.nq;
-  sc.qt.resize(size_t{nq} * D * kL);
-  sc.acc.assign(size_t{nq} * D * kL, 0.0f);
-  sc.m.assign(size_t{nq} * kL, -INFINITY);
-  sc.s.assign(size_t{nq} * kL, 0.0f);
+  sc.qt.resize(static_cast<size_t>(nq) * D * kL);
+  sc.acc.assign(static_cast<size_t>(nq) * D * kL, 0.0f);
+  sc.m.assign(static_cast<size_t>(nq) * kL, -INFINITY);
+  sc.s.assign(static_cast<size_t>(nq) * kL, 0.0f);
   alignas(32) int32_t posv[kL];
   int max_pos = -1;
   for (int r = 0; r < kL; ++r) {
@@ -78,7 +78,7 @@ void tiled_rows(const TiledAttnArgs& a, int r0, int nr, Scratch& sc) {
   }
   const __m256i pos = _mm256_load_si256(reinterpret_cast<const __m256i*>(posv));
   for (int h = 0; h < nq; ++h) {
-    float* qt = sc.qt.data() + size_t{h} * D * kL;
+    float* qt = sc.qt.data() + static_cast<size_t>(h) * D * kL;
     for (int d = 0; d < D; ++d)
       for (int r = 0; r < kL; ++r)
         qt[d * kL + r] = r < nr ? a.q[(r0 + r) * a.q_stride + int64_t{h} * D + d] : 0.0f;
@@ -96,8 +96,8 @@ void tiled_rows(const TiledAttnArgs& a, int r0, int nr, Scratch& sc) {
       widen(row_of(a.v, t0 + k), sc.v.data() + k * D, D);
     }
     for (int h = 0; h < nq; ++h) {
-      const float* qt = sc.qt.data() + size_t{h} * D * kL;
-      float* acc = sc.acc.data() + size_t{h} * D * kL;
+      const float* qt = sc.qt.data() + static_cast<size_t>(h) * D * kL;
+      float* acc = sc.acc.data() + static_cast<size_t>(h) * D * kL;
       float* kq = sc.kq.data();
       // Scores, 8 keys at a time (8 independent fma chains over d).
       int k = 0;
@@ -134,8 +134,8 @@ void tiled_rows(const TiledAttnArgs& a, int r0, int nr, Scratch& sc) {
       }
       const __m256 live = _mm256_cmp_ps(tmax, neg_inf, _CMP_NEQ_OQ);
       if (_mm256_movemask_ps(live) == 0) continue;
-      float* mh = sc.m.data() + size_t{h} * kL;
-      float* sh = sc.s.data() + size_t{h} * kL;
+      float* mh = sc.m.data() + static_cast<size_t>(h) * kL;
+      float* sh = sc.s.data() + static_cast<size_t>(h) * kL;
       const __m256 m_old = _mm256_loadu_ps(mh);
       const __m256 m_new = _mm256_blendv_ps(m_old, _mm256_max_ps(tmax, m_old), live);
       const __m256 grew = _mm256_cmp_ps(m_new, m_old, _CMP_GT_OQ);
@@ -187,8 +187,8 @@ void tiled_rows(const TiledAttnArgs& a, int r0, int nr, Scratch& sc) {
     }
   }
   for (int h = 0; h < nq; ++h) {
-    const float* acc = sc.acc.data() + size_t{h} * D * kL;
-    const float* sh = sc.s.data() + size_t{h} * kL;
+    const float* acc = sc.acc.data() + static_cast<size_t>(h) * D * kL;
+    const float* sh = sc.s.data() + static_cast<size_t>(h) * kL;
     for (int r = 0; r < nr; ++r) {
       const float inv = sh[r] == 0.0f ? 0.0f : 1.0f / sh[r];
       float* o = a.out + (r0 + r) * a.out_stride + int64_t{h} * D;
@@ -199,9 +199,9 @@ void tiled_rows(const TiledAttnArgs& a, int r0, int nr, Scratch& sc) {
 
 void flash_attn_tiled(const TiledAttnArgs& a) {
   thread_local Scratch sc;
-  sc.k.resize(size_t{kTile} * a.head_dim);
-  sc.v.resize(size_t{kTile} * a.head_dim);
-  sc.kq.resize(size_t{kTile} * kL);
+  sc.k.resize(static_cast<size_t>(kTile) * a.head_dim);
+  sc.v.resize(static_cast<size_t>(kTile) * a.head_dim);
+  sc.kq.resize(static_cast<size_t>(kTile) * kL);
   for (int r0 = 0; r0 < a.n_rows; r0 += kL) tiled_rows(a, r0, std::min(kL, a.n_rows - r0), sc);
 }
 

@@ -76,13 +76,13 @@ void flash_attn_tiled(const TiledAttnArgs& a) {
   static const ExpBatchFn exp_libm = exp_batch_fn_for("avx512");
   const int D = a.head_dim, nq = a.nq, nr = a.n_rows;
   thread_local Scratch sc;
-  sc.k.resize(size_t{kTile} * D);
-  sc.v.resize(size_t{kTile} * D);
-  sc.qt.resize(size_t{nq} * D * kR);
-  sc.acc.assign(size_t{nq} * D * kR, 0.0f);
-  sc.m.assign(size_t{nq} * kR, -INFINITY);
-  sc.s.assign(size_t{nq} * kR, 0.0f);
-  sc.kq.resize(size_t{kTile} * kR);
+  sc.k.resize(static_cast<size_t>(kTile) * D);
+  sc.v.resize(static_cast<size_t>(kTile) * D);
+  sc.qt.resize(static_cast<size_t>(nq) * D * kR);
+  sc.acc.assign(static_cast<size_t>(nq) * D * kR, 0.0f);
+  sc.m.assign(static_cast<size_t>(nq) * kR, -INFINITY);
+  sc.s.assign(static_cast<size_t>(nq) * kR, 0.0f);
+  sc.kq.resize(static_cast<size_t>(kTile) * kR);
 
   alignas(64) int32_t posv[kR];
   int max_pos = -1;
@@ -92,7 +92,7 @@ void flash_attn_tiled(const TiledAttnArgs& a) {
   }
   const __m512i pos = _mm512_load_si512(posv);
   for (int h = 0; h < nq; ++h) {
-    float* qt = sc.qt.data() + size_t{h} * D * kR;
+    float* qt = sc.qt.data() + static_cast<size_t>(h) * D * kR;
     for (int d = 0; d < D; ++d)
       for (int r = 0; r < kR; ++r)
         qt[d * kR + r] = r < nr ? a.q[r * a.q_stride + int64_t{h} * D + d] : 0.0f;
@@ -112,8 +112,8 @@ void flash_attn_tiled(const TiledAttnArgs& a) {
       widen(vj, sc.v.data() + k * D, D);
     }
     for (int h = 0; h < nq; ++h) {
-      const float* qt = sc.qt.data() + size_t{h} * D * kR;
-      float* acc = sc.acc.data() + size_t{h} * D * kR;
+      const float* qt = sc.qt.data() + static_cast<size_t>(h) * D * kR;
+      float* acc = sc.acc.data() + static_cast<size_t>(h) * D * kR;
       float* kq = sc.kq.data();
       // Scores, 8 keys at a time (8 independent fma chains over d).
       int k = 0;
@@ -150,8 +150,8 @@ void flash_attn_tiled(const TiledAttnArgs& a) {
       }
       const __mmask16 live = _mm512_cmp_ps_mask(tmax, neg_inf, _CMP_NEQ_OQ);
       if (live == 0) continue;
-      float* mh = sc.m.data() + size_t{h} * kR;
-      float* sh = sc.s.data() + size_t{h} * kR;
+      float* mh = sc.m.data() + static_cast<size_t>(h) * kR;
+      float* sh = sc.s.data() + static_cast<size_t>(h) * kR;
       const __m512 m_old = _mm512_loadu_ps(mh);
       // fmaxf: the other operand when one is NaN; tmax is never NaN on live lanes here.
       const __m512 m_new = _mm512_mask_blend_ps(live, m_old, _mm512_max_ps(tmax, m_old));
@@ -209,8 +209,8 @@ void flash_attn_tiled(const TiledAttnArgs& a) {
     }
   }
   for (int h = 0; h < nq; ++h) {
-    const float* acc = sc.acc.data() + size_t{h} * D * kR;
-    const float* sh = sc.s.data() + size_t{h} * kR;
+    const float* acc = sc.acc.data() + static_cast<size_t>(h) * D * kR;
+    const float* sh = sc.s.data() + static_cast<size_t>(h) * kR;
     for (int r = 0; r < nr; ++r) {
       const float inv = sh[r] == 0.0f ? 0.0f : 1.0f / sh[r];
       float* o = a.out + r * a.out_stride + int64_t{h} * D;
