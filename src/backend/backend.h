@@ -84,6 +84,16 @@ class Backend {
   virtual float* alloc(int64_t n_floats) = 0;
   virtual void free_buffer(float* p) = 0;
 
+  // --- Weights: a backend may keep matrices in its own layout. ---
+  // The type the matrix w (plain type, [rows, cols]) has once prepare_weight has rewritten
+  // it; w.type when the backend keeps it as it is.
+  virtual DType weight_layout(const Tensor& w) const { return w.type; }
+  // Rewrites the plain matrix at data ([rows, cols] of type t) in place into the layout
+  // weight_layout gives for it.
+  virtual void prepare_weight(DType t, void* data, int64_t rows, int64_t cols) {}
+  // x[n, d] = 0
+  virtual void zero(float* x, int n, int d) = 0;
+
   // out[i, :] = dequantized row ids[i] of the embedding table   out: [n, emb.cols()]
   virtual void get_rows(const Tensor& emb, const int32_t* ids, int n, float* out) = 0;
   // y[n, w.rows()] = x[n, w.cols()] · wᵀ (+ bias[w.rows()] when bias)

@@ -29,6 +29,12 @@ void CpuBackend::free_buffer(float* p) {
   std::free(p);
 }
 
+// ---------------------------------------------------------------- buffers
+
+void CpuBackend::zero(float* x, int n, int d) {
+  std::memset(x, 0, sizeof(float) * static_cast<size_t>(n) * d);
+}
+
 void CpuBackend::get_rows(const Tensor& emb, const int32_t* ids, int n, float* out) {
   const int64_t d = emb.cols();
   pool_.parallel_for(

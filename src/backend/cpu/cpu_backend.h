@@ -25,6 +25,7 @@ class CpuBackend final : public Backend {
 
   float* alloc(int64_t n_floats) override;
   void free_buffer(float* p) override;
+  void zero(float* x, int n, int d) override;
 
   void get_rows(const Tensor& emb, const int32_t* ids, int n, float* out) override;
   void matmul(const Tensor& w, const float* x, float* y, int n, const Tensor* bias) override;
