@@ -1,5 +1,6 @@
 #include "backend/backend.h"
 
+#include "backend/ref/ref_backend.h"
 #include "core/error.h"
 
 namespace tessera {
@@ -10,6 +11,7 @@ const char* backend_names() {
 
 std::unique_ptr<Backend> make_backend(const std::string& name, const BackendOptions& o) {
   if (name == "cpu") return make_cpu_backend(o.n_threads, o.repack);
+  if (name == "ref") return make_ref_backend();
   throw Error("unknown backend '" + name + "' (choose one of: " + backend_names() + ")");
 }
 

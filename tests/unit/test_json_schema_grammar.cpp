@@ -88,8 +88,9 @@ TEST(JsonSchemaGrammar, NumberRangesAreSound) {
     for (int i = 0; i < 4000; ++i) {
       // Texts like "-12", "3.25", "0.007".
       const int ip = std::uniform_int_distribution<int>(0, 120)(rng);
-      std::string t = (rng() % 2 ? "-" : "") + std::to_string(ip);
-      if (rng() % 2) t += "." + std::to_string(rng() % 1000);
+      std::string t = rng() % 2 ? "-" : "";
+      t += std::to_string(ip);
+      if (rng() % 2) t += '.' + std::to_string(rng() % 1000);
       const double v = std::stod(t);
       const bool ok = (s.contains("exclusiveMinimum") ? v > lo : v >= lo) &&
                       (s.contains("exclusiveMaximum") ? v < hi : v <= hi);

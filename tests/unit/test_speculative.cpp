@@ -399,13 +399,13 @@ TEST(SpeculativeEngine, GreedyOutputIsIdenticalWithAndWithoutSpeculation) {
       EXPECT_EQ(m.spec_accepted, m.spec_proposed);  // a draft equal to the target
     }
   }
+}
 
-  // First and second tokens sampled at temperature 1 with top-p 0.9: the distributions
-  // with speculation (n-gram point masses; a perturbed draft) match those without
-  // (two-sample chi-square, p = 0.001).
-  TEST(SpeculativeEngine, SampledDistributionsMatchWithoutSpeculation) {
-    auto model = load_model(kModel, {.n_threads = 2});
-  }
+// First and second tokens sampled at temperature 1 with top-p 0.9: the distributions
+// with speculation (n-gram point masses; a perturbed draft) match those without
+// (two-sample chi-square, p = 0.001).
+TEST(SpeculativeEngine, SampledDistributionsMatchWithoutSpeculation) {
+  auto model = load_model(kModel, {.n_threads = 2});
   // The n-gram run's prompt holds every ordinary token once (shuffled), then a story
   // start: whatever the first sampled token is, the proposer finds it and proposes what
   // followed it. The draft run uses the story start alone.
