@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <tuple>
 #include <vector>
 
 #include "arch_reference.h"
@@ -24,15 +25,21 @@ using archref::load_reference;
 using archref::Reference;
 using archref::rel_error;
 
-class ArchReference : public ::testing::TestWithParam<std::string> {};
+// (architecture, backend): every architecture runs on the cpu backend and on the ref
+// backend (the scalar references), through the same model code.
+class ArchReference : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+ModelOptions arch_options(const std::string& backend) {
+  // An f32 KV cache: the references are float32 implementations.
+  return {.n_threads = 2, .kv_cache_type = "f32", .backend = backend};
+}
 
 // The whole prompt in one batch (prefill), and again one token at a time (decode through
 // the KV cache): both must match the reference at every position.
 TEST_P(ArchReference, LogitsMatch) {
-  const std::string name = GetParam();
+  const auto& [name, backend] = GetParam();
   const Reference ref = load_reference(name);
-  // An f32 KV cache: the references are float32 implementations.
-  auto model = load_model(kDir + name + ".gguf", {.n_threads = 2, .kv_cache_type = "f32"});
+  auto model = load_model(kDir + name + ".gguf", arch_options(backend));
   ASSERT_EQ(model->config().n_vocab, ref.n_vocab);
   const int V = ref.n_vocab;
   size_t row = 0;
@@ -62,16 +69,15 @@ TEST_P(ArchReference, LogitsMatch) {
     row += want.size();
   }
   RecordProperty("max_rel_error", std::to_string(worst));
-  std::printf("[ %s ] max relative error %.3g\n", name.c_str(), worst);
+  std::printf("[ %s, %s ] max relative error %.3g\n", name.c_str(), backend.c_str(), worst);
 }
 
 // Two prompts interleaved token by token in one batch, their KV blocks interleaved in the
 // cache (as the scheduler batches sequences): each must still match its reference.
 TEST_P(ArchReference, TwoSequencesInOneBatch) {
-  const std::string name = GetParam();
+  const auto& [name, backend] = GetParam();
   const Reference ref = load_reference(name);
-  // An f32 KV cache: the references are float32 implementations.
-  auto model = load_model(kDir + name + ".gguf", {.n_threads = 2, .kv_cache_type = "f32"});
+  auto model = load_model(kDir + name + ".gguf", arch_options(backend));
   const int V = ref.n_vocab, bs = 4;
   // Prompts 2 and 1 (24 and 11 tokens) and where their reference rows start.
   const std::vector<int32_t>& a = ref.prompts[2];
@@ -134,8 +140,12 @@ std::vector<std::string> cases() {
   return names;
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, ArchReference, ::testing::ValuesIn(cases()),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Archs, ArchReference,
+                         ::testing::Combine(::testing::ValuesIn(cases()),
+                                            ::testing::Values("cpu", "ref")),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                         });
 
 }  // namespace
 }  // namespace tessera
