@@ -37,18 +37,6 @@ inline int nearest_int(float f) {
 
 }  // namespace
 
-float fp16_to_fp32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  const uint32_t exp = (h >> 10) & 0x1f;
-  const uint32_t mant = h & 0x3ff;
-  if (exp == 0) {
-    // Zero or subnormal: mant * 2^-24, exact in fp32.
-    return bits_f32(sign | f32_bits(static_cast<float>(mant) * 0x1p-24f));
-  }
-  if (exp == 31) return bits_f32(sign | 0x7f800000 | (mant << 13));  // inf / NaN
-  return bits_f32(sign | ((exp + 112) << 23) | (mant << 13));
-}
-
 uint16_t fp32_to_fp16(float f) {
   uint32_t x = f32_bits(f);
   const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000);
@@ -69,10 +57,6 @@ uint16_t fp32_to_fp16(float f) {
   const uint32_t odd = (x >> 13) & 1;
   x += (static_cast<uint32_t>(15 - 127) << 23) + 0xfff + odd;
   return sign | static_cast<uint16_t>(x >> 13);
-}
-
-float bf16_to_fp32(uint16_t h) {
-  return bits_f32(static_cast<uint32_t>(h) << 16);
 }
 
 uint16_t fp32_to_bf16(float f) {

@@ -7,16 +7,31 @@
 // must give the same bits, or say where they differ). Rows hold n elements, a multiple of
 // the type's block size.
 #pragma once
+#include <bit>
 #include <cstdint>
 
 #include "core/dtype.h"
 
 namespace tessera::quant {
 
-// fp16 / bf16 scalar conversions (round-to-nearest-even, as ggml).
-float fp16_to_fp32(uint16_t h);
+// fp16 / bf16 scalar conversions (round-to-nearest-even, as ggml). The widening ones are
+// inline: scalar loops over fp16 caches and weights call them per element.
+inline float fp16_to_fp32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const uint32_t exp = (h >> 10) & 0x1f;
+  const uint32_t mant = h & 0x3ff;
+  if (exp == 0) {
+    // Zero or subnormal: mant * 2^-24, exact in fp32.
+    return std::bit_cast<float>(sign |
+                                std::bit_cast<uint32_t>(static_cast<float>(mant) * 0x1p-24f));
+  }
+  if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000 | (mant << 13));  // inf / NaN
+  return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
+}
 uint16_t fp32_to_fp16(float f);
-float bf16_to_fp32(uint16_t h);
+inline float bf16_to_fp32(uint16_t h) {
+  return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
+}
 uint16_t fp32_to_bf16(float f);
 
 // The type activations are converted to before a dot with a weight row of type t (ggml's
