@@ -1,39 +1,12 @@
 #include "tokenizer/bpe.h"
 
-#include <queue>
+#include <optional>
 
 #include "core/error.h"
+#include "tokenizer/merge.h"
 #include "tokenizer/unicode.h"
 
 namespace tessera {
-
-namespace {
-
-// Same layout as in the SPM tokenizer: byte ranges of the word, linked by prev/next;
-// an absorbed symbol has n == 0.
-struct Symbol {
-  int prev;
-  int next;
-  size_t start;
-  size_t n;
-};
-
-struct Bigram {
-  int left;
-  int right;
-  int32_t rank;
-  size_t left_n;  // sizes when queued; a merge that changed either makes it stale
-  size_t right_n;
-};
-
-// Max-heap order that pops the lowest rank first, then the leftmost pair.
-struct BigramLess {
-  bool operator()(const Bigram& a, const Bigram& b) const {
-    return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-  }
-};
-
-}  // namespace
 
 BpeTokenizer::BpeTokenizer(const VocabData& v) {
   pre_tok_ = std::make_unique<PreTokenizer>(v.pre);
@@ -103,52 +76,23 @@ void BpeTokenizer::encode_word(const std::string& word, std::vector<int32_t>& ou
       return;
     }
   }
-  std::vector<Symbol> sym;
-  for (size_t off = 0; off < word.size();) {
-    const size_t len = std::min(unicode::utf8_len(word[off]), word.size() - off);
-    const int idx = static_cast<int>(sym.size());
-    sym.push_back({idx - 1, off + len == word.size() ? -1 : idx + 1, off, len});
-    off += len;
-  }
-  const std::string_view w(word);
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramLess> queue;
-  auto try_add = [&](int left, int right) {
-    if (left < 0 || right < 0) return;
-    const int32_t r =
-        rank(w.substr(sym[left].start, sym[left].n), w.substr(sym[right].start, sym[right].n));
-    if (r >= 0) queue.push({left, right, r, sym[left].n, sym[right].n});
-  };
-  for (int i = 1; i < static_cast<int>(sym.size()); ++i) try_add(i - 1, i);
-
-  while (!queue.empty()) {
-    const Bigram b = queue.top();
-    queue.pop();
-    Symbol& l = sym[b.left];
-    Symbol& r = sym[b.right];
-    if (l.n != b.left_n || r.n != b.right_n || l.n == 0 || r.n == 0 || l.next != b.right) {
-      continue;  // stale: one side has changed since this pair was queued
-    }
-    l.n += r.n;
-    r.n = 0;
-    l.next = r.next;
-    if (r.next >= 0) sym[r.next].prev = b.left;
-    try_add(l.prev, b.left);
-    try_add(b.left, l.next);
-  }
-
-  for (int i = 0; i != -1; i = sym[i].next) {
-    const std::string_view piece = w.substr(sym[i].start, sym[i].n);
-    const int32_t id = find_token(piece);
-    if (id >= 0) {
-      out.push_back(id);
-      continue;
-    }
-    // A merge result missing from the vocabulary (inconsistent files): emit whatever
-    // single-byte tokens exist, as llama.cpp does.
-    for (char c : piece) {
-      if (int32_t bid = find_token(std::string_view(&c, 1)); bid >= 0) out.push_back(bid);
-    }
-  }
+  tokenizer_detail::merge_pairs<int32_t>(
+      word,
+      [&](std::string_view left, std::string_view right) -> std::optional<int32_t> {
+        const int32_t r = rank(left, right);
+        return r >= 0 ? std::optional<int32_t>(r) : std::nullopt;
+      },
+      [&](std::string_view piece) {
+        if (const int32_t id = find_token(piece); id >= 0) {
+          out.push_back(id);
+          return;
+        }
+        // A merge result missing from the vocabulary (inconsistent files): emit whatever
+        // single-byte tokens exist, as llama.cpp does.
+        for (char c : piece) {
+          if (int32_t bid = find_token(std::string_view(&c, 1)); bid >= 0) out.push_back(bid);
+        }
+      });
 }
 
 std::string BpeTokenizer::token_to_piece(int32_t id, bool special) const {

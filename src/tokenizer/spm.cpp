@@ -1,8 +1,9 @@
 #include "tokenizer/spm.h"
 
-#include <queue>
+#include <optional>
 
 #include "core/error.h"
+#include "tokenizer/merge.h"
 #include "tokenizer/unicode.h"
 
 namespace tessera {
@@ -10,29 +11,6 @@ namespace tessera {
 namespace {
 
 constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581, SentencePiece's space
-
-// A symbol is a byte range of the escaped text; merged symbols grow rightwards and the
-// absorbed one is left with n == 0. prev/next link the live symbols (-1 at the ends).
-struct Symbol {
-  int prev;
-  int next;
-  size_t start;
-  size_t n;
-};
-
-struct Bigram {
-  int left;
-  int right;
-  float score;
-  size_t size;  // bytes of left + right when queued; stale entries no longer match
-};
-
-// Max-heap order: higher score first, then the leftmost pair.
-struct BigramLess {
-  bool operator()(const Bigram& a, const Bigram& b) const {
-    return a.score < b.score || (a.score == b.score && a.left > b.left);
-  }
-};
 
 }  // namespace
 
@@ -85,57 +63,30 @@ std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool add_specia
 }
 
 void SpmTokenizer::encode_escaped(std::string_view text, std::vector<int32_t>& out) const {
-  if (text.empty()) return;
-  std::vector<Symbol> sym;
-  for (size_t off = 0; off < text.size();) {
-    const size_t len = std::min(unicode::utf8_len(text[off]), text.size() - off);
-    const int idx = static_cast<int>(sym.size());
-    sym.push_back({idx - 1, off + len == text.size() ? -1 : idx + 1, off, len});
-    off += len;
-  }
-
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramLess> queue;
-  auto try_add = [&](int left, int right) {
-    if (left < 0 || right < 0) return;
-    const std::string_view joined = text.substr(sym[left].start, sym[left].n + sym[right].n);
-    const int32_t id = find_token(joined);
-    if (id < 0) return;
-    queue.push({left, right, scores_[id], joined.size()});
-  };
-  for (int i = 1; i < static_cast<int>(sym.size()); ++i) try_add(i - 1, i);
-
-  while (!queue.empty()) {
-    const Bigram b = queue.top();
-    queue.pop();
-    Symbol& l = sym[b.left];
-    Symbol& r = sym[b.right];
-    if (l.n == 0 || r.n == 0 || l.n + r.n != b.size) continue;  // stale
-    l.n += r.n;
-    r.n = 0;
-    l.next = r.next;
-    if (r.next >= 0) sym[r.next].prev = b.left;
-    try_add(l.prev, b.left);
-    try_add(b.left, l.next);
-  }
-
-  // Every merged symbol is a vocabulary token by construction; only single characters
-  // can be missing, and those fall back to their bytes.
-  for (int i = 0; i != -1; i = sym[i].next) {
-    const std::string_view piece = text.substr(sym[i].start, sym[i].n);
-    const int32_t id = find_token(piece);
-    if (id >= 0) {
-      out.push_back(id);
-      continue;
-    }
-    for (char c : piece) {
-      const int32_t bid = byte_ids_[static_cast<uint8_t>(c)];
-      if (bid >= 0) {
-        out.push_back(bid);
-      } else if (unk_ >= 0) {
-        out.push_back(unk_);
-      }
-    }
-  }
+  // A pair merges when the text it spells is a token; the highest score goes first
+  // (priority -score). Every merged symbol is therefore a vocabulary token; only single
+  // characters can be missing, and those fall back to their bytes.
+  tokenizer_detail::merge_pairs<float>(
+      text,
+      [&](std::string_view left, std::string_view right) -> std::optional<float> {
+        const std::string_view joined(left.data(), left.size() + right.size());
+        const int32_t id = find_token(joined);
+        return id >= 0 ? std::optional<float>(-scores_[id]) : std::nullopt;
+      },
+      [&](std::string_view piece) {
+        if (const int32_t id = find_token(piece); id >= 0) {
+          out.push_back(id);
+          return;
+        }
+        for (char c : piece) {
+          const int32_t bid = byte_ids_[static_cast<uint8_t>(c)];
+          if (bid >= 0) {
+            out.push_back(bid);
+          } else if (unk_ >= 0) {
+            out.push_back(unk_);
+          }
+        }
+      });
 }
 
 std::string SpmTokenizer::token_to_piece(int32_t id, bool special) const {
