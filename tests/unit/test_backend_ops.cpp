@@ -106,24 +106,8 @@ std::vector<uint8_t> random_matrix(DType t, int64_t rows, int64_t cols, uint32_t
   }
   std::uniform_int_distribution<int> byte(0, 255);
   for (uint8_t& b : m) b = static_cast<uint8_t>(byte(rng));
-  std::vector<int> fields;  // byte offsets of the fp16 scales in a block
-  switch (t) {
-    case DType::Q4_K:
-    case DType::Q5_K:
-      fields = {0, 2};
-      break;
-    case DType::Q2_K:
-      fields = {80, 82};
-      break;
-    case DType::Q3_K:
-      fields = {108};
-      break;
-    case DType::Q6_K:
-      fields = {208};
-      break;
-    default:
-      ADD_FAILURE() << "no random matrix for " << dtype_name(t);
-  }
+  const std::vector<int> fields = fp16_scale_offsets(t);
+  if (fields.empty()) ADD_FAILURE() << "no random matrix for " << dtype_name(t);
   std::uniform_real_distribution<float> lg(std::log(1e-3f), 0.0f);
   const size_t bs = dtype_info(t).type_size;
   for (size_t off = 0; off < m.size(); off += bs)

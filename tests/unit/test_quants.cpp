@@ -14,6 +14,7 @@
 
 #include "backend/cpu/quants.h"
 #include "core/error.h"
+#include "random_data.h"
 
 namespace tessera::cpu {
 namespace {
@@ -159,31 +160,8 @@ std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
     }
     return row;
   }
-  std::vector<int> fields;
-  switch (t) {
-    case DType::Q4_0:
-    case DType::Q5_0:
-    case DType::Q8_0:
-      fields = {0};
-      break;
-    case DType::Q4_1:
-    case DType::Q5_1:
-    case DType::Q4_K:
-    case DType::Q5_K:
-      fields = {0, 2};
-      break;
-    case DType::Q2_K:
-      fields = {80, 82};
-      break;
-    case DType::Q3_K:
-      fields = {108};
-      break;
-    case DType::Q6_K:
-      fields = {208};
-      break;
-    default:
-      ADD_FAILURE() << "no random rows for " << dtype_name(t);
-  }
+  const std::vector<int> fields = fp16_scale_offsets(t);
+  if (fields.empty()) ADD_FAILURE() << "no random rows for " << dtype_name(t);
   const size_t bs = dtype_info(t).type_size;
   for (size_t off = 0; off < row.size(); off += bs) {
     for (int f : fields) put16(row.data() + off + f, fp32_to_fp16(scale()));
