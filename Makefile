@@ -7,13 +7,18 @@ PORT       ?= 8080
 APT_DEPS   := cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev \
               libutf8proc-dev libcpp-httplib-dev libboost-dev libgtest-dev libbenchmark-dev \
               python3-jinja2 unzip tmux chromium chromium-driver python3-dev python3-venv \
-              clang-format
+              clang-format ccache
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PYVENV     := $(BUILD)/pyvenv
-CCACHE     := $(shell command -v ccache)
+# ccache, once `deps` has installed it (evaluated where used, after the deps rule ran). Every
+# build goes through it with one compiler, g++ (the Python build's, from Python's
+# sysconfig, and Make's default CXX), so the Python build's compile of tessera_core is a cache hit of the CLI build's.
+CCACHE      = $(shell command -v ccache)
+LAUNCHER    = -DCMAKE_CXX_COMPILER=$(CXX) \
+              $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE) -DCMAKE_C_COMPILER_LAUNCHER=$(CCACHE))
 
-.PHONY: all deps venv python build checked model serve test test-checked test-asan clean bench-models bench-kernels
+.PHONY: all deps venv python build checked model serve test test-asan clean bench-models bench-kernels
 
 all: build
 
@@ -26,7 +31,7 @@ deps:
 	fi
 
 $(BUILD)/build.ninja: CMakeLists.txt | deps
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(LAUNCHER)
 
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
@@ -42,7 +47,7 @@ venv: .venv/.stamp
 # as `pip install .` does but without build isolation, so that its CMake build directory
 # (build/python/) is reused and a rebuild compiles only what changed.
 python: deps $(PYVENV)/.stamp
-	$(if $(CCACHE),CMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE)) CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+	CXX=$(CXX) $(if $(CCACHE),CMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE)) CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
 	  $(PYVENV)/bin/pip install -q --no-build-isolation .
 
 $(PYVENV)/.stamp: python/requirements-build.txt
@@ -60,20 +65,17 @@ serve: build model
 
 # The checked tiers of scripts/run_tests.sh: a Debug build (asserts on) with ASan + UBSan,
 # and a TSan build, each of the CLI and the unit tests.
-SAN_LAUNCHER := $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE) -DCMAKE_C_COMPILER_LAUNCHER=$(CCACHE))
 checked: deps
 	cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-	  -DTESSERA_SANITIZE=address,undefined $(SAN_LAUNCHER)
+	  -DTESSERA_SANITIZE=address,undefined $(LAUNCHER)
 	cmake --build $(BUILD)-asan -j $(JOBS) --target tessera tessera_tests
 	cmake -S . -B $(BUILD)-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTESSERA_SANITIZE=thread \
-	  $(SAN_LAUNCHER)
+	  $(LAUNCHER)
 	cmake --build $(BUILD)-tsan -j $(JOBS) --target tessera tessera_tests
 
-test: build model venv python
-	scripts/run_tests.sh $(BUILD)
-
-# The whole suite with the checked tiers required (ASan/UBSan and TSan builds).
-test-checked: build checked model venv python
+# The whole suite: the Release build's tests and the checked tiers, which must be there
+# (scripts/run_tests.sh).
+test: build checked model venv python
 	TESSERA_REQUIRE_CHECKED=1 scripts/run_tests.sh $(BUILD)
 
 # The server of the ASan + UBSan tree ($(BUILD)-asan) driven by the hostile-client suite and

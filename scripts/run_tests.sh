@@ -9,23 +9,30 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 status=0
-echo "== unit tests"
+# Each part's wall time, printed when the next one starts and at the end.
+part_name="" part_start=$SECONDS
+part() {
+  [ -z "$part_name" ] || echo "-- $part_name: $((SECONDS - part_start)) s"
+  part_name=$1 part_start=$SECONDS
+  [ -z "$1" ] || echo "== $1"
+}
+part "unit tests"
 ctest --test-dir "$BUILD" --output-on-failure -j "$(nproc)" || status=1
-echo "== GGUF loader fuzz test (ASan + UBSan)"
+part "GGUF loader fuzz test (ASan + UBSan)"
 "$BUILD/gguf_fuzz" || status=1
-echo "== end-to-end tests"
+part "end-to-end tests"
 TESSERA_BIN="$BUILD/tessera" .venv/bin/python -m pytest -q -rs tests/e2e || status=1
-echo "== Python package (tessera, installed by make python into $BUILD/pyvenv)"
+part "Python package (tessera, installed by make python into $BUILD/pyvenv)"
 if [ -x "$BUILD/pyvenv/bin/python" ]; then
   TESSERA_BIN="$BUILD/tessera" "$BUILD/pyvenv/bin/python" -m pytest -q -rs tests/python || status=1
 else
   echo "error: $BUILD/pyvenv is missing: run make python BUILD=$BUILD (make test does)"
   status=1
 fi
-echo "== formatting (clang-format, .clang-format)"
+part "formatting (clang-format, .clang-format)"
 scripts/check_format.sh || status=1
 
-# make test-checked builds the checked trees and sets TESSERA_REQUIRE_CHECKED=1: a missing one fails
+# make test builds the checked trees and sets TESSERA_REQUIRE_CHECKED=1: a missing one fails
 # the run there; a run by hand without them says so and goes on.
 missing_checked() {
   if [ "${TESSERA_REQUIRE_CHECKED:-0}" = 1 ]; then
@@ -41,7 +48,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 CHECKED_E2E="tests/e2e/test_server.py tests/e2e/test_stories260k.py"
 ASAN_BUILD=${ASAN_BUILD:-$BUILD-asan}
-echo "== checked tier: Debug (asserts on) + ASan/UBSan in $ASAN_BUILD"
+part "checked tier: Debug (asserts on) + ASan/UBSan in $ASAN_BUILD"
 if [ -x "$ASAN_BUILD/tessera_tests" ] && [ -x "$ASAN_BUILD/tessera" ]; then
   ctest --test-dir "$ASAN_BUILD" --output-on-failure -j "$(nproc)" || status=1
   TESSERA_BIN="$ASAN_BUILD/tessera" .venv/bin/python -m pytest -q -rs -m checked $CHECKED_E2E ||
@@ -54,7 +61,7 @@ else
   missing_checked "$ASAN_BUILD"
 fi
 TSAN_BUILD=${TSAN_BUILD:-$BUILD-tsan}
-echo "== checked tier: TSan (engine thread, HTTP threads, thread pool) in $TSAN_BUILD"
+part "checked tier: TSan (engine thread, HTTP threads, thread pool) in $TSAN_BUILD"
 if [ -x "$TSAN_BUILD/tessera_tests" ] && [ -x "$TSAN_BUILD/tessera" ]; then
   "$TSAN_BUILD/tessera_tests" --gtest_brief=1 \
     --gtest_filter='Engine*:ModelRunner*:Scheduler*:ThreadPool*:Embedding*:ServeBench*' ||
@@ -64,4 +71,5 @@ if [ -x "$TSAN_BUILD/tessera_tests" ] && [ -x "$TSAN_BUILD/tessera" ]; then
 else
   missing_checked "$TSAN_BUILD"
 fi
+part ""
 exit $status
