@@ -7,7 +7,7 @@ PORT       ?= 8080
 APT_DEPS   := cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev \
               libutf8proc-dev libcpp-httplib-dev libboost-dev libgtest-dev libbenchmark-dev \
               python3-jinja2 unzip tmux chromium chromium-driver python3-dev python3-venv \
-              clang-format
+              clang-format openmpi-bin libopenmpi-dev
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PYVENV     := $(BUILD)/pyvenv
