@@ -5,7 +5,7 @@ The row-parallel sums are split between ranks, so logits may differ in the last 
 greedy output that parts from one process's is shown with the two best logits of both at
 the first differing position (`tessera logits`), to tell a near-tie from an error.
 
-  bench/tp_identity.py -m MODEL [--np 3] [--tokens 128] [--prompts 20]
+  bench/tp_identity.py -m MODEL [--np 3] [--tokens 128] [--prompts 20] [--f32-kv]
 
 Prints one line per prompt and a summary with the largest |logit difference| at the last
 prompt position of each prompt."""
@@ -58,10 +58,14 @@ def top2(row):
     return (i, row[i]), (j, row[j])
 
 
-def logits(model, ids, np_):
-    args = ["logits", "-m", model, "--ids", ",".join(map(str, ids)), "--last", "-t", "1"]
-    cmd = [*MPI, "-np", str(np_), BIN, *args, "--tensor-parallel-size", str(np_)] if np_ > 1 \
-        else [BIN, *args[:-2], "-t", "2"]
+def fmt(t):
+    return "[" + ", ".join(f"{i}: {v:.3f}" for i, v in t) + "]"
+
+
+def logits(model, ids, np_, extra):
+    args = ["logits", "-m", model, "--ids", ",".join(map(str, ids)), "--last", *extra]
+    cmd = [*MPI, "-np", str(np_), BIN, *args, "-t", "1", "--tensor-parallel-size", str(np_)] \
+        if np_ > 1 else [BIN, *args, "-t", "2"]
     return json.loads(run(cmd))["logits"][0]
 
 
@@ -71,15 +75,19 @@ def main():
     ap.add_argument("--np", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--prompts", type=int, default=20)
+    ap.add_argument("--f32-kv", action="store_true", help="an f32 KV cache on both sides")
     a = ap.parse_args()
+    extra = ["--kv-cache-dtype", "f32"] if a.f32_kv else []
     same, worst = 0, 0.0
     for prompt in PROMPTS[:a.prompts]:
-        base = ["run", "-m", a.model, "-p", prompt, "-n", str(a.tokens), "--temp", "0", "--json"]
+        base = ["run", "-m", a.model, "-p", prompt, "-n", str(a.tokens), "--temp", "0", "--json",
+                *extra]
         one = json.loads(run([BIN, *base, "-t", "2"]))
         tp = json.loads(run([*MPI, "-np", str(a.np), BIN, *base, "-t", "1",
                              "--tensor-parallel-size", str(a.np)]))
         # The prompt's last position, on both sides: how far the logits move.
-        l1, lp = logits(a.model, one["prompt_tokens"], 1), logits(a.model, one["prompt_tokens"], a.np)
+        l1 = logits(a.model, one["prompt_tokens"], 1, extra)
+        lp = logits(a.model, one["prompt_tokens"], a.np, extra)
         d = max(abs(x - y) for x, y in zip(l1, lp))
         worst = max(worst, d)
         if one["tokens"] == tp["tokens"]:
@@ -88,9 +96,11 @@ def main():
             continue
         k = next(i for i, (x, y) in enumerate(zip(one["tokens"], tp["tokens"])) if x != y)
         ids = one["prompt_tokens"] + one["tokens"][:k]
-        t1, tp2 = top2(logits(a.model, ids, 1)), top2(logits(a.model, ids, a.np))
-        print(f"DIFFERENT at token {k}: one process top-2 {t1}, TP top-2 {tp2} "
-              f"(gap {t1[0][1] - t1[1][1]:.4f})  {prompt!r}")
+        r1, rp = logits(a.model, ids, 1, extra), logits(a.model, ids, a.np, extra)
+        t1, tp2 = top2(r1), top2(rp)
+        moved = max(abs(x - y) for x, y in zip(r1, rp))
+        print(f"DIFFERENT at token {k}: one process top-2 {fmt(t1)}, TP top-2 {fmt(tp2)}, "
+              f"gap {t1[0][1] - t1[1][1]:.3f}, max|dlogit| there {moved:.3f}  {prompt!r}")
     print(f"{same}/{min(a.prompts, len(PROMPTS))} identical x {a.tokens} tokens at TP={a.np}; "
           f"max |logit difference| at the prompts' last position {worst:.3e}")
 
