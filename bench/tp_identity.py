@@ -5,7 +5,7 @@ The row-parallel sums are split between ranks, so logits may differ in the last 
 greedy output that parts from one process's is shown with the two best logits of both at
 the first differing position (`tessera logits`), to tell a near-tie from an error.
 
-  bench/tp_identity.py -m MODEL [--np 3] [--tokens 128] [--prompts 20] [--f32-kv]
+  bench/tp_identity.py -m MODEL [--np 3] [--tokens 128] [--prompts 20] [--f32-kv] [--exact]
 
 Prints one line per prompt and a summary with the largest |logit difference| at the last
 prompt position of each prompt."""
@@ -62,10 +62,10 @@ def fmt(t):
     return "[" + ", ".join(f"{i}: {v:.3f}" for i, v in t) + "]"
 
 
-def logits(model, ids, np_, extra):
+def logits(model, ids, np_, extra, tp_extra=()):
     args = ["logits", "-m", model, "--ids", ",".join(map(str, ids)), "--last", *extra]
-    cmd = [*MPI, "-np", str(np_), BIN, *args, "-t", "1", "--tensor-parallel-size", str(np_)] \
-        if np_ > 1 else [BIN, *args, "-t", "2"]
+    cmd = [*MPI, "-np", str(np_), BIN, *args, "-t", "1", "--tensor-parallel-size", str(np_),
+           *tp_extra] if np_ > 1 else [BIN, *args, "-t", "2"]
     return json.loads(run(cmd))["logits"][0]
 
 
@@ -76,18 +76,20 @@ def main():
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--prompts", type=int, default=20)
     ap.add_argument("--f32-kv", action="store_true", help="an f32 KV cache on both sides")
+    ap.add_argument("--exact", action="store_true", help="--tp-exact on the parallel side")
     a = ap.parse_args()
     extra = ["--kv-cache-dtype", "f32"] if a.f32_kv else []
+    tpx = ["--tp-exact"] if a.exact else []
     same, worst = 0, 0.0
     for prompt in PROMPTS[:a.prompts]:
         base = ["run", "-m", a.model, "-p", prompt, "-n", str(a.tokens), "--temp", "0", "--json",
                 *extra]
         one = json.loads(run([BIN, *base, "-t", "2"]))
         tp = json.loads(run([*MPI, "-np", str(a.np), BIN, *base, "-t", "1",
-                             "--tensor-parallel-size", str(a.np)]))
+                             "--tensor-parallel-size", str(a.np), *tpx]))
         # The prompt's last position, on both sides: how far the logits move.
         l1 = logits(a.model, one["prompt_tokens"], 1, extra)
-        lp = logits(a.model, one["prompt_tokens"], a.np, extra)
+        lp = logits(a.model, one["prompt_tokens"], a.np, extra, tpx)
         d = max(abs(x - y) for x, y in zip(l1, lp))
         worst = max(worst, d)
         if one["tokens"] == tp["tokens"]:
@@ -96,7 +98,7 @@ def main():
             continue
         k = next(i for i, (x, y) in enumerate(zip(one["tokens"], tp["tokens"])) if x != y)
         ids = one["prompt_tokens"] + one["tokens"][:k]
-        r1, rp = logits(a.model, ids, 1, extra), logits(a.model, ids, a.np, extra)
+        r1, rp = logits(a.model, ids, 1, extra), logits(a.model, ids, a.np, extra, tpx)
         t1, tp2 = top2(r1), top2(rp)
         moved = max(abs(x - y) for x, y in zip(r1, rp))
         print(f"DIFFERENT at token {k}: one process top-2 {fmt(t1)}, TP top-2 {fmt(tp2)}, "

@@ -44,8 +44,9 @@ Runner add_embed(CLI::App& app);
 void set_command_line(int argc, char** argv);
 struct ParallelOptions {
   int tensor_parallel_size = 1;
+  bool exact = false;  // ModelOptions::tp_exact
 };
-// --tensor-parallel-size (--tp).
+// --tensor-parallel-size (--tp), --tp-exact.
 void add_parallel_options(CLI::App& app, ParallelOptions& po);
 struct ParallelRun {
   dist::Communicator* comm = nullptr;  // for ModelOptions::comm; null: one process

@@ -42,6 +42,7 @@ Runner add_logits(CLI::App& app) {
     const ParallelRun par = start_parallel(o->parallel, o->model);
     ModelOptions mo;
     mo.comm = par.comm;
+    mo.tp_exact = o->parallel.exact;
     mo.n_threads = o->n_threads;
     mo.repack = o->repack;
     mo.backend = o->backend;

@@ -46,6 +46,7 @@ int run(RunOptions& o) {
   ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
   mo.comm = par.comm;
+  mo.tp_exact = o.parallel.exact;
   std::unique_ptr<Model> model;
   load_on_all_ranks(par, [&] { model = load_model(o.model, mo); });
   const Tokenizer& tok = model->tokenizer();

@@ -19,6 +19,8 @@ class Communicator {
   // bits: each element is summed in rank order, ((x_0 + x_1) + x_2) + ..., whatever the
   // transport does, so replicated computations downstream never drift apart between ranks.
   virtual void all_reduce_sum(float* x, int64_t n) = 0;
+  // out[size() * n] = every rank's in[n], in rank order (the same on every rank).
+  virtual void all_gather(const float* in, int64_t n, float* out) = 0;
   // root's n_bytes at data are copied into data on every other rank (n_bytes equal on all).
   virtual void broadcast(void* data, int64_t n_bytes, int root) = 0;
   // On root, out[size() * n_bytes] receives rank r's n_bytes of `in` at out + r * n_bytes;
@@ -34,6 +36,7 @@ class LocalCommunicator final : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   void all_reduce_sum(float*, int64_t) override {}
+  void all_gather(const float* in, int64_t n, float* out) override;
   void broadcast(void*, int64_t, int) override {}
   void gather(const void* in, int64_t n_bytes, void* out, int root) override;
   void barrier() override {}

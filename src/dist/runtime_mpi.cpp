@@ -42,6 +42,12 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
+  void all_gather(const float* in, int64_t n, float* out) override {
+    if (n > kPieceMax / size_) throw Error("all-gather of more than 1 GiB");
+    MPI_Allgather(in, static_cast<int>(n), MPI_FLOAT, out, static_cast<int>(n), MPI_FLOAT,
+                  MPI_COMM_WORLD);
+  }
+
   void broadcast(void* data, int64_t n_bytes, int root) override {
     auto* p = static_cast<char*>(data);
     for (int64_t done = 0; done < n_bytes; done += kPieceMax)

@@ -6,8 +6,11 @@
 // feed-forward rows. Wq, Wk, Wv, Wgate, Wup are split by output rows, Wo and
 // Wdown by input columns; each rank's Wo and Wdown give a partial sum of the block output,
 // and one all-reduce after attention and one after the FFN make it whole on every rank.
-// Everything else (embeddings, norms, the output head) is replicated: each rank computes
-// the same residual stream and the same logits.
+// With ModelOptions::tp_exact, Wo and Wdown are split by output rows instead: each rank
+// gathers the whole input (all heads, all FFN rows), computes its n_embd / T outputs with
+// the full dot products one process computes, and the outputs are gathered: no sum is
+// split, so the logits are one process's bit for bit. Everything else (embeddings, norms, the
+// output head) is replicated: each rank computes the same residual stream and the same logits.
 #include "models/decoder.h"
 
 #include <algorithm>
@@ -69,6 +72,7 @@ Tensor expert(const Tensor& t, int e) {
 struct LocalDims {
   Span q_heads, kv_heads;  // of the model's n_head / n_head_kv
   Span ff;                 // of the model's n_ff rows
+  Span embd;               // of Wo's and Wdown's n_embd output rows (tp_exact), else all
   int n_head = 0, n_head_kv = 0, n_ff = 0;
   int q_dim = 0;   // n_head * head_dim
   int kv_dim = 0;  // n_head_kv * head_dim
@@ -91,8 +95,11 @@ class DecoderModel final : public Model {
   void setup_tensor_parallel(const ModelOptions& opts);
   // Elements [offset + s.begin, offset + s.begin + s.count) of the F32 vector b.
   static Tensor f32_piece(const Tensor& b, int64_t offset, Span s);
-  // x[n, n_embd] = the sum of every rank's x (no-op in one process).
-  void all_reduce(float* x, int n);
+  // tmp[n, n_embd] = w · in for a row-parallel matrix (Wo, Wdown) whose input in[n, width]
+  // is this rank's slice (its heads, its FFN rows); see the top of the file.
+  void row_parallel(const Tensor& w, const float* in, int width, const Tensor* bias, int n);
+  // full[n, T * width] = every rank's local[n, width] side by side, in rank order.
+  void gather_columns(const float* local, int n, int width, float* full);
   const float* norm_weight(const std::string& name, int64_t n, bool required = true);
   void load_layer(int l);
   void attention_block(const DecoderLayer& L, const KVLayer& kv, const AttentionBatch& ab, int n);
@@ -105,7 +112,9 @@ class DecoderModel final : public Model {
   DecoderFeatures f_;
   dist::Communicator* comm_ = nullptr;  // tensor parallelism; null: one process
   int tp_rank_ = 0, tp_size_ = 1;
+  bool tp_exact_ = false;
   LocalDims local_;
+  std::vector<float> gather_scratch_;  // [T, n, width] of gather_columns
   Tensor tok_embd_, output_;
   const float* output_norm_ = nullptr;
   std::vector<DecoderLayer> layers_;
@@ -120,6 +129,8 @@ class DecoderModel final : public Model {
   float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr,
         *gate_ = nullptr, *up_ = nullptr, *tmp_ = nullptr, *xe_ = nullptr, *ye_ = nullptr,
         *router_ = nullptr, *route_w_ = nullptr;
+  // tp_exact: a gathered input [n, max(q_dim, n_ff)], this rank's outputs [n, n_embd / T].
+  float *whole_ = nullptr, *part_ = nullptr;
   // MoE routing, host side: experts [n, k], and the batch rows grouped by expert.
   std::vector<int32_t> route_ids_, expert_rows_;
   std::vector<float> expert_w_;
@@ -236,7 +247,9 @@ void DecoderModel::load_layer(int l) {
   const int64_t Ql = local_.q_dim, KVl = local_.kv_dim, Fl = local_.n_ff;
   const Span qs = {local_.q_heads.begin * D, Ql}, kvs = {local_.kv_heads.begin * D, KVl},
              fs = local_.ff;
-  const ShardPlan by_cols = {.split_cols = true};  // Wo, Wdown: row-parallel
+  // Wo, Wdown: row-parallel, split by input columns, or with tp_exact by output rows.
+  const ShardPlan out_plan =
+      tp_exact_ ? ShardPlan{.rows = {local_.embd}} : ShardPlan{.split_cols = true};
   const ShardPlan q_rows = {.rows = {qs}}, kv_rows = {.rows = {kvs}}, ff_rows = {.rows = {fs}},
                   qkv_rows = {.rows = {qs, {Q + kvs.begin, KVl}, {Q + KV + kvs.begin, KVl}}},
                   gate_up_rows = {.rows = {fs, {F + fs.begin, Fl}}};
@@ -261,7 +274,7 @@ void DecoderModel::load_layer(int l) {
     L.wk = tensor(p + "attn_k.weight", {E, KV}, true, true, &kv_rows);
     L.wv = tensor(p + "attn_v.weight", {E, KV}, true, true, &kv_rows);
   }
-  L.wo = tensor(p + "attn_output.weight", {Q, E}, true, true, &by_cols);
+  L.wo = tensor(p + "attn_output.weight", {Q, E}, true, true, &out_plan);
   if (!L.bq) L.bq = tensor(p + "attn_q.bias", {Q}, false);
   if (!L.bk) L.bk = tensor(p + "attn_k.bias", {KV}, false);
   if (!L.bv) L.bv = tensor(p + "attn_v.bias", {KV}, false);
@@ -273,8 +286,10 @@ void DecoderModel::load_layer(int l) {
     if (L.bk) L.bk = f32_piece(L.bk, 0, kvs);
     if (L.bv) L.bv = f32_piece(L.bv, 0, kvs);
   }
-  // The output bias joins the partial sums once: on rank 0, before the all-reduce.
-  if (tp_rank_ != 0) L.bo = {};
+  // The output bias joins the partial sums once: on rank 0, before the all-reduce (with
+  // tp_exact each rank adds its rows' piece).
+  if (tp_exact_ && L.bo) L.bo = f32_piece(L.bo, 0, local_.embd);
+  if (!tp_exact_ && tp_rank_ != 0) L.bo = {};
   if (f_.qk_norm) {
     L.q_norm = norm_weight(p + "attn_q_norm.weight", D);
     L.k_norm = norm_weight(p + "attn_k_norm.weight", D);
@@ -289,14 +304,14 @@ void DecoderModel::load_layer(int l) {
     case FfnKind::GEGLU:
       L.w_gate = tensor(p + "ffn_gate.weight", {E, F}, true, true, &ff_rows);
       L.w_up = tensor(p + "ffn_up.weight", {E, F}, true, true, &ff_rows);
-      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true, true, &by_cols);
+      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true, true, &out_plan);
       break;
     case FfnKind::SWIGLU_FUSED: {
       Tensor gu =
           tensor(p + "ffn_up.weight", {E, 2 * F}, true, Fl % kRepackRows == 0, &gate_up_rows);
       L.w_gate = row_slice(gu, 0, Fl);  // [n_ff | n_ff] of this rank's rows
       L.w_up = row_slice(gu, Fl, Fl);
-      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true, true, &by_cols);
+      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true, true, &out_plan);
       break;
     }
     case FfnKind::MOE: {
@@ -348,6 +363,7 @@ void DecoderModel::setup_tensor_parallel(const ModelOptions& opts) {
     comm_ = opts.comm;
     tp_rank_ = comm_->rank();
     tp_size_ = comm_->size();
+    tp_exact_ = opts.tp_exact;
     const std::string why = "tensor parallelism does not support " + c.arch + " models";
     if (f_.ffn == FfnKind::MOE) throw Error(why + " with experts yet");
     // ALiBi slopes depend on the global head index (not passed to the backend yet).
@@ -357,6 +373,8 @@ void DecoderModel::setup_tensor_parallel(const ModelOptions& opts) {
   local_.kv_heads = head_span(c.n_head_kv, tp_rank_, tp_size_, "the number of KV heads");
   // MoE layers have no dense FFN to split (and are refused above under parallelism).
   local_.ff = shard_span(c.n_ff, tp_rank_, tp_size_, "the feed-forward size");
+  local_.embd = tp_exact_ ? shard_span(c.n_embd, tp_rank_, tp_size_, "the embedding size")
+                          : Span{0, c.n_embd};
   local_.n_head = static_cast<int>(local_.q_heads.count);
   local_.n_head_kv = static_cast<int>(local_.kv_heads.count);
   local_.n_ff = static_cast<int>(local_.ff.count);
@@ -369,16 +387,38 @@ Tensor DecoderModel::f32_piece(const Tensor& b, int64_t offset, Span s) {
   return {DType::F32, {s.count, 1, 1, 1}, static_cast<const float*>(b.data) + offset + s.begin};
 }
 
-// The ranks' partial block outputs become the block output on every rank. Activations are
-// host memory on the CPU backend; a device backend will need this as an op of its own.
-void DecoderModel::all_reduce(float* x, int n) {
-  if (comm_ != nullptr) comm_->all_reduce_sum(x, int64_t{n} * config_.n_embd);
+// Activations are host memory on the CPU backend; a device backend will need the
+// collectives as ops of its own.
+void DecoderModel::row_parallel(const Tensor& w, const float* in, int width, const Tensor* bias,
+                                int n) {
+  Backend& be = *backend_;
+  if (comm_ == nullptr) return be.matmul(w, in, tmp_, n, bias);  // [n, n_embd]
+  if (!tp_exact_) {
+    be.matmul(w, in, tmp_, n, bias);  // this rank's partial products [n, n_embd]
+    comm_->all_reduce_sum(tmp_, int64_t{n} * config_.n_embd);
+    return;
+  }
+  gather_columns(in, n, width, whole_);  // [n, width * T]: every head / FFN row
+  be.matmul(w, whole_, part_, n, bias);  // [n, n_embd / T]: this rank's outputs
+  gather_columns(part_, n, static_cast<int>(local_.embd.count), tmp_);
+}
+
+void DecoderModel::gather_columns(const float* local, int n, int width, float* full) {
+  const size_t w = static_cast<size_t>(width), T = static_cast<size_t>(tp_size_);
+  gather_scratch_.resize(T * n * w);
+  comm_->all_gather(local, int64_t{n} * width, gather_scratch_.data());  // [T, n, width]
+  for (size_t t = 0; t < static_cast<size_t>(n); ++t)
+    for (size_t r = 0; r < T; ++r)
+      std::memcpy(full + (t * T + r) * w, gather_scratch_.data() + (r * n + t) * w,
+                  sizeof(float) * w);
 }
 
 void DecoderModel::release_buffers() {
-  for (float* p : {x_, h_, q_, k_, v_, att_, gate_, up_, tmp_, xe_, ye_, router_, route_w_})
+  for (float* p :
+       {x_, h_, q_, k_, v_, att_, gate_, up_, tmp_, xe_, ye_, router_, route_w_, whole_, part_})
     if (p) backend_->free_buffer(p);
-  x_ = h_ = q_ = k_ = v_ = att_ = gate_ = up_ = tmp_ = xe_ = ye_ = router_ = route_w_ = nullptr;
+  x_ = h_ = q_ = k_ = v_ = att_ = gate_ = up_ = tmp_ = xe_ = ye_ = router_ = route_w_ = whole_ =
+      part_ = nullptr;
   capacity_ = 0;
 }
 
@@ -397,6 +437,10 @@ void DecoderModel::ensure_capacity(int n) {
   v_ = b.alloc(N * local_.kv_dim);
   gate_ = b.alloc(N * n_ff_max_);
   up_ = b.alloc(N * n_ff_max_);
+  if (tp_exact_) {
+    whole_ = b.alloc(N * std::max(c.q_dim(), c.n_ff));
+    part_ = b.alloc(N * local_.embd.count);
+  }
   if (f_.ffn == FfnKind::MOE) {
     xe_ = b.alloc(N * c.n_embd);
     ye_ = b.alloc(N * c.n_embd);
@@ -408,7 +452,7 @@ void DecoderModel::ensure_capacity(int n) {
 }
 
 // tmp[n, n_embd] = Wo · attn(q, k, v) for the normalized input h. Head counts are this
-// rank's (LocalDims); the all-reduce sums the ranks' partial Wo products.
+// rank's (LocalDims); row_parallel makes Wo's product whole on every rank.
 void DecoderModel::attention_block(const DecoderLayer& L, const KVLayer& kv,
                                    const AttentionBatch& ab, int n) {
   const ModelConfig& c = config_;
@@ -437,11 +481,10 @@ void DecoderModel::attention_block(const DecoderLayer& L, const KVLayer& kv,
     be.attention(q_, kv, att_, H, HKV, c.head_dim, o.scale, ab);  // [n, q_dim]
   else
     be.attention_ext(q_, kv, att_, H, HKV, c.head_dim, o, ab);
-  be.matmul(L.wo, att_, tmp_, n, L.bo ? &L.bo : nullptr);  // [n, n_embd]
-  all_reduce(tmp_, n);
+  row_parallel(L.wo, att_, local_.q_dim, L.bo ? &L.bo : nullptr, n);  // tmp: [n, n_embd]
 }
 
-// tmp[n, n_embd] = Wdown · act(Wgate·h, Wup·h), over this rank's n_ff rows and summed.
+// tmp[n, n_embd] = Wdown · act(Wgate·h, Wup·h), this rank computing its n_ff rows of act.
 void DecoderModel::dense_ffn(const DecoderLayer& L, int n) {
   const int F = static_cast<int>(L.w_gate.rows());
   Backend& be = *backend_;
@@ -451,8 +494,7 @@ void DecoderModel::dense_ffn(const DecoderLayer& L, int n) {
     be.gelu_mul(gate_, up_, n, F);
   else
     be.silu_mul(gate_, up_, n, F);
-  be.matmul(L.w_down, gate_, tmp_, n, nullptr);  // [n, n_embd]
-  all_reduce(tmp_, n);
+  row_parallel(L.w_down, gate_, F, nullptr, n);  // tmp: [n, n_embd]
 }
 
 // tmp[n, n_embd] = sum over the k experts e chosen for each token of w_e · expert_e(h),

@@ -60,6 +60,12 @@ struct ModelOptions {
   // every rank of comm runs the same forward passes in step. Null: the whole model. Not
   // owned; outlives the model.
   dist::Communicator* comm = nullptr;
+  // How the ranks split Wo and Wdown. false (Megatron): by input columns, each rank's
+  // partial products summed by an all-reduce (2 collectives per layer; the split sums move
+  // the logits by rounding). true: by output rows, their inputs gathered whole before and
+  // their outputs after (4 all-gathers per layer): every number is computed as one process
+  // computes it, so the logits are one process's bit for bit.
+  bool tp_exact = false;
 };
 
 // Sizes of the weights as the model holds them (after any load-time conversion).

@@ -1,5 +1,7 @@
 """Tensor parallelism across processes under mpirun: `tessera run` and `tessera logits` with
---tensor-parallel-size N print what one process prints, and bad starts (heads that do not
+--tensor-parallel-size N print what one process prints (bit for bit with --tp-exact; within
+float rounding, or parting at near-ties for quantized weights, with the split sums of the
+default), and bad starts (heads that do not
 split, a world size that is not the flag's, ranks started with different models or flags)
 end with a clear error on stderr, nothing on stdout and a non-zero exit."""
 import json
@@ -123,6 +125,16 @@ def test_smollm2_q4_1_tp3_greedy_parts_only_at_near_ties(smollm2):
         moved = max(abs(a - b) for a, b in zip(l1, l3))
         gap = max(l1) - l1[three["tokens"][k]]
         assert gap <= moved, (prompt, k, gap, moved)
+
+
+def test_smollm2_q4_1_tp3_exact_is_one_process_bit_for_bit(smollm2):
+    # --tp-exact splits Wo and Wdown by output rows: no sum is split, nothing moves.
+    ids = [1604, 3987, 46477, 24, 94, 727, 472, 585, 304, 1758, 216, 32, 42, 448, 1003, 216]
+    assert last_logits(3, smollm2, ids, "--tp-exact") == last_logits(1, smollm2, ids)
+    for prompt in PROMPTS:
+        one = greedy_json(1, smollm2, prompt, 64)
+        three = greedy_json(3, smollm2, prompt, 64, "--tp-exact")
+        assert one["tokens"] == three["tokens"], prompt
 
 
 def test_seeded_sampling_is_the_same_on_every_rank():

@@ -27,6 +27,9 @@ TEST(LocalCommunicator, IsOneRankAndLeavesDataAlone) {
   int out = 0;
   c.gather(&v, sizeof v, &out, 0);
   EXPECT_EQ(out, 7);
+  std::vector<float> all(3);
+  c.all_gather(x.data(), 3, all.data());
+  EXPECT_EQ(all, x);
   c.barrier();
   EXPECT_EQ(dist::broadcast_string(c, "model.gguf", 0), "model.gguf");
   EXPECT_NO_THROW(dist::check_same_on_all_ranks(c, "model", "a"));
@@ -59,6 +62,10 @@ TEST(ThreadCommunicator, AllReduceSumsInRankOrderOnEveryRank) {
 
 TEST(ThreadCommunicator, BroadcastAndGather) {
   run_ranks(4, [](dist::Communicator& c) {
+    const float pair[2] = {float(c.rank()), -float(c.rank())};
+    std::vector<float> pairs(8);
+    c.all_gather(pair, 2, pairs.data());
+    EXPECT_EQ(pairs, (std::vector<float>{0, 0, 1, -1, 2, -2, 3, -3}));
     EXPECT_EQ(dist::broadcast_string(c, c.rank() == 2 ? "from two" : "x", 2), "from two");
     const int mine = 10 * c.rank();
     std::vector<int> all(c.rank() == 1 ? 4 : 0);

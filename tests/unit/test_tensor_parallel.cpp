@@ -22,9 +22,9 @@ using archref::load_reference;
 using archref::Reference;
 using archref::rel_error;
 
-ModelOptions tp_options(dist::Communicator* comm) {
+ModelOptions tp_options(dist::Communicator* comm, bool exact = false) {
   // An f32 KV cache: the references are float32 implementations.
-  return {.n_threads = 1, .kv_cache_type = "f32", .comm = comm};
+  return {.n_threads = 1, .kv_cache_type = "f32", .comm = comm, .tp_exact = exact};
 }
 
 // Logits of every position of every prompt of `ref`, prefill then one token at a time.
@@ -69,6 +69,22 @@ TEST_P(TensorParallelArch, TwoRanksGiveOneProcessLogits) {
     worst = std::max(worst, rel_error(&got[0][row * V], &want[row * V], V));
   EXPECT_LT(worst, 1e-5) << name;
   std::printf("[ %s ] TP=2 vs one process: max relative difference %.3g\n", name.c_str(), worst);
+}
+
+// Split by output rows (tp_exact), nothing is summed in another order: the logits are one
+// process's bit for bit.
+TEST_P(TensorParallelArch, ExactModeGivesOneProcessBits) {
+  const std::string name = GetParam();
+  const Reference ref = load_reference(name);
+  auto single = load_model(kDir + name + ".gguf", tp_options(nullptr));
+  const std::vector<float> want = all_logits(*single, ref);
+  std::vector<std::vector<float>> got(2);
+  testing::run_ranks(2, [&](dist::Communicator& c) {
+    auto m = load_model(kDir + name + ".gguf", tp_options(&c, /*exact=*/true));
+    got[c.rank()] = all_logits(*m, ref);
+  });
+  EXPECT_EQ(got[0], want) << name;
+  EXPECT_EQ(got[1], want) << name;
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, TensorParallelArch,

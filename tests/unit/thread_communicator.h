@@ -38,6 +38,12 @@ class ThreadCommunicator final : public dist::Communicator {
     g_.sync.arrive_and_wait();  // every rank has read every partial
     std::memcpy(x, sum.data(), sizeof(float) * static_cast<size_t>(n));
   }
+  void all_gather(const float* in, int64_t n, float* out) override {
+    post(in);
+    for (int r = 0; r < g_.size; ++r)
+      std::memcpy(out + r * n, g_.slots[r], sizeof(float) * static_cast<size_t>(n));
+    g_.sync.arrive_and_wait();
+  }
   void broadcast(void* data, int64_t n_bytes, int root) override {
     post(data);
     if (rank_ != root) std::memcpy(data, g_.slots[root], static_cast<size_t>(n_bytes));
