@@ -7,13 +7,14 @@ PORT       ?= 8080
 APT_DEPS   := cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev \
               libutf8proc-dev libcpp-httplib-dev libboost-dev libgtest-dev libbenchmark-dev \
               python3-jinja2 unzip tmux chromium chromium-driver python3-dev python3-venv \
-              clang-format ccache
+              clang-format ccache openmpi-bin libopenmpi-dev
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PYVENV     := $(BUILD)/pyvenv
 # ccache, once `deps` has installed it (evaluated where used, after the deps rule ran). Every
 # build goes through it with one compiler, g++ (the Python build's, from Python's
-# sysconfig, and Make's default CXX), so the Python build's compile of tessera_core is a cache hit of the CLI build's.
+# sysconfig, and Make's default CXX), so the Python build's compile of tessera_core is a
+# cache hit of the CLI build's.
 CCACHE      = $(shell command -v ccache)
 LAUNCHER    = -DCMAKE_CXX_COMPILER=$(CXX) \
               $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE) -DCMAKE_C_COMPILER_LAUNCHER=$(CCACHE))

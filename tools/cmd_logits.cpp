@@ -12,10 +12,11 @@ namespace tessera::cli {
 
 Runner add_logits(CLI::App& app) {
   struct Opts {
-    std::string model, prompt, backend = "cpu";
+    std::string model, prompt, backend = "cpu", kv_cache_type = "f16";
     std::vector<int32_t> ids;
     bool last = false, repack = true;
     int n_batch = 512, n_threads = 0;
+    ParallelOptions parallel;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model, "GGUF model file")->required();
@@ -32,12 +33,22 @@ Runner add_logits(CLI::App& app) {
                "keep Q4_0/Q8_0 matrices in the file's row layout (the logits are the same)");
   app.add_option("--backend", o->backend, "cpu or ref (the scalar references)")
       ->check(CLI::IsMember({"cpu", "ref"}));
+  app.add_option("--kv-cache-dtype", o->kv_cache_type,
+                 "KV cache storage: f16 (default, as llama.cpp) or f32 (exact attention)")
+      ->check(CLI::IsMember({"f16", "f32"}));
+  add_parallel_options(app, o->parallel);
   return [o, p] {
+    // Under tensor parallelism every rank evaluates; rank 0 alone prints.
+    const ParallelRun par = start_parallel(o->parallel, o->model);
     ModelOptions mo;
+    mo.comm = par.comm;
+    mo.tp_exact = o->parallel.exact;
     mo.n_threads = o->n_threads;
     mo.repack = o->repack;
     mo.backend = o->backend;
-    auto model = load_model(o->model, mo);
+    mo.kv_cache_type = o->kv_cache_type;
+    std::unique_ptr<Model> model;
+    load_on_all_ranks(par, [&] { model = load_model(o->model, mo); });
     std::vector<int32_t> tokens =
         p->count() ? model->tokenizer().encode(o->prompt, true, true) : o->ids;
     if (tokens.empty()) throw Error("give a prompt with --ids or -p");

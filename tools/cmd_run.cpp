@@ -6,6 +6,7 @@
 
 #include "cli_common.h"
 #include "core/error.h"
+#include "dist/runtime.h"
 #include "engine/engine.h"
 #include "models/model.h"
 #include "sampling/sampler.h"
@@ -27,6 +28,7 @@ struct RunOptions {
   SamplingParams sp;
   int64_t seed = -1;
   ModelOptions load;
+  ParallelOptions parallel;
   SpeculativeConfig spec;
   CLI::Option* spec_k = nullptr;
 };
@@ -37,9 +39,16 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 int run(RunOptions& o) {
   finish_speculative_options(o.spec, o.spec_k->count() > 0);
+  // Under tensor parallelism every rank runs this whole function (see parallel_options.cpp).
+  const ParallelRun par = start_parallel(o.parallel, o.model);
+  if (par.comm != nullptr && o.spec.enabled())
+    throw dist::CollectiveError("speculative decoding does not run with tensor parallelism yet");
   ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
-  auto model = load_model(o.model, mo);
+  mo.comm = par.comm;
+  mo.tp_exact = o.parallel.exact;
+  std::unique_ptr<Model> model;
+  load_on_all_ranks(par, [&] { model = load_model(o.model, mo); });
   const Tokenizer& tok = model->tokenizer();
   const ModelConfig& cfg = model->config();
 
@@ -63,6 +72,9 @@ int run(RunOptions& o) {
   gp.sampling = o.sp;
   if (o.seed >= 0) {
     gp.sampling.seed = static_cast<uint64_t>(o.seed);
+    gp.sampling.has_seed = true;
+  } else if (par.comm != nullptr) {  // the ranks must sample alike
+    gp.sampling.seed = par.shared_seed();
     gp.sampling.has_seed = true;
   }
   gp.ignore_eos = o.ignore_eos;
@@ -129,6 +141,7 @@ int run(RunOptions& o) {
   emit(pending + "\n");
   text += pending;
   auto rate = [](double n, double t) { return t > 0 ? n / t : 0.0; };
+  if (!par.is_root()) return 0;  // rank 0 reports
   if (o.json) {
     nlohmann::json j;
     j["prompt"] = prompt;
@@ -166,6 +179,7 @@ Runner add_run(CLI::App& app) {
   app.add_option("-m,--model", o->model, "GGUF model file or Hugging Face model directory")
       ->required();
   add_model_load_options(app, o->load);
+  add_parallel_options(app, o->parallel);
   o->spec_k = add_speculative_options(app, o->spec);
   auto* p = app.add_option("-p,--prompt", o->prompt, "prompt (default: start from BOS alone)");
   app.add_option("-f,--file", o->prompt_file, "read the prompt from a file");

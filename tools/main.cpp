@@ -9,6 +9,7 @@
 #include "cli_common.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "dist/runtime.h"
 
 namespace tessera::cli {}  // namespace tessera::cli
 
@@ -37,22 +38,37 @@ int main(int argc, char** argv) {
     for (CLI::App* s : a->get_subcommands({})) add_no_progress(s);
   };
   for (CLI::App* s : app.get_subcommands({})) add_no_progress(s);
+  cli::set_command_line(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   set_progress_enabled(!no_progress);
+  // A multi-process run (src/dist/) ends here: MPI_Finalize after a normal end or an
+  // error every rank saw together; MPI_Abort, which ends the other ranks too, after an
+  // error only this rank saw (they would wait for it in their next collective).
+  int rc = 0;
   try {
     for (auto& [s, run] : runners)
-      if (s->parsed()) return run();
+      if (s->parsed()) {
+        rc = run();
+        break;
+      }
+  } catch (const dist::CollectiveError& e) {
+    std::fflush(stdout);
+    if (dist::world_rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
+    rc = 1;
   } catch (const Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    if (dist::started()) dist::abort(1);
+    rc = 1;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "error: out of memory\n");
-    return 1;
+    if (dist::started()) dist::abort(1);
+    rc = 1;
   }
-  return 0;
+  dist::finalize();
+  return rc;
 }

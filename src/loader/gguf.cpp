@@ -491,6 +491,18 @@ uint8_t* File::rewrite_tensor(std::string_view name, DType type) {
   return data;
 }
 
+void File::evict_tensor(std::string_view name) {
+  auto it = tensor_index_.find(name);
+  if (map_ == nullptr || arena_ != nullptr || it == tensor_index_.end()) return;
+  const TensorInfo& t = tensors_[it->second];
+  // Only the pages wholly inside the tensor: the first and last may hold a neighbour's bytes
+  // (which may have been rewritten in place: dropping a private page would lose them).
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(t.data) + page - 1) & ~(page - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(t.data) + t.n_bytes) & ~(page - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
 File::~File() {
   if (arena_ != nullptr) munmap(arena_, arena_size_);
   if (map_ != nullptr) munmap(map_, map_size_);

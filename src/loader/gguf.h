@@ -95,6 +95,11 @@ class Source {
   // Returns the tensor's bytes, writable, or nullptr (nothing changed) when the tensor is
   // unknown or its memory may not be written (a caller's buffer, a read-only mapping).
   virtual uint8_t* rewrite_tensor(std::string_view name, DType type) { return nullptr; }
+  // The loader has copied what it needs of tensor `name` (a tensor-parallel shard) and
+  // will not read it again: its memory may be given back. A mapped file drops the pages
+  // that lie wholly inside the tensor (they would be read from the file again if touched);
+  // other sources keep everything.
+  virtual void evict_tensor(std::string_view name) {}
 
   // Typed getters: nullopt/empty when the key is absent; throw Error when present with
   // an incompatible type (any integer type converts to int64, any float or int to double).
@@ -130,6 +135,8 @@ class File final : public Source {
   const TensorInfo* find_tensor(std::string_view name) const override;
   // Files opened from a path only (their private mapping; see open).
   uint8_t* rewrite_tensor(std::string_view name, DType type) override;
+  // Mapped files only (not the huge-page copy, not buffers).
+  void evict_tensor(std::string_view name) override;
 
  private:
   File() = default;

@@ -1,4 +1,16 @@
 // DecoderModel: the forward pass described in decoder.h, over GGUF's standard tensor names.
+//
+// Tensor parallelism (ModelOptions::comm with T > 1 ranks, Megatron-style; see shard.h):
+// each rank holds n_head / T query heads, the KV heads they read (n_head_kv / T, or one
+// shared with other ranks when n_head_kv < T) and only their KV cache, and n_ff / T
+// feed-forward rows. Wq, Wk, Wv, Wgate, Wup are split by output rows, Wo and
+// Wdown by input columns; each rank's Wo and Wdown give a partial sum of the block output,
+// and one all-reduce after attention and one after the FFN make it whole on every rank.
+// With ModelOptions::tp_exact, Wo and Wdown are split by output rows instead: each rank
+// gathers the whole input (all heads, all FFN rows), computes its n_embd / T outputs with
+// the full dot products one process computes, and the outputs are gathered: no sum is
+// split, so the logits are one process's bit for bit. Everything else (embeddings, norms, the
+// output head) is replicated: each rank computes the same residual stream and the same logits.
 #include "models/decoder.h"
 
 #include <algorithm>
@@ -7,8 +19,10 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "dist/communicator.h"
 #include "loader/gguf.h"
 #include "loader/hf_source.h"
+#include "models/shard.h"
 #include "models/weight_quant.h"
 #include "models/weights.h"
 #include "quant/quant.h"
@@ -53,6 +67,17 @@ Tensor expert(const Tensor& t, int e) {
   return s;
 }
 
+// This rank's share of the attention heads and the FFN: the whole model without tensor
+// parallelism.
+struct LocalDims {
+  Span q_heads, kv_heads;  // of the model's n_head / n_head_kv
+  Span ff;                 // of the model's n_ff rows
+  Span embd;               // of Wo's and Wdown's n_embd output rows (tp_exact), else all
+  int n_head = 0, n_head_kv = 0, n_ff = 0;
+  int q_dim = 0;   // n_head * head_dim
+  int kv_dim = 0;  // n_head_kv * head_dim
+};
+
 class DecoderModel final : public Model {
  public:
   DecoderModel(std::unique_ptr<gguf::Source> file, const std::string& arch,
@@ -63,9 +88,18 @@ class DecoderModel final : public Model {
 
  private:
   // `repack`: whether a matrix may take the row-interleaved layout (false for one that is
-  // sliced at rows that are not a multiple of kRepackRows).
+  // sliced at rows that are not a multiple of kRepackRows). `plan`: how the matrix splits
+  // under tensor parallelism (null: replicated).
   Tensor tensor(const std::string& name, std::initializer_list<int64_t> shape, bool required,
-                bool repack = true);
+                bool repack = true, const ShardPlan* plan = nullptr);
+  void setup_tensor_parallel(const ModelOptions& opts);
+  // Elements [offset + s.begin, offset + s.begin + s.count) of the F32 vector b.
+  static Tensor f32_piece(const Tensor& b, int64_t offset, Span s);
+  // tmp[n, n_embd] = w · in for a row-parallel matrix (Wo, Wdown) whose input in[n, width]
+  // is this rank's slice (its heads, its FFN rows); see the top of the file.
+  void row_parallel(const Tensor& w, const float* in, int width, const Tensor* bias, int n);
+  // full[n, T * width] = every rank's local[n, width] side by side, in rank order.
+  void gather_columns(const float* local, int n, int width, float* full);
   const float* norm_weight(const std::string& name, int64_t n, bool required = true);
   void load_layer(int l);
   void attention_block(const DecoderLayer& L, const KVLayer& kv, const AttentionBatch& ab, int n);
@@ -76,6 +110,11 @@ class DecoderModel final : public Model {
   void release_buffers();
 
   DecoderFeatures f_;
+  dist::Communicator* comm_ = nullptr;  // tensor parallelism; null: one process
+  int tp_rank_ = 0, tp_size_ = 1;
+  bool tp_exact_ = false;
+  LocalDims local_;
+  std::vector<float> gather_scratch_;  // [T, n, width] of gather_columns
   Tensor tok_embd_, output_;
   const float* output_norm_ = nullptr;
   std::vector<DecoderLayer> layers_;
@@ -90,18 +129,32 @@ class DecoderModel final : public Model {
   float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr,
         *gate_ = nullptr, *up_ = nullptr, *tmp_ = nullptr, *xe_ = nullptr, *ye_ = nullptr,
         *router_ = nullptr, *route_w_ = nullptr;
+  // tp_exact: a gathered input [n, max(q_dim, n_ff)], this rank's outputs [n, n_embd / T].
+  float *whole_ = nullptr, *part_ = nullptr;
   // MoE routing, host side: experts [n, k], and the batch rows grouped by expert.
   std::vector<int32_t> route_ids_, expert_rows_;
   std::vector<float> expert_w_;
 };
 
 Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64_t> shape,
-                            bool required, bool repack) {
+                            bool required, bool repack, const ShardPlan* plan) {
   Tensor t = find_weight(*file_, name, shape, required);
   if (!t) return {};
   const gguf::TensorInfo* ti = file_->find_tensor(name);
+  // A tensor-parallel rank copies out its shard (before any conversion: a column split
+  // falls on the file's blocks) and lets the source drop the rest.
+  const size_t n_owned = owned_weights_.size();
+  const bool sharded = plan != nullptr && tp_size_ > 1;
+  if (sharded) {
+    t = shard_weight(t, name, *plan, tp_rank_, tp_size_, owned_weights_);
+    file_->evict_tensor(name);
+  }
   // Matrices (not norms or biases) may be converted at load time.
-  if (quant_ && shape.size() >= 2) t = convert_weight(t, *quant_, owned_weights_, n_threads_);
+  if (quant_ && shape.size() >= 2) {
+    const Tensor c = convert_weight(t, *quant_, owned_weights_, n_threads_);
+    if (sharded && c.data != t.data) owned_weights_.erase(owned_weights_.begin() + n_owned);
+    t = c;
+  }
   // A matrix the backend keeps in a layout of its own is rewritten in place: the converted
   // copy the model owns, or the source's own bytes when it lets them be rewritten (a GGUF
   // file's private mapping); the source then reports the new type.
@@ -155,6 +208,7 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
   quant_ = parse_weight_type(opts.quantization);
   n_threads_ = opts.n_threads;
   backend_ = make_backend(opts.backend, {.n_threads = opts.n_threads, .repack = opts.repack});
+  setup_tensor_parallel(opts);
 
   const ModelConfig& c = config_;
   if (f_.ffn == FfnKind::MOE && (f_.n_expert < 1 || f_.n_expert_used < 1 ||
@@ -164,8 +218,10 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
         "feed-forward length) is missing or inconsistent");
   if (!f_.swa_layers.empty() && static_cast<int>(f_.swa_layers.size()) != c.n_layer)
     throw Error("sliding-window pattern does not cover every layer");
-  n_ff_max_ = std::max({c.n_ff, f_.n_ff_exp, f_.n_ff_shexp});
+  n_ff_max_ = std::max({local_.n_ff, f_.n_ff_exp, f_.n_ff_shexp});
 
+  // Embeddings and the output head are replicated on every rank (the head could be split
+  // by vocabulary rows with a gather of the logits; not done yet).
   const int64_t E = c.n_embd, V = c.n_vocab;
   tok_embd_ = tensor("token_embd.weight", {E, V}, true);
   output_norm_ = norm_weight("output_norm.weight", E);
@@ -187,33 +243,53 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
 void DecoderModel::load_layer(int l) {
   const ModelConfig& c = config_;
   const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff, D = c.head_dim;
+  // This rank's rows of the column-parallel matrices (all of them in one process).
+  const int64_t Ql = local_.q_dim, KVl = local_.kv_dim, Fl = local_.n_ff;
+  const Span qs = {local_.q_heads.begin * D, Ql}, kvs = {local_.kv_heads.begin * D, KVl},
+             fs = local_.ff;
+  // Wo, Wdown: row-parallel, split by input columns, or with tp_exact by output rows.
+  const ShardPlan out_plan =
+      tp_exact_ ? ShardPlan{.rows = {local_.embd}} : ShardPlan{.split_cols = true};
+  const ShardPlan q_rows = {.rows = {qs}}, kv_rows = {.rows = {kvs}}, ff_rows = {.rows = {fs}},
+                  qkv_rows = {.rows = {qs, {Q + kvs.begin, KVl}, {Q + KV + kvs.begin, KVl}}},
+                  gate_up_rows = {.rows = {fs, {F + fs.begin, Fl}}};
   const std::string p = "blk." + std::to_string(l) + ".";
   DecoderLayer L;
   L.attn_norm = norm_weight(p + "attn_norm.weight", E);
-  const bool qkv_groups = Q % kRepackRows == 0 && KV % kRepackRows == 0;
-  if (Tensor wqkv = tensor(p + "attn_qkv.weight", {E, Q + 2 * KV}, false, qkv_groups)) {
-    L.wq = row_slice(wqkv, 0, Q);
-    L.wk = row_slice(wqkv, Q, KV);
-    L.wv = row_slice(wqkv, Q + KV, KV);
+  const bool qkv_groups = Ql % kRepackRows == 0 && KVl % kRepackRows == 0;
+  bool fused_bias = false;
+  if (Tensor wqkv = tensor(p + "attn_qkv.weight", {E, Q + 2 * KV}, false, qkv_groups, &qkv_rows)) {
+    L.wq = row_slice(wqkv, 0, Ql);  // [q_dim | kv_dim | kv_dim] of this rank's heads
+    L.wk = row_slice(wqkv, Ql, KVl);
+    L.wv = row_slice(wqkv, Ql + KVl, KVl);
     if (Tensor b = tensor(p + "attn_qkv.bias", {Q + 2 * KV}, false)) {
       if (b.type != DType::F32) throw Error("attention biases must be F32");
-      const float* bd = static_cast<const float*>(b.data);
-      L.bq = {DType::F32, {Q, 1, 1, 1}, bd};
-      L.bk = {DType::F32, {KV, 1, 1, 1}, bd + Q};
-      L.bv = {DType::F32, {KV, 1, 1, 1}, bd + Q + KV};
+      L.bq = f32_piece(b, 0, qs);
+      L.bk = f32_piece(b, Q, kvs);
+      L.bv = f32_piece(b, Q + KV, kvs);
+      fused_bias = true;
     }
   } else {
-    L.wq = tensor(p + "attn_q.weight", {E, Q}, true);
-    L.wk = tensor(p + "attn_k.weight", {E, KV}, true);
-    L.wv = tensor(p + "attn_v.weight", {E, KV}, true);
+    L.wq = tensor(p + "attn_q.weight", {E, Q}, true, true, &q_rows);
+    L.wk = tensor(p + "attn_k.weight", {E, KV}, true, true, &kv_rows);
+    L.wv = tensor(p + "attn_v.weight", {E, KV}, true, true, &kv_rows);
   }
-  L.wo = tensor(p + "attn_output.weight", {Q, E}, true);
+  L.wo = tensor(p + "attn_output.weight", {Q, E}, true, true, &out_plan);
   if (!L.bq) L.bq = tensor(p + "attn_q.bias", {Q}, false);
   if (!L.bk) L.bk = tensor(p + "attn_k.bias", {KV}, false);
   if (!L.bv) L.bv = tensor(p + "attn_v.bias", {KV}, false);
   L.bo = tensor(p + "attn_output.bias", {E}, false);
   for (const Tensor* b : {&L.bq, &L.bk, &L.bv, &L.bo})
     if (*b && b->type != DType::F32) throw Error("attention biases must be F32");
+  if (!fused_bias) {
+    if (L.bq) L.bq = f32_piece(L.bq, 0, qs);
+    if (L.bk) L.bk = f32_piece(L.bk, 0, kvs);
+    if (L.bv) L.bv = f32_piece(L.bv, 0, kvs);
+  }
+  // The output bias joins the partial sums once: on rank 0, before the all-reduce (with
+  // tp_exact each rank adds its rows' piece).
+  if (tp_exact_ && L.bo) L.bo = f32_piece(L.bo, 0, local_.embd);
+  if (!tp_exact_ && tp_rank_ != 0) L.bo = {};
   if (f_.qk_norm) {
     L.q_norm = norm_weight(p + "attn_q_norm.weight", D);
     L.k_norm = norm_weight(p + "attn_k_norm.weight", D);
@@ -226,15 +302,16 @@ void DecoderModel::load_layer(int l) {
   switch (f_.ffn) {
     case FfnKind::SWIGLU:
     case FfnKind::GEGLU:
-      L.w_gate = tensor(p + "ffn_gate.weight", {E, F}, true);
-      L.w_up = tensor(p + "ffn_up.weight", {E, F}, true);
-      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true);
+      L.w_gate = tensor(p + "ffn_gate.weight", {E, F}, true, true, &ff_rows);
+      L.w_up = tensor(p + "ffn_up.weight", {E, F}, true, true, &ff_rows);
+      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true, true, &out_plan);
       break;
     case FfnKind::SWIGLU_FUSED: {
-      Tensor gu = tensor(p + "ffn_up.weight", {E, 2 * F}, true, F % kRepackRows == 0);
-      L.w_gate = row_slice(gu, 0, F);
-      L.w_up = row_slice(gu, F, F);
-      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true);
+      Tensor gu =
+          tensor(p + "ffn_up.weight", {E, 2 * F}, true, Fl % kRepackRows == 0, &gate_up_rows);
+      L.w_gate = row_slice(gu, 0, Fl);  // [n_ff | n_ff] of this rank's rows
+      L.w_up = row_slice(gu, Fl, Fl);
+      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true, true, &out_plan);
       break;
     }
     case FfnKind::MOE: {
@@ -280,10 +357,68 @@ void DecoderModel::load_layer(int l) {
   layers_.push_back(L);
 }
 
+void DecoderModel::setup_tensor_parallel(const ModelOptions& opts) {
+  const ModelConfig& c = config_;
+  if (opts.comm != nullptr && opts.comm->size() > 1) {
+    comm_ = opts.comm;
+    tp_rank_ = comm_->rank();
+    tp_size_ = comm_->size();
+    tp_exact_ = opts.tp_exact;
+    const std::string why = "tensor parallelism does not support " + c.arch + " models";
+    if (f_.ffn == FfnKind::MOE) throw Error(why + " with experts yet");
+    // ALiBi slopes depend on the global head index (not passed to the backend yet).
+    if (f_.alibi_max_bias > 0.0f) throw Error(why + " with ALiBi yet");
+  }
+  local_.q_heads = shard_span(c.n_head, tp_rank_, tp_size_, "the number of attention heads");
+  local_.kv_heads = head_span(c.n_head_kv, tp_rank_, tp_size_, "the number of KV heads");
+  // MoE layers have no dense FFN to split (and are refused above under parallelism).
+  local_.ff = shard_span(c.n_ff, tp_rank_, tp_size_, "the feed-forward size");
+  local_.embd = tp_exact_ ? shard_span(c.n_embd, tp_rank_, tp_size_, "the embedding size")
+                          : Span{0, c.n_embd};
+  local_.n_head = static_cast<int>(local_.q_heads.count);
+  local_.n_head_kv = static_cast<int>(local_.kv_heads.count);
+  local_.n_ff = static_cast<int>(local_.ff.count);
+  local_.q_dim = local_.n_head * c.head_dim;
+  local_.kv_dim = local_.n_head_kv * c.head_dim;
+  kv_dim_local_ = local_.kv_dim;
+}
+
+Tensor DecoderModel::f32_piece(const Tensor& b, int64_t offset, Span s) {
+  return {DType::F32, {s.count, 1, 1, 1}, static_cast<const float*>(b.data) + offset + s.begin};
+}
+
+// Activations are host memory on the CPU backend; a device backend will need the
+// collectives as ops of its own.
+void DecoderModel::row_parallel(const Tensor& w, const float* in, int width, const Tensor* bias,
+                                int n) {
+  Backend& be = *backend_;
+  if (comm_ == nullptr) return be.matmul(w, in, tmp_, n, bias);  // [n, n_embd]
+  if (!tp_exact_) {
+    be.matmul(w, in, tmp_, n, bias);  // this rank's partial products [n, n_embd]
+    comm_->all_reduce_sum(tmp_, int64_t{n} * config_.n_embd);
+    return;
+  }
+  gather_columns(in, n, width, whole_);  // [n, width * T]: every head / FFN row
+  be.matmul(w, whole_, part_, n, bias);  // [n, n_embd / T]: this rank's outputs
+  gather_columns(part_, n, static_cast<int>(local_.embd.count), tmp_);
+}
+
+void DecoderModel::gather_columns(const float* local, int n, int width, float* full) {
+  const size_t w = static_cast<size_t>(width), T = static_cast<size_t>(tp_size_);
+  gather_scratch_.resize(T * n * w);
+  comm_->all_gather(local, int64_t{n} * width, gather_scratch_.data());  // [T, n, width]
+  for (size_t t = 0; t < static_cast<size_t>(n); ++t)
+    for (size_t r = 0; r < T; ++r)
+      std::memcpy(full + (t * T + r) * w, gather_scratch_.data() + (r * n + t) * w,
+                  sizeof(float) * w);
+}
+
 void DecoderModel::release_buffers() {
-  for (float* p : {x_, h_, q_, k_, v_, att_, gate_, up_, tmp_, xe_, ye_, router_, route_w_})
+  for (float* p :
+       {x_, h_, q_, k_, v_, att_, gate_, up_, tmp_, xe_, ye_, router_, route_w_, whole_, part_})
     if (p) backend_->free_buffer(p);
-  x_ = h_ = q_ = k_ = v_ = att_ = gate_ = up_ = tmp_ = xe_ = ye_ = router_ = route_w_ = nullptr;
+  x_ = h_ = q_ = k_ = v_ = att_ = gate_ = up_ = tmp_ = xe_ = ye_ = router_ = route_w_ = whole_ =
+      part_ = nullptr;
   capacity_ = 0;
 }
 
@@ -296,12 +431,16 @@ void DecoderModel::ensure_capacity(int n) {
   x_ = b.alloc(N * c.n_embd);
   h_ = b.alloc(N * c.n_embd);
   tmp_ = b.alloc(N * c.n_embd);
-  q_ = b.alloc(N * c.q_dim());
-  att_ = b.alloc(N * c.q_dim());
-  k_ = b.alloc(N * c.kv_dim());
-  v_ = b.alloc(N * c.kv_dim());
+  q_ = b.alloc(N * local_.q_dim);
+  att_ = b.alloc(N * local_.q_dim);
+  k_ = b.alloc(N * local_.kv_dim);
+  v_ = b.alloc(N * local_.kv_dim);
   gate_ = b.alloc(N * n_ff_max_);
   up_ = b.alloc(N * n_ff_max_);
+  if (tp_exact_) {
+    whole_ = b.alloc(N * std::max(c.q_dim(), c.n_ff));
+    part_ = b.alloc(N * local_.embd.count);
+  }
   if (f_.ffn == FfnKind::MOE) {
     xe_ = b.alloc(N * c.n_embd);
     ye_ = b.alloc(N * c.n_embd);
@@ -312,36 +451,40 @@ void DecoderModel::ensure_capacity(int n) {
   capacity_ = n;
 }
 
-// tmp[n, n_embd] = Wo · attn(q, k, v) for the normalized input h.
+// tmp[n, n_embd] = Wo · attn(q, k, v) for the normalized input h. Head counts are this
+// rank's (LocalDims); row_parallel makes Wo's product whole on every rank.
 void DecoderModel::attention_block(const DecoderLayer& L, const KVLayer& kv,
                                    const AttentionBatch& ab, int n) {
   const ModelConfig& c = config_;
   Backend& be = *backend_;
+  const int H = local_.n_head, HKV = local_.n_head_kv;
   be.matmul(L.wq, h_, q_, n, L.bq ? &L.bq : nullptr);  // q: [n, n_head * head_dim]
   be.matmul(L.wk, h_, k_, n, L.bk ? &L.bk : nullptr);  // k: [n, n_head_kv * head_dim]
   be.matmul(L.wv, h_, v_, n, L.bv ? &L.bv : nullptr);  // v: [n, n_head_kv * head_dim]
   if (L.q_norm) {
     // QK-norm: one RMSNorm per head, i.e. over rows of head_dim.
-    be.rms_norm(q_, L.q_norm, q_, n * c.n_head, c.head_dim, c.rms_eps);
-    be.rms_norm(k_, L.k_norm, k_, n * c.n_head_kv, c.head_dim, c.rms_eps);
+    be.rms_norm(q_, L.q_norm, q_, n * H, c.head_dim, c.rms_eps);
+    be.rms_norm(k_, L.k_norm, k_, n * HKV, c.head_dim, c.rms_eps);
   }
   if (f_.alibi_max_bias == 0.0f) {
-    be.rope(q_, n, c.n_head, c.head_dim, ab.pos, L.rope);
-    be.rope(k_, n, c.n_head_kv, c.head_dim, ab.pos, L.rope);
+    be.rope(q_, n, H, c.head_dim, ab.pos, L.rope);
+    be.rope(k_, n, HKV, c.head_dim, ab.pos, L.rope);
   }
-  be.store_kv(kv, k_, v_, c.kv_dim(), ab);
+  be.store_kv(kv, k_, v_, local_.kv_dim, ab);
   AttentionOptions o;
   o.scale = f_.attn_scale > 0.0f ? f_.attn_scale : 1.0f / std::sqrt(float(c.head_dim));
   o.n_window = L.swa ? f_.n_swa : 0;
   o.alibi_max_bias = f_.alibi_max_bias;
-  if (o.n_window == 0 && o.alibi_max_bias == 0.0f)  // plain causal attention
-    be.attention(q_, kv, att_, c.n_head, c.n_head_kv, c.head_dim, o.scale, ab);  // [n, q_dim]
+  // A rank's query heads read only its own KV heads: local head h reads local KV head
+  // h / (n_head / n_head_kv) as globally (head_span keeps whole GQA groups together).
+  if (o.n_window == 0 && o.alibi_max_bias == 0.0f)                // plain causal attention
+    be.attention(q_, kv, att_, H, HKV, c.head_dim, o.scale, ab);  // [n, q_dim]
   else
-    be.attention_ext(q_, kv, att_, c.n_head, c.n_head_kv, c.head_dim, o, ab);
-  be.matmul(L.wo, att_, tmp_, n, L.bo ? &L.bo : nullptr);  // [n, n_embd]
+    be.attention_ext(q_, kv, att_, H, HKV, c.head_dim, o, ab);
+  row_parallel(L.wo, att_, local_.q_dim, L.bo ? &L.bo : nullptr, n);  // tmp: [n, n_embd]
 }
 
-// tmp[n, n_embd] = Wdown · act(Wgate·h, Wup·h)
+// tmp[n, n_embd] = Wdown · act(Wgate·h, Wup·h), this rank computing its n_ff rows of act.
 void DecoderModel::dense_ffn(const DecoderLayer& L, int n) {
   const int F = static_cast<int>(L.w_gate.rows());
   Backend& be = *backend_;
@@ -351,7 +494,7 @@ void DecoderModel::dense_ffn(const DecoderLayer& L, int n) {
     be.gelu_mul(gate_, up_, n, F);
   else
     be.silu_mul(gate_, up_, n, F);
-  be.matmul(L.w_down, gate_, tmp_, n, nullptr);  // [n, n_embd]
+  row_parallel(L.w_down, gate_, F, nullptr, n);  // tmp: [n, n_embd]
 }
 
 // tmp[n, n_embd] = sum over the k experts e chosen for each token of w_e · expert_e(h),

@@ -16,6 +16,9 @@ namespace gguf {
 class File;
 class Source;
 }  // namespace gguf
+namespace dist {
+class Communicator;
+}  // namespace dist
 
 // One forward step. Token i of the batch is tokens[i] at position pos[i] of sequence
 // seq_of[i]; its K/V are written to slots[i] and it attends through block_tables.
@@ -52,6 +55,17 @@ struct ModelOptions {
   bool repack = true;
   // The backend that runs the model (make_backend): "cpu" or "ref" (--backend).
   std::string backend = "cpu";
+  // Tensor parallelism (--tensor-parallel-size): with comm->size() > 1 this process holds
+  // and runs shard comm->rank() of the model's attention heads and feed-forward rows, and
+  // every rank of comm runs the same forward passes in step. Null: the whole model. Not
+  // owned; outlives the model.
+  dist::Communicator* comm = nullptr;
+  // How the ranks split Wo and Wdown. false (Megatron): by input columns, each rank's
+  // partial products summed by an all-reduce (2 collectives per layer; the split sums move
+  // the logits by rounding). true: by output rows, their inputs gathered whole before and
+  // their outputs after (4 all-gathers per layer): every number is computed as one process
+  // computes it, so the logits are one process's bit for bit.
+  bool tp_exact = false;
 };
 
 // Sizes of the weights as the model holds them (after any load-time conversion).
@@ -83,6 +97,9 @@ class Model {
   std::unique_ptr<KVCache> make_kv_cache(int n_blocks, int block_size);
   DType kv_cache_type() const { return kv_type_; }
   void set_kv_cache_type(DType t) { kv_type_ = t; }
+  // K/V values per token and layer that this process stores: config().kv_dim(), or its
+  // share of the KV heads under tensor parallelism.
+  int kv_dim_local() const { return kv_dim_local_ > 0 ? kv_dim_local_ : config_.kv_dim(); }
 
  protected:
   ModelConfig config_;
@@ -91,6 +108,7 @@ class Model {
   std::unique_ptr<Backend> backend_;
   DType kv_type_ = DType::F16;
   WeightStats weight_stats_;
+  int kv_dim_local_ = 0;  // 0: config_.kv_dim()
 };
 
 // Opens a GGUF file or a Hugging Face model directory (see ModelOptions::load_format) and

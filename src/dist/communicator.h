@@ -1,0 +1,48 @@
+// The collectives that tensor parallelism needs, behind one interface: a group of `size()`
+// processes (ranks 0..size-1) that all call the same collective in the same order.
+//
+// Implementations: LocalCommunicator (one process, every call trivial; what a run without
+// MPI uses) and the MPI one (runtime_mpi.cpp). Buffers are host memory.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace tessera::dist {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+
+  // x[n] = the sum over ranks of every rank's x[n], in place. Every rank receives the same
+  // bits: each element is summed in rank order, ((x_0 + x_1) + x_2) + ..., whatever the
+  // transport does, so replicated computations downstream never drift apart between ranks.
+  virtual void all_reduce_sum(float* x, int64_t n) = 0;
+  // out[size() * n] = every rank's in[n], in rank order (the same on every rank).
+  virtual void all_gather(const float* in, int64_t n, float* out) = 0;
+  // root's n_bytes at data are copied into data on every other rank (n_bytes equal on all).
+  virtual void broadcast(void* data, int64_t n_bytes, int root) = 0;
+  // On root, out[size() * n_bytes] receives rank r's n_bytes of `in` at out + r * n_bytes;
+  // out is not touched (and may be null) on the other ranks.
+  virtual void gather(const void* in, int64_t n_bytes, void* out, int root) = 0;
+  // Returns once every rank has called it.
+  virtual void barrier() = 0;
+};
+
+// One process: rank 0 of 1.
+class LocalCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void all_reduce_sum(float*, int64_t) override {}
+  void all_gather(const float* in, int64_t n, float* out) override;
+  void broadcast(void*, int64_t, int) override {}
+  void gather(const void* in, int64_t n_bytes, void* out, int root) override;
+  void barrier() override {}
+};
+
+// root's string on every rank (its length first, then its bytes).
+std::string broadcast_string(Communicator& comm, const std::string& s, int root);
+
+}  // namespace tessera::dist
