@@ -35,7 +35,22 @@ const char* finish_reason_text(RequestStatus s) {
 // ---------------------------------------------------------------------------------------
 // RequestStream
 
+std::shared_ptr<RequestStream> RequestStream::consumer_handle(std::shared_ptr<RequestStream> s) {
+  // Built in place and never copied: each Hold drops the hold once, when it is destroyed.
+  struct Hold {
+    explicit Hold(std::shared_ptr<RequestStream> p) : s(std::move(p)) {}
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+    ~Hold() { s->drop_hold(); }
+    std::shared_ptr<RequestStream> s;
+  };
+  RequestStream* p = s.get();
+  return std::shared_ptr<RequestStream>(std::make_shared<Hold>(std::move(s)), p);
+}
+
 void RequestStream::push(RequestUpdate u) {
+  // The engine's hold goes before the consumer can see the end.
+  if (is_finished(u.finish) && !ended_.exchange(true)) drop_hold();
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back(std::move(u));
@@ -231,8 +246,8 @@ std::vector<std::shared_ptr<RequestStream>> Engine::submit_all(
     r.params = params[i];
     r.sampler = std::make_unique<Sampler>(params[i].sampling, n_vocab);
     auto stream = std::make_shared<RequestStream>(r.id, n_inflight_);
-    impl_->incoming.push_back(std::make_unique<Live>(Live{std::move(r), stream}));
-    streams.push_back(std::move(stream));
+    streams.push_back(RequestStream::consumer_handle(stream));
+    impl_->incoming.push_back(std::make_unique<Live>(Live{std::move(r), std::move(stream)}));
   }
   impl_->n_queued += n_new;
   impl_->cv.notify_all();

@@ -58,13 +58,21 @@ struct RequestUpdate {
 // Consumer end of one request. Thread safe. The request counts as in flight
 // (Engine::n_inflight) from submit() until its last update is pushed and the consumer has
 // released the stream: a server drains when nothing is left to generate or to write.
+// Two holds keep it counted, the engine's (dropped as the last update is pushed, before
+// the consumer can see it) and the consumer's (dropped when the last copy of the pointer
+// submit() returned is released), so a client that has read the end and let the stream go
+// finds the request no longer counted, whenever the engine thread lets go of its copy.
 class RequestStream {
  public:
   RequestStream(uint64_t id, std::shared_ptr<std::atomic<int>> inflight)
       : id_(id), inflight_(std::move(inflight)) {
     ++*inflight_;
   }
-  ~RequestStream() { --*inflight_; }
+  ~RequestStream() {
+    while (holds_.load() > 0) drop_hold();  // a stream never finished (engine shut down)
+  }
+  // The consumer's pointer to `s`: releasing its last copy drops the consumer's hold.
+  static std::shared_ptr<RequestStream> consumer_handle(std::shared_ptr<RequestStream> s);
   RequestStream(const RequestStream&) = delete;
   RequestStream& operator=(const RequestStream&) = delete;
   uint64_t id() const { return id_; }
@@ -74,8 +82,14 @@ class RequestStream {
   void push(RequestUpdate u);  // engine side
 
  private:
+  void drop_hold() {
+    if (holds_.fetch_sub(1) == 1) --*inflight_;
+  }
+
   uint64_t id_;
   std::shared_ptr<std::atomic<int>> inflight_;
+  std::atomic<int> holds_{2};       // the engine's and the consumer's
+  std::atomic<bool> ended_{false};  // the last update was pushed
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<RequestUpdate> queue_;
