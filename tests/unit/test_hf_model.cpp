@@ -17,6 +17,7 @@
 #include "backend/cpu/quants.h"
 #include "core/error.h"
 #include "engine/sequence_runner.h"
+#include "error_testing.h"
 #include "loader/convert.h"
 #include "loader/gguf.h"
 #include "loader/hf_source.h"
@@ -238,14 +239,7 @@ float max_abs(const std::vector<float>& a) {
   return m;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing_util::error_of;
 
 TEST(HfModel, LlamaMatchesConvertedGguf) {
   TempDir d;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "error_testing.h"
 #include "models/shard.h"
 #include "quant/quant.h"
 #include "random_data.h"
@@ -20,14 +21,7 @@ void expect_span(Span s, int64_t begin, int64_t count) {
   EXPECT_EQ(s.count, count);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing_util::error_of;
 
 TEST(ShardSpan, EqualPartsOrAClearError) {
   expect_span(shard_span(12, 0, 3, "n"), 0, 4);
