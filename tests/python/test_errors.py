@@ -112,7 +112,10 @@ def test_other_option_values_load(smollm2_path):
 
 
 CTRL_C_SCRIPT = r"""
-import sys, time
+import signal, sys, time
+# Ctrl-C as in a terminal: a job started in the background of a non-interactive shell
+# (a CI runner's) inherits SIGINT ignored, and Python then installs no handler for it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from tessera import LLM, SamplingParams
 llm = LLM(sys.argv[1], kv_cache_memory="256MiB", threads=2)
 print("ready", flush=True)
