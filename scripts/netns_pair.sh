@@ -5,7 +5,8 @@
 #
 #   netns_pair.sh up NAME SUBNET [DELAY_MS]  create them; with DELAY_MS, a tc netem delay
 #                                            on each end (each direction), when the kernel
-#                                            has netem (exit 3 and say so when it has not)
+#                                            has netem (exit 3 and say so when it has not;
+#                                            what was made stays: call down)
 #   netns_pair.sh down NAME                  remove them (whatever part exists)
 #   netns_pair.sh agent [opts] HOST CMD...   mpirun's rsh agent (--mca plm_rsh_agent): runs
 #                                            CMD in the namespace that has address HOST,
