@@ -47,7 +47,7 @@ double median(std::vector<double> v) {
 double bus_bytes(const std::string& op, double bytes, int t) {
   if (op == "all_reduce_sum") return 2.0 * (t - 1) / t * bytes;
   if (op == "all_gather") return (t - 1) * bytes;
-  return bytes;  // broadcast
+  return t > 1 ? bytes : 0.0;  // broadcast: nothing moves in a world of one
 }
 
 int run(const BenchCommOptions& o) {
