@@ -8,7 +8,10 @@
 #   bench/serve_tp_ab.sh BINARY MODEL.gguf
 #
 # Env: CONCURRENCY="8"  TP=2  THREADS=2  INPUT_LEN=64  OUTPUT_LEN=64  NUM_PROMPTS=(4 x c)
-#      ROUNDS=2  PORT=22500  TP_FLAGS="" (e.g. --tp-exact)
+#      ROUNDS=2  PORT=22500  TP_FLAGS="" (e.g. --tp-exact)  EXTRA_BODY="" (bench serve's
+#      --extra-body). A synthetic model (make bench-models) has text only for its byte
+#      tokens: EXTRA_BODY='{"logit_bias": {"65": 100, ..., "90": 100}}' keeps its output to
+#      the letters A-Z, so every token streams text (the work per token is the same).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:?usage: bench/serve_tp_ab.sh BINARY MODEL.gguf}
@@ -44,7 +47,7 @@ run_one() {  # label concurrency
   local n=${NUM_PROMPTS:-$((4 * $2))}
   "$BIN" bench serve --port "$port" --num-prompts "$n" --max-concurrency "$2" --seed "$2" \
     --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --token-id-max 500 -q \
-    --json "$OUT/r.json" >"$OUT/bench.txt" 2>&1 || { tail -n 5 "$OUT/bench.txt" "$OUT/server.log" >&2; }
+    ${EXTRA_BODY:+--extra-body "$EXTRA_BODY"} --json "$OUT/r.json" >"$OUT/bench.txt" 2>&1 || { tail -n 5 "$OUT/bench.txt" "$OUT/server.log" >&2; }
   # Rank 0 drains and stops the other ranks; mpirun then exits 0.
   if [ "$1" = A ]; then kill -TERM "$pid"; else pkill -TERM -P "$pid" -f "serve -m" || true; fi
   wait "$pid" || true
