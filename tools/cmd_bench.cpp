@@ -1,6 +1,8 @@
 // tessera bench: benchmarks.
 //   bench -m MODEL     prompt-processing / generation speed in this process (llama-bench
-//                      style), with the memory bandwidth and the decode roofline
+//                      style), with the memory bandwidth and the decode roofline; under
+//                      mpirun with --tensor-parallel-size N every rank runs the same tests
+//                      on its shard and rank 0 alone prints its own timings
 //   bench bandwidth    the memory-bandwidth probe alone
 //   bench serve        loads an OpenAI-compatible server over HTTP and reports throughput
 //                      and TTFT / TPOT / ITL / end-to-end latency
@@ -20,6 +22,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
+#include "dist/runtime.h"
 #include "loader/gguf.h"
 #include "models/model.h"
 #include "models/weight_quant.h"
@@ -180,6 +183,7 @@ Runner add_bench_latency(CLI::App& app) {
   struct Opts {
     std::string model;
     ModelOptions mo;
+    ParallelOptions parallel;
     bench::LatencyConfig cfg;
     int n_threads = ThreadPool::default_threads();
     bool json = false, quiet = false, no_bandwidth = false;
@@ -209,20 +213,26 @@ Runner add_bench_latency(CLI::App& app) {
   app.add_option("--seed", o->cfg.seed, "seed of the random prompt tokens")->capture_default_str();
   app.add_flag("-q,--quiet", o->quiet, "no progress on stderr");
   add_model_load_options(app, o->mo);
+  add_parallel_options(app, o->parallel);
   return [o] {
     if (o->model.empty())
       throw Error("bench: -m MODEL is required (or a subcommand: serve, bandwidth)");
-    if (o->quiet) set_progress_enabled(false);
     for (int v : o->cfg.n_prompt)
       if (v < 0) throw Error("-p must not be negative");
     for (int v : o->cfg.n_gen)
       if (v < 0) throw Error("-n must not be negative");
+    const ParallelRun par = start_parallel(o->parallel, o->model);
+    if (!par.is_root()) o->quiet = true;  // the ranks run alike; rank 0 reports
+    if (o->quiet) set_progress_enabled(false);
     bench::LatencyReport r;
     r.model_path = o->model;
     r.n_threads = o->n_threads;
     o->mo.n_threads = o->n_threads;
+    o->mo.comm = par.comm;
+    o->mo.tp_exact = o->parallel.exact;
     const auto t0 = std::chrono::steady_clock::now();
-    std::unique_ptr<Model> model = load_model(o->model, o->mo);
+    std::unique_ptr<Model> model;
+    load_on_all_ranks(par, [&] { model = load_model(o->model, o->mo); });
     r.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const ModelConfig& c = model->config();
     r.arch = c.arch;

@@ -1,4 +1,6 @@
-// tessera perplexity: llama.cpp-compatible perplexity of a text file.
+// tessera perplexity: llama.cpp-compatible perplexity of a text file. Under mpirun with
+// --tensor-parallel-size N every rank scores the same chunks (the logits are the same on
+// every rank) and only rank 0 prints, what one process prints.
 #include <unistd.h>
 
 #include <chrono>
@@ -6,6 +8,7 @@
 
 #include "cli_common.h"
 #include "core/progress.h"
+#include "dist/runtime.h"
 #include "engine/perplexity.h"
 #include "models/model.h"
 
@@ -16,6 +19,7 @@ Runner add_perplexity(CLI::App& app) {
     std::string model, file;
     int n_ctx = 512, n_batch = 0, n_threads = 0;
     ModelOptions load;
+    ParallelOptions parallel;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model, "GGUF model file or Hugging Face model directory")
@@ -27,16 +31,30 @@ Runner add_perplexity(CLI::App& app) {
       ->check(CLI::Range(0, 1 << 20));
   app.add_option("-t,--threads", o->n_threads, "threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
+  add_parallel_options(app, o->parallel);
   return [o] {
+    const ParallelRun par = start_parallel(o->parallel, o->model);
+    if (!par.is_root()) set_progress_enabled(false);
     ModelOptions mo = o->load;
     mo.n_threads = o->n_threads;
-    auto model = load_model(o->model, mo);
-    const std::string text = read_file(o->file);
+    mo.comm = par.comm;
+    mo.tp_exact = o->parallel.exact;
+    std::unique_ptr<Model> model;
+    std::string text;
+    load_on_all_ranks(par, [&] {
+      model = load_model(o->model, mo);
+      text = read_file(o->file);
+    });
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<int32_t> tokens = model->tokenizer().encode(text, true, false);
     const int n_chunks = static_cast<int>(tokens.size() / o->n_ctx);
-    std::fprintf(stderr, "tokenized %zu tokens; %d chunks of %d\n", tokens.size(), n_chunks,
-                 o->n_ctx);
+    // The same on every rank (the same text and tokenizer), so all fail here or none.
+    if (n_chunks < 1 && par.comm != nullptr)
+      throw dist::CollectiveError("the text has " + std::to_string(tokens.size()) +
+                                  " tokens, fewer than one chunk of " + std::to_string(o->n_ctx));
+    if (par.is_root())
+      std::fprintf(stderr, "tokenized %zu tokens; %d chunks of %d\n", tokens.size(), n_chunks,
+                   o->n_ctx);
     Progress progress("perplexity", uint64_t(n_chunks) * o->n_ctx, "tok");
     // The running estimates go to stdout as llama.cpp prints them; when stdout is the
     // terminal the progress line is drawn on, they wait for the end instead.
@@ -60,8 +78,9 @@ Runner add_perplexity(CLI::App& app) {
     std::fputs(deferred.c_str(), stdout);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(stderr, "%d chunks, %lld tokens scored, %.2f s; estimate %.4f +/- %.5f\n",
-                 r.n_chunks, static_cast<long long>(r.n_scored), secs, r.ppl, r.ppl_stderr);
+    if (par.is_root())
+      std::fprintf(stderr, "%d chunks, %lld tokens scored, %.2f s; estimate %.4f +/- %.5f\n",
+                   r.n_chunks, static_cast<long long>(r.n_scored), secs, r.ppl, r.ppl_stderr);
     std::printf("\nPPL = %.4f\n", r.ppl);
     return 0;
   };

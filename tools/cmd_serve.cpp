@@ -1,11 +1,24 @@
 // tessera serve: the OpenAI-compatible HTTP server over the continuous-batching engine.
+//
+// Under mpirun with --tensor-parallel-size N, rank 0 is the server (HTTP, tokenization,
+// the engine's scheduler and sampling) and ranks 1..N-1 run each step's forward pass with
+// it (engine/distributed_step.h); they print nothing, and shutdown signals do not end them:
+// rank 0 drains its requests and then tells them to stop.
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 #include "cli_common.h"
 #include "core/byte_size.h"
 #include "core/error.h"
+#include "dist/communicator.h"
+#include "dist/runtime.h"
+#include "dist/step_channel.h"
 #include "embed/batcher.h"
+#include "engine/distributed_step.h"
 #include "engine/engine.h"
 #include "kv/kv_cache.h"
 #include "models/model.h"
@@ -27,6 +40,8 @@ struct ServeOptions {
   int max_waiting_inputs = 2048;
   bool batched_tokens_given = false;
   CLI::Option* spec_k = nullptr;
+  ParallelOptions parallel;
+  double dist_timeout_s = 60.0;
 };
 
 // The name /v1/models lists: the file name without ".gguf", or the directory's name for
@@ -67,8 +82,97 @@ int serve_embeddings(ServeOptions& o, Model& model, EmbedTask task) {
   return server.run();
 }
 
+// The KV pool line of the start-up log. n_ranks > 1: each rank holds its share of every
+// block, `bytes_per_token` of the largest share.
+void print_kv_cache(const Engine& engine, const ServeOptions& o, size_t bytes_per_token,
+                    int n_ranks) {
+  const EngineMetrics m = engine.metrics();
+  const double kv_mib =
+      static_cast<double>(m.kv_blocks_total) * m.block_size * bytes_per_token / (1 << 20);
+  std::string where;
+  if (n_ranks > 1) where = " per rank, " + std::to_string(n_ranks) + " ranks";
+  std::fprintf(stderr,
+               "KV cache: %d blocks of %d tokens (%lld tokens, %.1f MiB%s); max model len %d; "
+               "max %d sequences, %d batched tokens; prefix caching %s\n",
+               m.kv_blocks_total, m.block_size,
+               static_cast<long long>(m.kv_blocks_total) * m.block_size, kv_mib, where.c_str(),
+               engine.max_model_len(), o.engine.max_num_seqs, o.engine.max_num_batched_tokens,
+               o.engine.enable_prefix_caching ? "on" : "off");
+}
+
+// What a shutdown signal means on rank 0 of a distributed server. mpirun (or its daemon on
+// another host: this process's parent) sends SIGTERM to every rank when it ends the job,
+// because one rank died or because it was signalled itself, and kills the ranks
+// odls_base_sigkill_timeout seconds later (1 by default): too soon to drain a busy server.
+// A step that has waited far longer than any step before it points at a rank that died.
+void explain_shutdown_signal(const StepPublisher& publisher, int sig, int sender) {
+  const char* name = sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM";
+  if (sender != 0 && sender == static_cast<int>(getppid()))
+    std::fprintf(stderr,
+                 "rank 0: %s came from mpirun, which ends every rank when one has died (its "
+                 "message names the rank) or when it was signalled itself, and kills them "
+                 "after --mca odls_base_sigkill_timeout seconds (1 by default)\n",
+                 name);
+  const double waited = publisher.in_flight_s(), longest = publisher.longest_step_s();
+  if (waited > 2 * longest + 0.05)
+    std::fprintf(stderr,
+                 "rank 0: a forward step has waited %.2f s for the other ranks, longer than "
+                 "any step before it (%.3f s): another rank has most likely died or hangs\n",
+                 waited, longest);
+}
+
+// A generation server across the ranks of `par`. Every rank's KV pool has the number of
+// blocks rank 0 decides: --kv-cache-memory (per rank) divided by the bytes a block takes on
+// the rank with the largest share of the KV heads, so no rank exceeds it; by default a
+// quarter of the available memory shared by the ranks (they may share a host), which is
+// as many blocks as one process holds.
+int serve_distributed(ServeOptions& o, Model& model, const ParallelRun& par) {
+  dist::Communicator& comm = *par.comm;
+  std::unique_ptr<dist::StepChannel> channel = dist::open_step_channel(comm);
+  const ModelConfig& mc = model.config();
+  int64_t mine = static_cast<int64_t>(
+      KVCache::bytes_per_token(mc.n_layer, model.kv_dim_local(), model.kv_cache_type()));
+  std::vector<int64_t> shares(static_cast<size_t>(comm.size()));
+  comm.gather(&mine, sizeof mine, shares.data(), 0);
+
+  EngineConfig ec = o.engine;
+  StepPublisher publisher(*channel, ec.block_size, o.dist_timeout_s);
+  std::unique_ptr<Engine> engine;
+  load_on_all_ranks(par, [&] {
+    if (!par.is_root()) return;
+    ec.kv_bytes_per_token = static_cast<size_t>(*std::max_element(shares.begin(), shares.end()));
+    if (ec.kv_cache_bytes == 0) ec.kv_cache_fraction /= comm.size();
+    ec.step_publisher = &publisher;
+    engine = std::make_unique<Engine>(model, ec);
+  });
+  // The engine thread runs no step before a request arrives, and none can before the
+  // server binds: this broadcast is the only collective in flight.
+  int32_t n_blocks = par.is_root() ? engine->metrics().kv_blocks_total : 0;
+  comm.broadcast(&n_blocks, sizeof n_blocks, 0);
+  if (!par.is_root()) {
+    std::unique_ptr<KVCache> kv = model.make_kv_cache(n_blocks, ec.block_size);
+    run_step_worker(model, *kv, n_blocks, ec.block_size, *channel, o.dist_timeout_s);
+    return 0;
+  }
+  print_kv_cache(*engine, o, ec.kv_bytes_per_token, comm.size());
+  ServerOptions so = o.server;
+  so.on_shutdown_signal = [&publisher](int sig, int sender) {
+    explain_shutdown_signal(publisher, sig, sender);
+  };
+  int rc = 0;
+  {
+    HttpServer server(*engine, model, so);
+    server.bind();
+    rc = server.run();
+  }
+  engine.reset();  // joins the engine thread: its last step has run on every rank
+  publisher.stop();
+  return rc;
+}
+
 int serve(ServeOptions& o) {
-  // Before any thread exists (the engine starts one): shutdown signals go to run() only.
+  // Before any thread exists (the engine and MPI start some): shutdown signals go to
+  // run() only.
   block_shutdown_signals();
   finish_speculative_options(o.engine.speculative, o.spec_k->count() > 0);
   if (!o.kv_cache_memory.empty())
@@ -76,30 +180,34 @@ int serve(ServeOptions& o) {
   if (o.server.served_model_name.empty()) o.server.served_model_name = model_stem(o.model);
   if (!o.chat_template_file.empty()) o.server.chat_template = read_file(o.chat_template_file);
 
+  const ParallelRun par = start_parallel(o.parallel, o.model);
+  if (par.comm != nullptr && o.engine.speculative.enabled())
+    throw dist::CollectiveError("speculative decoding does not run with tensor parallelism yet");
+  if (!par.is_root()) {
+    // mpirun passes SIGTERM / SIGINT to every rank: a worker waits for rank 0's STOP.
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_IGN);
+  }
   ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
-  auto model = load_model(o.model, mo);
+  mo.comm = par.comm;
+  mo.tp_exact = o.parallel.exact;
+  std::unique_ptr<Model> model;
+  load_on_all_ranks(par, [&] { model = load_model(o.model, mo); });
   if (const std::optional<EmbedTask> task = embedding_task(*model, o.embed.task)) {
+    if (par.comm != nullptr)
+      throw dist::CollectiveError(
+          "embedding and scoring servers do not run with tensor parallelism");
     if (o.engine.speculative.enabled())
       throw Error("speculative decoding is for text generation, not embedding servers");
     return serve_embeddings(o, *model, *task);
   }
+  if (par.comm != nullptr) return serve_distributed(o, *model, par);
   o.engine.speculative.draft_load.n_threads = o.n_threads;
   o.engine.speculative.draft_load.kv_cache_type = mo.kv_cache_type;
   Engine engine(*model, o.engine);
-
-  const EngineMetrics m = engine.metrics();
   const ModelConfig& mc = model->config();
-  const double kv_mib = static_cast<double>(m.kv_blocks_total) * m.block_size *
-                        KVCache::bytes_per_token(mc.n_layer, mc.kv_dim(), model->kv_cache_type()) /
-                        (1 << 20);
-  std::fprintf(stderr,
-               "KV cache: %d blocks of %d tokens (%lld tokens, %.1f MiB); max model len %d; "
-               "max %d sequences, %d batched tokens; prefix caching %s\n",
-               m.kv_blocks_total, m.block_size,
-               static_cast<long long>(m.kv_blocks_total) * m.block_size, kv_mib,
-               engine.max_model_len(), o.engine.max_num_seqs, o.engine.max_num_batched_tokens,
-               o.engine.enable_prefix_caching ? "on" : "off");
+  print_kv_cache(engine, o,
+                 KVCache::bytes_per_token(mc.n_layer, mc.kv_dim(), model->kv_cache_type()), 1);
 
   HttpServer server(engine, *model, o.server);
   server.bind();
@@ -140,7 +248,8 @@ Runner add_serve(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 20))
       ->each([o](const std::string&) { o->batched_tokens_given = true; });
   app.add_option("--kv-cache-memory", o->kv_cache_memory,
-                 "KV cache size, e.g. 2GiB (default: a quarter of the available memory)");
+                 "KV cache size per process, e.g. 2GiB (default: a quarter of the available "
+                 "memory, shared by the ranks of a tensor-parallel server)");
   app.add_option("--max-model-len", o->engine.max_model_len,
                  "prompt + completion limit (default: the model's context, at most 8192)")
       ->check(CLI::Range(0, 1 << 24));
@@ -189,6 +298,12 @@ Runner add_serve(CLI::App& app) {
   app.add_option("--shutdown-timeout", o->server.shutdown_timeout_s,
                  "seconds running requests get to finish after SIGTERM/SIGINT/SIGHUP")
       ->check(CLI::Range(0.0, 86400.0));
+  add_parallel_options(app, o->parallel);
+  app.add_option("--dist-timeout", o->dist_timeout_s,
+                 "tensor parallelism: seconds a step may take across the ranks before the job "
+                 "ends with an error (a rank died or hangs)")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
   return [o] { return serve(*o); };
 }
 

@@ -148,8 +148,13 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
                 "' is an encoder: it computes embeddings and scores, it does not generate text");
   max_model_len_ = cfg_.max_model_len > 0 ? cfg_.max_model_len : std::min(mc.n_ctx_train, 8192);
 
-  const size_t per_block =
-      KVCache::bytes_per_token(mc.n_layer, mc.kv_dim(), model.kv_cache_type()) * cfg_.block_size;
+  if (cfg_.step_publisher != nullptr && cfg_.speculative.enabled())
+    throw Error("speculative decoding does not run with tensor parallelism yet");
+  const size_t per_token =
+      cfg_.kv_bytes_per_token > 0
+          ? cfg_.kv_bytes_per_token
+          : KVCache::bytes_per_token(mc.n_layer, mc.kv_dim(), model.kv_cache_type());
+  const size_t per_block = per_token * cfg_.block_size;
   const int64_t budget =
       cfg_.kv_cache_bytes > 0
           ? cfg_.kv_cache_bytes
@@ -172,6 +177,7 @@ Engine::Engine(Model& model, const EngineConfig& cfg) : model_(model), cfg_(cfg)
   sc.max_num_batched_tokens = cfg_.max_num_batched_tokens;
   impl_->sched = std::make_unique<Scheduler>(sc, *impl_->kvm);
   impl_->runner = std::make_unique<ModelRunner>(model, *impl_->kv, cfg_.block_size);
+  impl_->runner->set_publisher(cfg_.step_publisher);
   if (cfg_.speculative.enabled()) {
     impl_->spec = std::make_unique<Speculator>(cfg_.speculative, model,
                                                static_cast<int>(n_blocks) * cfg_.block_size,

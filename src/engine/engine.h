@@ -27,6 +27,8 @@
 
 namespace tessera {
 
+class StepPublisher;
+
 struct EngineConfig {
   int max_num_seqs = 64;             // sequences per step
   int max_num_batched_tokens = 512;  // tokens per step (decodes + prefill chunks)
@@ -37,6 +39,12 @@ struct EngineConfig {
   bool enable_prefix_caching = true;
   int max_waiting = 256;          // submit() beyond this many queued requests is refused
   SpeculativeConfig speculative;  // off unless speculative.method is set
+  // KV bytes one token takes, what kv_cache_bytes is divided by; 0: the whole model's
+  // (config().kv_dim()). A distributed server passes the largest rank's share.
+  size_t kv_bytes_per_token = 0;
+  // Rank 0 of a distributed server: each step's batch goes to the other ranks through it.
+  // Not owned. Null: one process.
+  StepPublisher* step_publisher = nullptr;
 };
 
 // Refusal because the engine is at capacity (HTTP 429) or shutting down (HTTP 503).

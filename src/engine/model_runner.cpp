@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "engine/distributed_step.h"
 #include "engine/speculative.h"
 #include "structured/sequence_grammar.h"
 
@@ -49,7 +50,17 @@ float* ModelRunner::forward(const std::vector<SeqChunk>& chunks) {
   fb.prompt_tiled = tiled_.data();
   fb.n_out = static_cast<int>(out_rows_.size());
   fb.out_rows = out_rows_.data();
-  model_.forward(fb, kv_, logits_.data());
+  if (publisher_ == nullptr) {
+    model_.forward(fb, kv_, logits_.data());
+    return logits_.data();
+  }
+  publisher_->publish(chunks);
+  try {
+    model_.forward(fb, kv_, logits_.data());
+  } catch (const std::exception& e) {
+    publisher_->failed(e.what());  // the other ranks are in this pass's collectives
+  }
+  publisher_->done();
   return logits_.data();
 }
 

@@ -8,8 +8,9 @@
 // A chunk computes positions [start, start + n_new) of one sequence and asks for the logits
 // of positions [out_begin, out_end) inside it: the last one for a decode or the end of a
 // prompt, every one for scoring, and the last k + 1 for verifying k proposed tokens
-// (speculative decoding). A rank of a distributed step would run its share of forward()
-// here; the engine above it does not change.
+// (speculative decoding). Served across processes, rank 0's runner hands each batch to a
+// StepPublisher before the model runs it, and the other ranks run the same forward()
+// (engine/distributed_step.h); the engine above it does not change.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -20,7 +21,8 @@
 
 namespace tessera {
 class Speculator;
-}
+class StepPublisher;
+}  // namespace tessera
 
 namespace tessera {
 
@@ -65,6 +67,8 @@ class ModelRunner {
   // Speculative decoding: items whose request has spec_tokens verify them (k + 1 logit
   // rows) through `s` and may emit several tokens.
   void set_speculator(Speculator* s) { spec_ = s; }
+  // Rank 0 of a distributed server: every forward() is published first. Null: one process.
+  void set_publisher(StepPublisher* p) { publisher_ = p; }
 
  private:
   GeneratedToken sample(Request& r, float* logits);
@@ -75,6 +79,7 @@ class ModelRunner {
   std::vector<GeneratedToken> verify(Request& r, float* rows);
 
   Speculator* spec_ = nullptr;
+  StepPublisher* publisher_ = nullptr;
   std::vector<std::vector<int32_t>> spec_seqs_;  // per item: tokens + proposals
   std::vector<float> raw_;                       // raw rows kept for logprobs
 

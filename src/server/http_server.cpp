@@ -198,10 +198,11 @@ int HttpServer::run() {
   // of large requests otherwise).
   sigset_t set = shutdown_signals();
   int sig = 0;
+  siginfo_t info{};
   uint64_t trimmed_at = 0;
   for (;;) {
     const timespec tick{1, 0};
-    sig = sigtimedwait(&set, nullptr, &tick);
+    sig = sigtimedwait(&set, &info, &tick);
     if (sig > 0) break;
     const uint64_t handled = s.n_handled.load(std::memory_order_relaxed);
     if (handled != trimmed_at && s.n_inflight() == 0 && s.routes.n_active() == 0) {
@@ -209,6 +210,7 @@ int HttpServer::run() {
       trimmed_at = handled;
     }
   }
+  if (s.opts.on_shutdown_signal) s.opts.on_shutdown_signal(sig, static_cast<int>(info.si_pid));
   std::fprintf(stderr, "%s: no new requests; waiting up to %.0f s for %d running\n",
                sig == SIGINT   ? "SIGINT"
                : sig == SIGHUP ? "SIGHUP"

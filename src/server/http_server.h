@@ -5,6 +5,7 @@
 // exit 0. SIGHUP drains like SIGTERM (nothing is reloaded).
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,9 @@ struct ServerOptions {
   std::string chat_template;  // Jinja source overriding the model's (""): --chat-template
   ChatParserNames parsers;    // --tool-call-parser, --reasoning-parser
   bool webui = true;          // the chat page at "/" (web_assets.h); --no-webui
+  // Called with the shutdown signal and the pid that sent it (0: unknown) before the
+  // server drains: a distributed server says what the signal means for its ranks.
+  std::function<void(int sig, int sender_pid)> on_shutdown_signal;
 };
 
 // Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and every thread it starts afterwards
