@@ -39,14 +39,14 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 int run(RunOptions& o) {
   finish_speculative_options(o.spec, o.spec_k->count() > 0);
-  // Under tensor parallelism every rank runs this whole function (see parallel_options.cpp).
+  // Under tensor or pipeline parallelism every rank runs this whole function (see
+  // parallel_options.cpp).
   const ParallelRun par = start_parallel(o.parallel, o.model);
   if (par.comm != nullptr && o.spec.enabled())
-    throw dist::CollectiveError("speculative decoding does not run with tensor parallelism yet");
+    throw dist::CollectiveError("speculative decoding does not run across processes yet");
   ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
-  mo.comm = par.comm;
-  mo.tp_exact = o.parallel.exact;
+  par.configure(mo);
   std::unique_ptr<Model> model;
   load_on_all_ranks(par, [&] { model = load_model(o.model, mo); });
   const Tokenizer& tok = model->tokenizer();
