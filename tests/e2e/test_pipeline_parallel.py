@@ -20,9 +20,9 @@ PROMPTS = [
     "Once upon a time, in a small village,",
 ]
 # 40 tokens: cut into 2 micro-batches on 2 stages.
-LONG_IDS = [1, 403, 407, 263, 31, 292, 260, 356, 1040, 9, 57, 375, 331, 284, 268, 319, 1077,
-            266, 297, 322, 1, 430, 88, 412, 263, 279, 371, 410, 265, 306, 413, 416, 290, 303, 282,
-            264, 367, 287, 343, 310]
+LONG_IDS = [1, 403, 407, 263, 31, 292, 260, 356, 140, 9, 57, 375, 331, 284, 268, 319, 177, 266,
+            297, 322, 1, 430, 88, 412, 263, 279, 371, 410, 265, 306, 413, 416, 290, 303, 282, 264,
+            367, 287, 343, 310]
 
 
 def par_flags(tp, pp):
@@ -51,16 +51,15 @@ def test_stories260k_pipeline_logits_are_one_process_bits():
     one = logits(1, 1, STORIES, LONG_IDS)
     assert len(one) == len(LONG_IDS)
     assert logits(1, 2, STORIES, LONG_IDS) == one
+    assert logits(1, 3, STORIES, LONG_IDS) == one  # 5 layers: stages of 2, 2 and 1
     # Batches of 16: each forward pass one micro-batch, the cache carried across passes.
     assert logits(1, 2, STORIES, LONG_IDS, "-b", 16) == one
-    assert logits(2, 2, STORIES, LONG_IDS, "--tp-exact") == one
 
 
-def test_stories260k_tp2_pp2_within_float_rounding():
-    one = logits(1, 1, STORIES, LONG_IDS)
-    four = logits(2, 2, STORIES, LONG_IDS)
-    worst = max(abs(a - b) for ra, rb in zip(one, four) for a, b in zip(ra, rb))
-    assert worst < 1e-4, worst
+def test_stories260k_tp2_pp2_is_tp2_bit_for_bit():
+    # The stages add no arithmetic: TP=2 inside each of 2 stages sums as TP=2 alone does.
+    for exact in ([], ["--tp-exact"]):
+        assert logits(2, 2, STORIES, LONG_IDS, *exact) == logits(2, 1, STORIES, LONG_IDS, *exact)
 
 
 def test_smollm2_pp2_is_one_process_bit_for_bit(smollm2):
