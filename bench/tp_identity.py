@@ -44,7 +44,7 @@ PROMPTS = [
     "Water boils at",
     "#include <stdio.h>\nint main() {",
     "The stock market crashed because",
-    "My favorite book is",
+    "A shopping list for a week of dinners:\n1.",
 ]
 
 
