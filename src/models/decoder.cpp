@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "core/error.h"
 #include "core/progress.h"
@@ -454,15 +455,23 @@ LocalDims DecoderModel::local_dims(int tp_rank) const {
   d.q_heads = heads.q_heads;
   d.kv_heads = heads.kv_heads;
   // Wdown's columns are split on whole quantization blocks: those of its stored type, and of
-  // the type a load-time conversion gives it.
-  int64_t granule = 1;
+  // the type a load-time conversion gives it. And on multiples of 16 rows: the activation
+  // kernels run 16 values at a time and the rest of a row apart (silu_mul), so a rank's
+  // rows then meet those kernels as one process's do, and the last rank takes the rest
+  // (F32 weights: 172 rows on 2 ranks are 80 and 92).
+  int64_t block = 1;
   if (const gguf::TensorInfo* down =
           file_->find_tensor("blk." + std::to_string(layer0_) + ".ffn_down.weight"))
-    granule = dtype_info(down->type).block_size;
-  if (quant_ && tp_size_ > 1) granule = std::max<int64_t>(granule, dtype_info(*quant_).block_size);
+    block = dtype_info(down->type).block_size;
+  if (quant_ && tp_size_ > 1) block = std::max<int64_t>(block, dtype_info(*quant_).block_size);
+  const int64_t granule = std::lcm(block, int64_t{16});
+  const int64_t rest = c.n_ff % granule % block == 0 ? c.n_ff % granule : 0;
   // MoE layers have no dense FFN to split (and are refused above under parallelism).
-  d.ff = tp_size_ > 1 ? shard_span(c.n_ff, tp_rank, tp_size_, "the feed-forward size", granule)
-                      : Span{0, c.n_ff};
+  d.ff = Span{0, c.n_ff};
+  if (tp_size_ > 1) {
+    d.ff = shard_span(c.n_ff - rest, tp_rank, tp_size_, "the feed-forward size", granule);
+    if (tp_rank == tp_size_ - 1) d.ff.count += rest;
+  }
   d.embd =
       tp_exact_ ? shard_span(c.n_embd, tp_rank, tp_size_, "the embedding size") : Span{0, c.n_embd};
   d.n_head = static_cast<int>(d.q_heads.count);

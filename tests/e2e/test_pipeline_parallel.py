@@ -54,6 +54,9 @@ def test_stories260k_pipeline_logits_are_one_process_bits():
     assert logits(1, 3, STORIES, LONG_IDS) == one  # 5 layers: stages of 2, 2 and 1
     # Batches of 16: each forward pass one micro-batch, the cache carried across passes.
     assert logits(1, 2, STORIES, LONG_IDS, "-b", 16) == one
+    # With --tp-exact inside the stages (172 feed-forward rows split 80 + 92: on multiples
+    # of 16, where the activation kernels' rows end as one process's do).
+    assert logits(2, 2, STORIES, LONG_IDS, "--tp-exact") == one
 
 
 def test_stories260k_tp2_pp2_is_tp2_bit_for_bit():
