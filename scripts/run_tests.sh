@@ -21,7 +21,8 @@ ctest --test-dir "$BUILD" --output-on-failure -j "$(nproc)" || status=1
 part "GGUF loader fuzz test (ASan + UBSan)"
 "$BUILD/gguf_fuzz" || status=1
 part "end-to-end tests"
-TESSERA_BIN="$BUILD/tessera" .venv/bin/python -m pytest -q -rs tests/e2e || status=1
+# The slowest tests are listed: where the suite's time goes.
+TESSERA_BIN="$BUILD/tessera" .venv/bin/python -m pytest -q -rs --durations=15 tests/e2e || status=1
 part "Python package (tessera, installed by make python into $BUILD/pyvenv)"
 if [ -x "$BUILD/pyvenv/bin/python" ]; then
   TESSERA_BIN="$BUILD/tessera" "$BUILD/pyvenv/bin/python" -m pytest -q -rs tests/python || status=1

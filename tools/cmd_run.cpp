@@ -7,6 +7,7 @@
 #include "cli_common.h"
 #include "core/error.h"
 #include "dist/runtime.h"
+#include "dist/timed_communicator.h"
 #include "engine/engine.h"
 #include "models/model.h"
 #include "sampling/sampler.h"
@@ -47,8 +48,14 @@ int run(RunOptions& o) {
   ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
   par.configure(mo);
+  // Across processes the model's collectives (and a pipeline's messages) go through a
+  // timer: communication's share is reported.
+  std::unique_ptr<dist::TimedCommunicator> timed;
+  if (par.comm != nullptr) timed = std::make_unique<dist::TimedCommunicator>(*par.comm);
+  mo.comm = timed.get();
   std::unique_ptr<Model> model;
   load_on_all_ranks(par, [&] { model = load_model(o.model, mo); });
+  if (timed) timed->reset();  // the run's collectives only, not the load's
   const Tokenizer& tok = model->tokenizer();
   const ModelConfig& cfg = model->config();
 
@@ -95,6 +102,7 @@ int run(RunOptions& o) {
   int n_gen = 0;
   double t_prompt = 0.0, t_gen = 0.0;
   EngineMetrics m;
+  dist::CommStats comm_prompt, comm_gen;  // the model's collectives in each phase (ranks > 1)
 
   if (gp.max_tokens > 0) {
     // Generation goes through the engine, one sequence at a time: the same runner, sampler
@@ -123,6 +131,7 @@ int run(RunOptions& o) {
         // The prompt's time ends with the first token (its pass and its sampling).
         if (n_gen == 0) {
           t_prompt = seconds_since(t0);
+          if (timed) comm_prompt = timed->snapshot();
           t1 = std::chrono::steady_clock::now();
         }
         tokens.push_back(g.token);
@@ -136,6 +145,7 @@ int run(RunOptions& o) {
     }
     if (n_gen == 0) t_prompt = seconds_since(t0);
     t_gen = seconds_since(t1);
+    if (timed) comm_gen = timed->snapshot().since(comm_prompt);
     m = engine.metrics();
   }
   emit(pending + "\n");
@@ -150,6 +160,13 @@ int run(RunOptions& o) {
     j["text"] = text;
     j["prompt_tokens_per_second"] = rate(n_prompt, t_prompt);
     j["generation_tokens_per_second"] = rate(n_gen, t_gen);
+    if (timed)
+      j["communication"] = {{"prompt_seconds", comm_prompt.total().seconds},
+                            {"prompt_calls", comm_prompt.total().calls},
+                            {"prompt_bytes", comm_prompt.total().bytes},
+                            {"generation_seconds", comm_gen.total().seconds},
+                            {"generation_calls", comm_gen.total().calls},
+                            {"generation_bytes", comm_gen.total().bytes}};
     if (o.spec.enabled())
       j["speculative"] = {{"method", o.spec.method},
                           {"proposed", m.spec_proposed},
@@ -161,6 +178,16 @@ int run(RunOptions& o) {
                "prompt: %d tokens in %.3f s (%.2f tokens/s) | generation: %d tokens in %.3f s "
                "(%.2f tokens/s)\n",
                n_prompt, t_prompt, rate(n_prompt, t_prompt), n_gen, t_gen, rate(n_gen, t_gen));
+  if (timed) {
+    const dist::CollectiveStats p = comm_prompt.total(), g = comm_gen.total();
+    std::fprintf(stderr,
+                 "communication (rank 0): prompt %.3f s in %lld calls, %.1f MB (%.1f%%) | "
+                 "generation %.3f s in %lld calls, %.1f MB (%.1f%%)\n",
+                 p.seconds, static_cast<long long>(p.calls), p.bytes / 1e6,
+                 t_prompt > 0 ? 100.0 * p.seconds / t_prompt : 0.0, g.seconds,
+                 static_cast<long long>(g.calls), g.bytes / 1e6,
+                 t_gen > 0 ? 100.0 * g.seconds / t_gen : 0.0);
+  }
   if (o.spec.enabled())
     std::fprintf(stderr,
                  "speculative (%s): %lld proposed, %lld accepted (%.1f%%), mean accepted "

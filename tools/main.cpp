@@ -11,7 +11,9 @@
 #include "core/progress.h"
 #include "dist/runtime.h"
 
-namespace tessera::cli {}  // namespace tessera::cli
+namespace tessera::cli {
+Runner add_bench_comm(CLI::App& app);  // cmd_bench_comm.cpp
+}  // namespace tessera::cli
 
 int main(int argc, char** argv) {
   using namespace tessera;
@@ -28,6 +30,8 @@ int main(int argc, char** argv) {
   sub("info", "describe a model file", cli::add_info);
   sub("serve", "OpenAI-compatible HTTP server", cli::add_serve);
   sub("bench", "benchmarks: -m MODEL (pp/tg speed), bandwidth, serve (HTTP load)", cli::add_bench);
+  sub("bench-comm", "collective latency and bandwidth between the ranks of mpirun",
+      cli::add_bench_comm);
   sub("convert", "convert a Hugging Face model directory to GGUF", cli::add_convert);
   sub("logits", "raw logits of a prompt, as JSON", cli::add_logits);
   sub("embed", "embeddings (or cross-encoder scores) of input lines, as JSON", cli::add_embed);
