@@ -44,22 +44,27 @@ Runner add_embed(CLI::App& app);
 void set_command_line(int argc, char** argv);
 struct ParallelOptions {
   int tensor_parallel_size = 1;
-  bool exact = false;  // ModelOptions::tp_exact
+  int pipeline_parallel_size = 1;  // ModelOptions::pipeline_parallel_size
+  bool exact = false;              // ModelOptions::tp_exact
 };
-// --tensor-parallel-size (--tp), --tp-exact.
+// --tensor-parallel-size (--tp), --pipeline-parallel-size (--pp), --tp-exact.
 void add_parallel_options(CLI::App& app, ParallelOptions& po);
 struct ParallelRun {
-  dist::Communicator* comm = nullptr;  // for ModelOptions::comm; null: one process
+  dist::Communicator* comm = nullptr;  // every rank of the run (ModelOptions::comm); null: one
   int rank = 0;
+  int pipeline_parallel_size = 1;
+  bool exact = false;
   bool is_root() const { return rank == 0; }
   // A random seed, the same on every rank (rank 0's). Collective.
   uint64_t shared_seed() const;
+  // Sets mo's comm, pipeline_parallel_size and tp_exact for this run.
+  void configure(ModelOptions& mo) const;
 };
 // Joins the run's processes when this one was started by mpirun or the command asks for
 // more than one rank. Checks (on every rank, together) that the world size equals
-// --tensor-parallel-size and that every rank has the same model file (name, size, head)
-// and command line: dist::CollectiveError otherwise. Ranks other than 0 then write nothing
-// to stdout. Error when more than one rank is asked for outside mpirun.
+// --tensor-parallel-size times --pipeline-parallel-size and that every rank has the same
+// model file (name, size, head) and command line: dist::CollectiveError otherwise. Ranks other than
+// 0 then write nothing to stdout. Error when more than one rank is asked for outside mpirun.
 ParallelRun start_parallel(const ParallelOptions& po, const std::string& model_path);
 // Runs load (a model's loading) on every rank of `par`: an Error on any rank ends every rank
 // together with that error (dist::on_all_ranks); in one process, the Error as it is.

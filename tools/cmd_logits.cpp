@@ -38,11 +38,10 @@ Runner add_logits(CLI::App& app) {
       ->check(CLI::IsMember({"f16", "f32"}));
   add_parallel_options(app, o->parallel);
   return [o, p] {
-    // Under tensor parallelism every rank evaluates; rank 0 alone prints.
+    // Under tensor or pipeline parallelism every rank evaluates; rank 0 alone prints.
     const ParallelRun par = start_parallel(o->parallel, o->model);
     ModelOptions mo;
-    mo.comm = par.comm;
-    mo.tp_exact = o->parallel.exact;
+    par.configure(mo);
     mo.n_threads = o->n_threads;
     mo.repack = o->repack;
     mo.backend = o->backend;

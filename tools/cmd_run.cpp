@@ -40,17 +40,19 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 int run(RunOptions& o) {
   finish_speculative_options(o.spec, o.spec_k->count() > 0);
-  // Under tensor parallelism every rank runs this whole function (see parallel_options.cpp).
+  // Under tensor or pipeline parallelism every rank runs this whole function (see
+  // parallel_options.cpp).
   const ParallelRun par = start_parallel(o.parallel, o.model);
   if (par.comm != nullptr && o.spec.enabled())
-    throw dist::CollectiveError("speculative decoding does not run with tensor parallelism yet");
+    throw dist::CollectiveError("speculative decoding does not run across processes yet");
   ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
-  // Under TP the model's collectives go through a timer: communication's share is reported.
+  par.configure(mo);
+  // Across processes the model's collectives (and a pipeline's messages) go through a
+  // timer: communication's share is reported.
   std::unique_ptr<dist::TimedCommunicator> timed;
   if (par.comm != nullptr) timed = std::make_unique<dist::TimedCommunicator>(*par.comm);
   mo.comm = timed.get();
-  mo.tp_exact = o.parallel.exact;
   std::unique_ptr<Model> model;
   load_on_all_ranks(par, [&] { model = load_model(o.model, mo); });
   if (timed) timed->reset();  // the run's collectives only, not the load's
@@ -100,7 +102,7 @@ int run(RunOptions& o) {
   int n_gen = 0;
   double t_prompt = 0.0, t_gen = 0.0;
   EngineMetrics m;
-  dist::CommStats comm_prompt, comm_gen;  // the model's collectives in each phase (TP only)
+  dist::CommStats comm_prompt, comm_gen;  // the model's collectives in each phase (ranks > 1)
 
   if (gp.max_tokens > 0) {
     // Generation goes through the engine, one sequence at a time: the same runner, sampler

@@ -1,9 +1,10 @@
-// --tensor-parallel-size and the start of a multi-process run, shared by the subcommands
-// that run a model across processes (run, logits).
+// --tensor-parallel-size, --pipeline-parallel-size and the start of a multi-process run,
+// shared by the subcommands that run a model across processes (run, logits).
 //
 // Every rank runs the same command: it loads its shard, tokenizes the same prompt and runs
 // the same driver loop (the engine, the sampler) on logits that are bit-identical on every
-// rank (the all-reduce sums in rank order, the output head is replicated), so the ranks
+// rank (the all-reduce sums in rank order, the output head is replicated, the last pipeline
+// stage broadcasts the logits), so the ranks
 // choose the same tokens and call the same collectives in the same order with no token
 // traffic. What keeps them in step is checked here at the start: the same world size as
 // --tensor-parallel-size, the same model file and the same command line; a random seed is
@@ -19,6 +20,7 @@
 #include "cli_common.h"
 #include "dist/agreement.h"
 #include "dist/runtime.h"
+#include "models/model.h"
 
 namespace tessera::cli {
 
@@ -86,6 +88,10 @@ void add_parallel_options(CLI::App& app, ParallelOptions& po) {
                  "split the model's heads and feed-forward rows across this many processes, "
                  "started by mpirun -np N (default 1)")
       ->check(CLI::Range(1, 1024));
+  app.add_option("--pipeline-parallel-size,--pp", po.pipeline_parallel_size,
+                 "split the model's layers into this many stages, each on its own processes "
+                 "(mpirun -np TP*PP; default 1)")
+      ->check(CLI::Range(1, 1024));
   app.add_flag("--tp-exact", po.exact,
                "split the output projections by rows and gather their inputs and outputs (4 "
                "all-gathers per layer instead of 2 all-reduces): logits bit-identical to one "
@@ -93,19 +99,23 @@ void add_parallel_options(CLI::App& app, ParallelOptions& po) {
 }
 
 ParallelRun start_parallel(const ParallelOptions& po, const std::string& model_path) {
-  const int tp = po.tensor_parallel_size;
+  const int tp = po.tensor_parallel_size, pp = po.pipeline_parallel_size, n = tp * pp;
   ParallelRun run;
-  if (tp == 1 && !dist::launched_by_mpirun()) return run;
-  dist::Communicator& comm = dist::world(tp > 1);
-  if (comm.size() != tp)
-    throw dist::CollectiveError("mpirun started " + std::to_string(comm.size()) +
-                                " processes but --tensor-parallel-size is " + std::to_string(tp) +
-                                ": they must be equal");
-  if (tp == 1) return run;
+  if (n == 1 && !dist::launched_by_mpirun()) return run;
+  dist::Communicator& comm = dist::world(n > 1);
+  if (comm.size() != n)
+    throw dist::CollectiveError(
+        "mpirun started " + std::to_string(comm.size()) + " processes but " +
+        (pp == 1 ? "--tensor-parallel-size is " + std::to_string(tp) + ": they must be equal"
+                 : "--tensor-parallel-size " + std::to_string(tp) + " x --pipeline-parallel-size " +
+                       std::to_string(pp) + " is " + std::to_string(n)));
+  if (n == 1) return run;
   dist::check_same_on_all_ranks(comm, "model", model_fingerprint(model_path));
   dist::check_same_on_all_ranks(comm, "command line", flags_fingerprint(model_path));
   run.comm = &comm;
   run.rank = comm.rank();
+  run.pipeline_parallel_size = pp;
+  run.exact = po.exact;
   if (run.rank != 0) {  // only rank 0 writes results
     std::fflush(stdout);
     const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -120,6 +130,12 @@ ParallelRun start_parallel(const ParallelOptions& po, const std::string& model_p
 void load_on_all_ranks(const ParallelRun& par, const std::function<void()>& load) {
   if (par.comm == nullptr) return load();
   dist::on_all_ranks(*par.comm, load);
+}
+
+void ParallelRun::configure(ModelOptions& mo) const {
+  mo.comm = comm;
+  mo.pipeline_parallel_size = pipeline_parallel_size;
+  mo.tp_exact = exact;
 }
 
 uint64_t ParallelRun::shared_seed() const {

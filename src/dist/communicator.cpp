@@ -2,7 +2,25 @@
 
 #include <cstring>
 
+#include "core/error.h"
+
 namespace tessera::dist {
+
+std::unique_ptr<Communicator> Communicator::split(int, int) {
+  throw Error("this communicator cannot be split into groups");
+}
+
+void Communicator::send(const void*, int64_t, int, int) {
+  throw Error("this communicator has no point-to-point messages");
+}
+
+void Communicator::recv(void*, int64_t, int, int) {
+  throw Error("this communicator has no point-to-point messages");
+}
+
+std::unique_ptr<Communicator> LocalCommunicator::split(int, int) {
+  return std::make_unique<LocalCommunicator>();
+}
 
 void LocalCommunicator::gather(const void* in, int64_t n_bytes, void* out, int) {
   if (n_bytes > 0) std::memcpy(out, in, static_cast<size_t>(n_bytes));

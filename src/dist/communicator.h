@@ -5,6 +5,7 @@
 // MPI uses) and the MPI one (runtime_mpi.cpp). Buffers are host memory.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace tessera::dist {
@@ -28,6 +29,22 @@ class Communicator {
   virtual void gather(const void* in, int64_t n_bytes, void* out, int root) = 0;
   // Returns once every rank has called it.
   virtual void barrier() = 0;
+
+  // Pipeline parallelism (point to point and sub-groups). Communicators that do not offer
+  // them keep these defaults, which throw tessera::Error.
+  //
+  // A new communicator of the ranks that pass the same `color`, ranked by `key` (ties by
+  // this communicator's rank), as MPI_Comm_split. Collective: every rank calls it, in the
+  // same order as the other collectives. The result outlives nothing of this one's
+  // (callers free it before finalize()).
+  virtual std::unique_ptr<Communicator> split(int color, int key);
+  // Sends n_bytes at data to rank `dest`, which receives them with recv(.., src = this
+  // rank, the same tag). Returns when data may be reused (possibly before dest received).
+  // Messages between two ranks with one tag arrive in the order they were sent.
+  virtual void send(const void* data, int64_t n_bytes, int dest, int tag);
+  // Receives into data the n_bytes that rank `src` sends with `tag`; returns once they are
+  // there.
+  virtual void recv(void* data, int64_t n_bytes, int src, int tag);
 };
 
 // One process: rank 0 of 1.
@@ -40,6 +57,7 @@ class LocalCommunicator final : public Communicator {
   void broadcast(void*, int64_t, int) override {}
   void gather(const void* in, int64_t n_bytes, void* out, int root) override;
   void barrier() override {}
+  std::unique_ptr<Communicator> split(int, int) override;
 };
 
 // root's string on every rank (its length first, then its bytes).

@@ -16,6 +16,10 @@ const char* collective_name(Collective c) {
       return "gather";
     case Collective::kBarrier:
       return "barrier";
+    case Collective::kSend:
+      return "send";
+    case Collective::kRecv:
+      return "recv";
   }
   return "?";
 }
@@ -71,6 +75,18 @@ void TimedCommunicator::gather(const void* in, int64_t n_bytes, void* out, int r
 
 void TimedCommunicator::barrier() {
   timed(Collective::kBarrier, 0, [&] { inner_.barrier(); });
+}
+
+std::unique_ptr<Communicator> TimedCommunicator::split(int color, int key) {
+  return std::unique_ptr<Communicator>(new TimedCommunicator(inner_.split(color, key), counters_));
+}
+
+void TimedCommunicator::send(const void* data, int64_t n_bytes, int dest, int tag) {
+  timed(Collective::kSend, n_bytes, [&] { inner_.send(data, n_bytes, dest, tag); });
+}
+
+void TimedCommunicator::recv(void* data, int64_t n_bytes, int src, int tag) {
+  timed(Collective::kRecv, n_bytes, [&] { inner_.recv(data, n_bytes, src, tag); });
 }
 
 CommStats TimedCommunicator::snapshot() const {

@@ -3,23 +3,26 @@
 // to communication (tessera run --verbose / --json, tessera bench-comm).
 //
 // Bytes are this rank's payload as the caller sees it (all_reduce_sum: 4·n; all_gather: the
-// 4·n it contributes; broadcast: n_bytes; gather: n_bytes), not what the transport puts on
-// the wire (a ring all-reduce sends about 2·(T−1)/T of it, a tree more). Wall time includes
-// the wait for the slowest rank to arrive, which is where load imbalance shows up.
+// 4·n it contributes; broadcast: n_bytes; gather: n_bytes; send, recv: n_bytes), not what the
+// transport puts on the wire (a ring all-reduce sends about 2·(T−1)/T of it, a tree more). Wall
+// time includes the wait for the slowest rank to arrive, which is where load imbalance shows up.
 //
 // Counters are atomics: the engine thread runs the collectives while another thread may
 // read a snapshot() (the numbers of one snapshot are then from moments a call apart).
+// Groups split off it (pipeline parallelism: a TP group per stage, a pipeline group per TP
+// rank) are timed into its counters too.
 #pragma once
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 
 #include "dist/communicator.h"
 
 namespace tessera::dist {
 
-enum class Collective { kAllReduceSum, kAllGather, kBroadcast, kGather, kBarrier };
-inline constexpr int kNumCollectives = 5;
+enum class Collective { kAllReduceSum, kAllGather, kBroadcast, kGather, kBarrier, kSend, kRecv };
+inline constexpr int kNumCollectives = 7;
 const char* collective_name(Collective c);
 
 struct CollectiveStats {
@@ -42,7 +45,7 @@ struct CommStats {
 class TimedCommunicator final : public Communicator {
  public:
   // `inner` must outlive this object.
-  explicit TimedCommunicator(Communicator& inner) : inner_(inner) {}
+  explicit TimedCommunicator(Communicator& inner) : inner_(inner), counters_(own_counters_) {}
 
   int rank() const override { return inner_.rank(); }
   int size() const override { return inner_.size(); }
@@ -51,6 +54,11 @@ class TimedCommunicator final : public Communicator {
   void broadcast(void* data, int64_t n_bytes, int root) override;
   void gather(const void* in, int64_t n_bytes, void* out, int root) override;
   void barrier() override;
+  // A group of inner's (inner.split), whose calls count in this object's counters; this
+  // object must outlive it.
+  std::unique_ptr<Communicator> split(int color, int key) override;
+  void send(const void* data, int64_t n_bytes, int dest, int tag) override;
+  void recv(void* data, int64_t n_bytes, int src, int tag) override;
 
   CommStats snapshot() const;
   void reset();
@@ -63,8 +71,15 @@ class TimedCommunicator final : public Communicator {
   template <class F>
   void timed(Collective c, int64_t bytes, F&& f);
 
+  using CounterArray = std::array<Counters, kNumCollectives>;
+  // A split-off group: owns its inner communicator, counts into `counters`.
+  TimedCommunicator(std::unique_ptr<Communicator> owned, CounterArray& counters)
+      : owned_(std::move(owned)), inner_(*owned_), counters_(counters) {}
+
+  std::unique_ptr<Communicator> owned_;
   Communicator& inner_;
-  std::array<Counters, kNumCollectives> counters_;
+  CounterArray own_counters_;
+  CounterArray& counters_ = own_counters_;
 };
 
 }  // namespace tessera::dist

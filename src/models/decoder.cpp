@@ -1,21 +1,36 @@
 // DecoderModel: the forward pass described in decoder.h, over GGUF's standard tensor names.
 //
-// Tensor parallelism (ModelOptions::comm with T > 1 ranks, Megatron-style; see shard.h):
-// each rank holds n_head / T query heads, the KV heads they read (n_head_kv / T, or one
-// shared with other ranks when n_head_kv < T) and only their KV cache, and n_ff / T
-// feed-forward rows. Wq, Wk, Wv, Wgate, Wup are split by output rows, Wo and
-// Wdown by input columns; each rank's Wo and Wdown give a partial sum of the block output,
-// and one all-reduce after attention and one after the FFN make it whole on every rank.
-// With ModelOptions::tp_exact, Wo and Wdown are split by output rows instead: each rank
+// Tensor parallelism (T > 1 ranks per stage, Megatron-style; see shard.h): each rank holds
+// its GQA groups of heads (about n_head / T query heads and the KV heads they read, or one
+// KV head shared with other ranks when n_head_kv < T) and only their KV cache, and about
+// n_ff / T feed-forward rows (whole blocks of Wdown). Wq, Wk, Wv, Wgate, Wup are split by
+// output rows, Wo and Wdown by input columns; each rank's Wo and Wdown give a partial sum of the
+// block output, and one all-reduce after attention and one after the FFN make it whole on every
+// rank. With ModelOptions::tp_exact, Wo and Wdown are split by output rows instead: each rank
 // gathers the whole input (all heads, all FFN rows), computes its n_embd / T outputs with
 // the full dot products one process computes, and the outputs are gathered: no sum is
 // split, so the logits are one process's bit for bit. Everything else (embeddings, norms, the
 // output head) is replicated: each rank computes the same residual stream and the same logits.
+//
+// Pipeline parallelism (P > 1 stages, ModelOptions::pipeline_parallel_size): stage s holds
+// a contiguous range of layers (the embeddings on stage 0, the output norm and head on
+// stage P - 1) and the KV cache of those layers only. A batch is cut into micro-batches of
+// consecutive rows; stage s receives micro-batch m's residual stream [rows, n_embd] from
+// stage s - 1 (TP rank t from TP rank t), runs its layers on it and sends it on to s + 1,
+// then goes on to micro-batch m + 1. The overlap comes from that order: while stage s + 1
+// runs its layers on m, stage s is already running its own on m + 1, so with M
+// micro-batches the P stages are all busy except for the fill and drain of P - 1
+// micro-batches (a send blocks at most until the next stage has finished the micro-batch
+// before). The rows of a sequence come in position order within the batch, so a
+// micro-batch's queries find the keys of the earlier micro-batches already in the stage's
+// cache: attention is causal as in one pass. The last stage broadcasts the logits to the
+// other stages, so every rank returns them.
 #include "models/decoder.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "core/error.h"
 #include "core/progress.h"
@@ -67,10 +82,10 @@ Tensor expert(const Tensor& t, int e) {
   return s;
 }
 
-// This rank's share of the attention heads and the FFN: the whole model without tensor
+// A TP rank's share of the attention heads and the FFN: the whole model without tensor
 // parallelism.
 struct LocalDims {
-  Span q_heads, kv_heads;  // of the model's n_head / n_head_kv
+  Span q_heads, kv_heads;  // of the model's n_head / n_head_kv (head_span)
   Span ff;                 // of the model's n_ff rows
   Span embd;               // of Wo's and Wdown's n_embd output rows (tp_exact), else all
   int n_head = 0, n_head_kv = 0, n_ff = 0;
@@ -87,19 +102,36 @@ class DecoderModel final : public Model {
   void forward_hidden(const ForwardBatch& batch, KVCache& kv, float* hidden) override;
 
  private:
+  // Message tag of the activations passed between pipeline stages.
+  static constexpr int kActivationTag = 1;
+  // Rows of a micro-batch are at least this many (fewer rows make slow matmuls); a batch is
+  // cut into at most 2 P micro-batches.
+  static constexpr int kMinMicroRows = 16;
   // `repack`: whether a matrix may take the row-interleaved layout (false for one that is
   // sliced at rows that are not a multiple of kRepackRows). `plan`: how the matrix splits
   // under tensor parallelism (null: replicated).
   Tensor tensor(const std::string& name, std::initializer_list<int64_t> shape, bool required,
                 bool repack = true, const ShardPlan* plan = nullptr);
-  void setup_tensor_parallel(const ModelOptions& opts);
+  void setup_parallel(const ModelOptions& opts);
+  // The TP rank's share for tp_rank of tp_size_ ranks.
+  LocalDims local_dims(int tp_rank) const;
   // Elements [offset + s.begin, offset + s.begin + s.count) of the F32 vector b.
   static Tensor f32_piece(const Tensor& b, int64_t offset, Span s);
-  // tmp[n, n_embd] = w · in for a row-parallel matrix (Wo, Wdown) whose input in[n, width]
-  // is this rank's slice (its heads, its FFN rows); see the top of the file.
-  void row_parallel(const Tensor& w, const float* in, int width, const Tensor* bias, int n);
-  // full[n, T * width] = every rank's local[n, width] side by side, in rank order.
-  void gather_columns(const float* local, int n, int width, float* full);
+  // tmp[n, n_embd] = w · in for a row-parallel matrix (Wo, Wdown) whose input
+  // in[n, widths[rank]] is this rank's slice (its heads, its FFN rows); see the top of the file.
+  void row_parallel(const Tensor& w, const float* in, const std::vector<int>& widths,
+                    const Tensor* bias, int n);
+  // full[n, sum of widths] = every TP rank's local[n, widths[r]] side by side, in rank order.
+  void gather_columns(const float* local, int n, const std::vector<int>& widths, float* full);
+  // x_[n_tokens, n_embd] on the last stage = the residual stream after the last layer,
+  // every row; the other stages pass theirs on (see the top of the file).
+  void run_stages(const ForwardBatch& batch, KVCache& kv);
+  // This stage's layers on x[n, n_embd], the rows of ab.
+  void run_layers(float* x, KVCache& kv, const AttentionBatch& ab, int n);
+  // hidden[n_out, n_embd] on the last stage = the normalized final hidden states of the
+  // rows batch.out_rows.
+  void final_hidden(const ForwardBatch& batch, KVCache& kv, float* hidden);
+  bool last_stage() const { return stage_ == n_stages_ - 1; }
   const float* norm_weight(const std::string& name, int64_t n, bool required = true);
   void load_layer(int l);
   void attention_block(const DecoderLayer& L, const KVLayer& kv, const AttentionBatch& ab, int n);
@@ -110,11 +142,18 @@ class DecoderModel final : public Model {
   void release_buffers();
 
   DecoderFeatures f_;
-  dist::Communicator* comm_ = nullptr;  // tensor parallelism; null: one process
+  dist::Communicator* comm_ = nullptr;  // the TP ranks of this stage; null: no TP
+  dist::Communicator* pipe_ = nullptr;  // this TP rank of every stage, by stage; null: P = 1
+  std::unique_ptr<dist::Communicator> tp_group_, pipe_group_;  // split off ModelOptions::comm
   int tp_rank_ = 0, tp_size_ = 1;
+  int stage_ = 0, n_stages_ = 1;
+  int layer0_ = 0;  // this stage's first layer; layers_[i] is layer layer0_ + i
   bool tp_exact_ = false;
   LocalDims local_;
-  std::vector<float> gather_scratch_;  // [T, n, width] of gather_columns
+  // Every TP rank's widths of the row-parallel inputs (q_dim, n_ff) and, with tp_exact,
+  // outputs (its n_embd rows), for gather_columns.
+  std::vector<int> q_widths_, ff_widths_, embd_widths_;
+  std::vector<float> gather_scratch_, gather_pad_;  // [T, n, max width] of gather_columns
   Tensor tok_embd_, output_;
   const float* output_norm_ = nullptr;
   std::vector<DecoderLayer> layers_;
@@ -146,7 +185,7 @@ Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64
   const size_t n_owned = owned_weights_.size();
   const bool sharded = plan != nullptr && tp_size_ > 1;
   if (sharded) {
-    t = shard_weight(t, name, *plan, tp_rank_, tp_size_, owned_weights_);
+    t = shard_weight(t, name, *plan, owned_weights_);
     file_->evict_tensor(name);
   }
   // Matrices (not norms or biases) may be converted at load time.
@@ -208,7 +247,7 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
   quant_ = parse_weight_type(opts.quantization);
   n_threads_ = opts.n_threads;
   backend_ = make_backend(opts.backend, {.n_threads = opts.n_threads, .repack = opts.repack});
-  setup_tensor_parallel(opts);
+  setup_parallel(opts);
 
   const ModelConfig& c = config_;
   if (f_.ffn == FfnKind::MOE && (f_.n_expert < 1 || f_.n_expert_used < 1 ||
@@ -220,20 +259,26 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
     throw Error("sliding-window pattern does not cover every layer");
   n_ff_max_ = std::max({local_.n_ff, f_.n_ff_exp, f_.n_ff_shexp});
 
-  // Embeddings and the output head are replicated on every rank (the head could be split
-  // by vocabulary rows with a gather of the logits; not done yet).
+  // Embeddings (first stage) and the output head (last stage) are replicated on the TP ranks
+  // of their stage (the head could be split by vocabulary rows with a gather of the logits;
+  // not done yet).
   const int64_t E = c.n_embd, V = c.n_vocab;
-  tok_embd_ = tensor("token_embd.weight", {E, V}, true);
-  output_norm_ = norm_weight("output_norm.weight", E);
-  output_ = tensor("output.weight", {E, V}, false);
-  if (!output_) {
-    output_ = tok_embd_;  // tied embeddings: the whole matrix is read again as the output
-    weight_stats_.decode_bytes += static_cast<uint64_t>(tok_embd_.rows()) * tok_embd_.row_bytes();
+  if (stage_ == 0) tok_embd_ = tensor("token_embd.weight", {E, V}, true);
+  if (last_stage()) {
+    output_norm_ = norm_weight("output_norm.weight", E);
+    output_ = tensor("output.weight", {E, V}, false);
+    if (!output_) {
+      // Tied embeddings: the whole matrix is read again as the output.
+      if (!tok_embd_) tok_embd_ = tensor("token_embd.weight", {E, V}, true);
+      output_ = tok_embd_;
+      weight_stats_.decode_bytes += static_cast<uint64_t>(tok_embd_.rows()) * tok_embd_.row_bytes();
+    }
   }
   // Converting or repacking weights (and a Hugging Face file's first reads) take a while
   // on large models.
-  Progress progress("preparing weights", static_cast<uint64_t>(c.n_layer), "layers");
-  for (int l = 0; l < c.n_layer; ++l) {
+  const int layer1 = layer0_ + n_layer_local();
+  Progress progress("preparing weights", static_cast<uint64_t>(layer1 - layer0_), "layers");
+  for (int l = layer0_; l < layer1; ++l) {
     load_layer(l);
     progress.add();
   }
@@ -247,9 +292,10 @@ void DecoderModel::load_layer(int l) {
   const int64_t Ql = local_.q_dim, KVl = local_.kv_dim, Fl = local_.n_ff;
   const Span qs = {local_.q_heads.begin * D, Ql}, kvs = {local_.kv_heads.begin * D, KVl},
              fs = local_.ff;
-  // Wo, Wdown: row-parallel, split by input columns, or with tp_exact by output rows.
-  const ShardPlan out_plan =
-      tp_exact_ ? ShardPlan{.rows = {local_.embd}} : ShardPlan{.split_cols = true};
+  // Wo, Wdown: row-parallel, split by input columns (Wo's at head boundaries, Wdown's at
+  // this rank's FFN rows), or with tp_exact by output rows.
+  const ShardPlan wo_plan = tp_exact_ ? ShardPlan{.rows = {local_.embd}} : ShardPlan{.cols = qs},
+                  down_plan = tp_exact_ ? ShardPlan{.rows = {local_.embd}} : ShardPlan{.cols = fs};
   const ShardPlan q_rows = {.rows = {qs}}, kv_rows = {.rows = {kvs}}, ff_rows = {.rows = {fs}},
                   qkv_rows = {.rows = {qs, {Q + kvs.begin, KVl}, {Q + KV + kvs.begin, KVl}}},
                   gate_up_rows = {.rows = {fs, {F + fs.begin, Fl}}};
@@ -274,7 +320,7 @@ void DecoderModel::load_layer(int l) {
     L.wk = tensor(p + "attn_k.weight", {E, KV}, true, true, &kv_rows);
     L.wv = tensor(p + "attn_v.weight", {E, KV}, true, true, &kv_rows);
   }
-  L.wo = tensor(p + "attn_output.weight", {Q, E}, true, true, &out_plan);
+  L.wo = tensor(p + "attn_output.weight", {Q, E}, true, true, &wo_plan);
   if (!L.bq) L.bq = tensor(p + "attn_q.bias", {Q}, false);
   if (!L.bk) L.bk = tensor(p + "attn_k.bias", {KV}, false);
   if (!L.bv) L.bv = tensor(p + "attn_v.bias", {KV}, false);
@@ -304,14 +350,14 @@ void DecoderModel::load_layer(int l) {
     case FfnKind::GEGLU:
       L.w_gate = tensor(p + "ffn_gate.weight", {E, F}, true, true, &ff_rows);
       L.w_up = tensor(p + "ffn_up.weight", {E, F}, true, true, &ff_rows);
-      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true, true, &out_plan);
+      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true, true, &down_plan);
       break;
     case FfnKind::SWIGLU_FUSED: {
       Tensor gu =
           tensor(p + "ffn_up.weight", {E, 2 * F}, true, Fl % kRepackRows == 0, &gate_up_rows);
       L.w_gate = row_slice(gu, 0, Fl);  // [n_ff | n_ff] of this rank's rows
       L.w_up = row_slice(gu, Fl, Fl);
-      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true, true, &out_plan);
+      L.w_down = tensor(p + "ffn_down.weight", {F, E}, true, true, &down_plan);
       break;
     }
     case FfnKind::MOE: {
@@ -357,30 +403,83 @@ void DecoderModel::load_layer(int l) {
   layers_.push_back(L);
 }
 
-void DecoderModel::setup_tensor_parallel(const ModelOptions& opts) {
+void DecoderModel::setup_parallel(const ModelOptions& opts) {
   const ModelConfig& c = config_;
-  if (opts.comm != nullptr && opts.comm->size() > 1) {
-    comm_ = opts.comm;
-    tp_rank_ = comm_->rank();
-    tp_size_ = comm_->size();
-    tp_exact_ = opts.tp_exact;
+  const int world = opts.comm != nullptr ? opts.comm->size() : 1;
+  const int rank = opts.comm != nullptr ? opts.comm->rank() : 0;
+  const int P = opts.pipeline_parallel_size;
+  if (P < 1 || world % P != 0)
+    throw Error("the number of processes (" + std::to_string(world) +
+                ") is not a multiple of the pipeline-parallel size " + std::to_string(P));
+  if (P > c.n_layer)
+    throw Error("a pipeline of " + std::to_string(P) + " stages needs at least as many layers (" +
+                std::to_string(c.n_layer) + ")");
+  tp_size_ = world / P;
+  tp_rank_ = rank % tp_size_;
+  n_stages_ = P;
+  stage_ = rank / tp_size_;
+  if (tp_size_ > 1) {
     const std::string why = "tensor parallelism does not support " + c.arch + " models";
     if (f_.ffn == FfnKind::MOE) throw Error(why + " with experts yet");
     // ALiBi slopes depend on the global head index (not passed to the backend yet).
     if (f_.alibi_max_bias > 0.0f) throw Error(why + " with ALiBi yet");
+    tp_exact_ = opts.tp_exact;
   }
-  local_.q_heads = shard_span(c.n_head, tp_rank_, tp_size_, "the number of attention heads");
-  local_.kv_heads = head_span(c.n_head_kv, tp_rank_, tp_size_, "the number of KV heads");
-  // MoE layers have no dense FFN to split (and are refused above under parallelism).
-  local_.ff = shard_span(c.n_ff, tp_rank_, tp_size_, "the feed-forward size");
-  local_.embd = tp_exact_ ? shard_span(c.n_embd, tp_rank_, tp_size_, "the embedding size")
-                          : Span{0, c.n_embd};
-  local_.n_head = static_cast<int>(local_.q_heads.count);
-  local_.n_head_kv = static_cast<int>(local_.kv_heads.count);
-  local_.n_ff = static_cast<int>(local_.ff.count);
-  local_.q_dim = local_.n_head * c.head_dim;
-  local_.kv_dim = local_.n_head_kv * c.head_dim;
+  // Every rank splits the same groups off the run's communicator, in the same order.
+  if (P > 1) {
+    tp_group_ = opts.comm->split(/*color=*/stage_, /*key=*/tp_rank_);
+    pipe_group_ = opts.comm->split(/*color=*/tp_rank_, /*key=*/stage_);
+    pipe_ = pipe_group_.get();
+    if (tp_size_ > 1) comm_ = tp_group_.get();
+  } else if (tp_size_ > 1) {
+    comm_ = opts.comm;
+  }
+  const Span layers = shard_span(c.n_layer, stage_, P, "the number of layers");
+  layer0_ = static_cast<int>(layers.begin);
+  n_layer_local_ = static_cast<int>(layers.count);
+
+  for (int r = 0; r < tp_size_; ++r) {
+    const LocalDims d = local_dims(r);
+    q_widths_.push_back(d.q_dim);
+    ff_widths_.push_back(d.n_ff);
+    embd_widths_.push_back(static_cast<int>(d.embd.count));
+  }
+  local_ = local_dims(tp_rank_);
   kv_dim_local_ = local_.kv_dim;
+}
+
+LocalDims DecoderModel::local_dims(int tp_rank) const {
+  const ModelConfig& c = config_;
+  LocalDims d;
+  const HeadShard heads = head_span(c.n_head, c.n_head_kv, tp_rank, tp_size_);
+  d.q_heads = heads.q_heads;
+  d.kv_heads = heads.kv_heads;
+  // Wdown's columns are split on whole quantization blocks: those of its stored type, and of
+  // the type a load-time conversion gives it. And on multiples of 16 rows: the activation
+  // kernels run 16 values at a time and the rest of a row apart (silu_mul), so a rank's
+  // rows then meet those kernels as one process's do, and the last rank takes the rest
+  // (F32 weights: 172 rows on 2 ranks are 80 and 92).
+  int64_t block = 1;
+  if (const gguf::TensorInfo* down =
+          file_->find_tensor("blk." + std::to_string(layer0_) + ".ffn_down.weight"))
+    block = dtype_info(down->type).block_size;
+  if (quant_ && tp_size_ > 1) block = std::max<int64_t>(block, dtype_info(*quant_).block_size);
+  const int64_t granule = std::lcm(block, int64_t{16});
+  const int64_t rest = c.n_ff % granule % block == 0 ? c.n_ff % granule : 0;
+  // MoE layers have no dense FFN to split (and are refused above under parallelism).
+  d.ff = Span{0, c.n_ff};
+  if (tp_size_ > 1) {
+    d.ff = shard_span(c.n_ff - rest, tp_rank, tp_size_, "the feed-forward size", granule);
+    if (tp_rank == tp_size_ - 1) d.ff.count += rest;
+  }
+  d.embd =
+      tp_exact_ ? shard_span(c.n_embd, tp_rank, tp_size_, "the embedding size") : Span{0, c.n_embd};
+  d.n_head = static_cast<int>(d.q_heads.count);
+  d.n_head_kv = static_cast<int>(d.kv_heads.count);
+  d.n_ff = static_cast<int>(d.ff.count);
+  d.q_dim = d.n_head * c.head_dim;
+  d.kv_dim = d.n_head_kv * c.head_dim;
+  return d;
 }
 
 Tensor DecoderModel::f32_piece(const Tensor& b, int64_t offset, Span s) {
@@ -389,8 +488,8 @@ Tensor DecoderModel::f32_piece(const Tensor& b, int64_t offset, Span s) {
 
 // Activations are host memory on the CPU backend; a device backend will need the
 // collectives as ops of its own.
-void DecoderModel::row_parallel(const Tensor& w, const float* in, int width, const Tensor* bias,
-                                int n) {
+void DecoderModel::row_parallel(const Tensor& w, const float* in, const std::vector<int>& widths,
+                                const Tensor* bias, int n) {
   Backend& be = *backend_;
   if (comm_ == nullptr) return be.matmul(w, in, tmp_, n, bias);  // [n, n_embd]
   if (!tp_exact_) {
@@ -398,19 +497,34 @@ void DecoderModel::row_parallel(const Tensor& w, const float* in, int width, con
     comm_->all_reduce_sum(tmp_, int64_t{n} * config_.n_embd);
     return;
   }
-  gather_columns(in, n, width, whole_);  // [n, width * T]: every head / FFN row
-  be.matmul(w, whole_, part_, n, bias);  // [n, n_embd / T]: this rank's outputs
-  gather_columns(part_, n, static_cast<int>(local_.embd.count), tmp_);
+  gather_columns(in, n, widths, whole_);  // [n, sum of widths]: every head / FFN row
+  be.matmul(w, whole_, part_, n, bias);   // [n, this rank's n_embd rows]
+  gather_columns(part_, n, embd_widths_, tmp_);
 }
 
-void DecoderModel::gather_columns(const float* local, int n, int width, float* full) {
-  const size_t w = static_cast<size_t>(width), T = static_cast<size_t>(tp_size_);
-  gather_scratch_.resize(T * n * w);
-  comm_->all_gather(local, int64_t{n} * width, gather_scratch_.data());  // [T, n, width]
-  for (size_t t = 0; t < static_cast<size_t>(n); ++t)
-    for (size_t r = 0; r < T; ++r)
-      std::memcpy(full + (t * T + r) * w, gather_scratch_.data() + (r * n + t) * w,
-                  sizeof(float) * w);
+void DecoderModel::gather_columns(const float* local, int n, const std::vector<int>& widths,
+                                  float* full) {
+  const size_t T = static_cast<size_t>(tp_size_), rows = static_cast<size_t>(n);
+  const size_t w_max = static_cast<size_t>(*std::max_element(widths.begin(), widths.end()));
+  const size_t mine = static_cast<size_t>(widths[tp_rank_]);
+  // all_gather takes equal parts: a narrower rank pads its rows to the widest rank's width.
+  const float* send = local;
+  if (mine != w_max) {
+    gather_pad_.assign(rows * w_max, 0.0f);
+    for (size_t t = 0; t < rows; ++t)
+      std::memcpy(gather_pad_.data() + t * w_max, local + t * mine, sizeof(float) * mine);
+    send = gather_pad_.data();
+  }
+  gather_scratch_.resize(T * rows * w_max);
+  comm_->all_gather(send, static_cast<int64_t>(rows * w_max),
+                    gather_scratch_.data());  // [T, n, w_max]
+  float* dst = full;
+  for (size_t t = 0; t < rows; ++t)
+    for (size_t r = 0; r < T; ++r) {
+      const size_t w = static_cast<size_t>(widths[r]);
+      std::memcpy(dst, gather_scratch_.data() + (r * rows + t) * w_max, sizeof(float) * w);
+      dst += w;
+    }
 }
 
 void DecoderModel::release_buffers() {
@@ -476,12 +590,13 @@ void DecoderModel::attention_block(const DecoderLayer& L, const KVLayer& kv,
   o.n_window = L.swa ? f_.n_swa : 0;
   o.alibi_max_bias = f_.alibi_max_bias;
   // A rank's query heads read only its own KV heads: local head h reads local KV head
-  // h / (n_head / n_head_kv) as globally (head_span keeps whole GQA groups together).
+  // h / (H / HKV) as globally (head_span keeps whole GQA groups together, or gives a rank
+  // part of one group and its one KV head).
   if (o.n_window == 0 && o.alibi_max_bias == 0.0f)                // plain causal attention
     be.attention(q_, kv, att_, H, HKV, c.head_dim, o.scale, ab);  // [n, q_dim]
   else
     be.attention_ext(q_, kv, att_, H, HKV, c.head_dim, o, ab);
-  row_parallel(L.wo, att_, local_.q_dim, L.bo ? &L.bo : nullptr, n);  // tmp: [n, n_embd]
+  row_parallel(L.wo, att_, q_widths_, L.bo ? &L.bo : nullptr, n);  // tmp: [n, n_embd]
 }
 
 // tmp[n, n_embd] = Wdown · act(Wgate·h, Wup·h), this rank computing its n_ff rows of act.
@@ -494,7 +609,7 @@ void DecoderModel::dense_ffn(const DecoderLayer& L, int n) {
     be.gelu_mul(gate_, up_, n, F);
   else
     be.silu_mul(gate_, up_, n, F);
-  row_parallel(L.w_down, gate_, F, nullptr, n);  // tmp: [n, n_embd]
+  row_parallel(L.w_down, gate_, ff_widths_, nullptr, n);  // tmp: [n, n_embd]
 }
 
 // tmp[n, n_embd] = sum over the k experts e chosen for each token of w_e · expert_e(h),
@@ -537,49 +652,85 @@ void DecoderModel::moe_ffn(const DecoderLayer& L, int n) {
 
 void DecoderModel::forward(const ForwardBatch& batch, KVCache& kv, float* logits) {
   ensure_capacity(batch.n_tokens);  // before h_ is taken: it may move
-  forward_hidden(batch, kv, h_);    // h: [n_out, n_embd]
-  lm_head(batch.n_out, logits);
+  final_hidden(batch, kv, h_);      // h: [n_out, n_embd] on the last stage
+  if (last_stage()) lm_head(batch.n_out, logits);
+  if (pipe_ != nullptr)  // every rank returns the logits
+    pipe_->broadcast(logits, int64_t{batch.n_out} * config_.n_vocab * int64_t{sizeof(float)},
+                     n_stages_ - 1);
 }
 
 void DecoderModel::forward_hidden(const ForwardBatch& batch, KVCache& kv, float* hidden) {
+  final_hidden(batch, kv, hidden);
+  if (pipe_ != nullptr)
+    pipe_->broadcast(hidden, int64_t{batch.n_out} * config_.n_embd * int64_t{sizeof(float)},
+                     n_stages_ - 1);
+}
+
+void DecoderModel::final_hidden(const ForwardBatch& batch, KVCache& kv, float* hidden) {
   const ModelConfig& c = config_;
-  Backend& be = *backend_;
   const int n = batch.n_tokens;
   ensure_capacity(n);
   for (int i = 0; i < n; ++i)
     if (batch.tokens[i] < 0 || batch.tokens[i] >= c.n_vocab)
       throw Error("token id " + std::to_string(batch.tokens[i]) + " is outside the vocabulary");
+  run_stages(batch, kv);
+  if (!last_stage()) return;
+  // Gather the rows that want an output, normalize.
+  Backend& be = *backend_;
+  be.gather_rows(x_, batch.out_rows, batch.n_out, c.n_embd, h_);
+  be.rms_norm(h_, output_norm_, hidden, batch.n_out, c.n_embd, c.rms_eps);
+}
 
-  AttentionBatch ab;
-  ab.n_tokens = n;
-  ab.pos = batch.pos;
-  ab.seq_of = batch.seq_of;
-  ab.block_tables = batch.block_tables;
-  ab.slots = batch.slots;
-  ab.prompt_tiled = batch.prompt_tiled;
-  ab.block_size = kv.block_size();
+void DecoderModel::run_stages(const ForwardBatch& batch, KVCache& kv) {
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  const int n = batch.n_tokens;
+  const int64_t E = c.n_embd;
+  // Micro-batches: one without a pipeline; with one, up to 2 P of kMinMicroRows rows or more.
+  const int n_micro = pipe_ == nullptr ? 1 : std::clamp(n / kMinMicroRows, 1, 2 * n_stages_);
+  for (int m = 0; m < n_micro; ++m) {
+    const int r0 = static_cast<int>(int64_t{n} * m / n_micro);
+    const int rows = static_cast<int>(int64_t{n} * (m + 1) / n_micro) - r0;
+    float* x = x_ + r0 * E;  // [rows, n_embd]: this micro-batch's residual stream
+    const int64_t bytes = rows * E * int64_t{sizeof(float)};
+    if (stage_ == 0) {
+      be.get_rows(tok_embd_, batch.tokens + r0, rows, x);
+      if (f_.embd_scale) be.scale(x, rows, c.n_embd, std::sqrt(float(c.n_embd)));
+    } else {
+      pipe_->recv(x, bytes, stage_ - 1, kActivationTag);
+    }
+    AttentionBatch ab;
+    ab.n_tokens = rows;
+    ab.pos = batch.pos + r0;
+    ab.seq_of = batch.seq_of + r0;
+    ab.block_tables = batch.block_tables;
+    ab.slots = batch.slots + r0;
+    ab.prompt_tiled = batch.prompt_tiled != nullptr ? batch.prompt_tiled + r0 : nullptr;
+    ab.block_size = kv.block_size();
+    run_layers(x, kv, ab, rows);
+    if (!last_stage()) pipe_->send(x, bytes, stage_ + 1, kActivationTag);
+  }
+}
 
-  be.get_rows(tok_embd_, batch.tokens, n, x_);  // x: [n, n_embd]
-  if (f_.embd_scale) be.scale(x_, n, c.n_embd, std::sqrt(float(c.n_embd)));
-  for (int l = 0; l < c.n_layer; ++l) {
-    const DecoderLayer& L = layers_[l];
+void DecoderModel::run_layers(float* x, KVCache& kv, const AttentionBatch& ab, int n) {
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const DecoderLayer& L = layers_[i];
     // Attention block.
-    be.rms_norm(x_, L.attn_norm, h_, n, c.n_embd, c.rms_eps);
-    attention_block(L, kv.layer(l), ab, n);  // tmp: [n, n_embd]
+    be.rms_norm(x, L.attn_norm, h_, n, c.n_embd, c.rms_eps);
+    attention_block(L, kv.layer(static_cast<int>(i)), ab, n);  // tmp: [n, n_embd]
     if (L.attn_post_norm) be.rms_norm(tmp_, L.attn_post_norm, tmp_, n, c.n_embd, c.rms_eps);
-    be.add(x_, tmp_, n, c.n_embd);
+    be.add(x, tmp_, n, c.n_embd);
     // Feed-forward block.
-    be.rms_norm(x_, L.ffn_norm, h_, n, c.n_embd, c.rms_eps);
+    be.rms_norm(x, L.ffn_norm, h_, n, c.n_embd, c.rms_eps);
     if (f_.ffn == FfnKind::MOE)
       moe_ffn(L, n);  // tmp: [n, n_embd]
     else
       dense_ffn(L, n);
     if (L.ffn_post_norm) be.rms_norm(tmp_, L.ffn_post_norm, tmp_, n, c.n_embd, c.rms_eps);
-    be.add(x_, tmp_, n, c.n_embd);
+    be.add(x, tmp_, n, c.n_embd);
   }
-  // Gather the rows that want an output, normalize.
-  be.gather_rows(x_, batch.out_rows, batch.n_out, c.n_embd, h_);
-  be.rms_norm(h_, output_norm_, hidden, batch.n_out, c.n_embd, c.rms_eps);
 }
 
 // logits[n_out, n_vocab] = Wout · h (soft-capped: final_softcap).

@@ -113,8 +113,8 @@ std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& o
   } else if (opts.load_format == "hf" || (opts.load_format == "auto" && hf::is_hf_path(path))) {
     f = hf::open_hf_directory(path);
   } else if (opts.load_format == "gguf" || opts.load_format == "auto") {
-    // A tensor-parallel rank copies out its shards as it loads them: the file stays mapped
-    // (read only where used), never read whole into memory.
+    // A tensor- or pipeline-parallel rank copies out its shards or reads its layers as it
+    // loads them: the file stays mapped (read only where used), never read whole into memory.
     const bool sharded = opts.comm != nullptr && opts.comm->size() > 1;
     f = gguf::File::open(path, /*copy_to_huge_pages=*/!sharded);
   } else {
@@ -138,7 +138,7 @@ std::unique_ptr<Model> load_model(const std::string& path, const ModelOptions& o
 }
 
 std::unique_ptr<KVCache> Model::make_kv_cache(int n_blocks, int block_size) {
-  return std::make_unique<KVCache>(*backend_, config_.n_layer, kv_dim_local(), n_blocks, block_size,
+  return std::make_unique<KVCache>(*backend_, n_layer_local(), kv_dim_local(), n_blocks, block_size,
                                    kv_type_);
 }
 

@@ -55,11 +55,17 @@ struct ModelOptions {
   bool repack = true;
   // The backend that runs the model (make_backend): "cpu" or "ref" (--backend).
   std::string backend = "cpu";
-  // Tensor parallelism (--tensor-parallel-size): with comm->size() > 1 this process holds
-  // and runs shard comm->rank() of the model's attention heads and feed-forward rows, and
-  // every rank of comm runs the same forward passes in step. Null: the whole model. Not
-  // owned; outlives the model.
+  // Tensor and pipeline parallelism: with comm->size() = T * P > 1 (P =
+  // pipeline_parallel_size) rank r of comm is TP rank r % T of pipeline stage r / T: it
+  // holds the layers of stage r / T (contiguous, as equal as possible; the embeddings on the
+  // first stage, the output norm and head on the last) and, of those, shard r % T of the
+  // attention heads and feed-forward rows. Every rank of comm runs the same forward passes
+  // in step, with the same batch, and every rank gets the whole logits. Null: the whole
+  // model. Not owned; outlives the model.
   dist::Communicator* comm = nullptr;
+  // P, the number of pipeline stages (--pipeline-parallel-size); comm->size() must be a
+  // multiple of it.
+  int pipeline_parallel_size = 1;
   // How the ranks split Wo and Wdown. false (Megatron): by input columns, each rank's
   // partial products summed by an all-reduce (2 collectives per layer; the split sums move
   // the logits by rounding). true: by output rows, their inputs gathered whole before and
@@ -100,6 +106,8 @@ class Model {
   // K/V values per token and layer that this process stores: config().kv_dim(), or its
   // share of the KV heads under tensor parallelism.
   int kv_dim_local() const { return kv_dim_local_ > 0 ? kv_dim_local_ : config_.kv_dim(); }
+  // Layers whose KV cache this process stores: config().n_layer, or its pipeline stage's.
+  int n_layer_local() const { return n_layer_local_ > 0 ? n_layer_local_ : config_.n_layer; }
 
  protected:
   ModelConfig config_;
@@ -108,7 +116,8 @@ class Model {
   std::unique_ptr<Backend> backend_;
   DType kv_type_ = DType::F16;
   WeightStats weight_stats_;
-  int kv_dim_local_ = 0;  // 0: config_.kv_dim()
+  int kv_dim_local_ = 0;   // 0: config_.kv_dim()
+  int n_layer_local_ = 0;  // 0: config_.n_layer
 };
 
 // Opens a GGUF file or a Hugging Face model directory (see ModelOptions::load_format) and

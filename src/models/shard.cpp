@@ -1,29 +1,56 @@
 #include "models/shard.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
 
 namespace tessera {
 
-Span shard_span(int64_t n, int rank, int size, const std::string& what) {
-  if (size < 1 || rank < 0 || rank >= size) throw Error("internal: rank outside the group");
-  if (n % size != 0)
-    throw Error(what + " (" + std::to_string(n) + ") does not divide by the tensor-parallel size " +
-                std::to_string(size));
-  return {n / size * rank, n / size};
+Span shard_span(int64_t n, int rank, int size, const std::string& what, int64_t granule) {
+  if (size < 1 || rank < 0 || rank >= size || granule < 1)
+    throw Error("internal: rank outside the group");
+  if (n % granule != 0)
+    throw Error(what + " (" + std::to_string(n) + ") is not a multiple of " +
+                std::to_string(granule));
+  const int64_t units = n / granule;
+  if (units < size)
+    throw Error(what + " (" + std::to_string(n) +
+                (granule > 1
+                     ? ", " + std::to_string(units) + " blocks of " + std::to_string(granule)
+                     : std::string()) +
+                ") cannot be split among " + std::to_string(size) +
+                " tensor-parallel ranks: one would get none");
+  const int64_t base = units / size, extra = units % size;
+  const int64_t begin = rank * base + std::min<int64_t>(rank, extra);
+  const int64_t count = base + (rank < extra ? 1 : 0);
+  return {begin * granule, count * granule};
 }
 
-Span head_span(int64_t n_heads, int rank, int size, const std::string& what) {
-  if (size < 1 || rank < 0 || rank >= size) throw Error("internal: rank outside the group");
-  if (n_heads % size == 0) return {n_heads / size * rank, n_heads / size};
-  if (size % n_heads == 0) return {rank / (size / n_heads), 1};
-  throw Error(what + " (" + std::to_string(n_heads) + ") does not divide by the tensor-parallel " +
-              "size " + std::to_string(size) + ", nor the size by it");
+HeadShard head_span(int64_t n_head, int64_t n_head_kv, int rank, int size) {
+  if (n_head_kv < 1 || n_head % n_head_kv != 0)
+    throw Error("the number of attention heads (" + std::to_string(n_head) +
+                ") is not a multiple of the number of KV heads (" + std::to_string(n_head_kv) +
+                ")");
+  const int64_t group = n_head / n_head_kv;
+  if (n_head_kv >= size) {
+    const Span kv = shard_span(n_head_kv, rank, size, "the number of KV heads");
+    return {{kv.begin * group, kv.count * group}, kv};
+  }
+  // Fewer KV heads than ranks: KV head k is held by the ranks of part k of the ranks.
+  for (int64_t k = 0; k < n_head_kv; ++k) {
+    const Span ranks = shard_span(size, static_cast<int>(k), static_cast<int>(n_head_kv), "ranks");
+    if (rank < ranks.begin || rank >= ranks.begin + ranks.count) continue;
+    const Span q =
+        shard_span(group, static_cast<int>(rank - ranks.begin), static_cast<int>(ranks.count),
+                   "the query heads of KV head " + std::to_string(k));
+    return {{k * group + q.begin, q.count}, {k, 1}};
+  }
+  throw Error("internal: rank outside the group");
 }
 
-Tensor shard_weight(const Tensor& w, const std::string& name, const ShardPlan& plan, int rank,
-                    int size, std::vector<std::unique_ptr<uint8_t[]>>& storage) {
+Tensor shard_weight(const Tensor& w, const std::string& name, const ShardPlan& plan,
+                    std::vector<std::unique_ptr<uint8_t[]>>& storage) {
   if (is_repacked(w.type)) throw Error("internal: sharding a row-interleaved weight");
   if (w.ne[2] != 1 || w.ne[3] != 1)
     throw Error("tensor '" + name + "': tensor parallelism splits 2-D matrices only");
@@ -34,16 +61,16 @@ Tensor shard_weight(const Tensor& w, const std::string& name, const ShardPlan& p
   for (const Span& r : row_ranges)
     if (r.begin < 0 || r.count < 0 || r.begin + r.count > rows)
       throw Error("internal: rows outside tensor '" + name + "'");
-  Span col = {0, cols};
-  if (plan.split_cols) {
-    col = shard_span(cols, rank, size, "columns of tensor '" + name + "'");
-    const int64_t block = dtype_info(w.type).block_size;
-    if (col.begin % block != 0 || col.count % block != 0)
-      throw Error("tensor '" + name + "' (" + dtype_info(w.type).name + ", blocks of " +
-                  std::to_string(block) + " values) cannot be split into " + std::to_string(size) +
-                  " column slices of " + std::to_string(col.count) +
-                  ": the split would cut a quantization block");
-  }
+  const bool split_cols = plan.cols.count > 0;
+  const Span col = split_cols ? plan.cols : Span{0, cols};
+  if (col.begin < 0 || col.begin + col.count > cols)
+    throw Error("internal: columns outside tensor '" + name + "'");
+  const int64_t block = dtype_info(w.type).block_size;
+  if (col.begin % block != 0 || col.count % block != 0)
+    throw Error("tensor '" + name + "' (" + dtype_info(w.type).name + ", blocks of " +
+                std::to_string(block) + " values) cannot be split at columns " +
+                std::to_string(col.begin) + "-" + std::to_string(col.begin + col.count) +
+                ": the split would cut a quantization block");
 
   int64_t n_rows = 0;
   for (const Span& r : row_ranges) n_rows += r.count;
@@ -56,7 +83,7 @@ Tensor shard_weight(const Tensor& w, const std::string& name, const ShardPlan& p
   storage.emplace_back(new uint8_t[out_row * static_cast<size_t>(n_rows)]);
   uint8_t* dst = storage.back().get();
   for (const Span& r : row_ranges) {
-    if (!plan.split_cols) {  // whole rows: one contiguous range of the stored matrix
+    if (!split_cols) {  // whole rows: one contiguous range of the stored matrix
       std::memcpy(dst, w.row(r.begin), out_row * static_cast<size_t>(r.count));
       dst += out_row * static_cast<size_t>(r.count);
       continue;

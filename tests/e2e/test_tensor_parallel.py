@@ -1,8 +1,8 @@
 """Tensor parallelism across processes under mpirun: `tessera run` and `tessera logits` with
 --tensor-parallel-size N print what one process prints (bit for bit with --tp-exact; within
 float rounding, or parting at near-ties for quantized weights, with the split sums of the
-default), and bad starts (heads that do not
-split, a world size that is not the flag's, ranks started with different models or flags)
+default), and bad starts (heads that cannot
+be split, a world size that is not the flag's, ranks started with different models or flags)
 end with a clear error on stderr, nothing on stdout and a non-zero exit."""
 import json
 import os
@@ -153,9 +153,12 @@ def test_logits_tp2_within_float_rounding():
     assert worst < 1e-4, worst
 
 
-def test_heads_that_do_not_split_are_refused(smollm2):
-    refused(mpirun(2, "run", "-m", smollm2, "-p", "Hi", "-n", 4, "--tensor-parallel-size", 2),
-            "the number of attention heads (9) does not divide by the tensor-parallel size 2")
+def test_heads_that_do_not_split_are_refused():
+    # 2 query heads (one KV head) cannot go to 3 ranks; SmolLM2's 9 heads on 2 ranks split
+    # by GQA group (test_pipeline_parallel.py).
+    refused(mpirun(3, "run", "-m", DATA / "archs" / "llama.gguf", "-n", 4,
+                   "--tensor-parallel-size", 3),
+            "the query heads of KV head 0 (2) cannot be split among 3 tensor-parallel ranks")
 
 
 def test_world_size_must_equal_the_flag():

@@ -1,7 +1,9 @@
 // The communicators and the start-up agreement check: the single-process communicator, and
-// the collective contract (rank-order sums, broadcast, gather) on ranks that are threads.
+// the collective contract (rank-order sums, broadcast, gather, groups split off, messages)
+// on ranks that are threads.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,48 @@ TEST(LocalCommunicator, IsOneRankAndLeavesDataAlone) {
   c.barrier();
   EXPECT_EQ(dist::broadcast_string(c, "model.gguf", 0), "model.gguf");
   EXPECT_NO_THROW(dist::check_same_on_all_ranks(c, "model", "a"));
+}
+
+TEST(LocalCommunicator, SplitsIntoOneRankAndHasNoPeers) {
+  dist::LocalCommunicator c;
+  const std::unique_ptr<dist::Communicator> sub = c.split(3, 0);
+  EXPECT_EQ(sub->rank(), 0);
+  EXPECT_EQ(sub->size(), 1);
+  int v = 1;
+  EXPECT_THROW(c.send(&v, sizeof v, 0, 1), Error);
+  EXPECT_THROW(c.recv(&v, sizeof v, 0, 1), Error);
+}
+
+// Six ranks as 2 pipeline stages x 3 TP ranks: split by stage and by TP rank, ranked by
+// key; messages between the groups' ranks arrive in order.
+TEST(ThreadCommunicator, SplitsIntoGroupsAndPassesMessages) {
+  std::vector<std::vector<int>> got(6);
+  run_ranks(6, [&](dist::Communicator& c) {
+    const int stage = c.rank() / 3, tp = c.rank() % 3;
+    const std::unique_ptr<dist::Communicator> tp_group = c.split(stage, tp);
+    const std::unique_ptr<dist::Communicator> pipe = c.split(tp, stage);
+    EXPECT_EQ(tp_group->size(), 3);
+    EXPECT_EQ(tp_group->rank(), tp);
+    EXPECT_EQ(pipe->size(), 2);
+    EXPECT_EQ(pipe->rank(), stage);
+    // The TP group sums over its own 3 ranks only.
+    float x = static_cast<float>(c.rank());
+    tp_group->all_reduce_sum(&x, 1);
+    EXPECT_EQ(x, stage == 0 ? 0.0f + 1.0f + 2.0f : 3.0f + 4.0f + 5.0f);
+    if (stage == 0) {
+      for (int m = 0; m < 3; ++m) {
+        const int msg[2] = {tp, m};
+        pipe->send(msg, sizeof msg, 1, 7);
+      }
+    } else {
+      for (int m = 0; m < 3; ++m) {
+        int msg[2] = {-1, -1};
+        pipe->recv(msg, sizeof msg, 0, 7);
+        got[c.rank()].insert(got[c.rank()].end(), {msg[0], msg[1]});
+      }
+    }
+  });
+  for (int tp = 0; tp < 3; ++tp) EXPECT_EQ(got[3 + tp], (std::vector<int>{tp, 0, tp, 1, tp, 2}));
 }
 
 TEST(Runtime, OneProcessOutsideMpirun) {

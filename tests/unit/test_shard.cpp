@@ -23,22 +23,71 @@ void expect_span(Span s, int64_t begin, int64_t count) {
 
 using testing_util::error_of;
 
-TEST(ShardSpan, EqualPartsOrAClearError) {
+TEST(ShardSpan, NearlyEqualPartsOfWholeGranules) {
   expect_span(shard_span(12, 0, 3, "n"), 0, 4);
   expect_span(shard_span(12, 2, 3, "n"), 8, 4);
   expect_span(shard_span(7, 0, 1, "n"), 0, 7);
-  const std::string e = error_of([] { shard_span(9, 1, 2, "the number of attention heads"); });
-  EXPECT_EQ(e, "the number of attention heads (9) does not divide by the tensor-parallel size 2");
+  // Uneven: the first parts take one more.
+  expect_span(shard_span(9, 0, 2, "n"), 0, 5);
+  expect_span(shard_span(9, 1, 2, "n"), 5, 4);
+  expect_span(shard_span(30, 3, 4, "layers"), 23, 7);
+  // Granules: 1536 feed-forward rows in blocks of 32 (48 blocks), and 1568 (49 blocks).
+  expect_span(shard_span(1536, 1, 2, "ff", 32), 768, 768);
+  expect_span(shard_span(1568, 0, 2, "ff", 32), 0, 800);
+  expect_span(shard_span(1568, 1, 2, "ff", 32), 800, 768);
+  // The parts of all ranks cover n exactly, in order.
+  for (int size = 1; size <= 7; ++size) {
+    int64_t next = 0;
+    for (int r = 0; r < size; ++r) {
+      const Span s = shard_span(96, r, size, "n", 8);
+      EXPECT_EQ(s.begin, next);
+      EXPECT_EQ(s.count % 8, 0);
+      next += s.count;
+    }
+    EXPECT_EQ(next, 96);
+  }
+  EXPECT_EQ(error_of([] { shard_span(2, 1, 3, "the number of layers"); }),
+            "the number of layers (2) cannot be split among 3 tensor-parallel ranks: one would "
+            "get none");
+  EXPECT_EQ(error_of([] { shard_span(64, 0, 4, "the feed-forward size", 32); }),
+            "the feed-forward size (64, 2 blocks of 32) cannot be split among 4 tensor-parallel "
+            "ranks: one would get none");
+  EXPECT_NE(error_of([] { shard_span(100, 0, 2, "ff", 32); }), "");
 }
 
-TEST(HeadSpan, SplitsOrSharesKvHeads) {
-  expect_span(head_span(8, 3, 4, "KV heads"), 6, 2);
-  // One KV head (MQA) on two ranks: both hold it.
-  expect_span(head_span(1, 0, 2, "KV heads"), 0, 1);
-  expect_span(head_span(1, 1, 2, "KV heads"), 0, 1);
+void expect_heads(HeadShard h, int64_t q_begin, int64_t q_count, int64_t kv_begin,
+                  int64_t kv_count) {
+  expect_span(h.q_heads, q_begin, q_count);
+  expect_span(h.kv_heads, kv_begin, kv_count);
+}
+
+TEST(HeadSpan, SplitsByGqaGroups) {
+  // 32 heads, 8 KV heads on 4 ranks: two groups of 4 each.
+  expect_heads(head_span(32, 8, 3, 4), 24, 8, 6, 2);
+  // SmolLM2: 9 heads, 3 KV heads (groups of 3) on 2 ranks: KV 0-1 = q 0-5, KV 2 = q 6-8.
+  expect_heads(head_span(9, 3, 0, 2), 0, 6, 0, 2);
+  expect_heads(head_span(9, 3, 1, 2), 6, 3, 2, 1);
+  // ... on 3 ranks: one group each.
+  for (int r = 0; r < 3; ++r) expect_heads(head_span(9, 3, r, 3), 3 * r, 3, r, 1);
+}
+
+TEST(HeadSpan, SharesKvHeadsWhenFewerThanRanks) {
+  // One KV head (MQA) on two ranks: both hold it, each half of the query heads.
+  expect_heads(head_span(4, 1, 0, 2), 0, 2, 0, 1);
+  expect_heads(head_span(4, 1, 1, 2), 2, 2, 0, 1);
   // Two KV heads on four ranks: ranks 0, 1 hold head 0; ranks 2, 3 head 1.
-  for (int r = 0; r < 4; ++r) expect_span(head_span(2, r, 4, "KV heads"), r / 2, 1);
-  EXPECT_NE(error_of([] { head_span(3, 0, 2, "the number of KV heads"); }), "");
+  for (int r = 0; r < 4; ++r) expect_heads(head_span(8, 2, r, 4), 2 * r, 2, r / 2, 1);
+  // Three KV heads (groups of 3) on four ranks: KV head 0 on ranks 0, 1 (q 0-1, q 2), the
+  // others on one rank each.
+  expect_heads(head_span(9, 3, 0, 4), 0, 2, 0, 1);
+  expect_heads(head_span(9, 3, 1, 4), 2, 1, 0, 1);
+  expect_heads(head_span(9, 3, 2, 4), 3, 3, 1, 1);
+  expect_heads(head_span(9, 3, 3, 4), 6, 3, 2, 1);
+  // Refused: more ranks than query heads, heads not in whole groups.
+  EXPECT_EQ(error_of([] { head_span(2, 1, 0, 3); }),
+            "the query heads of KV head 0 (2) cannot be split among 3 tensor-parallel ranks: one "
+            "would get none");
+  EXPECT_NE(error_of([] { head_span(9, 2, 0, 2); }), "");
 }
 
 // A [rows, cols] F32 matrix with w[r][c] = 100 r + c.
@@ -57,8 +106,8 @@ TEST(ShardWeight, RowRangesInOrder) {
   const std::vector<float> w = ramp(6, 4);
   std::vector<std::unique_ptr<uint8_t[]>> storage;
   // A fused matrix keeps one range of each part: rows 1-2 and row 4.
-  const Tensor s = shard_weight(matrix(DType::F32, 6, 4, w.data()), "w", {.rows = {{1, 2}, {4, 1}}},
-                                1, 2, storage);
+  const Tensor s =
+      shard_weight(matrix(DType::F32, 6, 4, w.data()), "w", {.rows = {{1, 2}, {4, 1}}}, storage);
   ASSERT_EQ(s.rows(), 3);
   ASSERT_EQ(s.cols(), 4);
   const float* d = static_cast<const float*>(s.data);
@@ -72,19 +121,18 @@ TEST(ShardWeight, ColumnSlicesOfEveryRow) {
   const std::vector<float> w = ramp(3, 6);
   std::vector<std::unique_ptr<uint8_t[]>> storage;
   for (int rank = 0; rank < 3; ++rank) {
-    const Tensor s = shard_weight(matrix(DType::F32, 3, 6, w.data()), "w", {.split_cols = true},
-                                  rank, 3, storage);
+    const Tensor s = shard_weight(matrix(DType::F32, 3, 6, w.data()), "w",
+                                  {.cols = shard_span(6, rank, 3, "cols")}, storage);
     ASSERT_EQ(s.rows(), 3);
     ASSERT_EQ(s.cols(), 2);
     const float* d = static_cast<const float*>(s.data);
     for (int r = 0; r < 3; ++r)
       for (int c = 0; c < 2; ++c) EXPECT_EQ(d[r * 2 + c], 100.0f * r + 2 * rank + c);
   }
-  EXPECT_NE(error_of([&] {
-              shard_weight(matrix(DType::F32, 3, 6, w.data()), "w", {.split_cols = true}, 0, 4,
-                           storage);
-            }).find("columns of tensor 'w' (6) does not divide"),
-            std::string::npos);
+  // Uneven column slices: columns 4-5 of every row.
+  const Tensor s = shard_weight(matrix(DType::F32, 3, 6, w.data()), "w", {.cols = {4, 2}}, storage);
+  ASSERT_EQ(s.cols(), 2);
+  EXPECT_EQ(static_cast<const float*>(s.data)[2 + 1], 105.0f);
 }
 
 // Quantized rows split at block boundaries: each rank's slices, dequantized, are the
@@ -104,8 +152,9 @@ TEST(ShardWeight, QuantizedColumnsSplitOnBlocks) {
     std::vector<uint8_t> joined(q.size());
     std::vector<std::unique_ptr<uint8_t[]>> storage;
     for (int rank = 0; rank < size; ++rank) {
-      const Tensor s = shard_weight(matrix(t, rows, cols, q.data()), "w", {.split_cols = true},
-                                    rank, static_cast<int>(size), storage);
+      const Tensor s =
+          shard_weight(matrix(t, rows, cols, q.data()), "w",
+                       {.cols = shard_span(cols, rank, static_cast<int>(size), "cols")}, storage);
       ASSERT_EQ(s.cols(), cols / size) << dtype_name(t);
       for (int64_t r = 0; r < rows; ++r) {
         quant::dequantize_row(t, q.data() + r * row_bytes, full.data(), cols);
@@ -125,22 +174,22 @@ TEST(ShardWeight, ASplitInsideABlockIsRefused) {
   std::vector<std::unique_ptr<uint8_t[]>> storage;
   const std::string e = error_of([&] {
     shard_weight(matrix(DType::Q4_0, 2, 64, q.data()), "blk.0.attn_output.weight",
-                 {.split_cols = true}, 1, 4, storage);
+                 {.cols = {16, 16}}, storage);
   });
   EXPECT_EQ(e,
-            "tensor 'blk.0.attn_output.weight' (Q4_0, blocks of 32 values) cannot be split into 4 "
-            "column slices of 16: the split would cut a quantization block");
+            "tensor 'blk.0.attn_output.weight' (Q4_0, blocks of 32 values) cannot be split at "
+            "columns 16-32: the split would cut a quantization block");
   std::vector<uint8_t> k(row_size(DType::Q4_K, 512) * 2);
-  EXPECT_NE(error_of([&] {
-              shard_weight(matrix(DType::Q4_K, 2, 512, k.data()), "w", {.split_cols = true}, 0, 4,
-                           storage);
-            }),
-            "");
-  EXPECT_EQ(error_of([&] {
-              shard_weight(matrix(DType::Q4_K, 2, 512, k.data()), "w", {.split_cols = true}, 0, 2,
-                           storage);
-            }),
-            "");
+  EXPECT_NE(
+      error_of([&] {
+        shard_weight(matrix(DType::Q4_K, 2, 512, k.data()), "w", {.cols = {128, 128}}, storage);
+      }),
+      "");
+  EXPECT_EQ(
+      error_of([&] {
+        shard_weight(matrix(DType::Q4_K, 2, 512, k.data()), "w", {.cols = {256, 256}}, storage);
+      }),
+      "");
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 // architecture's tiny model at TP=2 (their single KV head held by both ranks) gives the
 // logits of one process (which test_archs.cpp checks against the references) within float
 // rounding, the row-parallel sums being split in two, and the same bits on both ranks;
-// families and shapes that cannot be split are refused with a clear error.
+// families and shapes that cannot be split are refused with a clear error. Pipeline
+// parallelism (ranks as stages, layers split between them) gives one process's logits bit
+// for bit, on every rank, alone and under TP.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -22,9 +24,13 @@ using archref::load_reference;
 using archref::Reference;
 using archref::rel_error;
 
-ModelOptions tp_options(dist::Communicator* comm, bool exact = false) {
+ModelOptions tp_options(dist::Communicator* comm, bool exact = false, int pp = 1) {
   // An f32 KV cache: the references are float32 implementations.
-  return {.n_threads = 1, .kv_cache_type = "f32", .comm = comm, .tp_exact = exact};
+  return {.n_threads = 1,
+          .kv_cache_type = "f32",
+          .comm = comm,
+          .pipeline_parallel_size = pp,
+          .tp_exact = exact};
 }
 
 // Logits of every position of every prompt of `ref`, prefill then one token at a time.
@@ -87,15 +93,86 @@ TEST_P(TensorParallelArch, ExactModeGivesOneProcessBits) {
   EXPECT_EQ(got[1], want) << name;
 }
 
+// A prompt of n tokens (ids spread over the vocabulary) and its logits at every position,
+// fed in batches of n_batch: long enough that a pipeline cuts it into micro-batches.
+std::vector<float> long_prompt_logits(Model& m, int n, int n_batch) {
+  const int V = m.config().n_vocab;
+  std::vector<int32_t> prompt(n), want(n);
+  for (int i = 0; i < n; ++i) {
+    prompt[i] = static_cast<int32_t>((7 * i + 1) % V);
+    want[i] = i;
+  }
+  SequenceRunner runner(m, n + 1);
+  std::vector<float> logits(static_cast<size_t>(n) * V);
+  runner.eval(prompt, want, logits.data(), n_batch);
+  return logits;
+}
+
+// Pipeline parallelism splits no sum: stages pass whole activations, so every rank's
+// logits are one process's bit for bit, whether a batch is one micro-batch or several
+// (96 rows: 4 micro-batches on 2 stages), and each stage holds the KV cache of its layer.
+TEST_P(TensorParallelArch, PipelineGivesOneProcessBits) {
+  const std::string name = GetParam();
+  const Reference ref = load_reference(name);
+  auto single = load_model(kDir + name + ".gguf", tp_options(nullptr));
+  std::vector<float> want = all_logits(*single, ref);
+  for (int n_batch : {96, 40, 7}) {
+    const std::vector<float> l = long_prompt_logits(*single, 96, n_batch);
+    want.insert(want.end(), l.begin(), l.end());
+  }
+  std::vector<std::vector<float>> got(2);
+  std::vector<int> n_layers(2);
+  testing::run_ranks(2, [&](dist::Communicator& c) {
+    auto m = load_model(kDir + name + ".gguf", tp_options(&c, false, /*pp=*/2));
+    n_layers[c.rank()] = m->n_layer_local();
+    got[c.rank()] = all_logits(*m, ref);
+    for (int n_batch : {96, 40, 7}) {
+      const std::vector<float> l = long_prompt_logits(*m, 96, n_batch);
+      got[c.rank()].insert(got[c.rank()].end(), l.begin(), l.end());
+    }
+  });
+  EXPECT_EQ(n_layers[0] + n_layers[1], single->config().n_layer);
+  EXPECT_EQ(n_layers[0], (single->config().n_layer + 1) / 2);
+  EXPECT_EQ(got[0], want) << name;
+  EXPECT_EQ(got[1], want) << name;
+}
+
+// TP=2 within each of 2 pipeline stages (4 ranks): the TP sums split as at TP=2, the same
+// bits on every rank; with tp_exact, one process's bits.
+TEST_P(TensorParallelArch, TensorTimesPipeline) {
+  const std::string name = GetParam();
+  const Reference ref = load_reference(name);
+  auto single = load_model(kDir + name + ".gguf", tp_options(nullptr));
+  const std::vector<float> want = all_logits(*single, ref);
+  for (const bool exact : {false, true}) {
+    std::vector<std::vector<float>> got(4);
+    testing::run_ranks(4, [&](dist::Communicator& c) {
+      auto m = load_model(kDir + name + ".gguf", tp_options(&c, exact, /*pp=*/2));
+      got[c.rank()] = all_logits(*m, ref);
+    });
+    for (int r = 1; r < 4; ++r) EXPECT_EQ(got[r], got[0]) << name << " rank " << r;
+    if (exact) {
+      EXPECT_EQ(got[0], want) << name;
+      continue;
+    }
+    ASSERT_EQ(got[0].size(), want.size());
+    const int V = ref.n_vocab;
+    double worst = 0.0;
+    for (size_t row = 0; row < want.size() / V; ++row)
+      worst = std::max(worst, rel_error(&got[0][row * V], &want[row * V], V));
+    EXPECT_LT(worst, 1e-5) << name;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Archs, TensorParallelArch,
                          ::testing::Values("llama", "mistral", "qwen3", "gemma3", "phi3", "chatglm",
                                            "glm4", "internlm2"));
 
-std::string load_error(const std::string& name, int n_ranks) {
+std::string load_error(const std::string& name, int n_ranks, int pp = 1) {
   std::vector<std::string> errors(n_ranks);
   testing::run_ranks(n_ranks, [&](dist::Communicator& c) {
     try {
-      load_model(kDir + name + ".gguf", tp_options(&c));
+      load_model(kDir + name + ".gguf", tp_options(&c, false, pp));
     } catch (const Error& e) {
       errors[c.rank()] = e.what();
     }
@@ -105,13 +182,20 @@ std::string load_error(const std::string& name, int n_ranks) {
 }
 
 TEST(TensorParallel, RefusesWhatItCannotSplit) {
-  EXPECT_NE(
-      load_error("llama", 3)
-          .find("the number of attention heads (2) does not divide by the tensor-parallel size 3"),
-      std::string::npos);
+  EXPECT_NE(load_error("llama", 3)
+                .find("the query heads of KV head 0 (2) cannot be split among 3 tensor-parallel "
+                      "ranks"),
+            std::string::npos);
   EXPECT_NE(load_error("mixtral", 2).find("does not support llama models with experts"),
             std::string::npos);
   EXPECT_NE(load_error("baichuan13b", 2).find("with ALiBi"), std::string::npos);
+  // Pipelines: more stages than layers (2), a world that is not stages x TP ranks.
+  EXPECT_NE(load_error("llama", 3, 3).find("a pipeline of 3 stages needs at least as many layers"),
+            std::string::npos);
+  EXPECT_NE(load_error("llama", 3, 2).find("is not a multiple of the pipeline-parallel size 2"),
+            std::string::npos);
+  // A pipeline alone splits no sum: experts and ALiBi run in stages.
+  EXPECT_EQ(load_error("mixtral", 2, 2), "");
 }
 
 }  // namespace

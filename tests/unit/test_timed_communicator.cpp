@@ -2,6 +2,7 @@
 // per collective; snapshots subtract into an interval's share.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <vector>
 
 #include "dist/timed_communicator.h"
@@ -11,6 +12,30 @@ namespace tessera {
 namespace {
 
 using dist::Collective;
+
+// A pipeline's groups and messages: the groups split off count into the parent's counters.
+TEST(TimedCommunicator, CountsSplitGroupsAndMessages) {
+  testing::run_ranks(4, [](dist::Communicator& inner) {
+    dist::TimedCommunicator c(inner);
+    const std::unique_ptr<dist::Communicator> tp = c.split(c.rank() / 2, c.rank() % 2);
+    const std::unique_ptr<dist::Communicator> pipe = c.split(c.rank() % 2, c.rank() / 2);
+    float x = 1.0f;
+    tp->all_reduce_sum(&x, 1);
+    EXPECT_EQ(x, 2.0f);
+    int v = c.rank();
+    if (pipe->rank() == 0)
+      pipe->send(&v, sizeof v, 1, 3);
+    else
+      pipe->recv(&v, sizeof v, 0, 3);
+    EXPECT_EQ(v, c.rank() % 2);  // stage 1 holds what the same TP rank of stage 0 sent
+    const dist::CommStats s = c.snapshot();
+    EXPECT_EQ(s[Collective::kAllReduceSum].calls, 1);
+    EXPECT_EQ(s[Collective::kAllReduceSum].bytes, 4);
+    EXPECT_EQ(s[Collective::kSend].calls, pipe->rank() == 0 ? 1 : 0);
+    EXPECT_EQ(s[Collective::kRecv].bytes, pipe->rank() == 0 ? 0 : 4);
+    EXPECT_STREQ(dist::collective_name(Collective::kRecv), "recv");
+  });
+}
 
 TEST(TimedCommunicator, ForwardsAndCountsEachCollective) {
   testing::run_ranks(2, [](dist::Communicator& inner) {

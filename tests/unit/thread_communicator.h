@@ -1,29 +1,45 @@
 // A communicator whose ranks are threads of this process, for testing multi-rank code
-// (tensor-parallel models, start-up checks) without MPI. Collectives follow the
-// Communicator contract, all_reduce_sum summing in rank order as the MPI one does.
+// (tensor- and pipeline-parallel models, start-up checks) without MPI. Collectives follow
+// the Communicator contract, all_reduce_sum summing in rank order as the MPI one does;
+// sends are eager (copied into the receiver's mailbox), so send never blocks.
 #pragma once
+#include <algorithm>
 #include <barrier>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <stdexcept>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "dist/communicator.h"
 
 namespace tessera::testing {
 
-// What the ranks of one group share: a barrier and one pointer slot per rank.
+// What the ranks of one group share: a barrier, one pointer slot per rank, the groups of
+// the split in progress, and the messages not yet received, by (source, destination, tag).
 struct ThreadGroup {
   explicit ThreadGroup(int n) : size(n), sync(n), slots(n) {}
   int size;
   std::barrier<> sync;
   std::vector<const void*> slots;
+  std::vector<std::shared_ptr<ThreadGroup>> split_groups;  // by color index
+  std::mutex mail_mutex;
+  std::condition_variable mail_cv;
+  std::map<std::tuple<int, int, int>, std::deque<std::vector<char>>> mail;
 };
 
 class ThreadCommunicator final : public dist::Communicator {
  public:
   ThreadCommunicator(ThreadGroup& g, int rank) : g_(g), rank_(rank) {}
+  // A rank of a group split off another (keeps the group alive).
+  ThreadCommunicator(std::shared_ptr<ThreadGroup> g, int rank)
+      : owned_(std::move(g)), g_(*owned_), rank_(rank) {}
   int rank() const override { return rank_; }
   int size() const override { return g_.size; }
 
@@ -59,12 +75,61 @@ class ThreadCommunicator final : public dist::Communicator {
   }
   void barrier() override { g_.sync.arrive_and_wait(); }
 
+  std::unique_ptr<dist::Communicator> split(int color, int key) override {
+    const int mine[2] = {color, key};
+    post(mine);
+    // Every rank reads all (color, key) pairs; the members of this rank's group, by key.
+    std::vector<int> colors;
+    std::vector<std::tuple<int, int>> members;  // (key, rank) of this color
+    for (int r = 0; r < g_.size; ++r) {
+      const int* ck = static_cast<const int*>(g_.slots[r]);
+      if (std::find(colors.begin(), colors.end(), ck[0]) == colors.end()) colors.push_back(ck[0]);
+      if (ck[0] == color) members.emplace_back(ck[1], r);
+    }
+    std::sort(members.begin(), members.end());
+    const int index =
+        static_cast<int>(std::find(colors.begin(), colors.end(), color) - colors.begin());
+    int new_rank = 0;
+    while (std::get<1>(members[new_rank]) != rank_) ++new_rank;
+    g_.sync.arrive_and_wait();  // every rank has read every pair
+    if (rank_ == 0) {
+      g_.split_groups.clear();
+      for (const int c : colors) {
+        int n = 0;
+        for (int r = 0; r < g_.size; ++r) n += static_cast<const int*>(g_.slots[r])[0] == c;
+        g_.split_groups.push_back(std::make_shared<ThreadGroup>(n));
+      }
+    }
+    g_.sync.arrive_and_wait();
+    auto out = std::make_unique<ThreadCommunicator>(g_.split_groups[index], new_rank);
+    g_.sync.arrive_and_wait();  // every rank has taken its group before the next split
+    return out;
+  }
+  void send(const void* data, int64_t n_bytes, int dest, int tag) override {
+    const char* p = static_cast<const char*>(data);
+    {
+      std::lock_guard<std::mutex> lock(g_.mail_mutex);
+      g_.mail[{rank_, dest, tag}].emplace_back(p, p + n_bytes);
+    }
+    g_.mail_cv.notify_all();
+  }
+  void recv(void* data, int64_t n_bytes, int src, int tag) override {
+    std::unique_lock<std::mutex> lock(g_.mail_mutex);
+    auto& queue = g_.mail[{src, rank_, tag}];
+    g_.mail_cv.wait(lock, [&] { return !queue.empty(); });
+    if (static_cast<int64_t>(queue.front().size()) != n_bytes)
+      throw std::runtime_error("thread communicator: message of another size");
+    std::memcpy(data, queue.front().data(), static_cast<size_t>(n_bytes));
+    queue.pop_front();
+  }
+
  private:
   // Publishes this rank's buffer and waits until every rank has published its own.
   void post(const void* p) {
     g_.slots[rank_] = p;
     g_.sync.arrive_and_wait();
   }
+  std::shared_ptr<ThreadGroup> owned_;  // for a split-off group
   ThreadGroup& g_;
   int rank_;
 };
