@@ -228,8 +228,7 @@ Runner add_bench_latency(CLI::App& app) {
     r.model_path = o->model;
     r.n_threads = o->n_threads;
     o->mo.n_threads = o->n_threads;
-    o->mo.comm = par.comm;
-    o->mo.tp_exact = o->parallel.exact;
+    par.configure(o->mo);
     const auto t0 = std::chrono::steady_clock::now();
     std::unique_ptr<Model> model;
     load_on_all_ranks(par, [&] { model = load_model(o->model, o->mo); });

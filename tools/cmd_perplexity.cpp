@@ -37,8 +37,7 @@ Runner add_perplexity(CLI::App& app) {
     if (!par.is_root()) set_progress_enabled(false);
     ModelOptions mo = o->load;
     mo.n_threads = o->n_threads;
-    mo.comm = par.comm;
-    mo.tp_exact = o->parallel.exact;
+    par.configure(mo);
     std::unique_ptr<Model> model;
     std::string text;
     load_on_all_ranks(par, [&] {

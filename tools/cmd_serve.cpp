@@ -129,9 +129,8 @@ void explain_shutdown_signal(const StepPublisher& publisher, int sig, int sender
 int serve_distributed(ServeOptions& o, Model& model, const ParallelRun& par) {
   dist::Communicator& comm = *par.comm;
   std::unique_ptr<dist::StepChannel> channel = dist::open_step_channel(comm);
-  const ModelConfig& mc = model.config();
   int64_t mine = static_cast<int64_t>(
-      KVCache::bytes_per_token(mc.n_layer, model.kv_dim_local(), model.kv_cache_type()));
+      KVCache::bytes_per_token(model.n_layer_local(), model.kv_dim_local(), model.kv_cache_type()));
   std::vector<int64_t> shares(static_cast<size_t>(comm.size()));
   comm.gather(&mine, sizeof mine, shares.data(), 0);
 
@@ -189,8 +188,7 @@ int serve(ServeOptions& o) {
   }
   ModelOptions mo = o.load;
   mo.n_threads = o.n_threads;
-  mo.comm = par.comm;
-  mo.tp_exact = o.parallel.exact;
+  par.configure(mo);
   std::unique_ptr<Model> model;
   load_on_all_ranks(par, [&] { model = load_model(o.model, mo); });
   if (const std::optional<EmbedTask> task = embedding_task(*model, o.embed.task)) {

@@ -50,16 +50,18 @@ def rank_pids(mpirun_pid):
 
 
 class MpiServer:
-    """`mpirun -np N tessera serve ... --tensor-parallel-size N` on a free loopback port."""
+    """`mpirun -np N·P tessera serve ... --tensor-parallel-size N --pipeline-parallel-size P`
+    on a free loopback port."""
 
-    def __init__(self, n, model, *args, log_path):
+    def __init__(self, n, model, *args, log_path, pp=1):
         self.port = free_port()
         self.log_path = log_path
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(
-            [MPIRUN, *MPI_FLAGS, "-np", str(n), tessera_bin(), "serve", "-m", str(model),
+            [MPIRUN, *MPI_FLAGS, "-np", str(n * pp), tessera_bin(), "serve", "-m", str(model),
              "--host", "127.0.0.1", "--port", str(self.port), "-t", "1",
-             "--tensor-parallel-size", str(n), *map(str, args)],
+             "--tensor-parallel-size", str(n), "--pipeline-parallel-size", str(pp),
+             *map(str, args)],
             stdout=self.log, stderr=subprocess.STDOUT, env=MPI_ENV)
         deadline = time.time() + 120
         while True:
@@ -75,7 +77,7 @@ class MpiServer:
                 raise AssertionError("server did not become healthy:\n" + self.logs())
             time.sleep(0.1)
         self.ranks = rank_pids(self.proc.pid)
-        assert sorted(self.ranks) == list(range(n)), self.ranks
+        assert sorted(self.ranks) == list(range(n * pp)), self.ranks
 
     def logs(self):
         self.log.flush()
@@ -119,8 +121,8 @@ def completions(port, prompts, max_tokens, concurrency=4):
 def mpi_server(tmp_path):
     servers = []
 
-    def start(n, model, *args):
-        s = MpiServer(n, model, *args, log_path=tmp_path / f"mpi{len(servers)}.log")
+    def start(n, model, *args, pp=1):
+        s = MpiServer(n, model, *args, log_path=tmp_path / f"mpi{len(servers)}.log", pp=pp)
         servers.append(s)
         return s
     yield start
@@ -136,8 +138,9 @@ def texts(results):
     return out
 
 
-def test_tp2_server_answers_what_one_process_answers(mpi_server, tmp_path):
-    # --tp-exact: the logits of prompts under 64 tokens are one process's bit for bit (the
+@pytest.mark.parametrize("tp,pp", [(2, 1), (1, 2)])
+def test_tp2_or_pp2_server_answers_what_one_process_answers(mpi_server, tmp_path, tp, pp):
+    # Pipeline stages split no sum: their logits are one process's. --tp-exact: the logits of prompts under 64 tokens are one process's bit for bit (the
     # split sums of the default move them by rounding, enough to part greedy output at a
     # near-tie even in F32). A small pool (preemption) and shared prefixes (the prefix
     # cache) included.
@@ -148,7 +151,7 @@ def test_tp2_server_answers_what_one_process_answers(mpi_server, tmp_path):
         want = texts(completions(one.port, prompts, 96))
     finally:
         assert one.stop() == 0
-    tp = mpi_server(2, STORIES, *args)
+    tp = mpi_server(tp, STORIES, *args, pp=pp)
     got = texts(completions(tp.port, prompts, 96))
     assert got == want
     assert all(len(t) > 0 for t in got)
@@ -159,15 +162,17 @@ def test_tp2_server_answers_what_one_process_answers(mpi_server, tmp_path):
     assert "preemptions_total" in m
 
 
-def test_smollm2_tp3_server_answers_what_one_process_answers(mpi_server, smollm2, tmp_path):
-    # 9 heads and 3 KV heads: 3 and 1 per rank; quantized weights, --tp-exact.
+def test_smollm2_tp2_pp2_server_answers_what_one_process_answers(mpi_server, smollm2,
+                                                                 tmp_path):
+    # 9 heads and 3 KV heads: 6 and 3 query heads on the two ranks of each of the two
+    # stages of 15 layers; quantized weights, --tp-exact.
     args = ["--max-model-len", 256, "--tp-exact"]
     one = Server(smollm2, *args, log_path=tmp_path / "one.log")
     try:
         want = texts(completions(one.port, PROMPTS, 32))
     finally:
         assert one.stop() == 0
-    tp = mpi_server(3, smollm2, *args)
+    tp = mpi_server(2, smollm2, *args, pp=2)
     assert texts(completions(tp.port, PROMPTS, 32)) == want
     os.kill(tp.ranks[0], signal.SIGTERM)
     assert tp.wait(60) == 0, tp.logs()
