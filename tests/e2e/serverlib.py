@@ -39,6 +39,24 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_healthy(proc, port, timeout, logs, stop):
+    """Until the server process `proc` answers /health on `port`; an AssertionError with its
+    log (`logs()`) when it exits first or, after stop(), when `timeout` seconds pass."""
+    deadline = time.time() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited ({proc.returncode}):\n{logs()}")
+        try:
+            if request(port, "GET", "/health", timeout=1).status_code == 200:
+                return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            stop()
+            raise AssertionError("server did not become healthy:\n" + logs())
+        time.sleep(0.1)
+
+
 class Server:
     def __init__(self, model, *args, log_path):
         self.port = free_port()
@@ -49,19 +67,7 @@ class Server:
             [tessera_bin(), "serve", "-m", str(model), "--host", "127.0.0.1", "--port",
              str(self.port), "-t", "2", *map(str, args)],
             stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited ({self.proc.returncode}):\n{self.logs()}")
-            try:
-                if self.get("/health", timeout=1).status_code == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                self.stop()
-                raise AssertionError("server did not become healthy:\n" + self.logs())
-            time.sleep(0.1)
+        wait_healthy(self.proc, self.port, 60, self.logs, self.stop)
 
     def logs(self):
         self.log.flush()

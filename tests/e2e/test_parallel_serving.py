@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import STORIES, run_tessera, tessera_bin
-from serverlib import Server, free_port, request
+from serverlib import Server, free_port, request, wait_healthy
 
 MPIRUN = shutil.which("mpirun")
 pytestmark = pytest.mark.skipif(MPIRUN is None, reason="mpirun is not installed "
@@ -63,19 +63,7 @@ class MpiServer:
              "--tensor-parallel-size", str(n), "--pipeline-parallel-size", str(pp),
              *map(str, args)],
             stdout=self.log, stderr=subprocess.STDOUT, env=MPI_ENV)
-        deadline = time.time() + 120
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited ({self.proc.returncode}):\n{self.logs()}")
-            try:
-                if request(self.port, "GET", "/health", timeout=1).status_code == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                self.kill()
-                raise AssertionError("server did not become healthy:\n" + self.logs())
-            time.sleep(0.1)
+        wait_healthy(self.proc, self.port, 120, self.logs, self.kill)
         self.ranks = rank_pids(self.proc.pid)
         assert sorted(self.ranks) == list(range(n * pp)), self.ranks
 
