@@ -18,6 +18,7 @@ Runner add_perplexity(CLI::App& app) {
   struct Opts {
     std::string model, file;
     int n_ctx = 512, n_batch = 0, n_threads = 0;
+    int max_chunks = 0;  // 0: every whole chunk of the text
     ModelOptions load;
     ParallelOptions parallel;
   };
@@ -27,6 +28,8 @@ Runner add_perplexity(CLI::App& app) {
   add_model_load_options(app, o->load);
   app.add_option("-f,--file", o->file, "text file")->required();
   app.add_option("-c,--ctx-size", o->n_ctx, "tokens per chunk")->check(CLI::Range(4, 1 << 20));
+  app.add_option("--chunks", o->max_chunks, "score at most this many chunks (default: all)")
+      ->check(CLI::Range(1, 1 << 30));
   app.add_option("-b,--batch-size", o->n_batch, "tokens per forward pass (default: ctx size)")
       ->check(CLI::Range(0, 1 << 20));
   app.add_option("-t,--threads", o->n_threads, "threads (default: all cores)")
@@ -46,13 +49,16 @@ Runner add_perplexity(CLI::App& app) {
     });
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<int32_t> tokens = model->tokenizer().encode(text, true, false);
+    const size_t n_tokens = tokens.size();
+    if (o->max_chunks > 0 && tokens.size() / o->n_ctx > static_cast<size_t>(o->max_chunks))
+      tokens.resize(static_cast<size_t>(o->max_chunks) * o->n_ctx);
     const int n_chunks = static_cast<int>(tokens.size() / o->n_ctx);
     // The same on every rank (the same text and tokenizer), so all fail here or none.
     if (n_chunks < 1 && par.comm != nullptr)
       throw dist::CollectiveError("the text has " + std::to_string(tokens.size()) +
                                   " tokens, fewer than one chunk of " + std::to_string(o->n_ctx));
     if (par.is_root())
-      std::fprintf(stderr, "tokenized %zu tokens; %d chunks of %d\n", tokens.size(), n_chunks,
+      std::fprintf(stderr, "tokenized %zu tokens; %d chunks of %d\n", n_tokens, n_chunks,
                    o->n_ctx);
     Progress progress("perplexity", uint64_t(n_chunks) * o->n_ctx, "tok");
     // The running estimates go to stdout as llama.cpp prints them; when stdout is the

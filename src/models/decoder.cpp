@@ -654,14 +654,14 @@ void DecoderModel::forward(const ForwardBatch& batch, KVCache& kv, float* logits
   ensure_capacity(batch.n_tokens);  // before h_ is taken: it may move
   final_hidden(batch, kv, h_);      // h: [n_out, n_embd] on the last stage
   if (last_stage()) lm_head(batch.n_out, logits);
-  if (pipe_ != nullptr)  // every rank returns the logits
+  if (pipe_ != nullptr && batch.n_out > 0)  // every rank returns the logits (none: no buffer)
     pipe_->broadcast(logits, int64_t{batch.n_out} * config_.n_vocab * int64_t{sizeof(float)},
                      n_stages_ - 1);
 }
 
 void DecoderModel::forward_hidden(const ForwardBatch& batch, KVCache& kv, float* hidden) {
   final_hidden(batch, kv, hidden);
-  if (pipe_ != nullptr)
+  if (pipe_ != nullptr && batch.n_out > 0)
     pipe_->broadcast(hidden, int64_t{batch.n_out} * config_.n_embd * int64_t{sizeof(float)},
                      n_stages_ - 1);
 }

@@ -56,6 +56,7 @@ def test_unknown_architecture(tmp_path):
     ("run", "-m", STORIES, "--top-p", "3"),
     ("run", "--bogus-flag"),
     ("perplexity", "-m", STORIES),
+    ("perplexity", "-m", STORIES, "-f", STORIES, "--chunks", "0"),
     ("tokenize", "-m", STORIES),
     ("frobnicate",),
 ])
