@@ -65,7 +65,20 @@ struct AttentionOptions {
   int n_window = 0;             // sliding window: token at p sees keys at (p - n_window, p]
   float softcap = 0.0f;         // scores = softcap * tanh(scores / softcap)
   float alibi_max_bias = 0.0f;  // ALiBi: scores += slope(h) * (j - p), slopes as ggml
+  // The op's heads as a slice of the model's (tensor parallelism): its head h is the model's
+  // head alibi_head0 + h of alibi_n_head, and takes that head's slope. alibi_n_head 0: the
+  // op has every head (alibi_head0 must then be 0).
+  int alibi_head0 = 0;
+  int alibi_n_head = 0;
 };
+
+// The model's head count and the global index of the op's head h for ALiBi's slopes
+// (AttentionOptions::alibi_head0 / alibi_n_head); throws tessera::Error when the slice
+// does not lie within the model's heads.
+struct AlibiHeads {
+  int head0 = 0, n_head = 0;
+};
+AlibiHeads alibi_heads(const AttentionOptions& o, int n_head);
 
 // Which row of each sequence Backend::pool_rows keeps (or their mean).
 enum class RowPool { MEAN, FIRST, LAST };

@@ -86,7 +86,8 @@ Tensor expert(const Tensor& t, int e) {
 // parallelism.
 struct LocalDims {
   Span q_heads, kv_heads;  // of the model's n_head / n_head_kv (head_span)
-  Span ff;                 // of the model's n_ff rows
+  Span ff;                 // of the model's n_ff rows (dense FFN)
+  Span ff_exp, ff_shexp;   // of every expert's n_ff_exp rows, of the shared expert's
   Span embd;               // of Wo's and Wdown's n_embd output rows (tp_exact), else all
   int n_head = 0, n_head_kv = 0, n_ff = 0;
   int q_dim = 0;   // n_head * head_dim
@@ -185,7 +186,15 @@ Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64
   const size_t n_owned = owned_weights_.size();
   const bool sharded = plan != nullptr && tp_size_ > 1;
   if (sharded) {
-    t = shard_weight(t, name, *plan, owned_weights_);
+    // A 3-D expert stack [n_expert, rows, cols] is split as the 2-D matrix of its
+    // n_expert * rows rows (the plan names every expert's rows), then shaped back.
+    const int64_t n_expert = t.ne[2];
+    Tensor flat = t;
+    flat.ne[1] *= n_expert;
+    flat.ne[2] = 1;
+    t = shard_weight(flat, name, *plan, owned_weights_);
+    t.ne[1] /= n_expert;
+    t.ne[2] = n_expert;
     file_->evict_tensor(name);
   }
   // Matrices (not norms or biases) may be converted at load time.
@@ -257,7 +266,8 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
         "feed-forward length) is missing or inconsistent");
   if (!f_.swa_layers.empty() && static_cast<int>(f_.swa_layers.size()) != c.n_layer)
     throw Error("sliding-window pattern does not cover every layer");
-  n_ff_max_ = std::max({local_.n_ff, f_.n_ff_exp, f_.n_ff_shexp});
+  n_ff_max_ = static_cast<int>(
+      std::max({int64_t{local_.n_ff}, local_.ff_exp.count, local_.ff_shexp.count}));
 
   // Embeddings (first stage) and the output head (last stage) are replicated on the TP ranks
   // of their stage (the head could be split by vocabulary rows with a gather of the logits;
@@ -361,16 +371,23 @@ void DecoderModel::load_layer(int l) {
       break;
     }
     case FfnKind::MOE: {
+      // The router (and the shared expert's gate) is replicated: every rank routes alike.
+      // Each expert is split as a dense FFN: this rank's rows of every expert's gate and up,
+      // its columns of every expert's down; so is the shared expert.
       const int64_t X = f_.n_expert, FE = f_.n_ff_exp, FS = f_.n_ff_shexp;
+      const Span es = local_.ff_exp, ss = local_.ff_shexp;
+      ShardPlan exp_rows;
+      for (int64_t e = 0; e < X; ++e) exp_rows.rows.push_back({e * FE + es.begin, es.count});
+      const ShardPlan exp_cols = {.cols = es}, sh_rows = {.rows = {ss}}, sh_cols = {.cols = ss};
       L.router = tensor(p + "ffn_gate_inp.weight", {E, X}, true);
-      L.gate_exps = tensor(p + "ffn_gate_exps.weight", {E, FE, X}, true);
-      L.up_exps = tensor(p + "ffn_up_exps.weight", {E, FE, X}, true);
-      L.down_exps = tensor(p + "ffn_down_exps.weight", {FE, E, X}, true);
+      L.gate_exps = tensor(p + "ffn_gate_exps.weight", {E, FE, X}, true, true, &exp_rows);
+      L.up_exps = tensor(p + "ffn_up_exps.weight", {E, FE, X}, true, true, &exp_rows);
+      L.down_exps = tensor(p + "ffn_down_exps.weight", {FE, E, X}, true, true, &exp_cols);
       if (FS > 0) {
         L.shexp_gate_inp = tensor(p + "ffn_gate_inp_shexp.weight", {E}, true);
-        L.shexp_gate = tensor(p + "ffn_gate_shexp.weight", {E, FS}, true);
-        L.shexp_up = tensor(p + "ffn_up_shexp.weight", {E, FS}, true);
-        L.shexp_down = tensor(p + "ffn_down_shexp.weight", {FS, E}, true);
+        L.shexp_gate = tensor(p + "ffn_gate_shexp.weight", {E, FS}, true, true, &sh_rows);
+        L.shexp_up = tensor(p + "ffn_up_shexp.weight", {E, FS}, true, true, &sh_rows);
+        L.shexp_down = tensor(p + "ffn_down_shexp.weight", {FS, E}, true, true, &sh_cols);
       }
       break;
     }
@@ -419,10 +436,10 @@ void DecoderModel::setup_parallel(const ModelOptions& opts) {
   n_stages_ = P;
   stage_ = rank / tp_size_;
   if (tp_size_ > 1) {
-    const std::string why = "tensor parallelism does not support " + c.arch + " models";
-    if (f_.ffn == FfnKind::MOE) throw Error(why + " with experts yet");
-    // ALiBi slopes depend on the global head index (not passed to the backend yet).
-    if (f_.alibi_max_bias > 0.0f) throw Error(why + " with ALiBi yet");
+    // Exact mode would gather every expert's hidden rows, on every rank, for each expert.
+    if (f_.ffn == FfnKind::MOE && opts.tp_exact)
+      throw Error("--tp-exact does not support " + c.arch +
+                  " models with experts: leave it out to split them");
     tp_exact_ = opts.tp_exact;
   }
   // Every rank splits the same groups off the run's communicator, in the same order.
@@ -454,23 +471,23 @@ LocalDims DecoderModel::local_dims(int tp_rank) const {
   const HeadShard heads = head_span(c.n_head, c.n_head_kv, tp_rank, tp_size_);
   d.q_heads = heads.q_heads;
   d.kv_heads = heads.kv_heads;
-  // Wdown's columns are split on whole quantization blocks: those of its stored type, and of
-  // the type a load-time conversion gives it. And on multiples of 16 rows: the activation
-  // kernels run 16 values at a time and the rest of a row apart (silu_mul), so a rank's
-  // rows then meet those kernels as one process's do, and the last rank takes the rest
-  // (F32 weights: 172 rows on 2 ranks are 80 and 92).
-  int64_t block = 1;
-  if (const gguf::TensorInfo* down =
-          file_->find_tensor("blk." + std::to_string(layer0_) + ".ffn_down.weight"))
-    block = dtype_info(down->type).block_size;
-  if (quant_ && tp_size_ > 1) block = std::max<int64_t>(block, dtype_info(*quant_).block_size);
-  const int64_t granule = std::lcm(block, int64_t{16});
-  const int64_t rest = c.n_ff % granule % block == 0 ? c.n_ff % granule : 0;
-  // MoE layers have no dense FFN to split (and are refused above under parallelism).
-  d.ff = Span{0, c.n_ff};
-  if (tp_size_ > 1) {
-    d.ff = shard_span(c.n_ff - rest, tp_rank, tp_size_, "the feed-forward size", granule);
-    if (tp_rank == tp_size_ - 1) d.ff.count += rest;
+  // The FFN rows (ffn_span): Wdown's columns are split on whole quantization blocks, those
+  // of its stored type and of the type a load-time conversion gives it.
+  const auto ff = [&](int64_t n, const char* down, const char* what) {
+    int64_t block = 1;
+    if (const gguf::TensorInfo* t =
+            file_->find_tensor("blk." + std::to_string(layer0_) + "." + down + ".weight"))
+      block = dtype_info(t->type).block_size;
+    if (quant_ && tp_size_ > 1) block = std::max<int64_t>(block, dtype_info(*quant_).block_size);
+    return ffn_span(n, block, tp_rank, tp_size_, what, tp_exact_);
+  };
+  // MoE layers have no dense FFN: every expert (and the shared one) is split as one.
+  if (f_.ffn == FfnKind::MOE) {
+    d.ff_exp = ff(f_.n_ff_exp, "ffn_down_exps", "the expert feed-forward size");
+    if (f_.n_ff_shexp > 0)
+      d.ff_shexp = ff(f_.n_ff_shexp, "ffn_down_shexp", "the shared expert feed-forward size");
+  } else {
+    d.ff = ff(c.n_ff, "ffn_down", "the feed-forward size");
   }
   d.embd =
       tp_exact_ ? shard_span(c.n_embd, tp_rank, tp_size_, "the embedding size") : Span{0, c.n_embd};
@@ -589,6 +606,9 @@ void DecoderModel::attention_block(const DecoderLayer& L, const KVLayer& kv,
   o.scale = f_.attn_scale > 0.0f ? f_.attn_scale : 1.0f / std::sqrt(float(c.head_dim));
   o.n_window = L.swa ? f_.n_swa : 0;
   o.alibi_max_bias = f_.alibi_max_bias;
+  // ALiBi slopes follow the model's head index: this rank's heads are a slice of them.
+  o.alibi_head0 = static_cast<int>(local_.q_heads.begin);
+  o.alibi_n_head = c.n_head;
   // A rank's query heads read only its own KV heads: local head h reads local KV head
   // h / (H / HKV) as globally (head_span keeps whole GQA groups together, or gives a rank
   // part of one group and its one KV head).
@@ -614,11 +634,15 @@ void DecoderModel::dense_ffn(const DecoderLayer& L, int n) {
 
 // tmp[n, n_embd] = sum over the k experts e chosen for each token of w_e · expert_e(h),
 // plus sigmoid(g·h) · shared(h) when there is a shared expert. Tokens are grouped by
-// expert so each expert runs one batched matmul over the tokens that chose it.
+// expert so each expert runs one batched matmul over the tokens that chose it. Under
+// tensor parallelism every rank routes alike (the router is replicated) and computes its
+// rows of each expert: the weighted sum of its partial products is a partial sum of the
+// block output, made whole by one all-reduce at the end.
 void DecoderModel::moe_ffn(const DecoderLayer& L, int n) {
   const ModelConfig& c = config_;
   Backend& be = *backend_;
-  const int E = c.n_embd, X = f_.n_expert, K = f_.n_expert_used, FE = f_.n_ff_exp;
+  const int E = c.n_embd, X = f_.n_expert, K = f_.n_expert_used;
+  const int FE = static_cast<int>(local_.ff_exp.count);
   be.matmul(L.router, h_, router_, n, nullptr);                             // [n, n_expert]
   be.moe_route(router_, n, X, K, f_.routing, route_ids_.data(), route_w_);  // [n, k] each
 
@@ -634,20 +658,21 @@ void DecoderModel::moe_ffn(const DecoderLayer& L, int n) {
     const int m = static_cast<int>(expert_rows_.size());
     if (m == 0) continue;
     be.gather_rows(h_, expert_rows_.data(), m, E, xe_);         // [m, n_embd]
-    be.matmul(expert(L.gate_exps, e), xe_, gate_, m, nullptr);  // [m, n_ff_exp]
-    be.matmul(expert(L.up_exps, e), xe_, up_, m, nullptr);      // [m, n_ff_exp]
+    be.matmul(expert(L.gate_exps, e), xe_, gate_, m, nullptr);  // [m, its n_ff_exp rows]
+    be.matmul(expert(L.up_exps, e), xe_, up_, m, nullptr);      // [m, its n_ff_exp rows]
     be.silu_mul(gate_, up_, m, FE);
     be.matmul(expert(L.down_exps, e), gate_, ye_, m, nullptr);  // [m, n_embd]
     be.scatter_add_rows(ye_, expert_rows_.data(), expert_w_.data(), m, E, tmp_);
   }
   if (L.shexp_gate) {
-    be.matmul(L.shexp_gate, h_, gate_, n, nullptr);  // [n, n_ff_shexp]
+    be.matmul(L.shexp_gate, h_, gate_, n, nullptr);  // [n, this rank's n_ff_shexp rows]
     be.matmul(L.shexp_up, h_, up_, n, nullptr);
-    be.silu_mul(gate_, up_, n, f_.n_ff_shexp);
+    be.silu_mul(gate_, up_, n, static_cast<int>(local_.ff_shexp.count));
     be.matmul(L.shexp_down, gate_, ye_, n, nullptr);       // [n, n_embd]
     be.matmul(L.shexp_gate_inp, h_, router_, n, nullptr);  // [n, 1]
     be.add_scaled(tmp_, ye_, router_, n, E, /*sigmoid_w=*/true);
   }
+  if (comm_ != nullptr) comm_->all_reduce_sum(tmp_, int64_t{n} * E);
 }
 
 void DecoderModel::forward(const ForwardBatch& batch, KVCache& kv, float* logits) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 
 #include "core/error.h"
 
@@ -25,6 +26,24 @@ Span shard_span(int64_t n, int rank, int size, const std::string& what, int64_t 
   const int64_t begin = rank * base + std::min<int64_t>(rank, extra);
   const int64_t count = base + (rank < extra ? 1 : 0);
   return {begin * granule, count * granule};
+}
+
+Span ffn_span(int64_t n, int64_t block, int rank, int size, const std::string& what, bool exact) {
+  if (size == 1) return {0, n};
+  const int64_t granule = std::lcm(block, kActivationWidth);
+  const int64_t rest = n % granule % block == 0 ? n % granule : 0;
+  const int64_t groups = (n - rest) / granule;
+  if (groups >= size) {
+    Span s = shard_span(n - rest, rank, size, what, granule);
+    if (rank == size - 1) s.count += rest;
+    return s;
+  }
+  if (rest > 0 && groups == size - 1)  // one group each, the rest on the last rank
+    return rank < size - 1 ? Span{rank * granule, granule} : Span{groups * granule, rest};
+  if (n < kActivationWidth || !exact) return shard_span(n, rank, size, what, block);
+  throw Error(what + " (" + std::to_string(n) + ") cannot be split among " + std::to_string(size) +
+              " tensor-parallel ranks in groups of " + std::to_string(granule) +
+              " rows, as bit-exact tensor parallelism needs");
 }
 
 HeadShard head_span(int64_t n_head, int64_t n_head_kv, int rank, int size) {

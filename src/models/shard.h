@@ -34,6 +34,20 @@ struct Span {
 // granules than size (a rank would get nothing).
 Span shard_span(int64_t n, int rank, int size, const std::string& what, int64_t granule = 1);
 
+// The activation kernels (silu_mul, gelu_mul) run this many values of a row at a time and
+// the rest of the row apart, with other arithmetic.
+constexpr int64_t kActivationWidth = 16;
+
+// Part `rank` of the n hidden rows of a feed-forward block whose down matrix is stored in
+// blocks of `block` columns. Rows are split on multiples of lcm(block, kActivationWidth),
+// the rest (fewer rows than that) on the last rank, so that each rank's rows meet the
+// activation kernels as one process's do (F32: 172 rows on 2 ranks are 80 and 92; 24 rows
+// are 16 and 8). When there are too few such groups for every rank: rows fewer than
+// kActivationWidth (every value takes the per-value path, split or not) are split on whole
+// blocks; so are the others unless `exact` (bit-exact tensor parallelism) is asked, which
+// they cannot give: then tessera::Error naming `what`.
+Span ffn_span(int64_t n, int64_t block, int rank, int size, const std::string& what, bool exact);
+
 // The attention heads a rank keeps.
 struct HeadShard {
   Span q_heads;   // of n_head: contiguous, so its KV heads are contiguous too

@@ -1,9 +1,10 @@
 """Tensor parallelism across processes under mpirun: `tessera run` and `tessera logits` with
 --tensor-parallel-size N print what one process prints (bit for bit with --tp-exact; within
 float rounding, or parting at near-ties for quantized weights, with the split sums of the
-default), and bad starts (heads that cannot
-be split, a world size that is not the flag's, ranks started with different models or flags)
-end with a clear error on stderr, nothing on stdout and a non-zero exit."""
+default; ALiBi and mixture-of-experts models too), and bad starts (heads that cannot be
+split, --tp-exact with experts, a world size that is not the flag's, ranks started with
+different models or flags) end with a clear error on stderr, nothing on stdout and a
+non-zero exit."""
 import json
 import os
 import shutil
@@ -151,6 +152,27 @@ def test_logits_tp2_within_float_rounding():
     assert len(one) == len(two) == 6
     worst = max(abs(a - b) for ra, rb in zip(one, two) for a, b in zip(ra, rb))
     assert worst < 1e-4, worst
+
+
+@pytest.mark.parametrize("arch", ["baichuan13b", "mixtral", "qwen2moe", "qwen3moe"])
+def test_alibi_and_experts_tp2_logits_within_float_rounding(arch):
+    # ALiBi (each rank's heads keep their model-wide slopes) and experts (every expert's
+    # rows split, the router on every rank): each row of the logits within 1e-5 of its
+    # largest magnitude, an f32 KV cache keeping fp16 rounding of keys out of it.
+    model = DATA / "archs" / f"{arch}.gguf"
+    ids = [1, 11, 18, 25, 32, 39, 46, 53, 60, 67]
+    one = last_logits(1, model, ids, "--kv-cache-dtype", "f32")
+    two = last_logits(2, model, ids, "--kv-cache-dtype", "f32")
+    assert len(one) == len(two) == len(ids)
+    for ra, rb in zip(one, two):
+        worst = max(abs(a - b) for a, b in zip(ra, rb))
+        assert worst <= 1e-5 * max(abs(a) for a in ra), (arch, worst)
+
+
+def test_exact_mode_with_experts_is_refused():
+    refused(mpirun(2, "logits", "-m", DATA / "archs" / "mixtral.gguf", "--ids", "1,2,3",
+                   "--tensor-parallel-size", 2, "--tp-exact"),
+            "--tp-exact does not support llama models with experts")
 
 
 def test_heads_that_do_not_split_are_refused():

@@ -571,20 +571,25 @@ TEST(BackendOps, AttentionF32Cache) {
 TEST(BackendOps, AttentionExtOptions) {
   Backends be;
   uint32_t seed = 700;
-  AttentionOptions opts[4];
+  AttentionOptions opts[5];
   opts[0].n_window = 5;
   opts[1].n_window = 40;
   opts[1].softcap = 2.0f;
   opts[2].softcap = 1.5f;
   opts[3].alibi_max_bias = 8.0f;
   opts[3].n_window = 64;
+  // A tensor-parallel rank's slice of the heads: the slopes of heads 3.. of n_head + 4.
+  opts[4].alibi_max_bias = 8.0f;
+  opts[4].alibi_head0 = 3;
   for (DType t : {DType::F16, DType::F32}) {
     for (const AttnSetup& s : attention_setups(t)) {
       if (s.tile_long_prompts) continue;  // attention_ext has one order
       for (AttentionOptions o : opts) {
         o.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+        if (o.alibi_head0 > 0) o.alibi_n_head = s.n_head + 4;
         SCOPED_TRACE(describe(s) + " window " + std::to_string(o.n_window) + " softcap " +
-                     std::to_string(o.softcap) + " alibi " + std::to_string(o.alibi_max_bias));
+                     std::to_string(o.softcap) + " alibi " + std::to_string(o.alibi_max_bias) +
+                     " heads from " + std::to_string(o.alibi_head0));
         check_attention(be, s, &o, seed += 10);
       }
     }

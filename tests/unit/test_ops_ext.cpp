@@ -79,10 +79,13 @@ std::vector<float> attention_ref(std::vector<float> q, std::vector<float> k, std
   }
   const int n = static_cast<int>(pos.size()), kv_dim = n_head_kv * hd;
   std::vector<float> out(size_t(n) * n_head * hd, 0.0f);
-  // ALiBi slopes for n_head heads with the given maximum bias (ALiBi paper, extended to
-  // head counts that are not powers of two as in ggml).
-  auto slope = [&](int h) {
-    const int base = 1 << int(std::floor(std::log2(double(n_head))));
+  // ALiBi slopes for the model's heads with the given maximum bias (ALiBi paper, extended to
+  // head counts that are not powers of two as in ggml); head h here is the model's head
+  // alibi_head0 + h when the op has a slice of them.
+  const int model_heads = o.alibi_n_head > 0 ? o.alibi_n_head : n_head;
+  auto slope = [&](int local) {
+    const int h = o.alibi_head0 + local;
+    const int base = 1 << int(std::floor(std::log2(double(model_heads))));
     if (h < base) return std::pow(2.0, -o.alibi_max_bias * (h + 1) / base);
     return std::pow(2.0, -o.alibi_max_bias / 2.0 * (2 * (h - base) + 1) / base);
   };
@@ -180,6 +183,22 @@ TEST(OpsExt, AttentionAlibi) {
   o.alibi_max_bias = 8.0f;
   check_attention(o, 8, 8);  // power-of-two head count
   check_attention(o, 6, 6);  // interleaved slopes for the heads past 4
+}
+
+// A slice of the model's heads (a tensor-parallel rank's): each head takes the slope of its
+// index among the model's heads, not among the slice's.
+TEST(OpsExt, AttentionAlibiHeadSlice) {
+  AttentionOptions o;
+  o.scale = 0.25f;
+  o.alibi_max_bias = 8.0f;
+  o.alibi_n_head = 6;
+  o.alibi_head0 = 2;
+  check_attention(o, 3, 3);  // heads 2-4 of 6: across the power-of-two boundary at 4
+  o.alibi_head0 = 3;
+  check_attention(o, 3, 1);  // heads 3-5, one KV head
+  o.alibi_n_head = 8;
+  o.alibi_head0 = 4;
+  check_attention(o, 4, 2);  // the second half of 8
 }
 
 TEST(OpsExt, AttentionSoftcapWithWindow) {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -53,6 +54,36 @@ TEST(ShardSpan, NearlyEqualPartsOfWholeGranules) {
             "the feed-forward size (64, 2 blocks of 32) cannot be split among 4 tensor-parallel "
             "ranks: one would get none");
   EXPECT_NE(error_of([] { shard_span(100, 0, 2, "ff", 32); }), "");
+}
+
+// Feed-forward rows: 16-row groups (and whole blocks of Wdown), the rest on the last rank.
+TEST(FfnSpan, GroupsOfTheActivationWidth) {
+  const auto spans = [](int64_t n, int64_t block, int size, bool exact) {
+    std::vector<std::pair<int64_t, int64_t>> r;
+    for (int k = 0; k < size; ++k) {
+      const Span s = ffn_span(n, block, k, size, "ff", exact);
+      r.emplace_back(s.begin, s.count);
+    }
+    return r;
+  };
+  using V = std::vector<std::pair<int64_t, int64_t>>;
+  EXPECT_EQ(spans(172, 1, 2, true), (V{{0, 80}, {80, 92}}));  // F32: 10 groups and 12 rows
+  EXPECT_EQ(spans(1536, 32, 2, true), (V{{0, 768}, {768, 768}}));
+  EXPECT_EQ(spans(40, 1, 1, true), (V{{0, 40}}));
+  // One group too few: one each, the rest on the last rank (24 rows: 16 and 8).
+  EXPECT_EQ(spans(24, 1, 2, true), (V{{0, 16}, {16, 8}}));
+  EXPECT_EQ(spans(40, 1, 3, true), (V{{0, 16}, {16, 16}, {32, 8}}));
+  // Fewer rows than one group: whole blocks, exact or not (every value takes the same path).
+  EXPECT_EQ(spans(8, 1, 2, true), (V{{0, 4}, {4, 4}}));
+  EXPECT_EQ(spans(12, 4, 2, true), (V{{0, 8}, {8, 4}}));
+  // More: whole blocks when the sums are split anyway; refused for exact mode.
+  EXPECT_EQ(spans(16, 1, 2, false), (V{{0, 8}, {8, 8}}));
+  EXPECT_EQ(spans(48, 1, 4, false), (V{{0, 12}, {12, 12}, {24, 12}, {36, 12}}));
+  EXPECT_EQ(error_of([] { ffn_span(16, 1, 0, 2, "the expert feed-forward size", true); }),
+            "the expert feed-forward size (16) cannot be split among 2 tensor-parallel ranks in "
+            "groups of 16 rows, as bit-exact tensor parallelism needs");
+  EXPECT_NE(error_of([] { ffn_span(48, 1, 0, 4, "ff", true); }), "");
+  EXPECT_NE(error_of([] { ffn_span(64, 32, 0, 3, "ff", false); }), "");  // 2 blocks, 3 ranks
 }
 
 void expect_heads(HeadShard h, int64_t q_begin, int64_t q_count, int64_t kv_begin,

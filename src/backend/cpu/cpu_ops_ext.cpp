@@ -95,6 +95,7 @@ void CpuBackend::attention_ext(const float* q, const KVLayer& kv, float* out, in
   for (int t = 0; t < b.n_tokens; ++t) max_pos = std::max(max_pos, b.pos[t]);
   const bool f16 = kv.type == DType::F16;
   const int span = o.n_window > 0 ? std::min(max_pos + 1, o.n_window) : max_pos + 1;
+  const AlibiHeads alibi = alibi_heads(o, n_head);  // slopes by the model's head index
 
   pool_.parallel_for(
       static_cast<int64_t>(b.n_tokens) * n_head,
@@ -115,8 +116,9 @@ void CpuBackend::attention_ext(const float* q, const KVLayer& kv, float* out, in
           float qh[kMaxHeadDim];
           for (int d = 0; d < head_dim; ++d)
             qh[d] = f16 ? fp16_to_fp32(fp32_to_fp16(qraw[d])) : qraw[d];
-          const float slope =
-              o.alibi_max_bias > 0.0f ? alibi_slope(h, n_head, o.alibi_max_bias) : 0.0f;
+          const float slope = o.alibi_max_bias > 0.0f
+                                  ? alibi_slope(alibi.head0 + h, alibi.n_head, o.alibi_max_bias)
+                                  : 0.0f;
 
           float max_score = -INFINITY;
           for (int j = j0; j <= p; ++j) {

@@ -305,6 +305,7 @@ void RefBackend::attention_ext(const float* q, const KVLayer& kv, float* out, in
   const int kv_dim = n_head_kv * head_dim;
   const int group = n_head / n_head_kv;
   const bool f16 = kv.type == DType::F16;
+  const AlibiHeads alibi = alibi_heads(o, n_head);  // slopes by the model's head index
   std::vector<float> qh(head_dim), scores;
   for (int t = 0; t < b.n_tokens; ++t) {
     const int p = b.pos[t];
@@ -316,7 +317,9 @@ void RefBackend::attention_ext(const float* q, const KVLayer& kv, float* out, in
       const float* qraw = q + (int64_t{t} * n_head + h) * head_dim;
       // An fp16 cache rounds q and the softmax weights to fp16 (sums stay f32).
       for (int d = 0; d < head_dim; ++d) qh[d] = f16 ? round_fp16(qraw[d]) : qraw[d];
-      const float slope = o.alibi_max_bias > 0.0f ? alibi_slope(h, n_head, o.alibi_max_bias) : 0.0f;
+      const float slope = o.alibi_max_bias > 0.0f
+                              ? alibi_slope(alibi.head0 + h, alibi.n_head, o.alibi_max_bias)
+                              : 0.0f;
       auto key = [&](int j, int d) {
         const int64_t off = slot_of(table, b.block_size, j) * kv_dim + int64_t{kvh} * head_dim + d;
         return f16 ? quant::fp16_to_fp32(kv.k16()[off]) : kv.k32()[off];
