@@ -58,8 +58,7 @@ Runner add_perplexity(CLI::App& app) {
       throw dist::CollectiveError("the text has " + std::to_string(tokens.size()) +
                                   " tokens, fewer than one chunk of " + std::to_string(o->n_ctx));
     if (par.is_root())
-      std::fprintf(stderr, "tokenized %zu tokens; %d chunks of %d\n", n_tokens, n_chunks,
-                   o->n_ctx);
+      std::fprintf(stderr, "tokenized %zu tokens; %d chunks of %d\n", n_tokens, n_chunks, o->n_ctx);
     Progress progress("perplexity", uint64_t(n_chunks) * o->n_ctx, "tok");
     // The running estimates go to stdout as llama.cpp prints them; when stdout is the
     // terminal the progress line is drawn on, they wait for the end instead.
