@@ -51,6 +51,7 @@ const Tables& tables() {
       fill_avx2_tiled_attention_kernels(r.level[kAvx2]);
       fill_avx2_activation_kernels(r.level[kAvx2]);
       fill_avx2_gelu_kernels(r.level[kAvx2]);
+      fill_avx2_gemm_tile_kernels(r.level[kAvx2]);
     }
     r.level[kAvx512] = r.level[kAvx2];
     if (r.cpu >= kAvx512) {

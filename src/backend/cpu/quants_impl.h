@@ -94,6 +94,7 @@ void fill_avx512_gemv_r8_kernels(KernelTable& t);          // gemv_r8_avx512.cpp
 void fill_avx512_float_gemm_kernels(KernelTable& t);       // gemm_float_avx512.cpp
 void fill_ref_gelu_kernels(KernelTable& t);                // gelu_ref.cpp
 void fill_avx2_gelu_kernels(KernelTable& t);               // gelu_avx2.cpp
+void fill_avx2_gemm_tile_kernels(KernelTable& t);          // gemm_tile_avx2.cpp
 
 // exp(x) as ggml_v_expf computes it in llama.cpp's AVX-512 build: x = n ln2 + b with
 // n = round(x log2 e) (by the 1.5 * 2^23 trick) and ln2 split in two, a degree-5
