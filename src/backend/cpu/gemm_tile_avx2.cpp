@@ -34,15 +34,26 @@ inline __m256i load32(const int8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
+// Calls f(std::integral_constant<int, k>{}) for k = 0 .. N - 1: loops over a tile's
+// activations whose index must be a constant (bcast<c>).
+template <int N, typename F>
+inline void static_for(F&& f) {
+  [&]<int... k>(std::integer_sequence<int, k...>) {
+    (f(std::integral_constant<int, k>{}), ...);
+  }
+  (std::make_integer_sequence<int, N>{});
+}
+
 // Lane c (< C) = fp16 field `off` bytes into block i of activation row c, widened (the same
 // value as h2f of the field); other lanes 0. Built in a register: a store and a wider load
 // would stall on store forwarding every block.
 template <int C, typename X>
 inline __m128 act_field(const X* const* x, int64_t i, size_t off) {
   __m128i h = _mm_setzero_si128();
-#pragma GCC unroll 4
-  for (int c = 0; c < C; ++c)
+  static_for<C>([&](auto ci) {
+    constexpr int c = decltype(ci)::value;  // the lane: a constant at every optimization level
     h = _mm_insert_epi16(h, load_u16(reinterpret_cast<const uint8_t*>(&x[c][i]) + off), c);
+  });
   return _mm_cvtph_ps(h);
 }
 
@@ -72,16 +83,6 @@ struct Prefetcher {
     for (int64_t off = 0; off < step; off += 64) _mm_prefetch(next + i * step + off, _MM_HINT_T0);
   }
 };
-
-// Calls f(std::integral_constant<int, k>{}) for k = 0 .. N - 1: loops over a tile's
-// activations whose index must be a constant (bcast<c>).
-template <int N, typename F>
-inline void static_for(F&& f) {
-  [&]<int... k>(std::integer_sequence<int, k...>) {
-    (f(std::integral_constant<int, k>{}), ...);
-  }
-  (std::make_integer_sequence<int, N>{});
-}
 
 // The weight side of the 8-lane block kernels, one weight block prepared once for every
 // activation of the tile.
