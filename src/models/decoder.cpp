@@ -116,9 +116,12 @@ class DecoderModel final : public Model {
   static constexpr int64_t kHeadGatherFloats = int64_t{1} << 22;
   // `repack`: whether a matrix may take the row-interleaved layout (false for one that is
   // sliced at rows that are not a multiple of kRepackRows). `plan`: how the matrix splits
-  // under tensor parallelism (null: replicated).
+  // under tensor parallelism (null: replicated). `in_place`: a plan of one range of whole
+  // rows that needs no rewriting (no conversion, no repacking) is read where the source has
+  // it instead of copied (the rows of a row-major matrix are contiguous), so the rank's
+  // resident memory holds only the pages of its rows, once, in the file's page cache.
   Tensor tensor(const std::string& name, std::initializer_list<int64_t> shape, bool required,
-                bool repack = true, const ShardPlan* plan = nullptr);
+                bool repack = true, const ShardPlan* plan = nullptr, bool in_place = false);
   void setup_parallel(const ModelOptions& opts);
   // The TP rank's share for tp_rank of tp_size_ ranks.
   LocalDims local_dims(int tp_rank) const;
@@ -187,14 +190,27 @@ class DecoderModel final : public Model {
 };
 
 Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64_t> shape,
-                            bool required, bool repack, const ShardPlan* plan) {
+                            bool required, bool repack, const ShardPlan* plan, bool in_place) {
   Tensor t = find_weight(*file_, name, shape, required);
   if (!t) return {};
   const gguf::TensorInfo* ti = file_->find_tensor(name);
   // A tensor-parallel rank copies out its shard (before any conversion: a column split
   // falls on the file's blocks) and lets the source drop the rest.
   const size_t n_owned = owned_weights_.size();
-  const bool sharded = plan != nullptr && tp_size_ > 1;
+  bool sharded = plan != nullptr && tp_size_ > 1;
+  if (sharded && in_place && plan->rows.size() == 1 && plan->cols.count == 0 &&
+      !(quant_ && shape.size() >= 2) && t.ne[2] == 1) {
+    const Span r = plan->rows[0];
+    Tensor rows = t;
+    rows.data = t.row(r.begin);
+    rows.ne[1] = r.count;
+    if (!repack || backend_->weight_layout(rows) == rows.type) {
+      // Read in place: nothing is copied or rewritten, so the source keeps its pages.
+      t = rows;
+      sharded = false;
+      repack = false;
+    }
+  }
   if (sharded) {
     // A 3-D expert stack [n_expert, rows, cols] is split as the 2-D matrix of its
     // n_expert * rows rows (the plan names every expert's rows), then shaped back.
@@ -286,26 +302,34 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
   const bool split_head = last_stage() && tp_size_ > 1;
   if (split_head) {
     // A slice repacks exactly when the whole head would (vocab_span keeps whole groups), so
-    // each logit is computed by the kernel one process uses.
+    // each logit is computed by the kernel one process uses. It is read in place (only its
+    // rows' pages are touched, in the file's page cache) unless the backend rewrites it
+    // into its matmul layout: then it is copied.
     const ShardPlan vocab_rows = {.rows = {vocab_span(tp_rank_)}};
     const bool repack = V % kRepackRows == 0;
     if (!tied) {
-      output_ = tensor("output.weight", {E, V}, true, repack, &vocab_rows);
+      output_ = tensor("output.weight", {E, V}, true, repack, &vocab_rows, /*in_place=*/true);
     } else {
-      // Tied: this rank's rows of the embedding, copied (and the source's pages dropped)
-      // before the first stage maps the whole matrix for the token lookup below. The
-      // parameters are the embedding's; what the head reads per token is the slice.
+      // Tied: this rank's rows of the embedding. A copy is made (and the source's pages
+      // dropped) before the first stage maps the whole matrix for the token lookup below,
+      // which reads it as the file has it. The parameters are the embedding's, and so are
+      // the bytes of rows read in place; what the head reads per token is the slice.
       const WeightStats before = weight_stats_;
-      output_ = tensor("token_embd.weight", {E, V}, true, repack, &vocab_rows);
+      output_ = tensor("token_embd.weight", {E, V}, true, repack, &vocab_rows, /*in_place=*/true);
+      const gguf::TensorInfo* emb = file_->find_tensor("token_embd.weight");
+      const auto* p = static_cast<const uint8_t*>(output_.data);
+      if (p >= emb->data && p < emb->data + emb->n_bytes) weight_stats_.n_bytes = before.n_bytes;
       weight_stats_.n_params = before.n_params;
       weight_stats_.decode_bytes =
           before.decode_bytes + static_cast<uint64_t>(output_.rows()) * output_.row_bytes();
     }
     head_rows_local_ = output_.rows();
   }
-  // Under a split tied head the embedding is only looked up: left as the file has it (not
-  // rewritten to a matmul layout), it keeps only the rows read in memory.
-  if (stage_ == 0) tok_embd_ = tensor("token_embd.weight", {E, V}, true, !(split_head && tied));
+  // An embedding that is only looked up (not the head of this process: untied, or the head
+  // split) is left as the file has it: rewritten into a matmul layout in a mapped file, all
+  // of its pages would become private copies; left alone, only the rows read are in memory.
+  const bool embd_is_head = tied && last_stage() && !split_head;
+  if (stage_ == 0) tok_embd_ = tensor("token_embd.weight", {E, V}, true, embd_is_head);
   if (last_stage()) {
     output_norm_ = norm_weight("output_norm.weight", E);
     if (!split_head) output_ = tensor("output.weight", {E, V}, false);
