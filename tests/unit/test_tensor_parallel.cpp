@@ -120,6 +120,32 @@ TEST_P(TensorParallelArch, ExactModeGivesOneProcessBits) {
   EXPECT_EQ(got[1], want) << name;
 }
 
+// Weights converted as they load (F16 here) take the other way of the head's rows: a copy
+// of the rank's rows, converted, where unconverted rows are read in place (the test above).
+// Either way the logits are one process's (converted the same way) bit for bit.
+TEST_P(TensorParallelArch, ConvertedHeadGivesOneProcessBits) {
+  const std::string name = GetParam();
+  if (has_experts(name)) return;  // exact mode is refused for them (the test above)
+  const Reference ref = load_reference(name);
+  ModelOptions one = tp_options(nullptr);
+  one.quantization = "f16";
+  auto single = load_model(kDir + name + ".gguf", one);
+  const std::vector<float> want = all_logits(*single, ref);
+  std::vector<std::vector<float>> got(2);
+  std::vector<int64_t> head_rows(2);
+  testing::run_ranks(2, [&](dist::Communicator& c) {
+    ModelOptions o = tp_options(&c, /*exact=*/true);
+    o.quantization = "f16";
+    auto m = load_model(kDir + name + ".gguf", o);
+    head_rows[c.rank()] = m->head_rows_local();
+    got[c.rank()] = all_logits(*m, ref);
+  });
+  EXPECT_EQ(head_rows[0] + head_rows[1], ref.n_vocab);
+  EXPECT_GT(head_rows[0] * head_rows[1], 0);
+  EXPECT_EQ(got[0], want) << name;
+  EXPECT_EQ(got[1], want) << name;
+}
+
 // A prompt of n tokens (ids spread over the vocabulary) and its logits at every position,
 // fed in batches of n_batch: long enough that a pipeline cuts it into micro-batches.
 std::vector<float> long_prompt_logits(Model& m, int n, int n_batch) {
