@@ -11,10 +11,11 @@
 // the full dot products one process computes, and the outputs are gathered: no sum is
 // split, so the logits are one process's bit for bit. Embeddings and norms are replicated:
 // each rank computes the same residual stream. The output head is split by vocabulary rows
-// (about n_vocab / T contiguous rows per rank; with tied embeddings a rank copies its rows of
-// the embedding matrix for the head and the lookup reads the matrix as the file has it):
-// each rank computes the logits of its rows, one process's dot products, and an all-gather
-// puts the whole logits [n_out, n_vocab] on every rank.
+// (about n_vocab / T contiguous rows per rank, of the embedding matrix when it is tied, read
+// in place unless converted or repacked, which takes a copy): each rank computes the
+// logits of its rows, one process's dot products, and an all-gather puts the whole logits
+// [n_out, n_vocab] on every rank. The embedding is only looked up, from the source as it
+// is: a rank's resident memory holds the pages of the rows it has read, not the matrix.
 //
 // Pipeline parallelism (P > 1 stages, ModelOptions::pipeline_parallel_size): stage s holds
 // a contiguous range of layers (the embeddings on stage 0, the output norm and head on
