@@ -313,14 +313,17 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
     } else {
       // Tied: this rank's rows of the embedding. A copy is made (and the source's pages
       // dropped) before the first stage maps the whole matrix for the token lookup below,
-      // which reads it as the file has it. The parameters are the embedding's, and so are
-      // the bytes of rows read in place; what the head reads per token is the slice.
+      // which reads it as the file has it. On the first stage, which counts the whole
+      // embedding, the slice's parameters are the embedding's, and so are its bytes when
+      // read in place; what the head reads per token is the slice.
       const WeightStats before = weight_stats_;
       output_ = tensor("token_embd.weight", {E, V}, true, repack, &vocab_rows, /*in_place=*/true);
       const gguf::TensorInfo* emb = file_->find_tensor("token_embd.weight");
       const auto* p = static_cast<const uint8_t*>(output_.data);
-      if (p >= emb->data && p < emb->data + emb->n_bytes) weight_stats_.n_bytes = before.n_bytes;
-      weight_stats_.n_params = before.n_params;
+      if (stage_ == 0) {
+        weight_stats_.n_params = before.n_params;
+        if (p >= emb->data && p < emb->data + emb->n_bytes) weight_stats_.n_bytes = before.n_bytes;
+      }
       weight_stats_.decode_bytes =
           before.decode_bytes + static_cast<uint64_t>(output_.rows()) * output_.row_bytes();
     }
