@@ -13,6 +13,8 @@ Terms (T tensor-parallel ranks, P pipeline stages, L layers, h hidden size, b by
 activation element: 4, the all-reduce is fp32 today):
   all-reduce of S bytes (ring): 2(T-1)/T * S / B + 2(T-1) * alpha
   TP per token per layer: 2 all-reduces of h*b bytes per token in the pass
+  TP output head: split by vocabulary rows (each rank reads and computes 1/T of it), then one
+    all-gather of the logits, n_vocab * 4 bytes per row (ring): (T-1)/T * S / B + (T-1) * alpha
   PP per stage boundary: one send of h*b bytes per token, alpha + S / B
   pipeline bubble with M micro-batches: (P-1)/(M+P-1) of the time idle
   decode compute per token: weight bytes read / memory bandwidth (memory-bound)
@@ -104,6 +106,17 @@ def allreduce_s(nbytes, T, alpha, B):
     return 2 * (T - 1) / T * nbytes / B + 2 * (T - 1) * alpha
 
 
+def allgather_s(nbytes, T, alpha, B):
+    """Every rank ends with all nbytes, each having contributed nbytes / T (ring)."""
+    if T == 1:
+        return 0.0
+    return (T - 1) / T * nbytes / B + (T - 1) * alpha
+
+
+def logits_bytes(name, rows):
+    return rows * SHAPES[name][5] * 4  # fp32 logits
+
+
 def send_s(nbytes, alpha, B):
     return alpha + nbytes / B
 
@@ -113,19 +126,29 @@ def best(rounds, field):
 
 
 # ---- the predictions -------------------------------------------------------------------
-def tp_decode_s(name, T, bw, alpha, B):
-    """One decode step of one sequence: every rank reads its share of the layers and the
-    whole (replicated) head; 2 all-reduces per layer of h*b bytes."""
+def tp_decode_s(name, T, bw, alpha, B, split_head=True):
+    """One decode step of one sequence: every rank reads its share of the layers and of the
+    head (split_head; the whole head when it is replicated, as in the measured runs), 2
+    all-reduces per layer of h*b bytes, and with a split head the all-gather of the logits."""
     layers, head = weight_bytes(name)
     L, h = SHAPES[name][:2]
-    return (layers / T + head) / bw + 2 * L * allreduce_s(h * ACT_BYTES, T, alpha, B)
+    if split_head:
+        head, gather = head / T, allgather_s(logits_bytes(name, 1), T, alpha, B)
+    else:
+        gather = 0.0
+    return (layers / T + head) / bw + 2 * L * allreduce_s(h * ACT_BYTES, T, alpha, B) + gather
 
 
-def tp_prefill_s(name, n, T, flops, alpha, B):
+def tp_prefill_s(name, n, T, flops, alpha, B, split_head=True):
+    """The head computes the last token's logits only (then gathered when split)."""
     L, h = SHAPES[name][:2]
-    head = 2 * head_params(name)  # replicated: not divided
-    return ((prefill_flops(name, n) - head) / T + head) / flops + \
-        2 * L * allreduce_s(n * h * ACT_BYTES, T, alpha, B)
+    head = 2 * head_params(name)
+    if split_head:
+        head, gather = head / T, allgather_s(logits_bytes(name, 1), T, alpha, B)
+    else:
+        gather = 0.0
+    return ((prefill_flops(name, n) - 2 * head_params(name)) / T + head) / flops + \
+        2 * L * allreduce_s(n * h * ACT_BYTES, T, alpha, B) + gather
 
 
 def pp_decode_s(name, P, bw, alpha, B):
@@ -142,12 +165,15 @@ def matrix_params(name):
 def tp_batch_decode_tps(name, T, S, bw, flops, alpha, B):
     """Tokens/s of decode steps of S sequences at once: a step reads the weights once
     (memory-bound) or does 2 * params * S FLOPs (compute-bound), whichever is longer; the
-    all-reduces carry S tokens. KV-cache reads are left out (short contexts)."""
+    all-reduces carry S tokens, the logits' all-gather S rows. KV-cache reads are left out
+    (short contexts)."""
     layers, head = weight_bytes(name)
     L, h = SHAPES[name][:2]
     lp, hp = L * layer_params(name), head_params(name)
-    step = max((layers / T + head) / bw, 2 * (lp / T + hp) * S / flops)
-    return S / (step + 2 * L * allreduce_s(S * h * ACT_BYTES, T, alpha, B))
+    step = max((layers + head) / T / bw, 2 * (lp + hp) / T * S / flops)
+    comm = 2 * L * allreduce_s(S * h * ACT_BYTES, T, alpha, B) + \
+        allgather_s(logits_bytes(name, S), T, alpha, B)
+    return S / (step + comm)
 
 
 def pp_batch_decode_tps(name, P, S, bw, flops, alpha, B):
@@ -268,8 +294,9 @@ def main():
         alpha, B = links[l]
         comm_pre = 2 * L * allreduce_s(n_prompt * h * ACT_BYTES, 2, alpha, B)
         comm_dec = 2 * L * allreduce_s(h * ACT_BYTES, 2, alpha, B)
-        a_pre = n_prompt / tp_prefill_s(m, n_prompt, 2, flops / 2, alpha, B)
-        a_dec = 1 / tp_decode_s(m, 2, bw / 2, alpha, B)
+        # The measured runs replicated the head: model A does too.
+        a_pre = n_prompt / tp_prefill_s(m, n_prompt, 2, flops / 2, alpha, B, split_head=False)
+        a_dec = 1 / tp_decode_s(m, 2, bw / 2, alpha, B, split_head=False)
         b_pre = n_prompt / (pre_c + comm_pre)
         b_dec = 1 / (dec_c + comm_dec)
         sh_dec = ", ".join(f"{100 * phases(rs[k])[3] / phases(rs[k])[2]:.1f}%" for k in sorted(rs))
@@ -313,11 +340,12 @@ def main():
             for net, (alpha, B) in nets.items():
                 for T in (2, 4, 8):
                     t = tp_decode_s(name, T, hbw, alpha, B)
-                    c = 2 * L * allreduce_s(h * ACT_BYTES, T, alpha, B)
+                    c = 2 * L * allreduce_s(h * ACT_BYTES, T, alpha, B) + \
+                        allgather_s(logits_bytes(name, 1), T, alpha, B)
                     pre = PROMPT / tp_prefill_s(name, PROMPT, T, hfl, alpha, B)
                     pre16 = PROMPT / tp_prefill_s(name, PROMPT, T, hfl, alpha, 2 * B)
                     bat = tp_batch_decode_tps(name, T, BATCH, hbw, hfl, alpha, B)
-                    w(f"| {name} | TP={T} | {fits((lb / T + hb) / 1e9)} | {net} | {1 / t:.2f} | "
+                    w(f"| {name} | TP={T} | {fits((lb + hb) / T / 1e9)} | {net} | {1 / t:.2f} | "
                       f"{bat:.1f} | {pre:.1f} | {pre16:.1f} | {100 * c / t:.0f}% |")
                 for P in (2, 4):
                     t = pp_decode_s(name, P, hbw, alpha, B)

@@ -3,8 +3,8 @@
 //
 // Every rank runs the same command: it loads its shard, tokenizes the same prompt and runs
 // the same driver loop (the engine, the sampler) on logits that are bit-identical on every
-// rank (the all-reduce sums in rank order, the output head is replicated, the last pipeline
-// stage broadcasts the logits), so the ranks
+// rank (the all-reduce sums in rank order, the head's rows are gathered whole on every rank,
+// the last pipeline stage broadcasts the logits), so the ranks
 // choose the same tokens and call the same collectives in the same order with no token
 // traffic. What keeps them in step is checked here at the start: the same world size as
 // --tensor-parallel-size, the same model file and the same command line; a random seed is

@@ -9,8 +9,13 @@
 // rank. With ModelOptions::tp_exact, Wo and Wdown are split by output rows instead: each rank
 // gathers the whole input (all heads, all FFN rows), computes its n_embd / T outputs with
 // the full dot products one process computes, and the outputs are gathered: no sum is
-// split, so the logits are one process's bit for bit. Everything else (embeddings, norms, the
-// output head) is replicated: each rank computes the same residual stream and the same logits.
+// split, so the logits are one process's bit for bit. Embeddings and norms are replicated:
+// each rank computes the same residual stream. The output head is split by vocabulary rows
+// (about n_vocab / T contiguous rows per rank, of the embedding matrix when it is tied, read
+// in place unless converted or repacked, which takes a copy): each rank computes the
+// logits of its rows, one process's dot products, and an all-gather puts the whole logits
+// [n_out, n_vocab] on every rank. The embedding is only looked up, from the source as it
+// is: a rank's resident memory holds the pages of the rows it has read, not the matrix.
 //
 // Pipeline parallelism (P > 1 stages, ModelOptions::pipeline_parallel_size): stage s holds
 // a contiguous range of layers (the embeddings on stage 0, the output norm and head on
@@ -108,14 +113,22 @@ class DecoderModel final : public Model {
   // Rows of a micro-batch are at least this many (fewer rows make slow matmuls); a batch is
   // cut into at most 2 P micro-batches.
   static constexpr int kMinMicroRows = 16;
+  // The logits are gathered in chunks of about this many floats per rank (16 MiB).
+  static constexpr int64_t kHeadGatherFloats = int64_t{1} << 22;
   // `repack`: whether a matrix may take the row-interleaved layout (false for one that is
   // sliced at rows that are not a multiple of kRepackRows). `plan`: how the matrix splits
-  // under tensor parallelism (null: replicated).
+  // under tensor parallelism (null: replicated). `in_place`: a plan of one range of whole
+  // rows that needs no rewriting (no conversion, no repacking) is read where the source has
+  // it instead of copied (the rows of a row-major matrix are contiguous), so the rank's
+  // resident memory holds only the pages of its rows, once, in the file's page cache.
   Tensor tensor(const std::string& name, std::initializer_list<int64_t> shape, bool required,
-                bool repack = true, const ShardPlan* plan = nullptr);
+                bool repack = true, const ShardPlan* plan = nullptr, bool in_place = false);
   void setup_parallel(const ModelOptions& opts);
   // The TP rank's share for tp_rank of tp_size_ ranks.
   LocalDims local_dims(int tp_rank) const;
+  // The output head's vocabulary rows that TP rank tp_rank holds: contiguous, as equal as
+  // possible, in whole repack groups when n_vocab is a multiple of kRepackRows.
+  Span vocab_span(int tp_rank) const;
   // Elements [offset + s.begin, offset + s.begin + s.count) of the F32 vector b.
   static Tensor f32_piece(const Tensor& b, int64_t offset, Span s);
   // tmp[n, n_embd] = w · in for a row-parallel matrix (Wo, Wdown) whose input
@@ -154,6 +167,7 @@ class DecoderModel final : public Model {
   // Every TP rank's widths of the row-parallel inputs (q_dim, n_ff) and, with tp_exact,
   // outputs (its n_embd rows), for gather_columns.
   std::vector<int> q_widths_, ff_widths_, embd_widths_;
+  std::vector<int> vocab_widths_;                   // every TP rank's rows of the output head
   std::vector<float> gather_scratch_, gather_pad_;  // [T, n, max width] of gather_columns
   Tensor tok_embd_, output_;
   const float* output_norm_ = nullptr;
@@ -177,14 +191,27 @@ class DecoderModel final : public Model {
 };
 
 Tensor DecoderModel::tensor(const std::string& name, std::initializer_list<int64_t> shape,
-                            bool required, bool repack, const ShardPlan* plan) {
+                            bool required, bool repack, const ShardPlan* plan, bool in_place) {
   Tensor t = find_weight(*file_, name, shape, required);
   if (!t) return {};
   const gguf::TensorInfo* ti = file_->find_tensor(name);
   // A tensor-parallel rank copies out its shard (before any conversion: a column split
   // falls on the file's blocks) and lets the source drop the rest.
   const size_t n_owned = owned_weights_.size();
-  const bool sharded = plan != nullptr && tp_size_ > 1;
+  bool sharded = plan != nullptr && tp_size_ > 1;
+  if (sharded && in_place && plan->rows.size() == 1 && plan->cols.count == 0 &&
+      !(quant_ && shape.size() >= 2) && t.ne[2] == 1) {
+    const Span r = plan->rows[0];
+    Tensor rows = t;
+    rows.data = t.row(r.begin);
+    rows.ne[1] = r.count;
+    if (!repack || backend_->weight_layout(rows) == rows.type) {
+      // Read in place: nothing is copied or rewritten, so the source keeps its pages.
+      t = rows;
+      sharded = false;
+      repack = false;
+    }
+  }
   if (sharded) {
     // A 3-D expert stack [n_expert, rows, cols] is split as the 2-D matrix of its
     // n_expert * rows rows (the plan names every expert's rows), then shaped back.
@@ -269,20 +296,55 @@ DecoderModel::DecoderModel(std::unique_ptr<gguf::Source> file, const std::string
   n_ff_max_ = static_cast<int>(
       std::max({int64_t{local_.n_ff}, local_.ff_exp.count, local_.ff_shexp.count}));
 
-  // Embeddings (first stage) and the output head (last stage) are replicated on the TP ranks
-  // of their stage (the head could be split by vocabulary rows with a gather of the logits;
-  // not done yet).
+  // The embeddings (first stage) are replicated on the TP ranks of their stage; the output
+  // head (last stage) is split by vocabulary rows (see the top of the file).
   const int64_t E = c.n_embd, V = c.n_vocab;
-  if (stage_ == 0) tok_embd_ = tensor("token_embd.weight", {E, V}, true);
+  const bool tied = file_->find_tensor("output.weight") == nullptr;
+  const bool split_head = last_stage() && tp_size_ > 1;
+  if (split_head) {
+    // A slice repacks exactly when the whole head would (vocab_span keeps whole groups), so
+    // each logit is computed by the kernel one process uses. It is read in place (only its
+    // rows' pages are touched, in the file's page cache) unless the backend rewrites it
+    // into its matmul layout: then it is copied.
+    const ShardPlan vocab_rows = {.rows = {vocab_span(tp_rank_)}};
+    const bool repack = V % kRepackRows == 0;
+    if (!tied) {
+      output_ = tensor("output.weight", {E, V}, true, repack, &vocab_rows, /*in_place=*/true);
+    } else {
+      // Tied: this rank's rows of the embedding. A copy is made (and the source's pages
+      // dropped) before the first stage maps the whole matrix for the token lookup below,
+      // which reads it as the file has it. On the first stage, which counts the whole
+      // embedding, the slice's parameters are the embedding's, and so are its bytes when
+      // read in place; what the head reads per token is the slice.
+      const WeightStats before = weight_stats_;
+      output_ = tensor("token_embd.weight", {E, V}, true, repack, &vocab_rows, /*in_place=*/true);
+      const gguf::TensorInfo* emb = file_->find_tensor("token_embd.weight");
+      const auto* p = static_cast<const uint8_t*>(output_.data);
+      if (stage_ == 0) {
+        weight_stats_.n_params = before.n_params;
+        if (p >= emb->data && p < emb->data + emb->n_bytes) weight_stats_.n_bytes = before.n_bytes;
+      }
+      weight_stats_.decode_bytes =
+          before.decode_bytes + static_cast<uint64_t>(output_.rows()) * output_.row_bytes();
+    }
+    head_rows_local_ = output_.rows();
+  }
+  // An embedding that is only looked up (not the head of this process: untied, or the head
+  // split) is left as the file has it: rewritten into a matmul layout in a mapped file, all
+  // of its pages would become private copies; left alone, only the rows read are in memory.
+  const bool embd_is_head = tied && last_stage() && !split_head;
+  if (stage_ == 0) tok_embd_ = tensor("token_embd.weight", {E, V}, true, embd_is_head);
   if (last_stage()) {
     output_norm_ = norm_weight("output_norm.weight", E);
-    output_ = tensor("output.weight", {E, V}, false);
+    if (!split_head) output_ = tensor("output.weight", {E, V}, false);
     if (!output_) {
       // Tied embeddings: the whole matrix is read again as the output.
       if (!tok_embd_) tok_embd_ = tensor("token_embd.weight", {E, V}, true);
       output_ = tok_embd_;
       weight_stats_.decode_bytes += static_cast<uint64_t>(tok_embd_.rows()) * tok_embd_.row_bytes();
     }
+  } else {
+    head_rows_local_ = 0;
   }
   // Converting or repacking weights (and a Hugging Face file's first reads) take a while
   // on large models.
@@ -460,6 +522,7 @@ void DecoderModel::setup_parallel(const ModelOptions& opts) {
     q_widths_.push_back(d.q_dim);
     ff_widths_.push_back(d.n_ff);
     embd_widths_.push_back(static_cast<int>(d.embd.count));
+    vocab_widths_.push_back(static_cast<int>(vocab_span(r).count));
   }
   local_ = local_dims(tp_rank_);
   kv_dim_local_ = local_.kv_dim;
@@ -497,6 +560,12 @@ LocalDims DecoderModel::local_dims(int tp_rank) const {
   d.q_dim = d.n_head * c.head_dim;
   d.kv_dim = d.n_head_kv * c.head_dim;
   return d;
+}
+
+Span DecoderModel::vocab_span(int tp_rank) const {
+  const int64_t V = config_.n_vocab;
+  return shard_span(V, tp_rank, tp_size_, "the vocabulary size",
+                    V % kRepackRows == 0 ? kRepackRows : 1);
 }
 
 Tensor DecoderModel::f32_piece(const Tensor& b, int64_t offset, Span s) {
@@ -758,11 +827,24 @@ void DecoderModel::run_layers(float* x, KVCache& kv, const AttentionBatch& ab, i
   }
 }
 
-// logits[n_out, n_vocab] = Wout · h (soft-capped: final_softcap).
+// logits[n_out, n_vocab] = Wout · h (soft-capped: final_softcap). Under TP each rank
+// computes the columns of its vocabulary rows, [n_out, n_vocab / T], packed at the start of
+// `logits`, and the ranks' columns are gathered into the whole rows on every rank.
 void DecoderModel::lm_head(int n_out, float* logits) {
   Backend& be = *backend_;
-  be.matmul(output_, h_, logits, n_out, nullptr);  // [n_out, n_vocab]
-  if (f_.final_softcap > 0.0f) be.softcap(logits, n_out, config_.n_vocab, f_.final_softcap);
+  const int64_t V = config_.n_vocab, Vl = output_.rows();
+  be.matmul(output_, h_, logits, n_out, nullptr);  // [n_out, Vl]
+  if (f_.final_softcap > 0.0f) be.softcap(logits, n_out, static_cast<int>(Vl), f_.final_softcap);
+  if (comm_ == nullptr) return;
+  // In chunks of rows (the gather's scratch is [T, rows, max width]), last chunk first: the
+  // whole rows of chunk [r0, r1) land at [r0 V, r1 V), past the packed rows of the chunks
+  // before it ([0, r0 Vl)); gather_columns has read its input before it writes.
+  const int chunk = static_cast<int>(std::max<int64_t>(1, kHeadGatherFloats / V));
+  for (int r1 = n_out; r1 > 0;) {
+    const int r0 = std::max(0, r1 - chunk);
+    gather_columns(logits + r0 * Vl, r1 - r0, vocab_widths_, logits + r0 * V);
+    r1 = r0;
+  }
 }
 
 }  // namespace

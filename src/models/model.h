@@ -108,6 +108,11 @@ class Model {
   int kv_dim_local() const { return kv_dim_local_ > 0 ? kv_dim_local_ : config_.kv_dim(); }
   // Layers whose KV cache this process stores: config().n_layer, or its pipeline stage's.
   int n_layer_local() const { return n_layer_local_ > 0 ? n_layer_local_ : config_.n_layer; }
+  // Rows of the output head (vocabulary entries) this process holds: config().n_vocab, its
+  // share under tensor parallelism, 0 on a pipeline stage without the head.
+  int64_t head_rows_local() const {
+    return head_rows_local_ >= 0 ? head_rows_local_ : config_.n_vocab;
+  }
 
  protected:
   ModelConfig config_;
@@ -116,8 +121,9 @@ class Model {
   std::unique_ptr<Backend> backend_;
   DType kv_type_ = DType::F16;
   WeightStats weight_stats_;
-  int kv_dim_local_ = 0;   // 0: config_.kv_dim()
-  int n_layer_local_ = 0;  // 0: config_.n_layer
+  int kv_dim_local_ = 0;          // 0: config_.kv_dim()
+  int n_layer_local_ = 0;         // 0: config_.n_layer
+  int64_t head_rows_local_ = -1;  // -1: config_.n_vocab
 };
 
 // Opens a GGUF file or a Hugging Face model directory (see ModelOptions::load_format) and

@@ -138,6 +138,16 @@ def test_smollm2_q4_1_tp3_exact_is_one_process_bit_for_bit(smollm2):
         assert one["tokens"] == three["tokens"], prompt
 
 
+def test_smollm2_q4_1_tp3_exact_every_position_bit_for_bit(smollm2):
+    # Each rank computes the logits of its vocabulary rows; they are gathered in chunks of
+    # rows (85 at SmolLM2's 49152 entries), so 100 positions take two chunks, whose whole
+    # rows land past the packed columns of the ones before.
+    ids = [(7919 * i + 13) % 49152 for i in range(100)]
+    args = ["logits", "-m", smollm2, "--ids", ",".join(map(str, ids)), "-t", 1]
+    three = ok(mpirun(3, *args, "--tensor-parallel-size", 3, "--tp-exact"))
+    assert three == ok(run_tessera(*args))
+
+
 def test_seeded_sampling_is_the_same_on_every_rank():
     # A random seed is drawn on rank 0 and shared; a given seed reproduces one process.
     args = ["run", "-m", STORIES, "-n", 64, "--temp", 0.8, "-t", 1, "--seed", 5]

@@ -1,7 +1,8 @@
 // Tensor parallelism of the decoder, with ranks as threads of this process: every
 // architecture's tiny model at TP=2 (their single KV head held by both ranks) gives the
 // logits of one process (which test_archs.cpp checks against the references) within float
-// rounding, the row-parallel sums being split in two, and the same bits on both ranks;
+// rounding, the row-parallel sums being split in two, and the same bits on both ranks, each
+// rank holding only its half of the output head's vocabulary rows;
 // ALiBi (Baichuan 13B) takes each rank's heads' slopes from their index among all heads;
 // mixture-of-experts models (Mixtral, Qwen2-MoE with its shared expert, Qwen3-MoE) split
 // every expert and replicate the router, and refuse exact mode. Shapes that cannot be
@@ -11,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -72,15 +74,21 @@ TEST_P(TensorParallelArch, TwoRanksGiveOneProcessLogits) {
 
   std::vector<std::vector<float>> got(2);
   std::vector<int> kv_dims(2);
+  std::vector<int64_t> head_rows(2);
   testing::run_ranks(2, [&](dist::Communicator& c) {
     auto m = load_model(kDir + name + ".gguf", tp_options(&c));
     kv_dims[c.rank()] = m->kv_dim_local();
+    head_rows[c.rank()] = m->head_rows_local();
     got[c.rank()] = all_logits(*m, ref);
   });
   // One KV head: each rank holds it (and its cache) whole; two (Baichuan): one each.
   const int n_kv = single->config().n_head_kv;
   EXPECT_EQ(kv_dims[0], single->kv_dim_local() / std::min(n_kv, 2));
   EXPECT_EQ(kv_dims[1], kv_dims[0]);
+  // The head: every vocabulary row on one rank, about half on each (whole groups of 8).
+  EXPECT_EQ(single->head_rows_local(), ref.n_vocab);
+  EXPECT_EQ(head_rows[0] + head_rows[1], ref.n_vocab);
+  for (const int64_t rows : head_rows) EXPECT_LE(std::abs(2 * rows - ref.n_vocab), 8) << name;
   ASSERT_EQ(got[0].size(), want.size());
   EXPECT_EQ(got[0], got[1]) << "the ranks' logits differ";
   const int V = ref.n_vocab;
@@ -108,6 +116,32 @@ TEST_P(TensorParallelArch, ExactModeGivesOneProcessBits) {
     auto m = load_model(kDir + name + ".gguf", tp_options(&c, /*exact=*/true));
     got[c.rank()] = all_logits(*m, ref);
   });
+  EXPECT_EQ(got[0], want) << name;
+  EXPECT_EQ(got[1], want) << name;
+}
+
+// Weights converted as they load (F16 here) take the other way of the head's rows: a copy
+// of the rank's rows, converted, where unconverted rows are read in place (the test above).
+// Either way the logits are one process's (converted the same way) bit for bit.
+TEST_P(TensorParallelArch, ConvertedHeadGivesOneProcessBits) {
+  const std::string name = GetParam();
+  if (has_experts(name)) return;  // exact mode is refused for them (the test above)
+  const Reference ref = load_reference(name);
+  ModelOptions one = tp_options(nullptr);
+  one.quantization = "f16";
+  auto single = load_model(kDir + name + ".gguf", one);
+  const std::vector<float> want = all_logits(*single, ref);
+  std::vector<std::vector<float>> got(2);
+  std::vector<int64_t> head_rows(2);
+  testing::run_ranks(2, [&](dist::Communicator& c) {
+    ModelOptions o = tp_options(&c, /*exact=*/true);
+    o.quantization = "f16";
+    auto m = load_model(kDir + name + ".gguf", o);
+    head_rows[c.rank()] = m->head_rows_local();
+    got[c.rank()] = all_logits(*m, ref);
+  });
+  EXPECT_EQ(head_rows[0] + head_rows[1], ref.n_vocab);
+  EXPECT_GT(head_rows[0] * head_rows[1], 0);
   EXPECT_EQ(got[0], want) << name;
   EXPECT_EQ(got[1], want) << name;
 }
@@ -141,9 +175,11 @@ TEST_P(TensorParallelArch, PipelineGivesOneProcessBits) {
   }
   std::vector<std::vector<float>> got(2);
   std::vector<int> n_layers(2);
+  std::vector<int64_t> head_rows(2);
   testing::run_ranks(2, [&](dist::Communicator& c) {
     auto m = load_model(kDir + name + ".gguf", tp_options(&c, false, /*pp=*/2));
     n_layers[c.rank()] = m->n_layer_local();
+    head_rows[c.rank()] = m->head_rows_local();
     got[c.rank()] = all_logits(*m, ref);
     for (int n_batch : {96, 40, 7}) {
       const std::vector<float> l = long_prompt_logits(*m, 96, n_batch);
@@ -152,6 +188,8 @@ TEST_P(TensorParallelArch, PipelineGivesOneProcessBits) {
   });
   EXPECT_EQ(n_layers[0] + n_layers[1], single->config().n_layer);
   EXPECT_EQ(n_layers[0], (single->config().n_layer + 1) / 2);
+  EXPECT_EQ(head_rows[0], 0);  // the head is the last stage's, whole without TP
+  EXPECT_EQ(head_rows[1], ref.n_vocab);
   EXPECT_EQ(got[0], want) << name;
   EXPECT_EQ(got[1], want) << name;
 }
@@ -170,10 +208,16 @@ TEST_P(TensorParallelArch, TensorTimesPipeline) {
       continue;
     }
     std::vector<std::vector<float>> got(4);
+    std::vector<int64_t> head_rows(4);
     testing::run_ranks(4, [&](dist::Communicator& c) {
       auto m = load_model(kDir + name + ".gguf", tp_options(&c, exact, /*pp=*/2));
+      head_rows[c.rank()] = m->head_rows_local();
       got[c.rank()] = all_logits(*m, ref);
     });
+    // Ranks 0-1 are stage 0, 2-3 the last stage, which splits the head between them.
+    EXPECT_EQ(head_rows[0] + head_rows[1], 0);
+    EXPECT_EQ(head_rows[2] + head_rows[3], ref.n_vocab);
+    EXPECT_GT(head_rows[2] * head_rows[3], 0);
     for (int r = 1; r < 4; ++r) EXPECT_EQ(got[r], got[0]) << name << " rank " << r;
     if (exact) {
       EXPECT_EQ(got[0], want) << name;
