@@ -128,7 +128,7 @@ def best(rounds, field):
 # ---- the predictions -------------------------------------------------------------------
 def tp_decode_s(name, T, bw, alpha, B, split_head=True):
     """One decode step of one sequence: every rank reads its share of the layers and of the
-    head (split_head; the whole head when it is replicated, as in the measured runs), 2
+    head (split_head, as in the measured runs; the whole head when it is replicated), 2
     all-reduces per layer of h*b bytes, and with a split head the all-gather of the logits."""
     layers, head = weight_bytes(name)
     L, h = SHAPES[name][:2]
@@ -292,11 +292,13 @@ def main():
         if not rs:
             continue
         alpha, B = links[l]
-        comm_pre = 2 * L * allreduce_s(n_prompt * h * ACT_BYTES, 2, alpha, B)
-        comm_dec = 2 * L * allreduce_s(h * ACT_BYTES, 2, alpha, B)
-        # The measured runs replicated the head: model A does too.
-        a_pre = n_prompt / tp_prefill_s(m, n_prompt, 2, flops / 2, alpha, B, split_head=False)
-        a_dec = 1 / tp_decode_s(m, 2, bw / 2, alpha, B, split_head=False)
+        # The measured runs split the head by vocabulary rows: its logits are gathered once
+        # per step (the last prompt token's, or the decoded token's).
+        gather = allgather_s(logits_bytes(m, 1), 2, alpha, B)
+        comm_pre = 2 * L * allreduce_s(n_prompt * h * ACT_BYTES, 2, alpha, B) + gather
+        comm_dec = 2 * L * allreduce_s(h * ACT_BYTES, 2, alpha, B) + gather
+        a_pre = n_prompt / tp_prefill_s(m, n_prompt, 2, flops / 2, alpha, B)
+        a_dec = 1 / tp_decode_s(m, 2, bw / 2, alpha, B)
         b_pre = n_prompt / (pre_c + comm_pre)
         b_dec = 1 / (dec_c + comm_dec)
         sh_dec = ", ".join(f"{100 * phases(rs[k])[3] / phases(rs[k])[2]:.1f}%" for k in sorted(rs))
