@@ -1,12 +1,15 @@
 // --tensor-parallel-size, --pipeline-parallel-size and the start of a multi-process run,
-// shared by the subcommands that run a model across processes (run, logits).
+// shared by the subcommands that run a model across processes (run, logits, perplexity,
+// bench, serve).
 //
-// Every rank runs the same command: it loads its shard, tokenizes the same prompt and runs
-// the same driver loop (the engine, the sampler) on logits that are bit-identical on every
-// rank (the all-reduce sums in rank order, the head's rows are gathered whole on every rank,
-// the last pipeline stage broadcasts the logits), so the ranks
-// choose the same tokens and call the same collectives in the same order with no token
-// traffic. What keeps them in step is checked here at the start: the same world size as
+// run, logits, perplexity and bench: every rank runs the same command: it loads its shard,
+// tokenizes the same prompt and runs the same driver loop (the engine, the sampler) on logits
+// that are bit-identical on every rank (the all-reduce sums in rank order, the head's rows
+// are gathered whole on every rank, the last pipeline stage broadcasts the logits), so the
+// ranks choose the same tokens and call the same collectives in the same order with no token
+// traffic. serve: rank 0 alone runs the engine and broadcasts each step to the other ranks
+// (engine/distributed_step.h). What keeps them in step is checked here at the start: the same world
+// size as
 // --tensor-parallel-size, the same model file and the same command line; a random seed is
 // drawn on rank 0 and shared (ParallelRun::shared_seed). Only rank 0 writes to stdout.
 #include <fcntl.h>
