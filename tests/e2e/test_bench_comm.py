@@ -65,15 +65,18 @@ def test_run_counts_the_models_collectives():
                "--ignore-eos", "-t", 1, "--json", "--tensor-parallel-size", 2)
     j = json.loads(p.stdout)
     c = j["communication"]
-    layers, embedding = 5, 64  # stories260K
+    layers, embedding, vocab = 5, 64, 512  # stories260K
     n_prompt, n_gen = len(j["prompt_tokens"]), len(j["tokens"])
     assert n_gen == n
     # One pass over the prompt, then one per generated token but the last.
     passes = 1 + n_gen - 1
     tokens = n_prompt + n_gen - 1
-    assert c["prompt_calls"] + c["generation_calls"] == 2 * layers * passes
-    assert c["prompt_bytes"] + c["generation_bytes"] == 2 * layers * tokens * embedding * 4
-    assert c["prompt_calls"] >= 2 * layers  # the prompt's pass is the prompt's
+    # Per pass: two all-reduces per layer over every token's activations, and one all-gather
+    # of the one logits row the pass returns, of which rank 0 sends its vocab / 2 entries.
+    assert c["prompt_calls"] + c["generation_calls"] == (2 * layers + 1) * passes
+    assert (c["prompt_bytes"] + c["generation_bytes"] ==
+            2 * layers * tokens * embedding * 4 + passes * vocab // 2 * 4)
+    assert c["prompt_calls"] >= 2 * layers + 1  # the prompt's pass is the prompt's
     assert c["prompt_seconds"] >= 0 and c["generation_seconds"] >= 0
     assert "communication (rank 0): prompt" in p.stderr
     # One process reports no communication.
