@@ -184,14 +184,6 @@ void tile_q8_0(int64_t n, const void* w, size_t ws, const void* x, size_t xs, fl
   tile_8lane<Q8_0Side, R, C>(n, w, ws, x, xs, y, ys);
 }
 
-// Lane k of the result = the sum of the 8 lanes of v[k] (k < 4), exactly (integers).
-inline __m128i sum4_i32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
-  const __m256i a = _mm256_hadd_epi32(v0, v1);  // v0 pairs, v1 pairs, per 128-bit lane
-  const __m256i b = _mm256_hadd_epi32(v2, v3);
-  const __m256i s = _mm256_hadd_epi32(a, b);  // lane k (and k + 4): half of v[k]'s sum
-  return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-}
-
 // Q4_0 x Q8_0, the order of dot_q4_0: per pair a scalar chain acc = fma(dw * dx,
 // float(exact block sum), acc); here acc[r] holds pair (r, c) in lane c.
 template <int R, int C>

@@ -192,12 +192,6 @@ void gemm_tile(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
   }
 }
 
-// Lane k of the result = the sum of v_k's 8 lanes (exact i32).
-inline __m128i sum4_i32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
-  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
-  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-}
-
 // Q4_0 x Q8_0 in the block-sum order: up to 4 rows x 4 activations; for activation c the
 // block sums of the R rows are gathered into lanes r of one i32x4, scaled and accumulated
 // in lane r of acc[c] (rows beyond R are zero lanes, never stored).

@@ -1,6 +1,7 @@
 // Small x86 helpers shared by the SIMD kernel files (quants_avx2.cpp, quants_avx512.cpp,
-// gemm_panel_avx512.cpp, activations_avx2.cpp, attention_tiled_avx2.cpp). Only those files include
-// it; each is compiled with at least -mavx2 -mfma -mf16c. The helpers have internal linkage on
+// gemm_panel_avx512.cpp, gemm_tile_avx2.cpp, activations_avx2.cpp,
+// attention_tiled_avx2.cpp). Only those files include it; each is compiled with at least
+// -mavx2 -mfma -mf16c. The helpers have internal linkage on
 // purpose: every kernel file gets its own copy built for its own ISA flags, so the linker can never
 // hand an AVX-512 build of a helper to AVX2 code.
 #pragma once
@@ -67,6 +68,12 @@ inline float hsum(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+
+// Lane k of the result = the sum of v_k's 8 int32 lanes, exactly.
+inline __m128i sum4_i32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
 // 16 bytes of packed nibbles -> 32 bytes: low nibbles (elements 0..15) in the low lane,
