@@ -185,10 +185,58 @@ void tile_q8_0(int64_t n, const void* w, size_t ws, const void* x, size_t xs, fl
 }
 
 // Q4_0 x Q8_0, the order of dot_q4_0: per pair a scalar chain acc = fma(dw * dx,
-// float(exact block sum), acc); here acc[r] holds pair (r, c) in lane c.
+// float(exact block sum), acc). For activation c the exact block sums of the R rows are
+// reduced together into lanes r of one i32x4 (one reduction per activation, not per pair),
+// and acc[c] holds pair (r, c) in lane r: for 1-2 activations (tiles of 4 rows).
 template <int R, int C>
-void tile_q4_0(int64_t n, const void* vw, size_t w_stride, const void* vx, size_t x_stride,
-               float* y, int64_t y_stride) {
+void tile_q4_0_by_row(int64_t n, const void* vw, size_t w_stride, const void* vx, size_t x_stride,
+                      float* y, int64_t y_stride) {
+  const BlockQ4_0* w[R];
+  const BlockQ8_0* x[C];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) w[r] = row_at<BlockQ4_0>(vw, w_stride, r);
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) x[c] = row_at<BlockQ8_0>(vx, x_stride, c);
+  __m128 acc[C];
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) acc[c] = _mm_setzero_ps();
+  const int64_t nb = n / 32;
+  const Prefetcher prefetch(vw, w_stride, R, nb);
+  for (int64_t i = 0; i < nb; ++i) {
+    prefetch(i);
+    const __m128 dw = act_field<R>(w, i, offsetof(BlockQ4_0, d));  // lane r: row r's scale
+    __m256i q[R], qa[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      q[r] = _mm256_sub_epi8(unpack_nibbles(w[r][i].qs), _mm256_set1_epi8(8));
+      qa[r] = _mm256_sign_epi8(q[r], q[r]);
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) {
+      const __m256i yq = load32(x[c][i].qs);
+      __m256i s[4];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r)
+        s[r] = r < R ? dot_u8s8(qa[r], _mm256_sign_epi8(yq, q[r])) : _mm256_setzero_si256();
+      const __m128 d = _mm_mul_ps(dw, _mm_set1_ps(h2f(x[c][i].d)));
+      acc[c] = _mm_fmadd_ps(d, _mm_cvtepi32_ps(sum4_i32(s[0], s[1], s[2], s[3])), acc[c]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) {
+    alignas(16) float v[4];
+    _mm_store_ps(v, acc[c]);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) y[c * y_stride + r] = v[r];
+  }
+}
+
+// The same with the lanes the other way, for 3-4 activations (tiles of 2 rows): for row r
+// the block sums of the C activations are reduced into lanes c, and acc[r] holds pair (r, c)
+// in lane c.
+template <int R, int C>
+void tile_q4_0_by_act(int64_t n, const void* vw, size_t w_stride, const void* vx, size_t x_stride,
+                      float* y, int64_t y_stride) {
   const BlockQ4_0* w[R];
   const BlockQ8_0* x[C];
 #pragma GCC unroll 4
@@ -227,12 +275,21 @@ void tile_q4_0(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
   }
 }
 
+template <int R, int C>
+void tile_q4_0(int64_t n, const void* w, size_t ws, const void* x, size_t xs, float* y,
+               int64_t ys) {
+  if constexpr (C <= 2)
+    tile_q4_0_by_row<R, C>(n, w, ws, x, xs, y, ys);
+  else
+    tile_q4_0_by_act<R, C>(n, w, ws, x, xs, y, ys);
+}
+
 using TileFn = void (*)(int64_t, const void*, size_t, const void*, size_t, float*, int64_t);
 
 // A kernel is instantiated for R rows x C activations with at most 8 vector accumulators
 // (16 ymm registers hold them, the unpacked weights and an activation): 1-2 activations take
-// 4 rows at once, 3-4 take 2.
-// Runs an nr x nc tile (nr, nc <= kGemmTile) as tiles of rows_for<nc>() rows or fewer.
+// 4 rows at once, 3-4 take 2. run_tiles runs an nr x nc tile (nr, nc <= kGemmTile) as such
+// tiles.
 template <TileFn (*Pick)(int r, int c)>
 void run_tiles(int64_t n, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride,
                int nc, float* y, int64_t y_stride) {
