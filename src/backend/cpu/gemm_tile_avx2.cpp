@@ -185,103 +185,64 @@ void tile_q8_0(int64_t n, const void* w, size_t ws, const void* x, size_t xs, fl
 }
 
 // Q4_0 x Q8_0, the order of dot_q4_0: per pair a scalar chain acc = fma(dw * dx,
-// float(exact block sum), acc). For activation c the exact block sums of the R rows are
-// reduced together into lanes r of one i32x4 (one reduction per activation, not per pair),
-// and acc[c] holds pair (r, c) in lane r: for 1-2 activations (tiles of 4 rows).
+// float(exact block sum), acc). The exact block sums of four pairs are reduced together into
+// the lanes of one i32x4 (one reduction per four pairs), and a lane-wise fma continues each
+// pair's chain. Which four: with 1-2 activations (tiles of 4 rows) the R rows of one
+// activation, acc[c] holding pair (r, c) in lane r; with 3-4 (tiles of 2 rows) the C
+// activations of one row, acc[r] holding pair (r, c) in lane c.
 template <int R, int C>
-void tile_q4_0_by_row(int64_t n, const void* vw, size_t w_stride, const void* vx, size_t x_stride,
-                      float* y, int64_t y_stride) {
+void tile_q4_0(int64_t n, const void* vw, size_t w_stride, const void* vx, size_t x_stride,
+               float* y, int64_t y_stride) {
+  constexpr bool kLanesAreRows = C <= 2;
+  constexpr int kAcc = kLanesAreRows ? C : R;    // accumulators
+  constexpr int kLanes = kLanesAreRows ? R : C;  // lanes used in each
   const BlockQ4_0* w[R];
   const BlockQ8_0* x[C];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) w[r] = row_at<BlockQ4_0>(vw, w_stride, r);
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) x[c] = row_at<BlockQ8_0>(vx, x_stride, c);
-  __m128 acc[C];
+  __m128 acc[kAcc];
 #pragma GCC unroll 4
-  for (int c = 0; c < C; ++c) acc[c] = _mm_setzero_ps();
+  for (int k = 0; k < kAcc; ++k) acc[k] = _mm_setzero_ps();
   const int64_t nb = n / 32;
   const Prefetcher prefetch(vw, w_stride, R, nb);
   for (int64_t i = 0; i < nb; ++i) {
     prefetch(i);
-    const __m128 dw = act_field<R>(w, i, offsetof(BlockQ4_0, d));  // lane r: row r's scale
-    __m256i q[R], qa[R];
+    // The lanes' scales (rows' or activations'), each multiplied by the other side's scale.
+    const __m128 lane_scale = kLanesAreRows ? act_field<R>(w, i, offsetof(BlockQ4_0, d))
+                                            : act_field<C>(x, i, offsetof(BlockQ8_0, d));
+    __m256i q[R], qa[R], yq[C];
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       q[r] = _mm256_sub_epi8(unpack_nibbles(w[r][i].qs), _mm256_set1_epi8(8));
       qa[r] = _mm256_sign_epi8(q[r], q[r]);
     }
 #pragma GCC unroll 4
-    for (int c = 0; c < C; ++c) {
-      const __m256i yq = load32(x[c][i].qs);
-      __m256i s[4];
-#pragma GCC unroll 4
-      for (int r = 0; r < 4; ++r)
-        s[r] = r < R ? dot_u8s8(qa[r], _mm256_sign_epi8(yq, q[r])) : _mm256_setzero_si256();
-      const __m128 d = _mm_mul_ps(dw, _mm_set1_ps(h2f(x[c][i].d)));
-      acc[c] = _mm_fmadd_ps(d, _mm_cvtepi32_ps(sum4_i32(s[0], s[1], s[2], s[3])), acc[c]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int c = 0; c < C; ++c) {
-    alignas(16) float v[4];
-    _mm_store_ps(v, acc[c]);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) y[c * y_stride + r] = v[r];
-  }
-}
-
-// The same with the lanes the other way, for 3-4 activations (tiles of 2 rows): for row r
-// the block sums of the C activations are reduced into lanes c, and acc[r] holds pair (r, c)
-// in lane c.
-template <int R, int C>
-void tile_q4_0_by_act(int64_t n, const void* vw, size_t w_stride, const void* vx, size_t x_stride,
-                      float* y, int64_t y_stride) {
-  const BlockQ4_0* w[R];
-  const BlockQ8_0* x[C];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) w[r] = row_at<BlockQ4_0>(vw, w_stride, r);
-#pragma GCC unroll 4
-  for (int c = 0; c < C; ++c) x[c] = row_at<BlockQ8_0>(vx, x_stride, c);
-  __m128 acc[R];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) acc[r] = _mm_setzero_ps();
-  const int64_t nb = n / 32;
-  const Prefetcher prefetch(vw, w_stride, R, nb);
-  for (int64_t i = 0; i < nb; ++i) {
-    prefetch(i);
-    const __m128 dx = act_field<C>(x, i, offsetof(BlockQ8_0, d));
-    __m256i yq[C];
-#pragma GCC unroll 4
     for (int c = 0; c < C; ++c) yq[c] = load32(x[c][i].qs);
 #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const __m256i q = _mm256_sub_epi8(unpack_nibbles(w[r][i].qs), _mm256_set1_epi8(8));
-      const __m256i qa = _mm256_sign_epi8(q, q);
+    for (int k = 0; k < kAcc; ++k) {
       __m256i s[4];
 #pragma GCC unroll 4
-      for (int c = 0; c < 4; ++c)
-        s[c] = c < C ? dot_u8s8(qa, _mm256_sign_epi8(yq[c], q)) : _mm256_setzero_si256();
-      const __m128 d = _mm_mul_ps(_mm_set1_ps(h2f(w[r][i].d)), dx);
-      acc[r] = _mm_fmadd_ps(d, _mm_cvtepi32_ps(sum4_i32(s[0], s[1], s[2], s[3])), acc[r]);
+      for (int l = 0; l < 4; ++l) {
+        const int r = kLanesAreRows ? l : k, c = kLanesAreRows ? k : l;
+        s[l] = l < kLanes ? dot_u8s8(qa[r], _mm256_sign_epi8(yq[c], q[r])) : _mm256_setzero_si256();
+      }
+      const float other = kLanesAreRows ? h2f(x[k][i].d) : h2f(w[k][i].d);
+      const __m128 d = _mm_mul_ps(lane_scale, _mm_set1_ps(other));
+      acc[k] = _mm_fmadd_ps(d, _mm_cvtepi32_ps(sum4_i32(s[0], s[1], s[2], s[3])), acc[k]);
     }
   }
 #pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
+  for (int k = 0; k < kAcc; ++k) {
     alignas(16) float v[4];
-    _mm_store_ps(v, acc[r]);
+    _mm_store_ps(v, acc[k]);
 #pragma GCC unroll 4
-    for (int c = 0; c < C; ++c) y[c * y_stride + r] = v[c];
+    for (int l = 0; l < kLanes; ++l) {
+      const int r = kLanesAreRows ? l : k, c = kLanesAreRows ? k : l;
+      y[c * y_stride + r] = v[l];
+    }
   }
-}
-
-template <int R, int C>
-void tile_q4_0(int64_t n, const void* w, size_t ws, const void* x, size_t xs, float* y,
-               int64_t ys) {
-  if constexpr (C <= 2)
-    tile_q4_0_by_row<R, C>(n, w, ws, x, xs, y, ys);
-  else
-    tile_q4_0_by_act<R, C>(n, w, ws, x, xs, y, ys);
 }
 
 using TileFn = void (*)(int64_t, const void*, size_t, const void*, size_t, float*, int64_t);
