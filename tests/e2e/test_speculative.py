@@ -61,6 +61,22 @@ def test_cli_greedy_identical_with_speculation(smollm2, method):
     assert accepted > 0
 
 
+def test_cli_greedy_identical_with_ngram_on_gemma3(gemma3):
+    """Gemma 3's sliding-window layers verify k + 1 rows per step in the key-by-key order a
+    decode step uses: with n-gram lookup (proposals mostly accepted: the base model copies
+    the text) the tokens are speculation off's."""
+    accepted = 0
+    for msg in [f"Repeat this text word for word:\n{TEXT}", f"Summarize this text:\n{TEXT}"]:
+        prompt = f"<start_of_turn>user\n{msg}<end_of_turn>\n<start_of_turn>model\n"
+        off, _ = run_tokens(gemma3, prompt, 64)
+        on, err = run_tokens(gemma3, prompt, 64, "--speculative-method", "ngram",
+                             "--num-speculative-tokens", 5, "--no-speculative-adaptive")
+        assert on == off, msg
+        line = [l for l in err.splitlines() if l.startswith("speculative")][-1]
+        accepted += int(line.split(" proposed, ")[1].split(" accepted")[0])
+    assert accepted > 0
+
+
 def test_cli_greedy_identical_with_a_quantized_draft(smollm2, smollm2_f16):
     """F16 target, Q4_1 draft: proposals sometimes rejected, output still the target's."""
     for prompt in PROMPTS[3:5]:

@@ -49,7 +49,14 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
     attention_ext(q, kv, out, n_head, n_head_kv, head_dim, o, b);
     return;
   }
-  if (b.prompt_tiled != nullptr &&
+  attention_f16(q, kv, out, n_head, n_head_kv, head_dim, scale, 0, b);
+}
+
+void CpuBackend::attention_f16(const float* q, const KVLayer& kv, float* out, int n_head,
+                               int n_head_kv, int head_dim, float scale, int n_window,
+                               const AttentionBatch& b) {
+  // Rows of long prompts: the tiles, over all keys (with a window, attention_ext's softmax).
+  if (n_window == 0 && b.prompt_tiled != nullptr &&
       attention_tiled(q, kv, out, n_head, n_head_kv, head_dim, scale, b) == b.n_tokens)
     return;
   const int kv_dim = n_head_kv * head_dim;
@@ -82,12 +89,16 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
           std::fill(acc, acc + gd, uint16_t{0});
           std::fill(m, m + group, -INFINITY);
           std::fill(s, s + group, 0.0f);
-          // Keys in position order, one block of the paged cache (bs consecutive rows) per call.
-          for (int j0 = 0; j0 < n_ctx; j0 += bs) {
+          // Keys in position order (from the window's first), up to the end of a block of the
+          // paged cache (consecutive rows) per call; the kernel goes key by key, so where the
+          // calls split the keys does not change a bit.
+          for (int j = n_window > 0 ? std::max(0, n_ctx - n_window) : 0; j < n_ctx;) {
+            const int run = std::min(bs - j % bs, n_ctx - j);
             const int64_t row0 =
-                (static_cast<int64_t>(table[j0 / bs]) * bs) * kv_dim + kvh * head_dim;
-            fa(q16, group, head_dim, kv.k16() + row0, kv.v16() + row0, kv_dim,
-               std::min(bs, n_ctx - j0), scale, m, s, acc);
+                (static_cast<int64_t>(table[j / bs]) * bs + j % bs) * kv_dim + kvh * head_dim;
+            fa(q16, group, head_dim, kv.k16() + row0, kv.v16() + row0, kv_dim, run, scale, m, s,
+               acc);
+            j += run;
           }
           float* og = out + head0 * head_dim;  // [group, head_dim]
           dequantize_row(DType::F16, acc, og, gd);
@@ -97,7 +108,8 @@ void CpuBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
           }
         }
       },
-      grain(int64_t{group} * head_dim * 8 * (max_pos + 1)));
+      grain(int64_t{group} * head_dim * 8 *
+            (n_window > 0 ? std::min(max_pos + 1, n_window) : max_pos + 1)));
 }
 
 int CpuBackend::attention_tiled(const float* q, const KVLayer& kv, float* out, int n_head,

@@ -67,6 +67,10 @@ class CpuBackend final : public Backend {
                  float* out) override;
 
  private:
+  // Attention over an fp16 cache in llama.cpp's flash orders (cpu_attention.cpp). n_window >
+  // 0: token at p sees keys (p - n_window, p], and the prompt_tiled rows are left alone.
+  void attention_f16(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
+                     int head_dim, float scale, int n_window, const AttentionBatch& b);
   // The prompt_tiled rows of an attention batch (cpu_attention.cpp); returns their number.
   int attention_tiled(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
                       int head_dim, float scale, const AttentionBatch& b);

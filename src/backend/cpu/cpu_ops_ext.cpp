@@ -86,6 +86,13 @@ constexpr int kMaxHeadDim = 1024;
 void CpuBackend::attention_ext(const float* q, const KVLayer& kv, float* out, int n_head,
                                int n_head_kv, int head_dim, const AttentionOptions& o,
                                const AttentionBatch& b) {
+  // A sliding window alone over an fp16 cache: rows other than those of long prompts go key by
+  // key in the flash order over the window's keys (Backend::attention_ext).
+  const bool flash = kv.type == DType::F16 && o.softcap == 0.0f && o.alibi_max_bias == 0.0f;
+  if (flash) {
+    attention_f16(q, kv, out, n_head, n_head_kv, head_dim, o.scale, o.n_window, b);
+    if (b.prompt_tiled == nullptr) return;
+  }
   const int kv_dim = n_head_kv * head_dim;
   const int group = n_head / n_head_kv;
   const int bs = b.block_size;
@@ -104,6 +111,7 @@ void CpuBackend::attention_ext(const float* q, const KVLayer& kv, float* out, in
         if (static_cast<int>(scores.size()) < span) scores.resize(span);
         for (int64_t item = ib; item < ie; ++item) {
           const int t = static_cast<int>(item / n_head);
+          if (flash && !b.prompt_tiled[t]) continue;  // done above
           const int h = static_cast<int>(item % n_head);
           const int kvh = h / group;
           const int p = b.pos[t];

@@ -239,6 +239,12 @@ void RefBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
     attention_ext(q, kv, out, n_head, n_head_kv, head_dim, o, b);
     return;
   }
+  attention_f16(q, kv, out, n_head, n_head_kv, head_dim, scale, 0, b);
+}
+
+void RefBackend::attention_f16(const float* q, const KVLayer& kv, float* out, int n_head,
+                               int n_head_kv, int head_dim, float scale, int n_window,
+                               const AttentionBatch& b) {
   // fp16 cache: llama.cpp's flash attention orders, one (token, query head) at a time.
   const int kv_dim = n_head_kv * head_dim;
   const int group = n_head / n_head_kv;
@@ -252,6 +258,9 @@ void RefBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
       const int kvh = h / group;
       const float* qh = q + (int64_t{t} * n_head + h) * head_dim;
       float* oh = out + (int64_t{t} * n_head + h) * head_dim;
+      // With a window, the rows of long prompts are attention_ext's.
+      if (n_window > 0 && b.prompt_tiled != nullptr && b.prompt_tiled[t]) continue;
+      const int j0 = n_window > 0 ? std::max(0, p - n_window + 1) : 0;  // the window's first key
       if (b.prompt_tiled != nullptr && b.prompt_tiled[t]) {
         // A row of a long prompt: f32 tiles of 64 keys.
         cpu::TiledAttnArgs a;
@@ -274,7 +283,7 @@ void RefBackend::attention(const float* q, const KVLayer& kv, float* out, int n_
       for (int d = 0; d < head_dim; ++d) q16[d] = quant::fp32_to_fp16(qh[d]);
       std::fill(acc.begin(), acc.end(), uint16_t{0});
       float m = -INFINITY, s = 0.0f;
-      for (int j = 0; j <= p; ++j) {
+      for (int j = j0; j <= p; ++j) {
         const int64_t off = slot_of(table, b.block_size, j) * kv_dim + int64_t{kvh} * head_dim;
         fa(q16.data(), 1, head_dim, kv.k16() + off, kv.v16() + off, kv_dim, 1, scale, &m, &s,
            acc.data());
@@ -302,12 +311,20 @@ float alibi_slope(int h, int n_head, float max_bias) {
 void RefBackend::attention_ext(const float* q, const KVLayer& kv, float* out, int n_head,
                                int n_head_kv, int head_dim, const AttentionOptions& o,
                                const AttentionBatch& b) {
+  // A sliding window alone over an fp16 cache: rows other than those of long prompts go key by
+  // key in the flash order over the window's keys (Backend::attention_ext).
+  const bool flash = kv.type == DType::F16 && o.softcap == 0.0f && o.alibi_max_bias == 0.0f;
+  if (flash) {
+    attention_f16(q, kv, out, n_head, n_head_kv, head_dim, o.scale, o.n_window, b);
+    if (b.prompt_tiled == nullptr) return;
+  }
   const int kv_dim = n_head_kv * head_dim;
   const int group = n_head / n_head_kv;
   const bool f16 = kv.type == DType::F16;
   const AlibiHeads alibi = alibi_heads(o, n_head);  // slopes by the model's head index
   std::vector<float> qh(head_dim), scores;
   for (int t = 0; t < b.n_tokens; ++t) {
+    if (flash && !b.prompt_tiled[t]) continue;  // done above
     const int p = b.pos[t];
     const int j0 = o.n_window > 0 ? std::max(0, p - o.n_window + 1) : 0;
     const int32_t* table = b.block_tables[b.seq_of[t]];

@@ -55,6 +55,12 @@ class RefBackend final : public Backend {
                         int n_seqs) override;
   void pool_rows(const float* x, int d, const int32_t* seq_start, int n_seqs, RowPool kind,
                  float* out) override;
+
+ private:
+  // Attention over an fp16 cache in llama.cpp's flash orders. n_window > 0: token at p sees
+  // keys (p - n_window, p], and the prompt_tiled rows are left alone.
+  void attention_f16(const float* q, const KVLayer& kv, float* out, int n_head, int n_head_kv,
+                     int head_dim, float scale, int n_window, const AttentionBatch& b);
 };
 
 }  // namespace ref
