@@ -110,7 +110,21 @@ struct Q8_0Side {
   static __m256i dot(const Prep& p, __m256i y) { return dot_u8s8(p.qa, _mm256_sign_epi8(y, p.q)); }
 };
 
-// The order of dot_q4_1 / dot_q8_0: per pair, acc = fma(set1(dw * dx), float(the block's
+// Q5_0: q - 16 as s8 (the nibble with 0xF0 or-ed in where the fifth bit is clear), then as
+// Q8_0.
+struct Q5_0Side {
+  using W = BlockQ5_0;
+  using X = BlockQ8_0;
+  using Prep = Q8_0Side::Prep;
+  static Prep prep(const W& b) {
+    const __m256i hi = _mm256_andnot_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(char(0xF0)));
+    const __m256i q = _mm256_or_si256(unpack_nibbles(b.qs), hi);
+    return {q, _mm256_sign_epi8(q, q)};
+  }
+  static __m256i dot(const Prep& p, __m256i y) { return Q8_0Side::dot(p, y); }
+};
+
+// The order of dot_q4_1 / dot_q8_0 / dot_q5_0: per pair, acc = fma(set1(dw * dx), float(the block's
 // int32 lanes), acc) block by block, result hsum(acc), plus for Q4_1 the min terms, a chain
 // mins = fma(mw, sx, mins) over the blocks. The min chains run in a second pass over the
 // blocks (they depend on nothing else), which keeps the main loop's 16 registers for the
@@ -182,6 +196,12 @@ template <int R, int C>
 void tile_q8_0(int64_t n, const void* w, size_t ws, const void* x, size_t xs, float* y,
                int64_t ys) {
   tile_8lane<Q8_0Side, R, C>(n, w, ws, x, xs, y, ys);
+}
+
+template <int R, int C>
+void tile_q5_0(int64_t n, const void* w, size_t ws, const void* x, size_t xs, float* y,
+               int64_t ys) {
+  tile_8lane<Q5_0Side, R, C>(n, w, ws, x, xs, y, ys);
 }
 
 // Q4_0 x Q8_0, the order of dot_q4_0: per pair a scalar chain acc = fma(dw * dx,
@@ -276,6 +296,7 @@ void run_tiles(int64_t n, const void* w, size_t w_stride, int nr, const void* x,
 TESSERA_TILE_TABLE(tile_q4_1)
 TESSERA_TILE_TABLE(tile_q8_0)
 TESSERA_TILE_TABLE(tile_q4_0)
+TESSERA_TILE_TABLE(tile_q5_0)
 #undef TESSERA_TILE_TABLE
 
 inline int slot(DType t) {
@@ -288,6 +309,7 @@ void fill_avx2_gemm_tile_kernels(KernelTable& t) {
   t.gemm_tile[slot(DType::Q4_1)] = run_tiles<pick_tile_q4_1>;
   t.gemm_tile[slot(DType::Q8_0)] = run_tiles<pick_tile_q8_0>;
   t.gemm_tile[slot(DType::Q4_0)] = run_tiles<pick_tile_q4_0>;
+  t.gemm_tile[slot(DType::Q5_0)] = run_tiles<pick_tile_q5_0>;
 }
 
 }  // namespace tessera::cpu

@@ -23,17 +23,6 @@ inline int hsum_i32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-// Bit j of the 32-bit little-endian mask -> byte j = 0xFF if set, else 0.
-inline __m256i bits_to_bytes(const uint8_t* qh) {
-  uint32_t m;
-  std::memcpy(&m, qh, 4);
-  const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2,
-                                        2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(m)), shuf);
-  const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
-  return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-}
-
 // Sum of u8 * s8 over 32 bytes, as 8 int32 lanes.
 inline __m256i dot_u8s8(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));

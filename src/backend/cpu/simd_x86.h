@@ -76,6 +76,17 @@ inline __m128i sum4_i32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
   return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
+// Bit j of the 32-bit little-endian mask -> byte j = 0xFF if set, else 0.
+inline __m256i bits_to_bytes(const uint8_t* qh) {
+  uint32_t m;
+  std::memcpy(&m, qh, 4);
+  const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2,
+                                        2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(m)), shuf);
+  const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+  return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
 // 16 bytes of packed nibbles -> 32 bytes: low nibbles (elements 0..15) in the low lane,
 // high nibbles (elements 16..31) in the high lane.
 inline __m256i unpack_nibbles(const uint8_t* p) {
