@@ -13,8 +13,12 @@ std::vector<int32_t> NgramProposer::lookup(const std::vector<int32_t>& tokens, i
     // Most recent earlier occurrence: start i with i + n <= len - 1 (a continuation exists).
     for (int i = len - n - 1; i >= 0; --i) {
       if (!std::equal(suffix, suffix + n, tokens.data() + i)) continue;
-      const int from = i + n, to = std::min(len, from + k);
-      out.assign(tokens.begin() + from, tokens.begin() + to);
+      // The continuation runs on past the end of the sequence into the proposal itself: a
+      // match d tokens back proposes the last d tokens repeated (text that repeats itself),
+      // the full k tokens either way.
+      const int from = i + n;
+      for (int m = 0; m < k; ++m)
+        out.push_back(from + m < len ? tokens[from + m] : out[from + m - len]);
       return out;
     }
   }

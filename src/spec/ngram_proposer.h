@@ -13,8 +13,8 @@ class NgramProposer : public Proposer {
   const char* name() const override { return "ngram"; }
   void propose(std::vector<ProposalSlot>& slots) override;
 
-  // Up to k tokens following the most recent earlier match of the last n (max..min)
-  // tokens of `tokens`; empty without a match.
+  // The k tokens following the most recent earlier match of the last n (max..min) tokens
+  // of `tokens`, continued periodically past the end; empty without a match.
   static std::vector<int32_t> lookup(const std::vector<int32_t>& tokens, int ngram_min,
                                      int ngram_max, int k);
 

@@ -99,9 +99,12 @@ TEST(NgramProposer, ProposesTheContinuationOfTheLatestMatch) {
   EXPECT_EQ(NgramProposer::lookup(t, 1, 2, 1), (std::vector<int32_t>{9}));
   // A 3-gram "9 5 6" has no earlier occurrence; min 3 finds nothing.
   EXPECT_TRUE(NgramProposer::lookup(t, 3, 3, 4).empty());
-  // The continuation stops at the end of the sequence.
+  // A continuation that reaches the end of the sequence runs on into the proposal: the
+  // tokens since the match repeat.
   const std::vector<int32_t> u = {3, 4, 3};
-  EXPECT_EQ(NgramProposer::lookup(u, 1, 1, 5), (std::vector<int32_t>{4, 3}));
+  EXPECT_EQ(NgramProposer::lookup(u, 1, 1, 5), (std::vector<int32_t>{4, 3, 4, 3, 4}));
+  EXPECT_EQ(NgramProposer::lookup({2, 8, 8, 8}, 2, 2, 3), (std::vector<int32_t>{8, 8, 8}));
+  EXPECT_EQ(NgramProposer::lookup(t, 2, 2, 5), (std::vector<int32_t>{9, 5, 6, 9, 5}));
   EXPECT_TRUE(NgramProposer::lookup({7}, 1, 4, 5).empty());
   EXPECT_TRUE(NgramProposer::lookup({}, 1, 4, 5).empty());
 }
