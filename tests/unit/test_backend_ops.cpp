@@ -515,10 +515,20 @@ void check_attention(Backends& be, const AttnSetup& s, const AttentionOptions* o
     // llama.cpp's two flash attention orders (over the window's keys where there is one): the
     // cpu kernels are the scalar ones, bit for bit.
     EXPECT_TRUE(same_bits(oc, orf));
-  } else {
-    // Scalar softmax attention whose f32 sums may be taken in another order: the outputs are
+  } else if (s.cache_type == DType::F32) {
+    // Softmax attention whose f32 sums may be taken in another order: the outputs are
     // convex combinations of values in [-2, 2], so 1e-5 absolute is ~60 ulps of the largest.
     EXPECT_TRUE(within(oc, orf, 0.0, 1e-5));
+  } else {
+    // The same over an fp16 cache, whose weights are rounded to fp16: a score summed in
+    // another order (the cpu's q·k is SIMD) can round a weight w to its fp16 neighbour, a
+    // change of at most 2^-11 w. The weights sum to 1 and |v| <= 2: at most 2^-10 in all.
+    // Such flips need a weight within a few f32 ulps of an fp16 rounding boundary: rare, so
+    // nearly every output still agrees to 1e-5.
+    EXPECT_TRUE(within(oc, orf, 0.0, 1.0 / 1024));
+    size_t moved = 0;
+    for (size_t i = 0; i < oc.size(); ++i) moved += std::fabs(oc[i] - orf[i]) > 1e-5;
+    EXPECT_LE(moved, oc.size() / 100) << moved << " of " << oc.size() << " outputs moved";
   }
 }
 

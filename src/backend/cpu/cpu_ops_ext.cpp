@@ -103,6 +103,9 @@ void CpuBackend::attention_ext(const float* q, const KVLayer& kv, float* out, in
   const bool f16 = kv.type == DType::F16;
   const int span = o.n_window > 0 ? std::min(max_pos + 1, o.n_window) : max_pos + 1;
   const AlibiHeads alibi = alibi_heads(o, n_head);  // slopes by the model's head index
+  // fp16 rows: q·k by the F16 weight dot (fp16 row times f32 row) and each value row widened
+  // by the F16 dequantizer, both SIMD where the CPU has them; the sums stay f32.
+  const VecDotFn dot16 = vec_dot_fn(DType::F16);
 
   pool_.parallel_for(
       static_cast<int64_t>(b.n_tokens) * n_head,
@@ -134,8 +137,7 @@ void CpuBackend::attention_ext(const float* q, const KVLayer& kv, float* out, in
             const int64_t off = slot * kv_dim + kvh * head_dim;
             float s = 0.0f;
             if (f16) {
-              const uint16_t* kj = kv.k16() + off;
-              for (int d = 0; d < head_dim; ++d) s += qh[d] * fp16_to_fp32(kj[d]);
+              s = dot16(head_dim, kv.k16() + off, qh);
             } else {
               const float* kj = kv.k32() + off;
               for (int d = 0; d < head_dim; ++d) s += qh[d] * kj[d];
@@ -159,9 +161,10 @@ void CpuBackend::attention_ext(const float* q, const KVLayer& kv, float* out, in
             const int64_t off = slot * kv_dim + kvh * head_dim;
             const float w = scores[j - j0] * inv;
             if (f16) {
-              const uint16_t* vj = kv.v16() + off;
+              float vj[kMaxHeadDim];
+              dequantize_row(DType::F16, kv.v16() + off, vj, head_dim);
               const float wgt = fp16_to_fp32(fp32_to_fp16(w));
-              for (int d = 0; d < head_dim; ++d) oh[d] += wgt * fp16_to_fp32(vj[d]);
+              for (int d = 0; d < head_dim; ++d) oh[d] += wgt * vj[d];
             } else {
               const float* vj = kv.v32() + off;
               for (int d = 0; d < head_dim; ++d) oh[d] += w * vj[d];
