@@ -8,7 +8,8 @@
 #   draft  single stream, quantized self-draft: target SmolLM2 F16 (convert
 #          --allow-requantize of the Q4_1 file), draft the Q4_1 file
 #   ngram  single stream, n-gram lookup on input-grounded prompts (edit / summarize a
-#          ~300-word text, a code edit), target SmolLM2 Q4_1 and F16; llama-lookup beside
+#          ~300-word text, a code edit), targets SmolLM2 Q4_1 and F16 (ChatML) and Gemma 3
+#          270M Q4_K_M (Gemma's turns); llama-lookup beside
 #   serve  `tessera bench serve` at concurrency 1, 8, 32 with and without n-gram
 #          speculation (grounded prompts from a file)
 #
@@ -16,6 +17,7 @@
 #      CONCURRENCY="1 8 32" PORT=24200 SERVE_SPEC="--speculative-method ngram"
 #      SERVE_MODEL=<target for serve; default the Q4_1 file, "f16" for the F16 conversion>
 #      MODES="off on" (serve: the order of the runs without and with speculation)
+#      NGRAM_TARGETS="smollm2 gemma3" (ngram: which targets)
 # Prints one line per configuration: median generation tok/s over REPS (each rep runs every
 # configuration once, in turn), acceptance; results also in $OUT.
 set -euo pipefail
@@ -32,6 +34,7 @@ PORT=${PORT:-24200}
 SERVE_SPEC=${SERVE_SPEC:-"--speculative-method ngram"}
 TESSERA=${TESSERA:-build/tessera}
 Q41=models/SmolLM2-135M-Instruct-Q4_1.gguf
+GEMMA=${GEMMA:-models/gemma-3-270m-q4_k_m.gguf}
 F16=${F16:-$OUT/smollm2-f16.gguf}
 mkdir -p "$OUT"
 [[ -f $F16 ]] || "$TESSERA" convert -m "$Q41" -o "$F16" --type f16 --allow-requantize --no-progress
@@ -56,13 +59,19 @@ that Millbrook is more alive today than it has been for a long time, and that th
 is still one of the most beautiful places in the region."
 CODE="def load_users(path):\n    f = open(path)\n    data = f.read()\n    f.close()\n    users = []\n    for line in data.split('\\\\n'):\n        if line.strip() == '':\n            continue\n        parts = line.split(',')\n        users.append({'name': parts[0], 'email': parts[1], 'age': int(parts[2])})\n    return users\n"
 chat() { printf '<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n' "$1"; }
-GROUNDED=(
-  "$(chat "Correct the spelling and keep everything else exactly as it is:
-$TEXT")"
-  "$(chat "Summarize this text:
-$TEXT")"
-  "$(chat "$(printf "In this code, rename the function load_users to read_users and the variable data to text; output the whole code:\n$CODE")")"
+gemma_chat() { printf '<start_of_turn>user\n%s<end_of_turn>\n<start_of_turn>model\n' "$1"; }
+TASKS=(
+  "Correct the spelling and keep everything else exactly as it is:
+$TEXT"
+  "Summarize this text:
+$TEXT"
+  "$(printf "In this code, rename the function load_users to read_users and the variable data to text; output the whole code:\n$CODE")"
 )
+GROUNDED=() GEMMA_GROUNDED=()
+for t in "${TASKS[@]}"; do
+  GROUNDED+=("$(chat "$t")")
+  GEMMA_GROUNDED+=("$(gemma_chat "$t")")
+done
 FREE="$(chat "Write a short story about a robot who learns to paint.")"
 
 # tessera run: generation tok/s and the speculative line.
@@ -128,7 +137,8 @@ if [[ $WHAT == draft || $WHAT == all ]]; then
   compare "draft (summary prompt)" "${CFGS[@]}"
 fi
 
-if [[ $WHAT == ngram || $WHAT == all ]]; then
+NGRAM_TARGETS=${NGRAM_TARGETS:-"smollm2 gemma3"}
+if [[ ($WHAT == ngram || $WHAT == all) && $NGRAM_TARGETS == *smollm2* ]]; then
   for i in 0 1 2; do
     PROMPT=${GROUNDED[$i]}
     cfg_q41_alone() { tessera_run "$Q41" "$PROMPT"; }
@@ -143,6 +153,20 @@ if [[ $WHAT == ngram || $WHAT == all ]]; then
     [[ -x $LLAMA_BIN/llama-lookup ]] &&
       CFGS+=(llama_q41_alone llama_q41_lookup llama_f16_alone llama_f16_lookup)
     compare "ngram (grounded prompt $i)" "${CFGS[@]}"
+  done
+fi
+# Gemma 3 270M (the base model: it copies the given text or code, where SmolLM2 rewrites it,
+# so nearly every proposal is accepted).
+if [[ ($WHAT == ngram || $WHAT == all) && $NGRAM_TARGETS == *gemma3* && -f $GEMMA ]]; then
+  for i in 0 1 2; do
+    PROMPT=${GEMMA_GROUNDED[$i]}
+    cfg_gemma_alone() { tessera_run "$GEMMA" "$PROMPT"; }
+    cfg_gemma_ngram() { tessera_run "$GEMMA" "$PROMPT" --speculative-method ngram --num-speculative-tokens "$K"; }
+    cfg_llama_gemma_alone() { printf '%s\t\n' "$(llama_tg "$GEMMA")"; }
+    cfg_llama_gemma_lookup() { llama_lookup "$GEMMA" "$PROMPT"; }
+    CFGS=(gemma_alone gemma_ngram)
+    [[ -x $LLAMA_BIN/llama-lookup ]] && CFGS+=(llama_gemma_alone llama_gemma_lookup)
+    compare "ngram gemma3 (grounded prompt $i, K=$K)" "${CFGS[@]}"
   done
 fi
 
