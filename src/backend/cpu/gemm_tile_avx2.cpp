@@ -1,6 +1,7 @@
-// AVX2 tiles of the 32-element block types (GemmTileFn in quants.h): up to kGemmTile weight
-// rows against up to kGemmTile activation rows, for decode (one token against 4 rows), the
-// few tokens of a speculative verification and prompt batches on CPUs without AVX-512.
+// AVX2 tiles (GemmTileFn in quants.h) of the 32-element block types, up to kGemmTile weight
+// rows against up to kGemmTile activation rows, and of the K-quants Q4_K/Q5_K/Q6_K, one row at
+// a time against up to kGemmTile activations: for decode (one token against 4 rows), the few
+// tokens of a speculative verification and prompt batches on CPUs without AVX-512.
 //
 // Why tiles pay here: a single-row dot (quants_avx2.cpp) carries one accumulator from block
 // to block, so it waits on the fma latency every block, and it unpacks the weight block and
@@ -16,6 +17,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
 #include <utility>
 
@@ -265,6 +267,142 @@ void tile_q4_0(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
   }
 }
 
+// Q4_K / Q5_K x Q8_K, one weight row against C activations, in the order of dot_q45_k: per
+// pair an 8-lane acc = fma(set1(d * dx), float(the super-block's int32 lanes), acc) and a
+// scalar chain mins = fma(dmin * dx, float(min dot), mins), result hsum(acc) - mins. A
+// super-block's scales and quants are unpacked once for the C activations (the quants into
+// 8 registers); its lanes' integer sums are exact, in any order.
+template <bool kFive, typename Block, int C>
+void tile_qk_row(int64_t n, const void* vw, const void* vx, size_t x_stride, float* y,
+                 int64_t y_stride) {
+  const auto* w = static_cast<const Block*>(vw);
+  const BlockQ8_K* x[C];
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) x[c] = row_at<BlockQ8_K>(vx, x_stride, c);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[C];
+  float mins[C];
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps(), mins[c] = 0.0f;
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    alignas(16) uint8_t sm[16];
+    k4_unpack(w[i].scales, sm);
+    const float dmin = h2f(w[i].dmin), d = h2f(w[i].d);
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c)
+      mins[c] = std::fma(dmin * x[c][i].d, static_cast<float>(k4_min_dot(x[c][i].bsums, sm + 8)),
+                         mins[c]);
+    __m256i q[8];
+    __m256i qh;
+    if constexpr (kFive) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs + 32 * j));
+      q[2 * j] = _mm256_and_si256(raw, m4);
+      q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+      if constexpr (kFive) {
+        const __m256i b0 = _mm256_set1_epi8(static_cast<char>(1 << (2 * j)));
+        const __m256i b1 = _mm256_set1_epi8(static_cast<char>(1 << (2 * j + 1)));
+        const __m256i h16 = _mm256_set1_epi8(0x10);
+        q[2 * j] = _mm256_or_si256(
+            q[2 * j], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), h16));
+        q[2 * j + 1] = _mm256_or_si256(
+            q[2 * j + 1], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), h16));
+      }
+    }
+    static_for<C>([&](auto ci) {
+      constexpr int c = decltype(ci)::value;
+      const int8_t* yq = x[c][i].qs;
+      __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        const __m256i p0 = _mm256_maddubs_epi16(q[2 * j], load32(yq + 64 * j));
+        const __m256i p1 = _mm256_maddubs_epi16(q[2 * j + 1], load32(yq + 64 * j + 32));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sm[2 * j])));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sm[2 * j + 1])));
+      }
+      acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[c][i].d), _mm256_cvtepi32_ps(sumi), acc[c]);
+    });
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) y[c * y_stride] = hsum(acc[c]) - mins[c];
+}
+
+// Q6_K x Q8_K, one weight row against C activations, in the order of dot_q6_k: per pair
+// acc = fma(set1(d * dx), float(lanes), acc), then lane 0 += -(d * dx) * (the -32 offset's
+// sum); result hsum(acc). The super-block's 8 quant vectors and 8 scale pairs are built once
+// for the C activations.
+template <int C>
+void tile_q6_k_row(int64_t n, const void* vw, const void* vx, size_t x_stride, float* y,
+                   int64_t y_stride) {
+  const auto* w = static_cast<const BlockQ6_K*>(vw);
+  const BlockQ8_K* x[C];
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) x[c] = row_at<BlockQ8_K>(vx, x_stride, c);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+  __m256 acc[C];
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const int8_t* sc = w[i].scales;
+    const __m256i sc16 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+    __m256i q[8], ps[8];
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = w[i].ql + 64 * h;
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh + 32 * h));
+      __m256i* qq = q + 4 * h;
+      qq[0] =
+          _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+      qq[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+      qq[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+      qq[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k)
+        ps[4 * h + k] = pair_scales(sc[8 * h + 2 * k], sc[8 * h + 2 * k + 1]);
+    }
+    static_for<C>([&](auto ci) {
+      constexpr int c = decltype(ci)::value;
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[c][i].bsums));
+      const int offset = 32 * hsum_i32(_mm256_madd_epi16(sc16, bs));
+      const int8_t* yq = x[c][i].qs;
+      __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k)
+        sumi = _mm256_add_epi32(
+            sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], load32(yq + 32 * k)), ps[k]));
+      const float d = h2f(w[i].d) * x[c][i].d;
+      acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
+      acc[c] = _mm256_add_ps(acc[c],
+                             _mm256_setr_ps(-d * static_cast<float>(offset), 0, 0, 0, 0, 0, 0, 0));
+    });
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) y[c * y_stride] = hsum(acc[c]);
+}
+
+// The K-quant tiles go row by row (a super-block's 8 quant registers leave no room for a
+// second row's), each row against all nc activations.
+using RowFn = void (*)(int64_t, const void*, const void*, size_t, float*, int64_t);
+template <RowFn F1, RowFn F2, RowFn F3, RowFn F4>
+void run_rows(int64_t n, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride,
+              int nc, float* y, int64_t y_stride) {
+  static constexpr RowFn kByC[4] = {F1, F2, F3, F4};
+  for (int r = 0; r < nr; ++r)
+    kByC[nc - 1](n, static_cast<const uint8_t*>(w) + r * w_stride, x, x_stride, y + r, y_stride);
+}
+template <bool kFive, typename B>
+constexpr auto run_qk_rows = run_rows<tile_qk_row<kFive, B, 1>, tile_qk_row<kFive, B, 2>,
+                                      tile_qk_row<kFive, B, 3>, tile_qk_row<kFive, B, 4>>;
+constexpr auto run_q6_k_rows =
+    run_rows<tile_q6_k_row<1>, tile_q6_k_row<2>, tile_q6_k_row<3>, tile_q6_k_row<4>>;
+
 using TileFn = void (*)(int64_t, const void*, size_t, const void*, size_t, float*, int64_t);
 
 // A kernel is instantiated for R rows x C activations with at most 8 vector accumulators
@@ -310,6 +448,9 @@ void fill_avx2_gemm_tile_kernels(KernelTable& t) {
   t.gemm_tile[slot(DType::Q8_0)] = run_tiles<pick_tile_q8_0>;
   t.gemm_tile[slot(DType::Q4_0)] = run_tiles<pick_tile_q4_0>;
   t.gemm_tile[slot(DType::Q5_0)] = run_tiles<pick_tile_q5_0>;
+  t.gemm_tile[slot(DType::Q4_K)] = run_qk_rows<false, BlockQ4_K>;
+  t.gemm_tile[slot(DType::Q5_K)] = run_qk_rows<true, BlockQ5_K>;
+  t.gemm_tile[slot(DType::Q6_K)] = run_q6_k_rows;
 }
 
 }  // namespace tessera::cpu

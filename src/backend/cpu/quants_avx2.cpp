@@ -16,13 +16,6 @@
 namespace tessera::cpu {
 namespace {
 
-inline int hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(s);
-}
-
 // Sum of u8 * s8 over 32 bytes, as 8 int32 lanes.
 inline __m256i dot_u8s8(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
@@ -160,26 +153,6 @@ float dot_q8_0(int64_t n, const void* vw, const void* vx) {
 
 // ------------------------------------------------------------------ k-quant dots
 
-// Q4_K/Q5_K: the 8 six-bit scales (bytes 0..7) and mins (bytes 8..15) of a super-block.
-inline void k4_unpack(const uint8_t* s, uint8_t out[16]) {
-  for (int j = 0; j < 8; ++j) {
-    int sc, m;
-    k4_scale_min(j, s, &sc, &m);
-    out[j] = static_cast<uint8_t>(sc);
-    out[8 + j] = static_cast<uint8_t>(m);
-  }
-}
-
-// sum_j bsums[j] * m[j / 2] for the 8 sub-block mins m.
-inline int k4_min_dot(const int16_t* bsums, const uint8_t* mins) {
-  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsums));
-  const __m128i m8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins));
-  // Each min repeated for its two 16-element halves.
-  const __m128i m16 = _mm_cvtepu8_epi16(m8);
-  const __m256i mm = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
-  return hsum_i32(_mm256_madd_epi16(b, mm));
-}
-
 template <bool kFive, typename Block>
 float dot_q45_k(int64_t n, const void* vw, const void* vx) {
   const auto* w = static_cast<const Block*>(vw);
@@ -220,13 +193,6 @@ float dot_q45_k(int64_t n, const void* vw, const void* vx) {
     acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
   }
   return hsum(acc) - mins;
-}
-
-// Scale vector for a 32-element group covering 16-element sub-blocks a and a+1: i16 lanes
-// 0..7 (elements 0..15 after maddubs) get sc[a], lanes 8..15 get sc[a+1].
-inline __m256i pair_scales(int a, int b) {
-  return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(b)),
-                          _mm_set1_epi16(static_cast<int16_t>(a)));
 }
 
 float dot_q6_k(int64_t n, const void* vw, const void* vx) {

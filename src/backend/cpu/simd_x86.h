@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "quant/blocks.h"
+
 namespace tessera::cpu {
 namespace {  // NOLINT(google-build-namespaces): per-ISA copies, see above
 
@@ -70,6 +72,14 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// The sum of v's 8 int32 lanes.
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
 // Lane k of the result = the sum of v_k's 8 int32 lanes, exactly.
 inline __m128i sum4_i32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
   const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
@@ -85,6 +95,33 @@ inline __m256i bits_to_bytes(const uint8_t* qh) {
   const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(m)), shuf);
   const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
   return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+// Q4_K/Q5_K: the 8 six-bit scales (bytes 0..7) and mins (bytes 8..15) of a super-block.
+inline void k4_unpack(const uint8_t* s, uint8_t out[16]) {
+  for (int j = 0; j < 8; ++j) {
+    int sc, m;
+    k4_scale_min(j, s, &sc, &m);
+    out[j] = static_cast<uint8_t>(sc);
+    out[8 + j] = static_cast<uint8_t>(m);
+  }
+}
+
+// sum_j bsums[j] * m[j / 2] for the 8 sub-block mins m.
+inline int k4_min_dot(const int16_t* bsums, const uint8_t* mins) {
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsums));
+  const __m128i m8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins));
+  // Each min repeated for its two 16-element halves.
+  const __m128i m16 = _mm_cvtepu8_epi16(m8);
+  const __m256i mm = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+  return hsum_i32(_mm256_madd_epi16(b, mm));
+}
+
+// Scale vector for a 32-element group covering 16-element sub-blocks a and a+1: i16 lanes
+// 0..7 (elements 0..15 after maddubs) get sc[a], lanes 8..15 get sc[a+1].
+inline __m256i pair_scales(int a, int b) {
+  return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(b)),
+                          _mm_set1_epi16(static_cast<int16_t>(a)));
 }
 
 // 16 bytes of packed nibbles -> 32 bytes: low nibbles (elements 0..15) in the low lane,
