@@ -20,6 +20,21 @@ import argparse
 import json
 
 
+def step_costs(path):
+    """{n: ms of a step of n tokens} from a `tessera bench --json` file."""
+    with open(path) as f:
+        tests = json.load(f)["tests"]
+    cost = {t["n_prompt"]: t["avg_ns"] / 1e6 for t in tests if t["n_gen"] == 0}
+    # A decode step: the tg test's time per token where there is one (a step at a growing
+    # context, what speculation replaces), else pp1.
+    tg = [t for t in tests if t["n_gen"] > 0 and t["n_prompt"] == 0]
+    if tg:
+        cost[1] = tg[0]["avg_ns"] / 1e6 / tg[0]["n_gen"]
+    if 1 not in cost or len(cost) < 2:
+        raise SystemExit("need tg (or pp1) and at least one larger step (bench -p 2,3,... -n N)")
+    return cost
+
+
 def speedup(cost, k, alpha, c):
     e = float(k + 1) if alpha >= 1.0 else (1.0 - alpha ** (k + 1)) / (1.0 - alpha)
     return e * cost[1] / (cost[k + 1] + k * c * cost[1])
@@ -37,16 +52,7 @@ def main():
                     help="proposer's cost per token over a target decode step (n-gram: 0)")
     ap.add_argument("--target", type=float, default=1.5)
     a = ap.parse_args()
-    with open(a.bench_json) as f:
-        tests = json.load(f)["tests"]
-    cost = {t["n_prompt"]: t["avg_ns"] / 1e6 for t in tests if t["n_gen"] == 0}
-    # A decode step: the tg test's time per token where there is one (a step at a growing
-    # context, what speculation replaces), else pp1.
-    tg = [t for t in tests if t["n_gen"] > 0 and t["n_prompt"] == 0]
-    if tg:
-        cost[1] = tg[0]["avg_ns"] / 1e6 / tg[0]["n_gen"]
-    if 1 not in cost or len(cost) < 2:
-        raise SystemExit("need tg (or pp1) and at least one larger step (bench -p 2,3,... -n N)")
+    cost = step_costs(a.bench_json)
     print("step cost, ms: " + ", ".join(f"{n}: {cost[n]:.2f} ({cost[n] / cost[1]:.2f}x)"
                                          for n in sorted(cost)))
     for alpha in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0):

@@ -339,7 +339,6 @@ void tile_q6_k_row(int64_t n, const void* vw, const void* vx, size_t x_stride, f
   const BlockQ8_K* x[C];
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) x[c] = row_at<BlockQ8_K>(vx, x_stride, c);
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
   __m256 acc[C];
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
@@ -350,19 +349,7 @@ void tile_q6_k_row(int64_t n, const void* vw, const void* vx, size_t x_stride, f
     __m256i q[8], ps[8];
 #pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
-      const uint8_t* ql = w[i].ql + 64 * h;
-      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
-      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh + 32 * h));
-      __m256i* qq = q + 4 * h;
-      qq[0] =
-          _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-      qq[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
-      qq[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
-      qq[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+      q6k_unpack_half(w[i], h, q + 4 * h);
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k)
         ps[4 * h + k] = pair_scales(sc[8 * h + 2 * k], sc[8 * h + 2 * k + 1]);

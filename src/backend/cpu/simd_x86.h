@@ -101,7 +101,7 @@ inline __m256i bits_to_bytes(const uint8_t* qh) {
 inline void k4_unpack(const uint8_t* s, uint8_t out[16]) {
   for (int j = 0; j < 8; ++j) {
     int sc, m;
-    k4_scale_min(j, s, &sc, &m);
+    quant::k4_scale_min(j, s, &sc, &m);
     out[j] = static_cast<uint8_t>(sc);
     out[8 + j] = static_cast<uint8_t>(m);
   }
@@ -122,6 +122,23 @@ inline int k4_min_dot(const int16_t* bsums, const uint8_t* mins) {
 inline __m256i pair_scales(int a, int b) {
   return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(b)),
                           _mm_set1_epi16(static_cast<int16_t>(a)));
+}
+
+// Q6_K: half h (elements 128h .. 128h + 127) of a super-block's quants as 4 vectors of 32
+// unsigned 6-bit values (q + 32), elements 128h + 32k + e in q[k] byte e.
+inline void q6k_unpack_half(const quant::BlockQ6_K& b, int h, __m256i q[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+  const uint8_t* ql = b.ql + 64 * h;
+  const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+  const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+  const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+  q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
 }
 
 // 16 bytes of packed nibbles -> 32 bytes: low nibbles (elements 0..15) in the low lane,
