@@ -112,15 +112,13 @@ struct Q8_0Side {
   static __m256i dot(const Prep& p, __m256i y) { return dot_u8s8(p.qa, _mm256_sign_epi8(y, p.q)); }
 };
 
-// Q5_0: q - 16 as s8 (the nibble with 0xF0 or-ed in where the fifth bit is clear), then as
-// Q8_0.
+// Q5_0: its values q - 16 as s8, then as Q8_0.
 struct Q5_0Side {
   using W = BlockQ5_0;
   using X = BlockQ8_0;
   using Prep = Q8_0Side::Prep;
   static Prep prep(const W& b) {
-    const __m256i hi = _mm256_andnot_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(char(0xF0)));
-    const __m256i q = _mm256_or_si256(unpack_nibbles(b.qs), hi);
+    const __m256i q = q5_0_values(b);
     return {q, _mm256_sign_epi8(q, q)};
   }
   static __m256i dot(const Prep& p, __m256i y) { return Q8_0Side::dot(p, y); }
@@ -267,111 +265,95 @@ void tile_q4_0(int64_t n, const void* vw, size_t w_stride, const void* vx, size_
   }
 }
 
-// Q4_K / Q5_K x Q8_K, one weight row against C activations, in the order of dot_q45_k: per
-// pair an 8-lane acc = fma(set1(d * dx), float(the super-block's int32 lanes), acc) and a
-// scalar chain mins = fma(dmin * dx, float(min dot), mins), result hsum(acc) - mins. A
-// super-block's scales and quants are unpacked once for the C activations (the quants into
-// 8 registers); its lanes' integer sums are exact, in any order.
-template <bool kFive, typename Block, int C>
-void tile_qk_row(int64_t n, const void* vw, const void* vx, size_t x_stride, float* y,
-                 int64_t y_stride) {
-  const auto* w = static_cast<const Block*>(vw);
+// The K-quant side of a one-row tile: prep unpacks a weight super-block once (quants into 8
+// vectors, scales), add folds its products with one activation super-block into that pair's
+// accumulators, in the order of the single-row dot.
+// Q4_K / Q5_K (dot_q45_k): acc = fma(set1(d * dx), float(the super-block's int32 lanes), acc)
+// and a scalar chain mins = fma(dmin * dx, float(min dot), mins); result hsum(acc) - mins.
+template <bool kFive, typename Block>
+struct Q45KSide {
+  using W = Block;
+  struct Prep {
+    __m256i q[8];
+    alignas(16) uint8_t sm[16];  // scales, then mins (k4_unpack)
+    float d, dmin;
+  };
+  static void prep(const W& b, Prep& p) {
+    k4_unpack(b.scales, p.sm);
+    p.d = h2f(b.d);
+    p.dmin = h2f(b.dmin);
+    __m256i qh = _mm256_setzero_si256();
+    if constexpr (kFive) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) k45_unpack_group<kFive>(b.qs, qh, j, &p.q[2 * j], &p.q[2 * j + 1]);
+  }
+  static void add(const Prep& p, const BlockQ8_K& x, __m256& acc, float& mins) {
+    mins = std::fma(p.dmin * x.d, static_cast<float>(k4_min_dot(x.bsums, p.sm + 8)), mins);
+    __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k)
+      sumi = _mm256_add_epi32(sumi,
+                              _mm256_madd_epi16(_mm256_maddubs_epi16(p.q[k], load32(x.qs + 32 * k)),
+                                                _mm256_set1_epi16(p.sm[k])));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(p.d * x.d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+};
+// Q6_K (dot_q6_k): acc = fma(set1(d * dx), float(lanes), acc), then lane 0 += -(d * dx) *
+// (the -32 offset's sum); no min chain (mins stays 0, and hsum(acc) - 0 is hsum(acc)).
+struct Q6KSide {
+  using W = BlockQ6_K;
+  struct Prep {
+    __m256i q[8], ps[8];  // quants; scale pairs (pair_scales)
+    __m256i sc16;         // the 16 scales as i16
+    float d;
+  };
+  static void prep(const W& b, Prep& p) {
+    p.sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+    p.d = h2f(b.d);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      q6k_unpack_half(b, h, p.q + 4 * h);
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k)
+        p.ps[4 * h + k] = pair_scales(b.scales[8 * h + 2 * k], b.scales[8 * h + 2 * k + 1]);
+    }
+  }
+  static void add(const Prep& p, const BlockQ8_K& x, __m256& acc, float& /*mins*/) {
+    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums));
+    const int offset = 32 * hsum_i32(_mm256_madd_epi16(p.sc16, bs));
+    __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k)
+      sumi = _mm256_add_epi32(
+          sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(p.q[k], load32(x.qs + 32 * k)), p.ps[k]));
+    const float d = p.d * x.d;
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    acc = _mm256_add_ps(acc, _mm256_setr_ps(-d * static_cast<float>(offset), 0, 0, 0, 0, 0, 0, 0));
+  }
+};
+
+// One weight row of a K-quant against C activations, each super-block unpacked once.
+template <typename S, int C>
+void tile_k_row(int64_t n, const void* vw, const void* vx, size_t x_stride, float* y,
+                int64_t y_stride) {
+  const auto* w = static_cast<const typename S::W*>(vw);
   const BlockQ8_K* x[C];
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) x[c] = row_at<BlockQ8_K>(vx, x_stride, c);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc[C];
   float mins[C];
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps(), mins[c] = 0.0f;
   for (int64_t i = 0; i < n / QK_K; ++i) {
-    alignas(16) uint8_t sm[16];
-    k4_unpack(w[i].scales, sm);
-    const float dmin = h2f(w[i].dmin), d = h2f(w[i].d);
-#pragma GCC unroll 4
-    for (int c = 0; c < C; ++c)
-      mins[c] = std::fma(dmin * x[c][i].d, static_cast<float>(k4_min_dot(x[c][i].bsums, sm + 8)),
-                         mins[c]);
-    __m256i q[8];
-    __m256i qh;
-    if constexpr (kFive) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs + 32 * j));
-      q[2 * j] = _mm256_and_si256(raw, m4);
-      q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-      if constexpr (kFive) {
-        const __m256i b0 = _mm256_set1_epi8(static_cast<char>(1 << (2 * j)));
-        const __m256i b1 = _mm256_set1_epi8(static_cast<char>(1 << (2 * j + 1)));
-        const __m256i h16 = _mm256_set1_epi8(0x10);
-        q[2 * j] = _mm256_or_si256(
-            q[2 * j], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), h16));
-        q[2 * j + 1] = _mm256_or_si256(
-            q[2 * j + 1], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), h16));
-      }
-    }
+    typename S::Prep p;
+    S::prep(w[i], p);
     static_for<C>([&](auto ci) {
       constexpr int c = decltype(ci)::value;
-      const int8_t* yq = x[c][i].qs;
-      __m256i sumi = _mm256_setzero_si256();
-#pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        const __m256i p0 = _mm256_maddubs_epi16(q[2 * j], load32(yq + 64 * j));
-        const __m256i p1 = _mm256_maddubs_epi16(q[2 * j + 1], load32(yq + 64 * j + 32));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sm[2 * j])));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sm[2 * j + 1])));
-      }
-      acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[c][i].d), _mm256_cvtepi32_ps(sumi), acc[c]);
+      S::add(p, x[c][i], acc[c], mins[c]);
     });
   }
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) y[c * y_stride] = hsum(acc[c]) - mins[c];
-}
-
-// Q6_K x Q8_K, one weight row against C activations, in the order of dot_q6_k: per pair
-// acc = fma(set1(d * dx), float(lanes), acc), then lane 0 += -(d * dx) * (the -32 offset's
-// sum); result hsum(acc). The super-block's 8 quant vectors and 8 scale pairs are built once
-// for the C activations.
-template <int C>
-void tile_q6_k_row(int64_t n, const void* vw, const void* vx, size_t x_stride, float* y,
-                   int64_t y_stride) {
-  const auto* w = static_cast<const BlockQ6_K*>(vw);
-  const BlockQ8_K* x[C];
-#pragma GCC unroll 4
-  for (int c = 0; c < C; ++c) x[c] = row_at<BlockQ8_K>(vx, x_stride, c);
-  __m256 acc[C];
-#pragma GCC unroll 4
-  for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n / QK_K; ++i) {
-    const int8_t* sc = w[i].scales;
-    const __m256i sc16 =
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
-    __m256i q[8], ps[8];
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h) {
-      q6k_unpack_half(w[i], h, q + 4 * h);
-#pragma GCC unroll 4
-      for (int k = 0; k < 4; ++k)
-        ps[4 * h + k] = pair_scales(sc[8 * h + 2 * k], sc[8 * h + 2 * k + 1]);
-    }
-    static_for<C>([&](auto ci) {
-      constexpr int c = decltype(ci)::value;
-      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[c][i].bsums));
-      const int offset = 32 * hsum_i32(_mm256_madd_epi16(sc16, bs));
-      const int8_t* yq = x[c][i].qs;
-      __m256i sumi = _mm256_setzero_si256();
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k)
-        sumi = _mm256_add_epi32(
-            sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], load32(yq + 32 * k)), ps[k]));
-      const float d = h2f(w[i].d) * x[c][i].d;
-      acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
-      acc[c] = _mm256_add_ps(acc[c],
-                             _mm256_setr_ps(-d * static_cast<float>(offset), 0, 0, 0, 0, 0, 0, 0));
-    });
-  }
-#pragma GCC unroll 4
-  for (int c = 0; c < C; ++c) y[c * y_stride] = hsum(acc[c]);
 }
 
 // The K-quant tiles go row by row (a super-block's 8 quant registers leave no room for a
@@ -384,11 +366,9 @@ void run_rows(int64_t n, const void* w, size_t w_stride, int nr, const void* x, 
   for (int r = 0; r < nr; ++r)
     kByC[nc - 1](n, static_cast<const uint8_t*>(w) + r * w_stride, x, x_stride, y + r, y_stride);
 }
-template <bool kFive, typename B>
-constexpr auto run_qk_rows = run_rows<tile_qk_row<kFive, B, 1>, tile_qk_row<kFive, B, 2>,
-                                      tile_qk_row<kFive, B, 3>, tile_qk_row<kFive, B, 4>>;
-constexpr auto run_q6_k_rows =
-    run_rows<tile_q6_k_row<1>, tile_q6_k_row<2>, tile_q6_k_row<3>, tile_q6_k_row<4>>;
+template <typename S>
+constexpr auto run_k_rows =
+    run_rows<tile_k_row<S, 1>, tile_k_row<S, 2>, tile_k_row<S, 3>, tile_k_row<S, 4>>;
 
 using TileFn = void (*)(int64_t, const void*, size_t, const void*, size_t, float*, int64_t);
 
@@ -435,9 +415,9 @@ void fill_avx2_gemm_tile_kernels(KernelTable& t) {
   t.gemm_tile[slot(DType::Q8_0)] = run_tiles<pick_tile_q8_0>;
   t.gemm_tile[slot(DType::Q4_0)] = run_tiles<pick_tile_q4_0>;
   t.gemm_tile[slot(DType::Q5_0)] = run_tiles<pick_tile_q5_0>;
-  t.gemm_tile[slot(DType::Q4_K)] = run_qk_rows<false, BlockQ4_K>;
-  t.gemm_tile[slot(DType::Q5_K)] = run_qk_rows<true, BlockQ5_K>;
-  t.gemm_tile[slot(DType::Q6_K)] = run_q6_k_rows;
+  t.gemm_tile[slot(DType::Q4_K)] = run_k_rows<Q45KSide<false, BlockQ4_K>>;
+  t.gemm_tile[slot(DType::Q5_K)] = run_k_rows<Q45KSide<true, BlockQ5_K>>;
+  t.gemm_tile[slot(DType::Q6_K)] = run_k_rows<Q6KSide>;
 }
 
 }  // namespace tessera::cpu

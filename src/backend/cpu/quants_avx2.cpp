@@ -112,9 +112,7 @@ float dot_q5_0(int64_t n, const void* vw, const void* vx) {
   const auto* x = static_cast<const BlockQ8_0*>(vx);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / 32; ++i) {
-    // q - 16 as int8: the nibble with 0xF0 or-ed in where the high bit is clear.
-    const __m256i hi = _mm256_andnot_si256(bits_to_bytes(w[i].qh), _mm256_set1_epi8(char(0xF0)));
-    const __m256i q = _mm256_or_si256(unpack_nibbles(w[i].qs), hi);
+    const __m256i q = q5_0_values(w[i]);
     const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
     const __m256 d = _mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d));
     acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_s8s8(q, y)), acc);
@@ -157,7 +155,6 @@ template <bool kFive, typename Block>
 float dot_q45_k(int64_t n, const void* vw, const void* vx) {
   const auto* w = static_cast<const Block*>(vw);
   const auto* x = static_cast<const BlockQ8_K*>(vx);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc = _mm256_setzero_ps();
   float mins = 0.f;
   for (int64_t i = 0; i < n / QK_K; ++i) {
@@ -166,23 +163,13 @@ float dot_q45_k(int64_t n, const void* vw, const void* vx) {
     // The order quants_avx512.cpp keeps.
     mins =
         std::fma(h2f(w[i].dmin) * x[i].d, static_cast<float>(k4_min_dot(x[i].bsums, sm + 8)), mins);
-    __m256i qh;
+    __m256i qh = _mm256_setzero_si256();
     if constexpr (kFive) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
     __m256i sumi = _mm256_setzero_si256();
     const int8_t* y = x[i].qs;
     for (int j = 0; j < 4; ++j, y += 64) {
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs + 32 * j));
-      __m256i q0 = _mm256_and_si256(raw, m4);
-      __m256i q1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-      if constexpr (kFive) {
-        const __m256i b0 = _mm256_set1_epi8(static_cast<char>(1 << (2 * j)));
-        const __m256i b1 = _mm256_set1_epi8(static_cast<char>(1 << (2 * j + 1)));
-        const __m256i h16 = _mm256_set1_epi8(0x10);
-        q0 = _mm256_or_si256(
-            q0, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), h16));
-        q1 = _mm256_or_si256(
-            q1, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), h16));
-      }
+      __m256i q0, q1;
+      k45_unpack_group<kFive>(w[i].qs, qh, j, &q0, &q1);
       const __m256i p0 =
           _mm256_maddubs_epi16(q0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y)));
       const __m256i p1 =

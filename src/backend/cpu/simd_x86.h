@@ -124,6 +124,26 @@ inline __m256i pair_scales(int a, int b) {
                           _mm_set1_epi16(static_cast<int16_t>(a)));
 }
 
+// Q4_K / Q5_K: group j (elements 64j .. 64j + 63) of a super-block's quants as two vectors
+// of 32 unsigned values, *q0 (elements 64j .. 64j + 31) and *q1 (the next 32); Q5_K's fifth
+// bits come from qh, the block's 32 qh bytes (loaded once per super-block).
+template <bool kFive>
+inline void k45_unpack_group(const uint8_t* qs, __m256i qh, int j, __m256i* q0, __m256i* q1) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * j));
+  *q0 = _mm256_and_si256(raw, m4);
+  *q1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+  if constexpr (kFive) {
+    const __m256i b0 = _mm256_set1_epi8(static_cast<char>(1 << (2 * j)));
+    const __m256i b1 = _mm256_set1_epi8(static_cast<char>(1 << (2 * j + 1)));
+    const __m256i h16 = _mm256_set1_epi8(0x10);
+    *q0 = _mm256_or_si256(*q0,
+                          _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), h16));
+    *q1 = _mm256_or_si256(*q1,
+                          _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), h16));
+  }
+}
+
 // Q6_K: half h (elements 128h .. 128h + 127) of a super-block's quants as 4 vectors of 32
 // unsigned 6-bit values (q + 32), elements 128h + 32k + e in q[k] byte e.
 inline void q6k_unpack_half(const quant::BlockQ6_K& b, int h, __m256i q[4]) {
@@ -154,6 +174,13 @@ inline __m256i unpack_nibbles(const uint8_t* p) {
   const __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 #endif
+}
+
+// Q5_0: a block's values q - 16 as s8 (the nibble with 0xF0 or-ed in where the fifth bit is
+// clear).
+inline __m256i q5_0_values(const quant::BlockQ5_0& b) {
+  const __m256i hi = _mm256_andnot_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(char(0xF0)));
+  return _mm256_or_si256(unpack_nibbles(b.qs), hi);
 }
 
 }  // namespace
