@@ -72,6 +72,13 @@ struct AttentionOptions {
   int alibi_n_head = 0;
 };
 
+// Whether attention_ext over this cache with these options computes the rows that are not
+// prompt_tiled in `attention`'s flash order over the window (see Backend::attention_ext):
+// an fp16 cache and a window alone, no soft-capping and no ALiBi.
+inline bool ext_takes_flash_order(const KVLayer& kv, const AttentionOptions& o) {
+  return kv.type == DType::F16 && o.softcap == 0.0f && o.alibi_max_bias == 0.0f;
+}
+
 // The model's head count and the global index of the op's head h for ALiBi's slopes
 // (AttentionOptions::alibi_head0 / alibi_n_head); throws tessera::Error when the slice
 // does not lie within the model's heads.

@@ -509,8 +509,8 @@ void check_attention(Backends& be, const AttnSetup& s, const AttentionOptions* o
                           b);
   }
   // With a window alone, the rows not prompt_tiled take the flash order over the window.
-  const bool window_flash = opts != nullptr && opts->softcap == 0.0f &&
-                            opts->alibi_max_bias == 0.0f && !s.tile_long_prompts;
+  const bool window_flash =
+      opts != nullptr && ext_takes_flash_order(cc.layer, *opts) && !s.tile_long_prompts;
   if (s.cache_type == DType::F16 && (opts == nullptr || window_flash)) {
     // llama.cpp's two flash attention orders (over the window's keys where there is one): the
     // cpu kernels are the scalar ones, bit for bit.

@@ -155,7 +155,7 @@ void check_attention_type(const AttentionOptions& o, int n_head, int n_head_kv, 
   // neighbouring fp16 value: one fp16 step of a weight <= 1 (2^-11) times |v| <= 1 bounds the
   // difference. f16 with a window alone: plain attention's flash order, whose fp16
   // accumulator rounds once per key (the bound of AttentionF16IsSoftmaxAndBatchInvariant).
-  const bool flash = f16 && o.softcap == 0.0f && o.alibi_max_bias == 0.0f;
+  const bool flash = ext_takes_flash_order(layer, o);
   const double tol = flash ? 0.02 : f16 ? 1.0 / 2048 : 2e-5;
   for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], ref[i], tol) << i;
 }
@@ -254,8 +254,7 @@ TEST(OpsExt, AttentionF16IsSoftmaxAndBatchInvariant) {
 TEST(OpsExt, AttentionDecodeStepSeesWindowOnly) {
   // One query at position p with window w, over an fp16 cache, gives the bits of plain
   // attention over the last w keys alone: the same query at position w - 1 of a sequence
-  // whose block table (block size 1) lists just those keys' slots. With soft-capping the
-  // window is checked against a softmax over those w keys.
+  // whose block table (block size 1) lists just those keys' slots.
   auto be = make_cpu_backend(1);
   const int n_head = 4, n_head_kv = 2, hd = 64, kv_dim = n_head_kv * hd, n_ctx = 20;
   auto k = random_vec(n_ctx * kv_dim, 20), v = random_vec(n_ctx * kv_dim, 21);

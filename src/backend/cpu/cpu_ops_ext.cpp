@@ -87,11 +87,14 @@ void CpuBackend::attention_ext(const float* q, const KVLayer& kv, float* out, in
                                int n_head_kv, int head_dim, const AttentionOptions& o,
                                const AttentionBatch& b) {
   // A sliding window alone over an fp16 cache: rows other than those of long prompts go key by
-  // key in the flash order over the window's keys (Backend::attention_ext).
-  const bool flash = kv.type == DType::F16 && o.softcap == 0.0f && o.alibi_max_bias == 0.0f;
+  // key in the flash order over the window's keys (Backend::attention_ext); the softmax
+  // below runs only where there are such prompt rows.
+  const bool flash = ext_takes_flash_order(kv, o);
   if (flash) {
     attention_f16(q, kv, out, n_head, n_head_kv, head_dim, o.scale, o.n_window, b);
-    if (b.prompt_tiled == nullptr) return;
+    if (b.prompt_tiled == nullptr ||
+        std::none_of(b.prompt_tiled, b.prompt_tiled + b.n_tokens, [](uint8_t x) { return x; }))
+      return;
   }
   const int kv_dim = n_head_kv * head_dim;
   const int group = n_head / n_head_kv;
